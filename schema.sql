@@ -1,0 +1,59 @@
+-- sessions_dal schema: the one source of truth for the database layout.
+--
+-- Each block below is one migration. "-- version: N" starts block N; version N
+-- is applied in one transaction together with PRAGMA user_version = N.
+-- Never edit a block that has been released: append a new one.
+--
+-- Timestamps written by sessions_dal are ISO 8601 text in UTC with
+-- microseconds ('2026-11-25T15:43:33.123456+00:00'): fixed width, so text order
+-- is time order. The openai-agents columns keep their CURRENT_TIMESTAMP
+-- defaults ('2026-11-25 15:43:33', also UTC).
+
+-- version: 1
+
+-- The tables of openai-agents' SQLiteSession, exactly as it creates them, so
+-- that it keeps reading and writing this file. IF NOT EXISTS adopts a file it
+-- wrote (user_version 0) in place.
+CREATE TABLE IF NOT EXISTS agent_sessions (
+    session_id TEXT PRIMARY KEY,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS agent_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    message_data TEXT NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id)
+        ON DELETE CASCADE
+);
+
+-- Serves "the latest N items of a session" from the index alone.
+CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
+    ON agent_messages (session_id, id);
+
+CREATE TABLE agent_users (
+    user_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+
+-- Ownership, metadata and creation order of the sessions sessions_dal manages.
+-- Kept apart from agent_sessions, and with no foreign key to it, because
+-- SQLiteSession.clear_session() deletes the agent_sessions row (with foreign
+-- keys off): a column there, or a cascade from it, would lose the owner.
+-- seq is the insertion order: AUTOINCREMENT never reuses a value, so it breaks
+-- created_at ties the same way for the life of the file.
+CREATE TABLE agent_user_sessions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES agent_users (user_id),
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+-- A page of a user's sessions, newest first, is a range scan of this index;
+-- so is the keyset step (created_at, seq) < (?, ?).
+CREATE INDEX idx_agent_user_sessions_user
+    ON agent_user_sessions (user_id, created_at, seq);

@@ -1,0 +1,143 @@
+"""Argument checks at the public edge, and strict JSON encoding.
+
+Everything below the public methods trusts its arguments; everything a caller
+passes goes through here first, so a bad value fails before any SQL runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_ID_LENGTH = 255
+"""The longest ``user_id`` or ``session_id`` accepted, in characters."""
+
+
+def check_id(name: str, value: object) -> str:
+    """Return ``value`` if it is a valid ``user_id``/``session_id``, else raise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(
+            f"{name} is {len(value)} characters long; the maximum is {MAX_ID_LENGTH}"
+        )
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{name} must be valid Unicode text; it contains a lone surrogate"
+        ) from None
+    return value
+
+
+def check_count(name: str, value: object, *, allow_none: bool, minimum: int = 0) -> int | None:
+    """Check a ``limit``/``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        expected = "an int or None" if allow_none else "an int"
+        raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_seconds(name: str, value: object) -> float:
+    """Check a duration in seconds: a real number, not a ``bool``, >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+    return float(value)
+
+
+class _NotJSON(Exception):
+    """Internal: carries the error type, message and path of a bad JSON value."""
+
+    def __init__(self, error: type[Exception], message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+        self.path = path
+
+
+def _check_json(value: object) -> None:
+    # Strict JSON that round-trips exactly: json.dumps would silently turn
+    # tuples into lists and int keys into str keys, and accept NaN.
+    if isinstance(value, str) or value is None:
+        return
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise _NotJSON(
+                    TypeError, f"has a {type(key).__name__} key {key!r}; JSON keys are str"
+                )
+            try:
+                _check_json(child)
+            except _NotJSON as exc:
+                exc.path = f"[{key!r}]{exc.path}"
+                raise
+        return
+    if isinstance(value, list):
+        for index, child in enumerate(value):
+            try:
+                _check_json(child)
+            except _NotJSON as exc:
+                exc.path = f"[{index}]{exc.path}"
+                raise
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJSON(ValueError, f"is {value!r}, which strict JSON does not allow")
+        return
+    if isinstance(value, int):
+        return
+    hint = "; use a list" if isinstance(value, tuple) else ""
+    raise _NotJSON(
+        TypeError, f"is a {type(value).__name__}, which is not a JSON value{hint}"
+    )
+
+
+def encode_json(name: str, value: object) -> str:
+    """Serialise one JSON value, or raise ``TypeError``/``ValueError`` naming ``name``.
+
+    Accepted: ``dict`` (``str`` keys), ``list``, ``str``, ``int``, finite
+    ``float``, ``bool`` and ``None``, nested to any depth Python can recurse.
+    The text is what ``json.dumps`` writes, as openai-agents' SQLiteSession does.
+    """
+    try:
+        _check_json(value)
+        return json.dumps(value, allow_nan=False)
+    except _NotJSON as exc:
+        raise exc.error(f"{name}{exc.path} {exc.message}") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to store as JSON") from None
+
+
+def encode_items(items: object) -> list[str]:
+    """Encode every item of ``add_items``; the first bad one raises, naming its index."""
+    if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
+        raise TypeError(
+            f"items must be a list of JSON values, not {type(items).__name__}; "
+            "to add one item, pass [item]"
+        )
+    return [encode_json(f"items[{index}]", item) for index, item in enumerate(items)]
+
+
+def encode_metadata(metadata: object) -> str:
+    """Encode session metadata: a ``dict`` with ``str`` keys and JSON values."""
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, not {type(metadata).__name__}")
+    return encode_json("metadata", metadata)
+
+
+def decode_metadata(text: str) -> dict[str, Any]:
+    """Decode metadata stored by :func:`encode_metadata`."""
+    value: dict[str, Any] = json.loads(text)
+    return value

@@ -1,0 +1,85 @@
+"""Exceptions raised by sessions_dal.
+
+Every database problem surfaces as a subclass of :class:`SessionsDalError`, so
+``except SessionsDalError`` is enough to handle them all. Bad arguments are not
+database problems: they raise the built-in ``TypeError`` and ``ValueError``.
+
+The original ``sqlite3`` exception, when there is one, is kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptItemError",
+    "DatabaseError",
+    "DatabaseLockedError",
+    "DiskFullError",
+    "MigrationError",
+    "NotADatabaseError",
+    "ReadOnlyDatabaseError",
+    "RepositoryClosedError",
+    "SchemaVersionError",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "SessionsDalError",
+    "UnsupportedSQLiteError",
+]
+
+
+class SessionsDalError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class SchemaVersionError(SessionsDalError):
+    """The database was written by a newer sessions_dal than this one.
+
+    The file is left untouched; upgrade sessions_dal to open it.
+    """
+
+
+class MigrationError(SessionsDalError):
+    """A schema migration failed; the database stays at its previous version."""
+
+
+class UnsupportedSQLiteError(SessionsDalError):
+    """The SQLite library Python is linked against is too old."""
+
+
+class RepositoryClosedError(SessionsDalError):
+    """The repository (or a session obtained from it) was used after ``close()``."""
+
+
+class SessionExistsError(SessionsDalError):
+    """``create_session`` was given a ``session_id`` that is already taken."""
+
+
+class SessionNotFoundError(SessionsDalError):
+    """The session does not exist, or does not belong to the given user."""
+
+
+class CorruptItemError(SessionsDalError):
+    """A stored item is not valid JSON.
+
+    The message names the session and the ``agent_messages.id`` of the row, so
+    it can be inspected or repaired with any SQLite tool.
+    """
+
+
+class DatabaseError(SessionsDalError):
+    """SQLite reported an error; ``__cause__`` holds the ``sqlite3`` exception."""
+
+
+class NotADatabaseError(DatabaseError):
+    """The file is not an SQLite database, or it is damaged."""
+
+
+class DatabaseLockedError(DatabaseError):
+    """Another connection held a lock for longer than the busy timeout."""
+
+
+class ReadOnlyDatabaseError(DatabaseError):
+    """The database file (or its directory) cannot be written."""
+
+
+class DiskFullError(DatabaseError):
+    """The disk, or the database's ``max_page_count``, is full."""

@@ -1,0 +1,353 @@
+"""SessionRepository: users and their sessions in one SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ._validate import (
+    check_count,
+    check_id,
+    check_seconds,
+    decode_metadata,
+    encode_metadata,
+)
+from .connection import SYNCHRONOUS_LEVELS, Database, open_connection
+from .errors import SessionExistsError, SessionNotFoundError
+from .migrations import SCHEMA_VERSION, apply_migrations
+from .session import Session, parse_timestamp, utc_now
+
+__all__ = ["DeletedUser", "SessionRepository"]
+
+_COLUMNS = "session_id, user_id, metadata, created_at, updated_at"
+# Newest first, ties by insertion order (later first): a total order, so
+# offset pages never skip or repeat while nothing is inserted.
+_ORDER = "ORDER BY created_at DESC, seq DESC"
+
+_INSERT_USER = (
+    "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
+)
+_INSERT_AGENT_SESSION = "INSERT INTO agent_sessions (session_id) VALUES (?)"
+_INSERT_OWNED = (
+    "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_SELECT_ONE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
+_SELECT_PAGE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ? OFFSET ?"
+_SELECT_KEYSET_FIRST = (
+    f"SELECT {_COLUMNS}, seq FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ?"
+)
+_SELECT_KEYSET_NEXT = (
+    f"SELECT {_COLUMNS}, seq FROM agent_user_sessions "
+    f"WHERE user_id = ? AND (created_at, seq) < (?, ?) {_ORDER} LIMIT ?"
+)
+_COUNT = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
+_UPDATE_METADATA = (
+    f"UPDATE agent_user_sessions SET metadata = ? WHERE session_id = ? AND user_id = ? "
+    f"RETURNING {_COLUMNS}"
+)
+_DELETE_OWNED = "DELETE FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
+_DELETE_ITEMS = "DELETE FROM agent_messages WHERE session_id = ?"
+_DELETE_AGENT_SESSION = "DELETE FROM agent_sessions WHERE session_id = ?"
+_USER_SESSIONS = "SELECT session_id FROM agent_user_sessions WHERE user_id = ?"
+_DELETE_USER_ITEMS = f"DELETE FROM agent_messages WHERE session_id IN ({_USER_SESSIONS})"
+_DELETE_USER_AGENT_SESSIONS = f"DELETE FROM agent_sessions WHERE session_id IN ({_USER_SESSIONS})"
+_DELETE_USER_OWNED = "DELETE FROM agent_user_sessions WHERE user_id = ?"
+_DELETE_USER = "DELETE FROM agent_users WHERE user_id = ?"
+
+
+@dataclass(frozen=True)
+class DeletedUser:
+    """What :meth:`SessionRepository.delete_user` removed."""
+
+    user_id: str
+    found: bool
+    """Whether the user existed."""
+    sessions: int
+    """How many of the user's sessions were deleted."""
+    items: int
+    """How many items those sessions held."""
+
+
+class SessionRepository:
+    """Users, their sessions and the sessions' items, in one SQLite file.
+
+    Opening creates the file if needed and applies any pending migration from
+    ``schema.sql``; a file from a newer sessions_dal raises
+    :class:`~sessions_dal.errors.SchemaVersionError` and is left untouched.
+
+    ``path`` is a file path or ``":memory:"`` (one private database for the
+    repository's lifetime). ``busy_timeout`` is how many seconds a call waits
+    for another connection's lock before raising
+    :class:`~sessions_dal.errors.DatabaseLockedError`. ``synchronous`` is
+    SQLite's durability level: ``"NORMAL"`` (the default in WAL mode: safe
+    against application crashes; a power loss may drop the last commits) or
+    ``"FULL"`` (also survives power loss, slower); ``"OFF"`` and ``"EXTRA"``
+    are accepted too.
+
+    One repository is safe to share between threads: it holds one connection
+    and serialises calls on it with a lock. Other processes may open the same
+    file at the same time.
+
+    >>> with SessionRepository(":memory:") as repo:
+    ...     s = repo.create_session("alice", metadata={"title": "Trip"})
+    ...     [x.metadata for x in repo.get_sessions("alice")]
+    [{'title': 'Trip'}]
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str):
+            raise TypeError(
+                f"path must be a str or os.PathLike, not {type(path).__name__}"
+            )
+        if not path:
+            raise ValueError("path must not be empty; use ':memory:' for an in-memory database")
+        timeout = check_seconds("busy_timeout", busy_timeout)
+        if not isinstance(synchronous, str):
+            raise TypeError(f"synchronous must be a str, not {type(synchronous).__name__}")
+        level = synchronous.upper()
+        if level not in SYNCHRONOUS_LEVELS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
+            )
+        conn = open_connection(
+            path, busy_timeout=timeout, synchronous=level, schema_version=SCHEMA_VERSION
+        )
+        self._db = Database(conn, path, timeout)
+        try:
+            apply_migrations(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        """The database path the repository was opened with."""
+        return self._db.path
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._db.closed
+
+    def close(self) -> None:
+        """Close the connection. Idempotent; later calls raise ``RepositoryClosedError``."""
+        self._db.close()
+
+    def __enter__(self) -> SessionRepository:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<SessionRepository {self.path!r}{state}>"
+
+    def create_session(
+        self,
+        user_id: str,
+        *,
+        session_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Create a session for ``user_id`` and return it, already persisted.
+
+        The user is created if missing, in the same transaction. The id is a
+        new uuid4 string unless ``session_id`` is given; a ``session_id`` that
+        already exists (ours, or one openai-agents wrote) raises
+        :class:`~sessions_dal.errors.SessionExistsError` and writes nothing.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     repo.create_session("alice", session_id="chat-1").session_id
+        'chat-1'
+        """
+        check_id("user_id", user_id)
+        if session_id is None:
+            session_id = str(uuid.uuid4())
+        else:
+            check_id("session_id", session_id)
+        meta = {} if metadata is None else metadata
+        meta_text = encode_metadata(meta)
+        now = utc_now()
+        with self._db.write() as conn:
+            conn.execute(_INSERT_USER, (user_id, now))
+            try:
+                conn.execute(_INSERT_AGENT_SESSION, (session_id,))
+                conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, now, now))
+            except sqlite3.IntegrityError:
+                raise SessionExistsError(
+                    f"session_id {session_id!r} already exists; omit session_id to get "
+                    "a new uuid4, or open the existing one with get_session()"
+                ) from None
+        created = parse_timestamp(now)
+        return Session(self._db, session_id, user_id, decode_metadata(meta_text), created, created)
+
+    def get_session(self, user_id: str, session_id: str) -> Session | None:
+        """Return the session, or ``None`` if it does not exist or is not ``user_id``'s."""
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        with self._db.read() as conn:
+            row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
+        return None if row is None else self._session(row)
+
+    def get_sessions(
+        self, user_id: str, *, limit: int | None = None, offset: int = 0
+    ) -> list[Session]:
+        """Return a page of the user's sessions, newest first.
+
+        ``limit=None`` returns all of them from ``offset``. Ties in creation
+        time are broken by creation order (later first), so walking the pages
+        with ``offset`` neither skips nor repeats a session while none is
+        created. An unknown user has no sessions: ``[]``.
+        """
+        check_id("user_id", user_id)
+        count = check_count("limit", limit, allow_none=True)
+        start = check_count("offset", offset, allow_none=False)
+        if count == 0:
+            return []
+        with self._db.read() as conn:
+            rows = conn.execute(
+                _SELECT_PAGE, (user_id, -1 if count is None else count, start)
+            ).fetchall()
+        return [self._session(row) for row in rows]
+
+    def iter_sessions(self, user_id: str, *, page_size: int = 100) -> Iterator[Session]:
+        """Yield all the user's sessions, newest first, ``page_size`` at a time.
+
+        Pages are fetched by keyset (after the last one seen), not by offset,
+        so each page costs the same however deep the walk, memory stays at one
+        page, and sessions created meanwhile never make it repeat one.
+        """
+        check_id("user_id", user_id)
+        size = check_count("page_size", page_size, allow_none=False, minimum=1)
+        return self._iter_pages(user_id, size)  # type: ignore[arg-type]
+
+    def _iter_pages(self, user_id: str, page_size: int) -> Iterator[Session]:
+        with self._db.read() as conn:
+            rows = conn.execute(_SELECT_KEYSET_FIRST, (user_id, page_size)).fetchall()
+        while rows:
+            for row in rows:
+                yield self._session(row)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    _SELECT_KEYSET_NEXT, (user_id, last[3], last[5], page_size)
+                ).fetchall()
+
+    def count_sessions(self, user_id: str) -> int:
+        """How many sessions ``user_id`` owns (0 for an unknown user)."""
+        check_id("user_id", user_id)
+        with self._db.read() as conn:
+            count: int = conn.execute(_COUNT, (user_id,)).fetchone()[0]
+        return count
+
+    def update_metadata(
+        self,
+        user_id: str,
+        session_id: str,
+        metadata: Mapping[str, Any],
+        *,
+        replace: bool = False,
+    ) -> Session:
+        """Change a session's metadata without touching its items; return the session.
+
+        By default the keys of ``metadata`` are merged into the stored dict
+        (like ``dict.update``), atomically. ``replace=True`` stores ``metadata``
+        as the whole dict. Raises
+        :class:`~sessions_dal.errors.SessionNotFoundError` if the session does
+        not exist or is not ``user_id``'s.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     s = repo.create_session("alice", metadata={"title": "Trip", "pinned": True})
+        ...     repo.update_metadata("alice", s.session_id, {"title": "Trip to Rome"}).metadata
+        {'title': 'Trip to Rome', 'pinned': True}
+        """
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        if not isinstance(replace, bool):
+            raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
+        encode_metadata(metadata)
+        with self._db.write() as conn:
+            if replace:
+                merged: Mapping[str, Any] = metadata
+            else:
+                row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
+                if row is None:
+                    raise self._not_found(user_id, session_id)
+                merged = {**decode_metadata(row[2]), **metadata}
+            row = conn.execute(
+                _UPDATE_METADATA, (encode_metadata(merged), session_id, user_id)
+            ).fetchone()
+            if row is None:
+                raise self._not_found(user_id, session_id)
+        return self._session(row)
+
+    def delete_session(self, user_id: str, session_id: str) -> bool:
+        """Delete the session and all its items; ``True`` if it was deleted.
+
+        Returns ``False``, changing nothing, when the session does not exist or
+        belongs to another user.
+        """
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        with self._db.write() as conn:
+            if conn.execute(_DELETE_OWNED, (session_id, user_id)).rowcount == 0:
+                return False
+            conn.execute(_DELETE_ITEMS, (session_id,))
+            conn.execute(_DELETE_AGENT_SESSION, (session_id,))
+        return True
+
+    def delete_user(self, user_id: str) -> DeletedUser:
+        """Erase the user, all their sessions and all their items, in one transaction.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     repo.create_session("bob").add_items([1, 2, 3])
+        ...     repo.delete_user("bob")
+        DeletedUser(user_id='bob', found=True, sessions=1, items=3)
+        """
+        check_id("user_id", user_id)
+        with self._db.write() as conn:
+            items = conn.execute(_DELETE_USER_ITEMS, (user_id,)).rowcount
+            conn.execute(_DELETE_USER_AGENT_SESSIONS, (user_id,))
+            sessions = conn.execute(_DELETE_USER_OWNED, (user_id,)).rowcount
+            found = conn.execute(_DELETE_USER, (user_id,)).rowcount > 0
+        return DeletedUser(user_id, found, sessions, items)
+
+    def _session(self, row: tuple[Any, ...]) -> Session:
+        session_id, user_id, metadata, created_at, updated_at = row[:5]
+        return Session(
+            self._db,
+            session_id,
+            user_id,
+            decode_metadata(metadata),
+            parse_timestamp(created_at),
+            parse_timestamp(updated_at),
+        )
+
+    @staticmethod
+    def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
+        return SessionNotFoundError(
+            f"user {user_id!r} has no session {session_id!r}; "
+            "list the user's sessions with get_sessions()"
+        )

@@ -1,0 +1,189 @@
+"""Session: the items of one conversation, in the order they were added."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from typing import Any
+
+from ._validate import check_count, encode_items
+from .connection import Database
+from .errors import CorruptItemError, SessionNotFoundError
+
+__all__ = ["Session"]
+
+# Items live in openai-agents' table, ordered by its AUTOINCREMENT id, so
+# SQLiteSession and sessions_dal see one history in one order.
+_SELECT_ALL = "SELECT id, message_data FROM agent_messages WHERE session_id = ? ORDER BY id"
+_SELECT_LATEST = (
+    "SELECT id, message_data FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT ?"
+)
+_INSERT_ITEM = "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)"
+# SQLiteSession.clear_session() deletes this row, so re-create it when missing
+# (agent_messages has a foreign key to it); like SQLiteSession, bump updated_at.
+_UPSERT_AGENT_SESSION = (
+    "INSERT INTO agent_sessions (session_id) VALUES (?) "
+    "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
+)
+_TOUCH = "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ?"
+_POP = (
+    "DELETE FROM agent_messages WHERE id = "
+    "(SELECT id FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT 1) "
+    "RETURNING id, message_data"
+)
+_CLEAR = "DELETE FROM agent_messages WHERE session_id = ?"
+
+
+def utc_now() -> str:
+    """The current time as stored: ISO 8601, UTC, microseconds, fixed width."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Read a stored timestamp back as a timezone-aware UTC ``datetime``."""
+    return datetime.fromisoformat(text)
+
+
+class Session:
+    """One conversation owned by one user: its identity, metadata and items.
+
+    Obtain sessions from :class:`~sessions_dal.SessionRepository`; do not
+    construct them. A session keeps using its repository's connection, so it
+    works on its own (pass it around, store it) until the repository closes.
+
+    ``session_id``, ``user_id`` and ``created_at`` never change. ``metadata``
+    and ``updated_at`` are a snapshot taken when the object was loaded and kept
+    current by this object's own writes; items are always read live.
+
+    >>> from sessions_dal import SessionRepository
+    >>> with SessionRepository(":memory:") as repo:
+    ...     s = repo.create_session("alice")
+    ...     s.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    ...     s.get_items(limit=1)
+    [{'role': 'assistant', 'content': 'hello'}]
+    """
+
+    __slots__ = ("_db", "created_at", "metadata", "session_id", "updated_at", "user_id")
+
+    def __init__(
+        self,
+        db: Database,
+        session_id: str,
+        user_id: str,
+        metadata: dict[str, Any],
+        created_at: datetime,
+        updated_at: datetime,
+    ) -> None:
+        self._db = db
+        self.session_id = session_id
+        """The session's id: a uuid4 string unless one was given at creation."""
+        self.user_id = user_id
+        """The id of the user who owns the session."""
+        self.metadata = metadata
+        """The session's metadata dict (for example a title), as last loaded or set."""
+        self.created_at = created_at
+        """When the session was created (timezone-aware, UTC)."""
+        self.updated_at = updated_at
+        """When items were last added, popped or cleared through sessions_dal (UTC)."""
+
+    def get_items(self, limit: int | None = None) -> list[Any]:
+        """Return the latest ``limit`` items, oldest first (all items if ``None``).
+
+        ``limit=0`` returns ``[]``. A stored row that is not valid JSON raises
+        :class:`~sessions_dal.errors.CorruptItemError` naming the row; rows are
+        never skipped silently.
+        """
+        count = check_count("limit", limit, allow_none=True)
+        with self._db.read() as conn:
+            if count is None:
+                rows = conn.execute(_SELECT_ALL, (self.session_id,)).fetchall()
+            else:
+                rows = conn.execute(_SELECT_LATEST, (self.session_id, count)).fetchall()
+                rows.reverse()
+        return [self._decode(row_id, text) for row_id, text in rows]
+
+    def add_items(self, items: list[Any]) -> None:
+        """Append ``items`` (JSON values) in order, in one transaction.
+
+        Every item is checked before anything is written: one bad item raises
+        ``TypeError``/``ValueError`` naming its index, and nothing is stored.
+        An empty list does nothing. Raises
+        :class:`~sessions_dal.errors.SessionNotFoundError` if the session was
+        deleted.
+        """
+        encoded = encode_items(items)
+        if not encoded:
+            return
+        now = utc_now()
+        session_id = self.session_id
+        with self._db.write() as conn:
+            self._touch(conn, now, required=True)
+            conn.execute(_UPSERT_AGENT_SESSION, (session_id,))
+            conn.executemany(_INSERT_ITEM, [(session_id, text) for text in encoded])
+        self.updated_at = parse_timestamp(now)
+
+    def pop_item(self) -> Any | None:
+        """Remove and return the latest item, or ``None`` if there is none.
+
+        If that item is not valid JSON, :class:`CorruptItemError` is raised and
+        the item stays stored.
+        """
+        now = utc_now()
+        with self._db.write() as conn:
+            rows = conn.execute(_POP, (self.session_id,)).fetchall()
+            if not rows:
+                return None
+            item = self._decode(*rows[0])
+            self._touch(conn, now, required=False)
+        self.updated_at = parse_timestamp(now)
+        return item
+
+    def clear_session(self) -> None:
+        """Remove every item; the session itself, its owner and metadata remain."""
+        now = utc_now()
+        with self._db.write() as conn:
+            if conn.execute(_CLEAR, (self.session_id,)).rowcount == 0:
+                return
+            self._touch(conn, now, required=False)
+        self.updated_at = parse_timestamp(now)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The session's fields as a plain dict (for display, JSON or pandas); no query."""
+        return {
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "metadata": self.metadata,
+        }
+
+    def _touch(self, conn: sqlite3.Connection, now: str, *, required: bool) -> None:
+        if conn.execute(_TOUCH, (now, self.session_id)).rowcount == 0 and required:
+            raise SessionNotFoundError(
+                f"session {self.session_id!r} no longer exists (it was deleted); "
+                "create a new session with SessionRepository.create_session()"
+            )
+
+    def _decode(self, row_id: int, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise CorruptItemError(
+                f"item {row_id} of session {self.session_id!r} (agent_messages.id = "
+                f"{row_id}) is not valid JSON ({exc}); repair or delete that row"
+            ) from exc
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return self._db is other._db and self.session_id == other.session_id
+
+    def __hash__(self) -> int:
+        return hash(self.session_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(session_id={self.session_id!r}, user_id={self.user_id!r}, "
+            f"created_at='{self.created_at.isoformat()}')"
+        )

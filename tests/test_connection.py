@@ -1,0 +1,224 @@
+"""Connections are configured once; one context manager owns every transaction."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+from sessions_dal import SessionRepository
+from sessions_dal import connection as connection_module
+from sessions_dal.connection import _primary_code
+from sessions_dal.errors import (
+    DatabaseError,
+    DatabaseLockedError,
+    RepositoryClosedError,
+    UnsupportedSQLiteError,
+)
+
+
+def pragma(repo: SessionRepository, name: str) -> object:
+    with repo._db.read() as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_connection_is_configured(repo: SessionRepository) -> None:
+    assert pragma(repo, "foreign_keys") == 1
+    assert pragma(repo, "journal_mode") == "wal"
+    assert pragma(repo, "busy_timeout") == 5000
+    assert pragma(repo, "synchronous") == 1  # NORMAL
+
+
+@pytest.mark.parametrize(("level", "value"), [("FULL", 2), ("normal", 1), ("OFF", 0), ("extra", 3)])
+def test_synchronous_option_takes_effect(db_path: Path, level: str, value: int) -> None:
+    with SessionRepository(db_path, synchronous=level) as repo:
+        assert pragma(repo, "synchronous") == value
+
+
+def test_busy_timeout_option_takes_effect(db_path: Path) -> None:
+    with SessionRepository(db_path, busy_timeout=0.25) as repo:
+        assert pragma(repo, "busy_timeout") == 250
+
+
+def test_connection_never_holds_a_transaction_between_calls(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    s.add_items([1])
+    s.get_items()
+    with repo._db.read() as conn:
+        assert not conn.in_transaction
+
+
+def test_write_commits_on_success_and_rolls_back_on_any_exception(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    with repo._db.write() as conn:
+        conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')")
+    before = dump(db_path)
+    for error in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(error)), repo._db.write() as conn:
+            conn.execute("INSERT INTO agent_users VALUES ('lost', 'now')")
+            raise error
+    assert dump(db_path) == before
+    with repo._db.read() as conn:
+        assert not conn.in_transaction
+
+
+def test_memory_database_is_one_database_for_the_repository_lifetime(
+    memory_repo: SessionRepository,
+) -> None:
+    s = memory_repo.create_session("alice", metadata={"title": "t"})
+    s.add_items([{"a": 1}])
+    again = memory_repo.get_session("alice", s.session_id)
+    assert again is not None and again.get_items() == [{"a": 1}]
+    assert memory_repo.count_sessions("alice") == 1
+
+
+def test_two_memory_repositories_are_separate() -> None:
+    with SessionRepository(":memory:") as one, SessionRepository(":memory:") as two:
+        one.create_session("alice")
+        assert two.count_sessions("alice") == 0
+
+
+def test_closed_repository_and_its_sessions_raise_a_clear_error(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice")
+        pages = repo.iter_sessions("alice", page_size=1)
+    assert repo.closed
+    repo.close()  # idempotent
+    calls = [
+        lambda: repo.create_session("alice"),
+        lambda: repo.get_sessions("alice"),
+        lambda: repo.count_sessions("alice"),
+        lambda: repo.get_session("alice", s.session_id),
+        lambda: repo.delete_session("alice", s.session_id),
+        lambda: repo.delete_user("alice"),
+        lambda: next(pages),
+        lambda: s.get_items(),
+        lambda: s.add_items([1]),
+        lambda: s.pop_item(),
+        lambda: s.clear_session(),
+    ]
+    for call in calls:
+        with pytest.raises(RepositoryClosedError, match="closed; open a new SessionRepository"):
+            call()
+    assert "closed" in repr(repo)
+
+
+def test_close_releases_the_file(db_path: Path) -> None:
+    repo = SessionRepository(db_path)
+    repo.create_session("alice")
+    repo.close()
+    # With every connection closed, SQLite checkpoints and removes the WAL.
+    assert not Path(f"{db_path}-wal").exists()
+
+
+def test_lock_held_past_the_busy_timeout_is_a_library_error(db_path: Path) -> None:
+    with SessionRepository(db_path, busy_timeout=0.1) as repo:
+        s = repo.create_session("alice")
+        before = dump(db_path)
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            with pytest.raises(DatabaseLockedError, match="busy_timeout=0.1s"):
+                s.add_items([1])
+            with pytest.raises(DatabaseLockedError):
+                repo.create_session("bob")
+            blocker.execute("ROLLBACK")
+        finally:
+            blocker.close()
+        assert dump(db_path) == before
+        s.add_items([1])  # works again once the lock is gone
+        assert s.get_items() == [1]
+
+
+def test_one_repository_shared_by_eight_threads(repo: SessionRepository) -> None:
+    per_thread = 25
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_thread):
+                s = repo.create_session(f"user{n % 2}")
+                s.add_items([{"thread": n, "i": i}, {"thread": n, "i": i, "second": True}])
+                if i % 5 == 0:
+                    s.pop_item()
+                repo.get_sessions(f"user{n % 2}", limit=5)
+        except BaseException as exc:  # reported below, in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    sessions = repo.get_sessions("user0") + repo.get_sessions("user1")
+    assert len(sessions) == 8 * per_thread
+    item_counts = sorted(len(s.get_items()) for s in sessions)
+    assert item_counts.count(1) == 8 * (per_thread // 5)
+    assert item_counts.count(2) == 8 * (per_thread - per_thread // 5)
+
+
+def test_background_thread_and_caller_share_a_session(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    writer = threading.Thread(target=lambda: [s.add_items([i]) for i in range(200)])
+    writer.start()
+    seen = []
+    while writer.is_alive():
+        seen.append(len(s.get_items()))
+    writer.join()
+    assert s.get_items() == list(range(200))
+    assert seen == sorted(seen)  # readers see whole commits, in order
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_repository_refuses_use_after_fork(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    pid = os.fork()
+    if pid == 0:  # child: must refuse, then leave without running pytest's teardown
+        code = 1
+        try:
+            s.get_items()
+        except RepositoryClosedError as exc:
+            code = 0 if "after fork()" in str(exc) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert s.get_items() == []  # the parent is unaffected
+
+
+def test_old_sqlite_is_refused_at_open(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection_module.sqlite3, "sqlite_version_info", (3, 31, 1))
+    with pytest.raises(UnsupportedSQLiteError, match=r"needs SQLite 3\.35\.0 or newer"):
+        SessionRepository(db_path)
+    assert not db_path.exists()
+
+
+def test_missing_directory_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "x.db"
+    with pytest.raises(DatabaseError, match="check that its directory exists"):
+        SessionRepository(path)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("database is locked", 5),
+        ("attempt to write a readonly database", 8),
+        ("database or disk is full", 13),
+        ("file is not a database", 26),
+        ("something else", None),
+    ],
+)
+def test_error_code_falls_back_to_the_message_on_old_pythons(
+    message: str, code: int | None
+) -> None:
+    # Python 3.10's exceptions carry no sqlite_errorcode; these do not either.
+    assert _primary_code(sqlite3.OperationalError(message)) == code

@@ -1,0 +1,286 @@
+"""schema.sql is parsed into numbered migrations, applied atomically and exactly once."""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+from sessions_dal import SCHEMA_VERSION, SessionRepository
+from sessions_dal.connection import Database, open_connection
+from sessions_dal.errors import (
+    MigrationError,
+    NotADatabaseError,
+    SchemaVersionError,
+    SessionsDalError,
+)
+from sessions_dal.migrations import MIGRATIONS, apply_migrations, parse_migrations
+
+ROOT_SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
+
+
+def user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
+    finally:
+        conn.close()
+
+
+def open_db(path: Path) -> Database:
+    conn = open_connection(str(path), busy_timeout=5.0, synchronous="NORMAL", schema_version=99)
+    return Database(conn, str(path), 5.0)
+
+
+# -- parsing ---------------------------------------------------------------
+
+
+def test_schema_version_is_the_last_block_of_root_schema_sql() -> None:
+    versions = re.findall(r"^--\s*version:\s*(\d+)\s*$", ROOT_SCHEMA.read_text(), re.M)
+    assert versions, "schema.sql has no '-- version: N' line"
+    assert SCHEMA_VERSION == int(versions[-1]) == len(MIGRATIONS)
+
+
+def test_parse_splits_statements_and_keeps_strings_and_triggers_whole() -> None:
+    text = """
+-- a header comment is allowed
+-- version: 1
+CREATE TABLE t (x TEXT DEFAULT 'a;b');  -- trailing comment
+INSERT INTO t VALUES ('--; not a comment');
+-- version: 2
+CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+    INSERT INTO t VALUES ('x;');
+    DELETE FROM t WHERE x = 'y';
+END;
+"""
+    one, two = parse_migrations(text)
+    assert one.version == 1 and two.version == 2
+    assert len(one.statements) == 2
+    assert one.statements[1] == "INSERT INTO t VALUES ('--; not a comment');"
+    assert len(two.statements) == 1 and two.statements[0].endswith("END;")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-- version: 2\nCREATE TABLE t (x);", "expected '-- version: 1'"),
+        ("-- version: 1\nCREATE TABLE t (x);\n-- version: 3\nSELECT 1;", "without gaps"),
+        ("-- version: 1\nCREATE TABLE t (x);\n-- version: 1\nSELECT 1;", "expected '-- version: 2'"),
+        ("CREATE TABLE t (x);\n-- version: 1\nSELECT 1;", "before the first"),
+        ("-- version: 1\nCREATE TABLE t (x)", "incomplete statement"),
+        ("-- version: 1\n-- only a comment\n", "has no statements"),
+    ],
+)
+def test_parse_rejects_malformed_schema(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_migrations(text)
+
+
+def test_every_shipped_statement_is_plain_sql_without_transaction_control() -> None:
+    for migration in MIGRATIONS:
+        for statement in migration.statements:
+            assert not re.match(r"\s*(BEGIN|COMMIT|END|ROLLBACK|PRAGMA)\b", statement, re.I)
+
+
+# -- applying --------------------------------------------------------------
+
+
+def test_new_file_gets_every_table_and_the_current_version(db_path: Path) -> None:
+    SessionRepository(db_path).close()
+    assert user_version(db_path) == SCHEMA_VERSION
+    conn = sqlite3.connect(db_path)
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+    assert {
+        "agent_sessions",
+        "agent_messages",
+        "idx_agent_messages_session_id",
+        "agent_users",
+        "agent_user_sessions",
+        "idx_agent_user_sessions_user",
+    } <= names
+
+
+def test_database_at_current_version_opens_without_writing(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        repo.create_session("alice").add_items([{"a": 1}])
+    before = db_path.read_bytes()
+    with SessionRepository(db_path) as repo:
+        assert repo.count_sessions("alice") == 1
+    assert db_path.read_bytes() == before
+
+
+def test_apply_migrations_reports_nothing_to_do_when_current(db_path: Path) -> None:
+    db = open_db(db_path)
+    try:
+        assert apply_migrations(db) == SCHEMA_VERSION
+        assert apply_migrations(db) == 0
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("journal_mode", ["DELETE", "WAL"])
+def test_newer_database_is_refused_and_left_byte_identical(
+    db_path: Path, journal_mode: str
+) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA journal_mode = {journal_mode}")
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    with pytest.raises(SchemaVersionError) as info:
+        SessionRepository(db_path)
+    message = str(info.value)
+    assert f"schema version {SCHEMA_VERSION + 1}" in message
+    assert f"up to {SCHEMA_VERSION}" in message
+    assert "upgrade sessions_dal" in message
+    assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a database, just some text\n" * 200, bytes(range(256)) * 64],
+    ids=["text", "binary"],
+)
+def test_file_that_is_not_sqlite_is_refused_unchanged(db_path: Path, content: bytes) -> None:
+    db_path.write_bytes(content)
+    with pytest.raises(NotADatabaseError) as info:
+        SessionRepository(db_path)
+    assert isinstance(info.value, SessionsDalError)
+    assert str(db_path) in str(info.value) and "not an SQLite database" in str(info.value)
+    assert db_path.read_bytes() == content
+    assert not Path(f"{db_path}-wal").exists()
+
+
+def test_empty_file_is_a_new_database(db_path: Path) -> None:
+    db_path.touch()
+    with SessionRepository(db_path) as repo:
+        repo.create_session("alice")
+    assert user_version(db_path) == SCHEMA_VERSION
+
+
+def test_failing_migration_leaves_the_previous_version(db_path: Path) -> None:
+    good = "-- version: 1\nCREATE TABLE one (x);\n"
+    bad = good + (
+        "-- version: 2\nCREATE TABLE two (x);\nINSERT INTO missing_table VALUES (1);\n"
+    )
+    db = open_db(db_path)
+    try:
+        apply_migrations(db, parse_migrations(good))
+        before = dump(db_path)
+        with pytest.raises(MigrationError) as info:
+            apply_migrations(db, parse_migrations(bad))
+    finally:
+        db.close()
+    assert "version 2" in str(info.value) and "still at version 1" in str(info.value)
+    assert user_version(db_path) == 1
+    assert dump(db_path) == before  # table "two" rolled back with the version
+
+
+def test_migrations_apply_one_version_at_a_time(db_path: Path) -> None:
+    text = "-- version: 1\nCREATE TABLE a (x);\n-- version: 2\nCREATE TABLE b (x);\n"
+    db = open_db(db_path)
+    try:
+        apply_migrations(db, parse_migrations(text)[:1])
+        assert user_version(db_path) == 1
+        assert apply_migrations(db, parse_migrations(text)) == 1
+    finally:
+        db.close()
+    assert user_version(db_path) == 2
+
+
+COUNTED_SCHEMA = """
+-- version: 1
+CREATE TABLE applied (version INTEGER);
+INSERT INTO applied VALUES (1);
+-- version: 2
+INSERT INTO applied VALUES (2);
+"""
+
+
+def _open_at_barrier(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    barrier.wait()
+    with SessionRepository(path) as repo:
+        repo.create_session("alice")
+
+
+def _migrate_at_barrier(path: str, barrier: multiprocessing.synchronize.Barrier) -> None:
+    conn = open_connection(path, busy_timeout=10.0, synchronous="NORMAL", schema_version=2)
+    db = Database(conn, path, 10.0)
+    barrier.wait()
+    try:
+        apply_migrations(db, parse_migrations(COUNTED_SCHEMA))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("target", [_open_at_barrier, _migrate_at_barrier])
+def test_processes_opening_a_new_file_together_all_succeed_once(
+    db_path: Path, target: object
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    workers = 6
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=target, args=(str(db_path), barrier)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    assert [proc.exitcode for proc in procs] == [0] * workers
+    conn = sqlite3.connect(db_path)
+    try:
+        if target is _open_at_barrier:
+            assert conn.execute("SELECT count(*) FROM agent_user_sessions").fetchone()[0] == workers
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        else:
+            applied = [row[0] for row in conn.execute("SELECT version FROM applied")]
+            assert applied == [1, 2]
+    finally:
+        conn.close()
+
+
+def test_file_written_by_openai_agents_is_adopted_in_place(db_path: Path) -> None:
+    # The exact DDL and writes of openai-agents' SQLiteSession (DESIGN section 3).
+    conn = sqlite3.connect(db_path)
+    conn.executescript(
+        """
+        CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY,
+          created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+          updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+        CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
+          session_id TEXT NOT NULL, message_data TEXT NOT NULL,
+          created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+          FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);
+        CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, id);
+        INSERT INTO agent_sessions (session_id) VALUES ('old');
+        INSERT INTO agent_messages (session_id, message_data) VALUES ('old', '{"n": 1}');
+        INSERT INTO agent_messages (session_id, message_data) VALUES ('old', '{"n": NaN}');
+        """
+    )
+    conn.close()
+
+    def agents_rows() -> list[tuple[object, ...]]:
+        conn = sqlite3.connect(db_path)
+        try:
+            return conn.execute(
+                "SELECT s.session_id, s.created_at, s.updated_at, m.id, m.message_data,"
+                " m.created_at FROM agent_sessions s JOIN agent_messages m USING (session_id)"
+                " ORDER BY m.id"
+            ).fetchall()
+        finally:
+            conn.close()
+
+    before = agents_rows()
+    SessionRepository(db_path).close()
+    assert user_version(db_path) == SCHEMA_VERSION
+    assert agents_rows() == before
+    assert [row[4] for row in before] == ['{"n": 1}', '{"n": NaN}']
