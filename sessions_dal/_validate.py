@@ -118,6 +118,8 @@ def encode_json(name: str, value: object) -> str:
         raise exc.error(f"{name}{exc.path} {exc.message}") from None
     except RecursionError:
         raise ValueError(f"{name} is nested too deeply to store as JSON") from None
+    except ValueError as exc:  # e.g. an int past sys.get_int_max_str_digits()
+        raise ValueError(f"{name} cannot be stored as JSON: {exc}") from None
 
 
 def encode_items(items: object) -> list[str]:

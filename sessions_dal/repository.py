@@ -38,7 +38,9 @@ _INSERT_OWNED = (
     "VALUES (?, ?, ?, ?, ?)"
 )
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
-_SELECT_PAGE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ? OFFSET ?"
+_SELECT_PAGE = (
+    f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ? OFFSET ?"
+)
 _SELECT_KEYSET_FIRST = (
     f"SELECT {_COLUMNS}, seq FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ?"
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -59,9 +60,9 @@ class Session:
     >>> from sessions_dal import SessionRepository
     >>> with SessionRepository(":memory:") as repo:
     ...     s = repo.create_session("alice")
-    ...     s.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])
+    ...     s.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}])
     ...     s.get_items(limit=1)
-    [{'role': 'assistant', 'content': 'hello'}]
+    [{'role': 'assistant', 'content': 'yo'}]
     """
 
     __slots__ = ("_db", "created_at", "metadata", "session_id", "updated_at", "user_id")
@@ -103,7 +104,7 @@ class Session:
                 rows.reverse()
         return [self._decode(row_id, text) for row_id, text in rows]
 
-    def add_items(self, items: list[Any]) -> None:
+    def add_items(self, items: Iterable[Any]) -> None:
         """Append ``items`` (JSON values) in order, in one transaction.
 
         Every item is checked before anything is written: one bad item raises
