@@ -58,10 +58,14 @@ def test_write_commits_on_success_and_rolls_back_on_any_exception(
     with repo._db.write() as conn:
         conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')")
     before = dump(db_path)
-    for error in (RuntimeError("boom"), KeyboardInterrupt()):
-        with pytest.raises(type(error)), repo._db.write() as conn:
+    def failing_write(error: BaseException) -> None:
+        with repo._db.write() as conn:
             conn.execute("INSERT INTO agent_users VALUES ('lost', 'now')")
             raise error
+
+    for error in (RuntimeError("boom"), KeyboardInterrupt()):
+        with pytest.raises(type(error)):
+            failing_write(error)
     assert dump(db_path) == before
     with repo._db.read() as conn:
         assert not conn.in_transaction
@@ -123,7 +127,7 @@ def test_lock_held_past_the_busy_timeout_is_a_library_error(db_path: Path) -> No
         blocker = sqlite3.connect(db_path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
-            with pytest.raises(DatabaseLockedError, match="busy_timeout=0.1s"):
+            with pytest.raises(DatabaseLockedError, match=r"busy_timeout=0\.1s"):
                 s.add_items([1])
             with pytest.raises(DatabaseLockedError):
                 repo.create_session("bob")

@@ -70,7 +70,10 @@ END;
     [
         ("-- version: 2\nCREATE TABLE t (x);", "expected '-- version: 1'"),
         ("-- version: 1\nCREATE TABLE t (x);\n-- version: 3\nSELECT 1;", "without gaps"),
-        ("-- version: 1\nCREATE TABLE t (x);\n-- version: 1\nSELECT 1;", "expected '-- version: 2'"),
+        (
+            "-- version: 1\nCREATE TABLE t (x);\n-- version: 1\nSELECT 1;",
+            "expected '-- version: 2'",
+        ),
         ("CREATE TABLE t (x);\n-- version: 1\nSELECT 1;", "before the first"),
         ("-- version: 1\nCREATE TABLE t (x)", "incomplete statement"),
         ("-- version: 1\n-- only a comment\n", "has no statements"),

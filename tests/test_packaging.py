@@ -1,0 +1,61 @@
+"""The repository's promises about itself: one schema, one test command, working examples."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import sessions_dal
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_packaged_schema_is_the_root_schema() -> None:
+    packaged = resources.files("sessions_dal").joinpath("schema.sql").read_text(encoding="utf-8")
+    assert packaged == (ROOT / "schema.sql").read_text(encoding="utf-8")
+
+
+def test_public_names() -> None:
+    for name in sessions_dal.__all__:
+        assert getattr(sessions_dal, name) is not None
+        assert name == "__version__" or getattr(sessions_dal, name).__doc__ or name.isupper()
+    assert (ROOT / "sessions_dal" / "py.typed").exists()
+
+
+def shell_commands() -> list[str]:
+    return re.findall(r"```sh\n(.*?)\n```", README, re.S)
+
+
+def test_readme_gives_two_commands_and_ci_runs_the_test_one_verbatim() -> None:
+    install_and_run, install_and_test = shell_commands()[:2]
+    assert "examples/quickstart.py" in install_and_run
+    assert "pytest" in install_and_test
+    assert install_and_test in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert README.index(install_and_test) < 1500  # on the first screen
+
+
+@pytest.mark.parametrize(
+    "block", re.findall(r"```python\n(.*?)\n```", README, re.S), ids=lambda b: b.split("\n")[0]
+)
+def test_readme_python_examples_run_as_written(
+    block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+
+
+def test_quickstart_example_writes_sessions_db_and_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = compile((ROOT / "examples" / "quickstart.py").read_text(), "quickstart.py", "exec")
+    exec(code, {"__name__": "__main__"})
+    exec(code, {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    assert (tmp_path / "sessions.db").exists()
+    assert "2 session(s) for alice" in out
+    assert out.index("Trip plan #2") < out.rindex("Trip plan #1")  # newest first

@@ -1,0 +1,325 @@
+"""SessionRepository: creating, finding, listing, counting, updating and deleting sessions."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from helpers import dump
+
+from sessions_dal import DeletedUser, Session, SessionRepository
+from sessions_dal import session as session_module
+from sessions_dal.errors import SessionExistsError, SessionNotFoundError
+
+
+def rows(db_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# -- create_session ----------------------------------------------------------
+
+
+def test_create_session_persists_user_and_session_at_once(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    before = datetime.now(timezone.utc)
+    s = repo.create_session("alice", metadata={"title": "Trip"})
+    parsed = uuid.UUID(s.session_id)
+    assert parsed.version == 4 and str(parsed) == s.session_id
+    assert (s.user_id, s.metadata) == ("alice", {"title": "Trip"})
+    assert s.created_at.tzinfo is not None and s.created_at.utcoffset() == timedelta(0)
+    assert before <= s.created_at <= datetime.now(timezone.utc)
+    assert s.updated_at == s.created_at
+    # Visible to any other connection without further calls.
+    assert rows(db_path, "SELECT user_id FROM agent_users") == [("alice",)]
+    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(s.session_id,)]
+    assert rows(db_path, "SELECT session_id, user_id, metadata FROM agent_user_sessions") == [
+        (s.session_id, "alice", '{"title": "Trip"}')
+    ]
+
+
+def test_created_at_is_stored_as_explicit_utc_text(repo: SessionRepository, db_path: Path) -> None:
+    s = repo.create_session("alice")
+    (stored,) = rows(db_path, "SELECT created_at, updated_at FROM agent_user_sessions")
+    assert stored == (s.created_at.isoformat(), s.created_at.isoformat())
+    assert str(stored[0]).endswith("+00:00") and len(str(stored[0])) == 32
+
+
+def test_second_session_reuses_the_user_row(repo: SessionRepository, db_path: Path) -> None:
+    repo.create_session("alice")
+    repo.create_session("alice")
+    assert rows(db_path, "SELECT count(*) FROM agent_users") == [(1,)]
+
+
+def test_create_session_with_explicit_id_and_no_metadata(repo: SessionRepository) -> None:
+    s = repo.create_session("alice", session_id="chat-1")
+    assert (s.session_id, s.metadata) == ("chat-1", {})
+    assert repo.get_session("alice", "chat-1") == s
+
+
+@pytest.mark.parametrize("owner", ["alice", "bob"])
+def test_duplicate_explicit_session_id_is_refused_and_writes_nothing(
+    repo: SessionRepository, db_path: Path, owner: str
+) -> None:
+    repo.create_session(owner, session_id="chat-1", metadata={"v": 1})
+    before = dump(db_path)
+    with pytest.raises(SessionExistsError, match="'chat-1' already exists"):
+        repo.create_session("alice", session_id="chat-1", metadata={"v": 2})
+    with pytest.raises(SessionExistsError):
+        repo.create_session("carol", session_id="chat-1")  # would also create carol
+    assert dump(db_path) == before
+
+
+def test_session_id_written_by_openai_agents_is_taken(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    with repo._db.write() as conn:
+        conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('agents-1')")
+    before = dump(db_path)
+    with pytest.raises(SessionExistsError):
+        repo.create_session("alice", session_id="agents-1")
+    assert dump(db_path) == before
+
+
+def test_metadata_is_copied_not_aliased(repo: SessionRepository) -> None:
+    meta = {"title": "Trip", "tags": ["a"]}
+    s = repo.create_session("alice", metadata=meta)
+    meta["tags"].append("b")
+    assert s.metadata == {"title": "Trip", "tags": ["a"]}
+
+
+# -- get_session / get_sessions / iter_sessions / count_sessions ---------------
+
+
+def test_get_session_returns_a_ready_to_use_session(repo: SessionRepository) -> None:
+    created = repo.create_session("alice", metadata={"k": [1, {"x": None}]})
+    created.add_items([{"role": "user"}])
+    found = repo.get_session("alice", created.session_id)
+    assert isinstance(found, Session)
+    assert found.to_dict() == created.to_dict() | {"updated_at": found.updated_at}
+    assert found.get_items() == [{"role": "user"}]
+    found.add_items([{"role": "assistant"}])
+    assert created.get_items() == [{"role": "user"}, {"role": "assistant"}]
+
+
+def test_get_session_hides_other_users_and_unknown_ids(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    assert repo.get_session("bob", s.session_id) is None
+    assert repo.get_session("alice", "no-such-id") is None
+
+
+def test_get_sessions_is_newest_first(repo: SessionRepository) -> None:
+    created = [repo.create_session("alice", metadata={"n": n}) for n in range(5)]
+    repo.create_session("bob")
+    listed = repo.get_sessions("alice")
+    assert listed == created[::-1]
+    assert [s.metadata["n"] for s in listed] == [4, 3, 2, 1, 0]
+
+
+def test_ties_in_created_at_are_broken_by_insertion_order(
+    repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_module, "utc_now", lambda: "2026-01-01T00:00:00.000000+00:00")
+    from sessions_dal import repository as repository_module
+
+    monkeypatch.setattr(repository_module, "utc_now", session_module.utc_now)
+    created = [repo.create_session("alice") for _ in range(7)]
+    assert len({s.created_at for s in created}) == 1
+    assert repo.get_sessions("alice") == created[::-1]
+    assert list(repo.iter_sessions("alice", page_size=2)) == created[::-1]
+    assert [s for o in range(0, 7, 3) for s in repo.get_sessions("alice", limit=3, offset=o)] == (
+        created[::-1]
+    )
+
+
+def test_created_at_orders_before_insertion(
+    repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that goes backwards: the later-inserted but earlier-stamped
+    # session sorts as older.
+    from sessions_dal import repository as repository_module
+
+    stamps = iter(["2026-01-02T00:00:00.000000+00:00", "2026-01-01T00:00:00.000000+00:00"])
+    monkeypatch.setattr(repository_module, "utc_now", lambda: next(stamps))
+    first = repo.create_session("alice")
+    second = repo.create_session("alice")
+    assert repo.get_sessions("alice") == [first, second]
+    assert list(repo.iter_sessions("alice", page_size=1)) == [first, second]
+
+
+def test_limit_and_offset(repo: SessionRepository) -> None:
+    created = [repo.create_session("alice") for _ in range(5)][::-1]
+    assert repo.get_sessions("alice", limit=2) == created[:2]
+    assert repo.get_sessions("alice", limit=2, offset=2) == created[2:4]
+    assert repo.get_sessions("alice", limit=2, offset=4) == created[4:]
+    assert repo.get_sessions("alice", limit=10, offset=5) == []
+    assert repo.get_sessions("alice", offset=3) == created[3:]
+    assert repo.get_sessions("alice", limit=0) == []
+    assert repo.get_sessions("alice", limit=None) == created
+
+
+def test_unknown_user_has_no_sessions(repo: SessionRepository) -> None:
+    repo.create_session("alice")
+    assert repo.get_sessions("nobody") == []
+    assert list(repo.iter_sessions("nobody")) == []
+    assert repo.count_sessions("nobody") == 0
+
+
+def test_iter_sessions_is_lazy_and_survives_writes_between_pages(
+    repo: SessionRepository,
+) -> None:
+    created = [repo.create_session("alice") for _ in range(5)][::-1]
+    pages = repo.iter_sessions("alice", page_size=2)
+    first = next(pages)
+    newer = repo.create_session("alice")  # newer than the cursor: not yielded
+    repo.delete_session("alice", created[3].session_id)  # not yet reached: skipped
+    rest = list(pages)
+    assert [first, *rest] == [created[0], created[1], created[2], created[4]]
+    assert newer not in rest
+
+
+def test_iter_sessions_checks_its_arguments_at_call_time(repo: SessionRepository) -> None:
+    with pytest.raises(ValueError, match="page_size must be >= 1"):
+        repo.iter_sessions("alice", page_size=0)
+
+
+def test_count_sessions(repo: SessionRepository) -> None:
+    for _ in range(3):
+        repo.create_session("alice")
+    repo.create_session("bob")
+    assert (repo.count_sessions("alice"), repo.count_sessions("bob")) == (3, 1)
+
+
+# -- update_metadata ---------------------------------------------------------
+
+
+def test_update_metadata_merges_by_default(repo: SessionRepository) -> None:
+    s = repo.create_session("alice", metadata={"title": "Trip", "pinned": True})
+    s.add_items([1, 2])
+    updated = repo.update_metadata("alice", s.session_id, {"title": "Rome", "n": 3})
+    assert updated.metadata == {"title": "Rome", "pinned": True, "n": 3}
+    assert list(updated.metadata) == ["title", "pinned", "n"]
+    assert repo.get_sessions("alice")[0].metadata == updated.metadata
+    assert s.get_items() == [1, 2]
+    assert updated.updated_at == s.updated_at  # metadata is not an item change
+
+
+def test_update_metadata_can_replace(repo: SessionRepository) -> None:
+    s = repo.create_session("alice", metadata={"title": "Trip", "pinned": True})
+    updated = repo.update_metadata("alice", s.session_id, {"title": "Rome"}, replace=True)
+    assert updated.metadata == {"title": "Rome"}
+    assert repo.update_metadata("alice", s.session_id, {}, replace=True).metadata == {}
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_update_metadata_of_another_users_session_changes_nothing(
+    repo: SessionRepository, db_path: Path, replace: bool
+) -> None:
+    s = repo.create_session("alice", metadata={"title": "Trip"})
+    before = dump(db_path)
+    with pytest.raises(SessionNotFoundError, match="user 'bob' has no session"):
+        repo.update_metadata("bob", s.session_id, {"title": "x"}, replace=replace)
+    with pytest.raises(SessionNotFoundError):
+        repo.update_metadata("alice", "missing", {"title": "x"}, replace=replace)
+    assert dump(db_path) == before
+
+
+# -- delete_session / delete_user ----------------------------------------------
+
+
+def test_delete_session_removes_it_and_its_items(repo: SessionRepository, db_path: Path) -> None:
+    keep = repo.create_session("alice")
+    keep.add_items([1])
+    gone = repo.create_session("alice")
+    gone.add_items([1, 2, 3])
+    assert repo.delete_session("alice", gone.session_id) is True
+    assert repo.get_session("alice", gone.session_id) is None
+    assert repo.get_sessions("alice") == [keep]
+    assert rows(db_path, "SELECT DISTINCT session_id FROM agent_messages") == [(keep.session_id,)]
+    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(keep.session_id,)]
+    assert repo.delete_session("alice", gone.session_id) is False
+    assert gone.get_items() == []
+    with pytest.raises(SessionNotFoundError, match="no longer exists"):
+        gone.add_items([4])
+
+
+def test_delete_session_of_another_user_is_false_and_changes_nothing(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    s = repo.create_session("alice")
+    s.add_items([1])
+    before = dump(db_path)
+    assert repo.delete_session("bob", s.session_id) is False
+    assert repo.delete_session("alice", "missing") is False
+    assert dump(db_path) == before
+
+
+def test_delete_user_erases_everything_of_theirs_only(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    for n in range(3):
+        repo.create_session("alice").add_items(list(range(n + 1)))
+    bob = repo.create_session("bob")
+    bob.add_items(["b"])
+    assert repo.delete_user("alice") == DeletedUser("alice", found=True, sessions=3, items=6)
+    assert repo.count_sessions("alice") == 0
+    assert rows(db_path, "SELECT user_id FROM agent_users") == [("bob",)]
+    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(bob.session_id,)]
+    assert rows(db_path, "SELECT message_data FROM agent_messages") == [('"b"',)]
+    assert repo.get_sessions("bob") == [bob]
+
+
+def test_delete_user_reports_unknown_and_empty_users(repo: SessionRepository) -> None:
+    assert repo.delete_user("nobody") == DeletedUser("nobody", found=False, sessions=0, items=0)
+    s = repo.create_session("carol")
+    repo.delete_session("carol", s.session_id)
+    assert repo.delete_user("carol") == DeletedUser("carol", found=True, sessions=0, items=0)
+
+
+def test_user_can_come_back_after_delete_user(repo: SessionRepository) -> None:
+    repo.create_session("alice")
+    repo.delete_user("alice")
+    s = repo.create_session("alice")
+    assert repo.get_sessions("alice") == [s]
+
+
+# -- data, not SQL -------------------------------------------------------------
+
+HOSTILE = [
+    "'; DROP TABLE agent_sessions; --",
+    'alice" OR 1=1 --',
+    "x' UNION SELECT session_id, user_id, metadata, created_at, updated_at"
+    " FROM agent_user_sessions --",
+    "🙂 ünïcödé",
+    " ",
+]
+
+
+@pytest.mark.parametrize("user_id", HOSTILE)
+def test_sql_looking_ids_are_plain_data(repo: SessionRepository, user_id: str) -> None:
+    other = repo.create_session("alice")
+    s = repo.create_session(user_id, session_id=user_id, metadata={user_id: user_id})
+    s.add_items([user_id])
+    again = repo.get_session(user_id, user_id)
+    assert again is not None and again.metadata == {user_id: user_id}
+    assert again.get_items() == [user_id]
+    assert repo.get_sessions(user_id) == [s]
+    assert repo.get_sessions("alice") == [other]
+    assert repo.delete_user(user_id).sessions == 1
+    assert repo.get_sessions("alice") == [other]
+
+
+def test_repr_is_short_and_runs_no_query(db_path: Path) -> None:
+    repo = SessionRepository(db_path)
+    s = repo.create_session("alice", session_id="s1")
+    repo.close()
+    # Both reprs work on a closed repository, so neither touches the database.
+    assert repr(repo) == f"<SessionRepository {str(db_path)!r} closed>"
+    assert repr(s).startswith("Session(session_id='s1', user_id='alice', created_at='")

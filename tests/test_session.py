@@ -1,0 +1,193 @@
+"""Session: items in order, atomic writes, and openai-agents' view of the same rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import dump
+
+from sessions_dal import Session, SessionRepository
+from sessions_dal.errors import CorruptItemError
+
+
+@pytest.fixture
+def session(repo: SessionRepository) -> Session:
+    return repo.create_session("alice", metadata={"title": "Trip"})
+
+
+def raw(db_path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_items_come_back_in_the_order_they_were_added(session: Session) -> None:
+    session.add_items([{"n": 1}, {"n": 2}])
+    session.add_items([{"n": 3}])
+    assert session.get_items() == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, [0, 1, 2, 3, 4]), (0, []), (1, [4]),
+                                                 (3, [2, 3, 4]), (5, [0, 1, 2, 3, 4]),
+                                                 (99, [0, 1, 2, 3, 4])])
+def test_get_items_limit_is_the_latest_n_oldest_first(
+    session: Session, limit: int | None, expected: list[int]
+) -> None:
+    session.add_items([0, 1, 2, 3, 4])
+    assert session.get_items(limit) == expected
+    assert session.get_items(limit=limit) == expected
+
+
+def test_items_round_trip_exactly(session: Session) -> None:
+    item = {"z": 1, "a": [1.5, -0.0, True, None, "é\u2028🙂"], "m": {"b": 2, "a": 1},
+            "big": 2**70, "lone": "\ud800"}
+    session.add_items([item])
+    (back,) = session.get_items()
+    assert back == item
+    assert list(back) == ["z", "a", "m", "big", "lone"] and list(back["m"]) == ["b", "a"]
+
+
+def test_items_are_stored_as_openai_agents_writes_them(session: Session, db_path: Path) -> None:
+    item = {"role": "user", "content": "héllo"}
+    session.add_items([item])
+    assert raw(db_path, "SELECT message_data FROM agent_messages") == [(json.dumps(item),)]
+
+
+def test_one_bad_item_fails_the_whole_call_and_writes_nothing(
+    session: Session, db_path: Path
+) -> None:
+    session.add_items([{"ok": 1}])
+    before, updated = dump(db_path), session.updated_at
+    with pytest.raises(TypeError, match=r"items\[2\]\['x'\] is a set"):
+        session.add_items([{"ok": 2}, {"ok": 3}, {"x": {1}}])
+    with pytest.raises(ValueError, match=r"items\[1\]\[0\] is nan"):
+        session.add_items([{"ok": 2}, [float("nan")]])
+    assert dump(db_path) == before
+    assert session.updated_at == updated
+    assert session.get_items() == [{"ok": 1}]
+
+
+def test_add_items_accepts_any_iterable_of_items(session: Session) -> None:
+    session.add_items({"n": n} for n in range(3))
+    session.add_items(({"n": 3},))
+    assert session.get_items() == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_add_items_with_nothing_changes_nothing(session: Session, db_path: Path) -> None:
+    before = dump(db_path)
+    session.add_items([])
+    assert dump(db_path) == before
+
+
+def test_add_items_moves_updated_at(
+    session: Session, repo: SessionRepository, db_path: Path
+) -> None:
+    created = session.updated_at
+    session.add_items([1])
+    assert session.updated_at > created
+    again = repo.get_session("alice", session.session_id)
+    assert again is not None and again.updated_at == session.updated_at
+    assert again.created_at == session.created_at
+
+
+def test_pop_item_removes_and_returns_the_latest(session: Session) -> None:
+    session.add_items([{"n": 1}, {"n": 2}])
+    before = session.updated_at
+    assert session.pop_item() == {"n": 2}
+    assert session.updated_at > before
+    assert session.get_items() == [{"n": 1}]
+    assert session.pop_item() == {"n": 1}
+    assert session.pop_item() is None
+    assert session.get_items() == []
+
+
+def test_pop_item_returns_falsy_items_too(session: Session) -> None:
+    session.add_items([None, 0, "", []])
+    assert [session.pop_item() for _ in range(4)] == [[], "", 0, None]
+
+
+def test_sessions_do_not_share_items(repo: SessionRepository, session: Session) -> None:
+    other = repo.create_session("alice")
+    session.add_items([1, 2])
+    other.add_items([3])
+    assert other.pop_item() == 3
+    other.clear_session()
+    assert session.get_items() == [1, 2]
+
+
+def test_clear_session_keeps_the_session_and_its_metadata(
+    session: Session, repo: SessionRepository
+) -> None:
+    session.add_items([1, 2, 3])
+    session.clear_session()
+    assert session.get_items() == []
+    again = repo.get_session("alice", session.session_id)
+    assert again is not None and again.metadata == {"title": "Trip"}
+    session.add_items([4])
+    assert session.get_items() == [4]
+
+
+def test_corrupt_row_is_reported_never_skipped(session: Session, db_path: Path) -> None:
+    session.add_items([{"n": 1}])
+    raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+        session.session_id, "{not json")
+    (bad_id,) = raw(db_path, "SELECT max(id) FROM agent_messages")[0]
+    with pytest.raises(CorruptItemError, match=rf"agent_messages\.id = {bad_id}\) is not valid"):
+        session.get_items()
+    before = dump(db_path)
+    with pytest.raises(CorruptItemError):
+        session.pop_item()
+    assert dump(db_path) == before  # the bad row stays, for repair
+    assert session.get_items(limit=0) == []
+
+
+def test_reads_what_openai_agents_wrote_including_nan(session: Session, db_path: Path) -> None:
+    for text in ['{"n": NaN}', json.dumps({"a": "é"}, ensure_ascii=True)]:
+        raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+            session.session_id, text)
+    first, second = session.get_items()
+    assert first["n"] != first["n"] and second == {"a": "é"}
+
+
+def test_survives_openai_agents_clear_session(
+    session: Session, repo: SessionRepository, db_path: Path
+) -> None:
+    # SQLiteSession.clear_session() deletes the messages and the agent_sessions
+    # row, with foreign keys off. Owner and metadata must survive it.
+    session.add_items([1])
+    raw(db_path, "DELETE FROM agent_messages WHERE session_id = ?", session.session_id)
+    raw(db_path, "DELETE FROM agent_sessions WHERE session_id = ?", session.session_id)
+    again = repo.get_session("alice", session.session_id)
+    assert again is not None and again.metadata == {"title": "Trip"}
+    again.add_items([2])
+    assert session.get_items() == [2]
+    assert raw(db_path, "SELECT session_id FROM agent_sessions") == [(session.session_id,)]
+    assert raw(db_path, "PRAGMA foreign_key_check") == []
+
+
+def test_session_handle_works_in_another_thread(session: Session) -> None:
+    t = threading.Thread(target=session.add_items, args=([{"from": "thread"}],))
+    t.start()
+    t.join()
+    assert session.get_items() == [{"from": "thread"}]
+
+
+def test_equality_hash_and_to_dict(session: Session, repo: SessionRepository) -> None:
+    again = repo.get_session("alice", session.session_id)
+    assert again == session and hash(again) == hash(session)
+    assert session != repo.create_session("alice")
+    assert session != session.session_id
+    assert session.to_dict() == {
+        "session_id": session.session_id,
+        "user_id": "alice",
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "metadata": {"title": "Trip"},
+    }

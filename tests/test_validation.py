@@ -1,0 +1,195 @@
+"""Bad arguments raise TypeError/ValueError naming the argument, and change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import dump
+
+from sessions_dal import MAX_ID_LENGTH, Session, SessionRepository
+
+OK = "alice"
+
+BAD_IDS: list[tuple[object, type[Exception], str]] = [
+    (None, TypeError, "must be a str, not NoneType"),
+    (42, TypeError, "must be a str, not int"),
+    (b"alice", TypeError, "must be a str, not bytes"),
+    (["alice"], TypeError, "must be a str, not list"),
+    ("", ValueError, "must not be empty"),
+    ("x" * (MAX_ID_LENGTH + 1), ValueError, f"the maximum is {MAX_ID_LENGTH}"),
+    ("ali\x00ce", ValueError, "must not contain NUL"),
+    ("\ud800", ValueError, "lone surrogate"),
+]
+
+BAD_COUNTS: list[tuple[object, type[Exception], str]] = [
+    (-1, ValueError, "must be >= 0, got -1"),
+    (True, TypeError, "not bool"),
+    (1.0, TypeError, "not float"),
+    ("10", TypeError, "not str"),
+]
+
+BAD_METADATA: list[tuple[object, type[Exception], str]] = [
+    ([("title", "x")], TypeError, "metadata must be a dict or None, not list"),
+    ("title", TypeError, "metadata must be a dict or None, not str"),
+    ({1: "x"}, TypeError, "metadata has a int key 1"),
+    ({"t": float("inf")}, ValueError, "metadata['t'] is inf"),
+    ({"t": object()}, TypeError, "metadata['t'] is a object"),
+    ({"t": (1, 2)}, TypeError, "metadata['t'] is a tuple, which is not a JSON value; use a list"),
+]
+
+BAD_ITEMS: list[tuple[object, type[Exception], str]] = [
+    ("hello", TypeError, "items must be a list of JSON values, not str"),
+    ({"role": "user"}, TypeError, "not dict; to add one item, pass [item]"),
+    (b"[]", TypeError, "not bytes"),
+    (None, TypeError, "not NoneType"),
+    (5, TypeError, "not int"),
+    ([{"a": float("nan")}], ValueError, "items[0]['a'] is nan"),
+    ([1, -float("inf")], ValueError, "items[1] is -inf"),
+    ([{"a": {"b": [{1, 2}]}}], TypeError, "items[0]['a']['b'][0] is a set"),
+    ([{"when": __import__("datetime").date(2026, 1, 1)}], TypeError, "is a date"),
+    ([{2: "int key"}], TypeError, "items[0] has a int key 2"),
+    ([(1, 2)], TypeError, "items[0] is a tuple"),
+    ([b"bytes"], TypeError, "items[0] is a bytes"),
+]
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+CASES: list[tuple[str, Callable[[SessionRepository, Session, Any], object], object,
+                  type[Exception], str]] = []
+for bad, error, message in BAD_IDS:
+    CASES += [
+        ("create_session.user_id", lambda r, s, v: r.create_session(v), bad, error, message),
+        ("get_session.user_id",
+         lambda r, s, v: r.get_session(v, s.session_id), bad, error, message),
+        ("get_session.session_id", lambda r, s, v: r.get_session(OK, v), bad, error, message),
+        ("get_sessions.user_id", lambda r, s, v: r.get_sessions(v), bad, error, message),
+        ("iter_sessions.user_id", lambda r, s, v: r.iter_sessions(v), bad, error, message),
+        ("count_sessions.user_id", lambda r, s, v: r.count_sessions(v), bad, error, message),
+        ("delete_session.user_id",
+         lambda r, s, v: r.delete_session(v, s.session_id), bad, error, message),
+        ("delete_session.session_id", lambda r, s, v: r.delete_session(OK, v), bad, error, message),
+        ("delete_user.user_id", lambda r, s, v: r.delete_user(v), bad, error, message),
+        ("update_metadata.user_id",
+         lambda r, s, v: r.update_metadata(v, s.session_id, {}), bad, error, message),
+        ("update_metadata.session_id",
+         lambda r, s, v: r.update_metadata(OK, v, {}), bad, error, message),
+    ]
+    if bad is not None:  # session_id=None asks for a new uuid4
+        CASES.append(("create_session.session_id",
+                      lambda r, s, v: r.create_session(OK, session_id=v), bad, error, message))
+for bad, error, message in BAD_COUNTS:
+    CASES += [
+        ("get_sessions.limit", lambda r, s, v: r.get_sessions(OK, limit=v), bad, error, message),
+        ("get_sessions.offset", lambda r, s, v: r.get_sessions(OK, offset=v), bad, error, message),
+        ("get_items.limit", lambda r, s, v: s.get_items(v), bad, error, message),
+    ]
+    if bad != -1:
+        CASES.append(("iter_sessions.page_size",
+                      lambda r, s, v: r.iter_sessions(OK, page_size=v), bad, error, message))
+CASES += [
+    ("get_sessions.offset", lambda r, s, v: r.get_sessions(OK, offset=v), None, TypeError,
+     "offset must be an int, not NoneType"),
+    ("iter_sessions.page_size", lambda r, s, v: r.iter_sessions(OK, page_size=v), 0, ValueError,
+     "page_size must be >= 1, got 0"),
+    ("iter_sessions.page_size", lambda r, s, v: r.iter_sessions(OK, page_size=v), None, TypeError,
+     "page_size must be an int, not NoneType"),
+    ("update_metadata.replace",
+     lambda r, s, v: r.update_metadata(OK, s.session_id, {}, replace=v), 1, TypeError,
+     "replace must be a bool, not int"),
+    ("add_items.items", lambda r, s, v: s.add_items(v), _nested(100_000), ValueError,
+     "nested too deeply"),
+]
+for bad, error, message in BAD_METADATA:
+    CASES += [
+        ("create_session.metadata",
+         lambda r, s, v: r.create_session(OK, metadata=v), bad, error, message),
+        ("update_metadata.metadata",
+         lambda r, s, v: r.update_metadata(OK, s.session_id, v), bad, error, message),
+        ("update_metadata.metadata(replace)",
+         lambda r, s, v: r.update_metadata(OK, s.session_id, v, replace=True), bad, error, message),
+    ]
+for bad, error, message in BAD_ITEMS:
+    CASES.append(("add_items.items", lambda r, s, v: s.add_items(v), bad, error, message))
+
+
+@pytest.mark.parametrize(
+    ("call", "bad", "error", "message"),
+    [case[1:] for case in CASES],
+    ids=[f"{case[0]}-{i}" for i, case in enumerate(CASES)],
+)
+def test_bad_argument_is_refused_and_the_database_is_unchanged(
+    repo: SessionRepository,
+    db_path: Path,
+    call: Callable[[SessionRepository, Session, Any], object],
+    bad: object,
+    error: type[Exception],
+    message: str,
+) -> None:
+    s = repo.create_session(OK, metadata={"title": "kept"})
+    s.add_items([{"role": "user", "content": "kept"}])
+    before = dump(db_path)
+    with pytest.raises(error) as info:
+        call(repo, s, bad)
+    assert type(info.value) is error
+    assert message in str(info.value)
+    assert dump(db_path) == before
+
+
+def test_the_catalogue_covers_every_public_argument() -> None:
+    covered = {case[0].split("(")[0] for case in CASES}
+    assert covered == {
+        "create_session.user_id", "create_session.session_id", "create_session.metadata",
+        "get_session.user_id", "get_session.session_id", "get_sessions.user_id",
+        "get_sessions.limit", "get_sessions.offset", "iter_sessions.user_id",
+        "iter_sessions.page_size", "count_sessions.user_id", "delete_session.user_id",
+        "delete_session.session_id", "delete_user.user_id", "update_metadata.user_id",
+        "update_metadata.session_id", "update_metadata.metadata", "update_metadata.replace",
+        "get_items.limit", "add_items.items",
+    }
+
+
+def test_longest_id_is_accepted(repo: SessionRepository) -> None:
+    longest = "x" * MAX_ID_LENGTH
+    s = repo.create_session(longest, session_id=longest)
+    assert repo.get_session(longest, longest) == s
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"path": None}, TypeError, "path must be a str or os.PathLike, not NoneType"),
+        ({"path": b"x.db"}, TypeError, "not bytes"),
+        ({"path": ""}, ValueError, "use ':memory:'"),
+        ({"path": ":memory:", "busy_timeout": -1}, ValueError, "busy_timeout must be a finite"),
+        ({"path": ":memory:", "busy_timeout": float("nan")}, ValueError, "busy_timeout"),
+        ({"path": ":memory:", "busy_timeout": "5"}, TypeError, "busy_timeout must be a number"),
+        ({"path": ":memory:", "busy_timeout": True}, TypeError, "not bool"),
+        ({"path": ":memory:", "synchronous": "FAST"}, ValueError, "synchronous must be one of"),
+        ({"path": ":memory:", "synchronous": "NORMAL; DROP TABLE x"}, ValueError, "synchronous"),
+        ({"path": ":memory:", "synchronous": 1}, TypeError, "synchronous must be a str"),
+    ],
+)
+def test_bad_repository_options(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as info:
+        SessionRepository(**kwargs)
+    assert message in str(info.value)
+
+
+def test_positional_options_are_refused(tmp_path: Path) -> None:
+    # Keyword-only options: a positional call cannot silently change meaning
+    # when an option is added (the fault of the declined upstream change).
+    with pytest.raises(TypeError):
+        SessionRepository(tmp_path / "x.db", 5.0)  # type: ignore[misc]
+    with SessionRepository(tmp_path / "x.db") as repo, pytest.raises(TypeError):
+        repo.create_session("alice", "session-id")  # type: ignore[misc]
