@@ -14,17 +14,19 @@ compatible with openai-agents' ``SQLiteSession``.
 from ._validate import MAX_ID_LENGTH
 from .errors import SchemaVersionError, SessionsDalError
 from .migrations import SCHEMA_VERSION
-from .repository import DeletedUser, SessionRepository
+from .repository import DatabaseInfo, DeletedUser, SessionRepository, UserSummary
 from .session import Session
 
 __all__ = [
     "MAX_ID_LENGTH",
     "SCHEMA_VERSION",
+    "DatabaseInfo",
     "DeletedUser",
     "SchemaVersionError",
     "Session",
     "SessionRepository",
     "SessionsDalError",
+    "UserSummary",
     "__version__",
 ]
 

@@ -7,6 +7,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +23,7 @@ from .errors import SessionExistsError, SessionNotFoundError
 from .migrations import SCHEMA_VERSION, apply_migrations
 from .session import Session, parse_timestamp, utc_now
 
-__all__ = ["DeletedUser", "SessionRepository"]
+__all__ = ["DatabaseInfo", "DeletedUser", "SessionRepository", "UserSummary"]
 
 _COLUMNS = "session_id, user_id, metadata, created_at, updated_at"
 # Newest first, ties by insertion order (later first): a total order, so
@@ -61,6 +62,41 @@ _DELETE_USER_ITEMS = f"DELETE FROM agent_messages WHERE session_id IN ({_USER_SE
 _DELETE_USER_AGENT_SESSIONS = f"DELETE FROM agent_sessions WHERE session_id IN ({_USER_SESSIONS})"
 _DELETE_USER_OWNED = "DELETE FROM agent_user_sessions WHERE user_id = ?"
 _DELETE_USER = "DELETE FROM agent_users WHERE user_id = ?"
+_SELECT_BY_ID = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ?"
+_SELECT_USERS = (
+    "SELECT user_id, created_at, (SELECT count(*) FROM agent_user_sessions s "
+    "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT ? OFFSET ?"
+)
+_COUNT_ALL = (
+    "SELECT (SELECT count(*) FROM agent_users), (SELECT count(*) FROM agent_user_sessions), "
+    "(SELECT count(*) FROM agent_messages)"
+)
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """One user, as listed by :meth:`SessionRepository.get_users`."""
+
+    user_id: str
+    created_at: datetime
+    """When the user's first session was created (UTC)."""
+    sessions: int
+    """How many sessions the user owns."""
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """What :meth:`SessionRepository.info` reports about the file."""
+
+    path: str
+    schema_version: int
+    sqlite_version: str
+    journal_mode: str
+    users: int
+    sessions: int
+    """Sessions that have an owner."""
+    items: int
+    """Every stored item, including those of sessions openai-agents wrote."""
 
 
 @dataclass(frozen=True)
@@ -335,6 +371,52 @@ class SessionRepository:
             sessions = conn.execute(_DELETE_USER_OWNED, (user_id,)).rowcount
             found = conn.execute(_DELETE_USER, (user_id,)).rowcount > 0
         return DeletedUser(user_id, found, sessions, items)
+
+    def find_session(self, session_id: str) -> Session | None:
+        """Return the session with this id whoever owns it, or ``None``.
+
+        This bypasses the ownership check of :meth:`get_session`: it is for
+        administration tools (the command line uses it), not for serving users.
+        """
+        check_id("session_id", session_id)
+        with self._db.read() as conn:
+            row = conn.execute(_SELECT_BY_ID, (session_id,)).fetchone()
+        return None if row is None else self._session(row)
+
+    def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
+        """Return a page of users, ordered by ``user_id``, with their session counts."""
+        count = check_count("limit", limit, allow_none=True)
+        start = check_count("offset", offset, allow_none=False)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                _SELECT_USERS, (-1 if count is None else count, start)
+            ).fetchall()
+        return [UserSummary(user, parse_timestamp(created), n) for user, created, n in rows]
+
+    def info(self) -> DatabaseInfo:
+        """Counts and settings of the database, for a quick look at a file."""
+        with self._db.read() as conn:
+            users, sessions, items = conn.execute(_COUNT_ALL).fetchone()
+            journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return DatabaseInfo(
+            self.path, version, sqlite3.sqlite_version, journal_mode, users, sessions, items
+        )
+
+    def check(self) -> list[str]:
+        """Run SQLite's integrity and foreign-key checks; return the problems found.
+
+        An empty list means the file is sound.
+        """
+        with self._db.read() as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            if problems == ["ok"]:
+                problems = []
+            problems += [
+                f"foreign key: {table} row {rowid} refers to a missing {parent} row"
+                for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
+            ]
+        return problems
 
     def _session(self, row: tuple[Any, ...]) -> Session:
         session_id, user_id, metadata, created_at, updated_at = row[:5]

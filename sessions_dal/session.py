@@ -34,6 +34,7 @@ _POP = (
     "RETURNING id, message_data"
 )
 _CLEAR = "DELETE FROM agent_messages WHERE session_id = ?"
+_COUNT = "SELECT count(*) FROM agent_messages WHERE session_id = ?"
 
 
 def utc_now() -> str:
@@ -148,6 +149,12 @@ class Session:
                 return
             self._touch(conn, now, required=False)
         self.updated_at = parse_timestamp(now)
+
+    def count_items(self) -> int:
+        """How many items the session holds, without loading them."""
+        with self._db.read() as conn:
+            count: int = conn.execute(_COUNT, (self.session_id,)).fetchone()[0]
+        return count
 
     def to_dict(self) -> dict[str, Any]:
         """The session's fields as a plain dict (for display, JSON or pandas); no query."""
