@@ -32,7 +32,7 @@ def shell_commands() -> list[str]:
 
 def test_readme_gives_two_commands_and_ci_runs_the_test_one_verbatim() -> None:
     install_and_run, install_and_test = shell_commands()[:2]
-    assert "examples/quickstart.py" in install_and_run
+    assert "sessions-dal create alice" in install_and_run and "sessions-dal show" in install_and_run
     assert "pytest" in install_and_test
     assert install_and_test in (ROOT / ".ci" / "run").read_text().splitlines()
     assert README.index(install_and_test) < 1500  # on the first screen

@@ -1,0 +1,294 @@
+"""The sessions-dal command line, driven as a subprocess like a person or a script would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import dump
+
+import sessions_dal
+from sessions_dal import SCHEMA_VERSION, SessionRepository
+from sessions_dal.cli import main
+
+# The subprocess imports the same sessions_dal as these tests, installed or not.
+IMPORT_ROOT = str(Path(sessions_dal.__file__).resolve().parent.parent)
+
+
+def cli(cwd: Path, *args: str, stdin: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "SESSIONS_DAL_DB"}
+    environ["PYTHONPATH"] = IMPORT_ROOT
+    return subprocess.run(
+        [sys.executable, "-m", "sessions_dal", *args], cwd=cwd, input=stdin,
+        capture_output=True, text=True, timeout=60, env={**environ, **(env or {})},
+    )
+
+
+def ok(cwd: Path, *args: str, stdin: str | None = None) -> str:
+    result = cli(cwd, *args, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def as_json(cwd: Path, *args: str) -> Any:
+    return json.loads(ok(cwd, *args, "--json"))
+
+
+def fails(cwd: Path, *args: str, code: int = 1, stdin: str | None = None) -> str:
+    result = cli(cwd, *args, stdin=stdin)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    if code == 1:
+        assert result.stderr.startswith("sessions-dal: error: ")
+        assert result.stderr.count("\n") == 1
+    return result.stderr
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    """A ./sessions.db with two users; returns the folder."""
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        trip = repo.create_session("alice", session_id="trip", metadata={"title": "Trip"})
+        trip.add_items([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
+                        {"role": "user", "content": "train?"}])
+        repo.create_session("alice", session_id="work", metadata={"title": "Work"})
+        repo.create_session("bob", session_id="b1").add_items(["x"])
+    return tmp_path
+
+
+def test_create_then_list_then_show_on_the_default_database(tmp_path: Path) -> None:
+    session_id = ok(tmp_path, "create", "alice", "--metadata", '{"title": "Trip"}').strip()
+    assert (tmp_path / "sessions.db").exists()
+    listing = ok(tmp_path, "sessions", "alice")
+    assert listing.splitlines()[0].split()[:2] == ["SESSION_ID", "CREATED"]
+    assert session_id in listing and '{"title": "Trip"}' in listing
+    shown = ok(tmp_path, "show", session_id)
+    assert f"session:  {session_id}" in shown and "user:     alice" in shown
+
+
+def test_db_option_and_environment_variable(tmp_path: Path) -> None:
+    ok(tmp_path, "create", "alice", "--db", "one.db")
+    ok(tmp_path, "--db", "one.db", "create", "alice")
+    env_run = cli(tmp_path, "create", "bob", env={"SESSIONS_DAL_DB": str(tmp_path / "two.db")})
+    assert env_run.returncode == 0
+    assert as_json(tmp_path, "info", "--db", "one.db")["sessions"] == 2
+    assert as_json(tmp_path, "info", "--db", "two.db")["users"] == 1
+    assert not (tmp_path / "sessions.db").exists()
+
+
+def test_info(filled: Path) -> None:
+    text = ok(filled, "info")
+    assert "schema version: " + str(SCHEMA_VERSION) in text and "journal mode:   wal" in text
+    info = as_json(filled, "info")
+    assert info["path"] == "sessions.db"
+    assert (info["users"], info["sessions"], info["items"]) == (2, 3, 4)
+    assert info["schema_version"] == SCHEMA_VERSION
+    assert info["sqlite_version"] == sqlite3.sqlite_version
+
+
+def test_users(filled: Path) -> None:
+    assert [line.split()[:2] for line in ok(filled, "users").splitlines()] == [
+        ["USER", "SESSIONS"], ["alice", "2"], ["bob", "1"]]
+    users = as_json(filled, "users")
+    assert [(u["user_id"], u["sessions"]) for u in users] == [("alice", 2), ("bob", 1)]
+
+
+def test_sessions_with_limit_and_offset(filled: Path) -> None:
+    listed = as_json(filled, "sessions", "alice")
+    assert [(s["session_id"], s["items"], s["metadata"]) for s in listed] == [
+        ("work", 0, {"title": "Work"}), ("trip", 3, {"title": "Trip"})]
+    assert [s["session_id"] for s in as_json(filled, "sessions", "alice", "--limit", "1",
+                                             "--offset", "1")] == ["trip"]
+    assert ok(filled, "sessions", "nobody").strip() == "(no sessions for user 'nobody')"
+
+
+def test_show_with_user_and_limit(filled: Path) -> None:
+    shown = as_json(filled, "show", "trip", "--user", "alice", "--limit", "2")
+    assert shown["items"] == 3
+    assert shown["items_shown"] == [{"role": "assistant", "content": "yo"},
+                                    {"role": "user", "content": "train?"}]
+    text = ok(filled, "show", "trip", "--limit", "1")
+    assert "items:    3 (latest 1 shown)" in text
+    assert text.rstrip().endswith('3  {"role": "user", "content": "train?"}')
+    assert "no session 'trip' for user 'bob'" in fails(filled, "show", "trip", "--user", "bob")
+
+
+def test_create_json_and_bad_metadata(tmp_path: Path) -> None:
+    created = as_json(tmp_path, "create", "alice", "--metadata", '{"n": [1, 2]}')
+    assert created["user_id"] == "alice" and created["metadata"] == {"n": [1, 2]}
+    assert created["items"] == 0
+    assert "not valid JSON" in fails(tmp_path, "create", "alice", "--metadata", "{x", code=2)
+    assert "must be a JSON object" in fails(tmp_path, "create", "a", "--metadata", "[1]", code=2)
+    assert "user_id must not be empty" in fails(tmp_path, "create", "")
+
+
+def test_delete(filled: Path) -> None:
+    before = dump(filled / "sessions.db")
+    assert "has no session 'trip'" in fails(filled, "delete", "bob", "trip")
+    assert dump(filled / "sessions.db") == before
+    assert ok(filled, "delete", "alice", "trip").strip() == "deleted session trip"
+    assert as_json(filled, "info")["items"] == 1
+    assert as_json(filled, "delete", "alice", "work") == {
+        "deleted": True, "user_id": "alice", "session_id": "work"}
+
+
+def test_delete_user_asks_first(filled: Path) -> None:
+    before = dump(filled / "sessions.db")
+    assert "without confirmation; pass --yes" in fails(filled, "delete-user", "alice", stdin="y\n")
+    assert dump(filled / "sessions.db") == before
+    assert as_json(filled, "delete-user", "alice", "--yes") == {
+        "user_id": "alice", "found": True, "sessions": 2, "items": 3}
+    assert "no user 'alice'" in fails(filled, "delete-user", "alice", "--yes")
+    assert ok(filled, "delete-user", "bob", "--yes").strip() == (
+        "deleted user bob: 1 session(s), 1 item(s)")
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("y", True), ("n", False), ("", False)])
+def test_delete_user_prompt_on_a_terminal(
+    filled: Path, monkeypatch: pytest.MonkeyPatch, answer: str, deleted: bool
+) -> None:
+    monkeypatch.chdir(filled)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or answer)
+    assert main(["delete-user", "alice"]) == (0 if deleted else 1)
+    assert prompts == ["Delete user 'alice' and their 2 session(s) with all items? [y/N] "]
+    with SessionRepository("sessions.db") as repo:
+        assert repo.count_sessions("alice") == (0 if deleted else 2)
+
+
+def test_export_and_import_round_trip(filled: Path, tmp_path_factory: pytest.TempPathFactory
+                                      ) -> None:
+    out = filled / "all.jsonl"
+    result = cli(filled, "export", "-o", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr.strip() == "exported 2 user(s), 3 session(s), 4 item(s)"
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["type"] for r in records][:2] == ["user", "session"]
+    assert ok(filled, "export") == out.read_text()  # stdout gives the same lines
+
+    other = tmp_path_factory.mktemp("other")
+    imported = as_json(other, "import", str(out))
+    assert imported == {"imported": {"users": 2, "sessions": 3, "items": 4}}
+    for user in ("alice", "bob"):
+        assert as_json(other, "sessions", user) == as_json(filled, "sessions", user)
+    assert as_json(other, "show", "trip") == as_json(filled, "show", "trip")
+    assert ok(other, "export") == out.read_text()
+
+
+def test_export_of_one_user_and_import_from_stdin(filled: Path, tmp_path: Path) -> None:
+    exported = ok(filled, "export", "--user", "bob")
+    assert {json.loads(line)["type"] for line in exported.splitlines()} == {"user", "session",
+                                                                         "item"}
+    target = tmp_path / "target"
+    target.mkdir()
+    assert ok(target, "import", "-", stdin=exported).strip() == (
+        "imported 1 user(s), 1 session(s), 1 item(s)")
+    assert as_json(target, "users")[0]["user_id"] == "bob"
+
+
+def test_import_of_an_existing_session_is_refused_unless_replace(filled: Path) -> None:
+    out = filled / "bob.jsonl"
+    ok(filled, "export", "--user", "bob", "-o", str(out))
+    ok(filled, "create", "carol")
+    before = dump(filled / "sessions.db")
+    assert "session 'b1' already exists" in fails(filled, "import", str(out))
+    assert dump(filled / "sessions.db") == before
+    ok(filled, "import", str(out), "--replace")
+    assert as_json(filled, "show", "b1")["items_shown"] == ["x"]
+    assert as_json(filled, "info")["sessions"] == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json\n", "line 1 is not JSON"),
+        ("[1, 2]\n", "line 1 is not a JSON object"),
+        ('{"type": "mystery"}\n', "unknown record type 'mystery'"),
+        ('{"type": "item", "session_id": "s", "item": 1}\n', "must follow its session"),
+        ('{"type": "session", "session_id": "s", "user_id": "u", "created_at": "yesterday",'
+         ' "updated_at": "2026-01-01T00:00:00+00:00"}\n', "created_at must be an ISO 8601"),
+        ('{"type": "session", "session_id": "s", "user_id": "u", "created_at": '
+         '"2026-01-01T00:00:00", "updated_at": "2026-01-01T00:00:00+00:00"}\n', "no time zone"),
+        ('{"type": "user", "user_id": ""}\n', "line 1: user_id must not be empty"),
+    ],
+)
+def test_import_of_a_bad_file_writes_nothing(filled: Path, content: str, message: str) -> None:
+    good = ok(filled, "export", "--user", "bob").replace('"b1"', '"b2"')
+    (filled / "bad.jsonl").write_text(good + content)
+    before = dump(filled / "sessions.db")
+    assert message.replace("line 1", f"line {good.count(chr(10)) + 1}") in fails(
+        filled, "import", "bad.jsonl")
+    assert dump(filled / "sessions.db") == before
+
+
+def test_check(filled: Path) -> None:
+    assert ok(filled, "check").strip() == "ok"
+    assert as_json(filled, "check") == {"ok": True, "problems": []}
+    conn = sqlite3.connect(filled / "sessions.db")
+    conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, created_at, updated_at)"
+                 " VALUES ('orphan', 'ghost', 'x', 'x')")
+    conn.commit()
+    conn.close()
+    result = cli(filled, "check")
+    assert result.returncode == 1
+    assert "foreign key: agent_user_sessions row" in result.stdout
+    assert "missing agent_users row" in result.stdout
+    assert as_json_code(filled, "check")["ok"] is False
+
+
+def as_json_code(cwd: Path, *args: str) -> Any:
+    return json.loads(cli(cwd, *args, "--json").stdout)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["info"], ["users"], ["sessions", "alice"], ["show", "x"], ["delete", "a", "x"],
+     ["delete-user", "a", "--yes"], ["export"], ["check"]],
+)
+def test_read_commands_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
+    message = fails(tmp_path, *command)
+    assert "no database at 'sessions.db' (nothing was created)" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_database_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "sessions.db").write_text("hello\n" * 100)
+    assert "not an SQLite database" in fails(tmp_path, "info")
+    assert "not an SQLite database" in fails(tmp_path, "import", "-", stdin="")
+
+
+def test_import_of_a_missing_file(tmp_path: Path) -> None:
+    assert "No such file" in fails(tmp_path, "import", "missing.jsonl")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["frobnicate"], ["sessions"], ["sessions", "a", "--limit", "-1"],
+     ["sessions", "a", "--limit", "x"], ["show"], ["delete", "a"]],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
+    assert "usage: sessions-dal" in fails(tmp_path, *args, code=2)
+
+
+def test_help_and_version(tmp_path: Path) -> None:
+    assert "delete-user" in ok(tmp_path, "--help")
+    assert ok(tmp_path, "--version").startswith("sessions-dal ")
+
+
+def test_console_script_is_installed_alongside_python(tmp_path: Path) -> None:
+    script = shutil.which("sessions-dal", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("sessions-dal is not installed in this environment (run pip install .)")
+    result = subprocess.run([script, "create", "alice"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0 and len(result.stdout.strip()) == 36
