@@ -13,7 +13,8 @@
 
 -- The tables of openai-agents' SQLiteSession, exactly as it creates them, so
 -- that it keeps reading and writing this file. IF NOT EXISTS adopts a file it
--- wrote (user_version 0) in place.
+-- wrote (user_version 0) in place. A repository opened with other
+-- sessions_table/messages_table names gets these statements with those names.
 CREATE TABLE IF NOT EXISTS agent_sessions (
     session_id TEXT PRIMARY KEY,
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
@@ -29,11 +30,16 @@ CREATE TABLE IF NOT EXISTS agent_messages (
         ON DELETE CASCADE
 );
 
--- Serves "the latest N items of a session" from the index alone.
-CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
+-- Serves "the latest N items of a session" from the index alone. Rebuilt
+-- rather than created IF NOT EXISTS: openai-agents before 0.6.6 gave the same
+-- name to an index on (session_id, created_at), which cannot order by id.
+DROP INDEX IF EXISTS idx_agent_messages_session_id;
+CREATE INDEX idx_agent_messages_session_id
     ON agent_messages (session_id, id);
 
-CREATE TABLE agent_users (
+-- IF NOT EXISTS: a file may already hold these tables with exactly this
+-- layout (sessions_dal checks that before migrating).
+CREATE TABLE IF NOT EXISTS agent_users (
     user_id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
 );
@@ -44,7 +50,7 @@ CREATE TABLE agent_users (
 -- keys off): a column there, or a cascade from it, would lose the owner.
 -- seq is the insertion order: AUTOINCREMENT never reuses a value, so it breaks
 -- created_at ties the same way for the life of the file.
-CREATE TABLE agent_user_sessions (
+CREATE TABLE IF NOT EXISTS agent_user_sessions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     session_id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL REFERENCES agent_users (user_id),
@@ -55,5 +61,5 @@ CREATE TABLE agent_user_sessions (
 
 -- A page of a user's sessions, newest first, is a range scan of this index;
 -- so is the keyset step (created_at, seq) < (?, ?).
-CREATE INDEX idx_agent_user_sessions_user
+CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_user
     ON agent_user_sessions (user_id, created_at, seq);

@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -29,13 +29,14 @@ from .errors import (
     NotADatabaseError,
     ReadOnlyDatabaseError,
     RepositoryClosedError,
-    SchemaVersionError,
     UnsupportedSQLiteError,
 )
+from .tables import Tables
 
 __all__ = [
     "MIN_SQLITE_VERSION",
     "SYNCHRONOUS_LEVELS",
+    "Connection",
     "Database",
     "open_connection",
 ]
@@ -54,7 +55,7 @@ def open_connection(
     *,
     busy_timeout: float,
     synchronous: str,
-    schema_version: int,
+    inspect: Callable[[sqlite3.Connection], None],
 ) -> sqlite3.Connection:
     """Open and configure the connection a :class:`Database` uses.
 
@@ -63,9 +64,9 @@ def open_connection(
     transaction behind our back, on any Python version. Foreign keys are on,
     the journal is WAL, and ``busy_timeout`` (seconds) bounds every lock wait.
 
-    A file whose ``user_version`` is above ``schema_version`` raises
-    :class:`SchemaVersionError` *before* anything is written: switching to WAL
-    rewrites header bytes, and a refused file must stay byte-identical.
+    ``inspect`` runs first, before anything is written, and raises to refuse
+    the file: switching to WAL rewrites header bytes, and a refused file
+    (newer schema, foreign tables) must stay byte-identical.
     """
     if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
         raise UnsupportedSQLiteError(
@@ -84,13 +85,7 @@ def open_connection(
             )
     try:
         with translate_errors(path, busy_timeout):
-            found = conn.execute("PRAGMA user_version").fetchone()[0]
-            if found > schema_version:
-                raise SchemaVersionError(
-                    f"database {path!r} has schema version {found}, but this sessions_dal "
-                    f"supports versions up to {schema_version}: upgrade sessions_dal "
-                    "(pip install -U sessions-dal) to open it; the file was not changed"
-                )
+            inspect(conn)
             conn.execute("PRAGMA foreign_keys = ON")
             # Whitelisted by the caller; PRAGMA values cannot be bound.
             conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -118,6 +113,34 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
             time.sleep(0.005)
 
 
+class Connection:
+    """The ``sqlite3`` connection as the package uses it.
+
+    Statements are written with openai-agents' default table names;
+    ``execute`` rewrites them for this database's names (see
+    :class:`~sessions_dal.tables.Tables`) before they reach SQLite.
+    """
+
+    __slots__ = ("_rewrite", "raw")
+
+    def __init__(self, raw: sqlite3.Connection, rewrite: Callable[[str], str]) -> None:
+        self.raw = raw
+        self._rewrite = rewrite
+
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run one statement with bound ``parameters``."""
+        return self.raw.execute(self._rewrite(sql), parameters)
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[object]]) -> sqlite3.Cursor:
+        """Run one statement once per parameter sequence."""
+        return self.raw.executemany(self._rewrite(sql), seq)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on the connection."""
+        return self.raw.in_transaction
+
+
 class Database:
     """One connection, its lock, and the transactions run on it.
 
@@ -125,10 +148,17 @@ class Database:
     one read or one write transaction, never across a ``yield`` to user code.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        busy_timeout: float,
+        tables: Tables | None = None,
+    ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = conn
+        self.tables = tables or Tables()
+        self._conn: Connection | None = Connection(conn, self.tables.sql)
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -138,7 +168,7 @@ class Database:
         return self._conn is None
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> Iterator[Connection]:
         """Run reads on the connection; each statement sees a consistent snapshot."""
         self._check_process()
         with self._lock:
@@ -147,7 +177,7 @@ class Database:
                 yield conn
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Connection]:
         """Run a write transaction: ``BEGIN IMMEDIATE``, then commit or roll back.
 
         Any exception inside the block, ``KeyboardInterrupt`` included, rolls
@@ -160,14 +190,15 @@ class Database:
             with translate_errors(self.path, self.busy_timeout):
                 # IMMEDIATE takes the write lock now, waiting up to the busy
                 # timeout, instead of failing later when a read upgrades.
-                conn.execute("BEGIN IMMEDIATE")
+                raw = conn.raw
+                raw.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
-                    conn.execute("COMMIT")
+                    raw.execute("COMMIT")
                 except BaseException:
                     # SQLite may already have rolled back (e.g. on SQLITE_FULL).
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    if raw.in_transaction:
+                        raw.execute("ROLLBACK")
                     raise
 
     def close(self) -> None:
@@ -175,9 +206,9 @@ class Database:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None and self._pid == os.getpid():
-                conn.close()
+                conn.raw.close()
 
-    def _open_conn(self) -> sqlite3.Connection:
+    def _open_conn(self) -> Connection:
         if self._conn is None:
             raise RepositoryClosedError(
                 f"the repository for {self.path!r} is closed; open a new SessionRepository"

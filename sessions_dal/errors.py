@@ -14,6 +14,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseLockedError",
     "DiskFullError",
+    "IncompatibleSchemaError",
     "MigrationError",
     "NotADatabaseError",
     "ReadOnlyDatabaseError",
@@ -21,6 +22,7 @@ __all__ = [
     "SchemaVersionError",
     "SessionExistsError",
     "SessionNotFoundError",
+    "SessionOwnedError",
     "SessionsDalError",
     "UnsupportedSQLiteError",
 ]
@@ -34,6 +36,13 @@ class SchemaVersionError(SessionsDalError):
     """The database was written by a newer sessions_dal than this one.
 
     The file is left untouched; upgrade sessions_dal to open it.
+    """
+
+
+class IncompatibleSchemaError(SessionsDalError):
+    """The file has tables sessions_dal would use, but with a layout it does not know.
+
+    The file is left untouched.
     """
 
 
@@ -55,6 +64,10 @@ class SessionExistsError(SessionsDalError):
 
 class SessionNotFoundError(SessionsDalError):
     """The session does not exist, or does not belong to the given user."""
+
+
+class SessionOwnedError(SessionsDalError):
+    """``claim_session`` was asked for a session that another user owns."""
 
 
 class CorruptItemError(SessionsDalError):

@@ -14,13 +14,15 @@ import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
-from .connection import Database
-from .errors import MigrationError, SchemaVersionError
+from .connection import Connection, Database
+from .errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
+from .tables import Tables
 
 __all__ = [
     "SCHEMA_VERSION",
     "Migration",
     "apply_migrations",
+    "inspect_file",
     "load_migrations",
     "parse_migrations",
 ]
@@ -138,6 +140,91 @@ def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATION
     return applied
 
 
-def _user_version(conn: sqlite3.Connection) -> int:
+def _user_version(conn: sqlite3.Connection | Connection) -> int:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     return version
+
+
+# The layouts a file may already have when sessions_dal first opens it
+# (user_version 0): openai-agents' SQLiteSession tables, or ours. Column names
+# in order, and which column is the primary key.
+_AGENTS_LAYOUTS = {
+    "agent_sessions": (("session_id", "created_at", "updated_at"), "session_id"),
+    "agent_messages": (("id", "session_id", "message_data", "created_at"), "id"),
+}
+_OWN_LAYOUTS = {
+    "agent_users": (("user_id", "created_at"), "user_id"),
+    "agent_user_sessions": (
+        ("seq", "session_id", "user_id", "metadata", "created_at", "updated_at"), "seq"
+    ),
+}
+
+
+def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_VERSION) -> None:
+    """Refuse, before anything is written, a file this sessions_dal must not touch.
+
+    Raises :class:`SchemaVersionError` for a file from a newer sessions_dal and
+    :class:`IncompatibleSchemaError` when its tables have a layout that is
+    neither openai-agents' nor ours, or (custom table names) when the named
+    tables are not the ones the file was set up with.
+    """
+    path = conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
+    found = _user_version(conn)
+    if found > newest:
+        raise SchemaVersionError(
+            f"database {path!r} has schema version {found}, but this sessions_dal "
+            f"supports versions up to {newest}: upgrade sessions_dal "
+            "(pip install -U sessions-dal) to open it; the file was not changed"
+        )
+    if found == 0:
+        for name, layout in _AGENTS_LAYOUTS.items():
+            _check_layout(conn, path, tables, name, layout)
+        for name, layout in _OWN_LAYOUTS.items():
+            _check_layout(conn, path, tables, name, layout)
+        return
+    missing = [
+        name for name in (tables.sessions, tables.messages) if not _table_exists(conn, name)
+    ]
+    if missing:
+        raise IncompatibleSchemaError(
+            f"database {path!r} has no table {missing[0]!r}: it was set up with other "
+            "sessions_table/messages_table names; open it with the names it was created with"
+        )
+
+
+def _check_layout(
+    conn: sqlite3.Connection,
+    path: str,
+    tables: Tables,
+    default_name: str,
+    layout: tuple[tuple[str, ...], str],
+) -> None:
+    name = tables.sql(default_name).strip('"')
+    rows = conn.execute(tables.sql(f"PRAGMA table_info({default_name})")).fetchall()
+    if not rows:
+        return
+    columns = tuple(row[1].lower() for row in rows)
+    primary = [row[1].lower() for row in rows if row[5]]
+    expected_columns, expected_key = layout
+    problem = None
+    if columns != expected_columns or primary != [expected_key]:
+        problem = f"columns ({', '.join(columns)})"
+    elif default_name == "agent_messages":
+        keys = conn.execute(tables.sql("PRAGMA foreign_key_list(agent_messages)")).fetchall()
+        expected_keys = [(tables.sessions.lower(), "session_id")]
+        if [(k[2].lower(), k[3].lower()) for k in keys] != expected_keys:
+            problem = "foreign keys other than the one on session_id"
+    if problem is not None:
+        raise IncompatibleSchemaError(
+            f"database {path!r} has a table {name!r} with {problem}, a layout that is neither "
+            f"openai-agents' nor sessions_dal's (expected columns "
+            f"({', '.join(expected_columns)})); the file was not changed. Open another file, "
+            "or pass other sessions_table/messages_table names"
+        )
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (name,)
+    ).fetchone()
+    return row is not None
