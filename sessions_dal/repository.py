@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,10 +18,11 @@ from ._validate import (
     decode_metadata,
     encode_metadata,
 )
-from .connection import SYNCHRONOUS_LEVELS, Database, open_connection
-from .errors import SessionExistsError, SessionNotFoundError
-from .migrations import SCHEMA_VERSION, apply_migrations
-from .session import Session, parse_timestamp, utc_now
+from .connection import SYNCHRONOUS_LEVELS, Connection, Database, open_connection
+from .errors import SessionExistsError, SessionNotFoundError, SessionOwnedError
+from .migrations import apply_migrations, inspect_file
+from .session import Session, parse_agents_timestamp, parse_timestamp, utc_now
+from .tables import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, Tables, check_table_name
 
 __all__ = ["DatabaseInfo", "DeletedUser", "SessionRepository", "UserSummary"]
 
@@ -69,8 +70,22 @@ _SELECT_USERS = (
 )
 _COUNT_ALL = (
     "SELECT (SELECT count(*) FROM agent_users), (SELECT count(*) FROM agent_user_sessions), "
-    "(SELECT count(*) FROM agent_messages)"
+    "(SELECT count(*) FROM agent_sessions), (SELECT count(*) FROM agent_messages)"
 )
+# Sessions openai-agents wrote that nobody has claimed: an anti-join, so the
+# cost grows with agent_sessions; meant for one-off adoption, not hot paths.
+_UNOWNED = (
+    "FROM agent_sessions a WHERE NOT EXISTS "
+    "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
+)
+_SELECT_UNOWNED = (
+    f"SELECT session_id, created_at, updated_at {_UNOWNED} "
+    "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+)
+_SELECT_UNOWNED_ONE = f"SELECT session_id, created_at, updated_at {_UNOWNED} AND session_id = ?"
+_COUNT_UNOWNED = f"SELECT count(*) {_UNOWNED}"
+_SELECT_AGENT_SESSION = "SELECT created_at, updated_at FROM agent_sessions WHERE session_id = ?"
+_SELECT_OWNER = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,8 @@ class DatabaseInfo:
     users: int
     sessions: int
     """Sessions that have an owner."""
+    unowned_sessions: int
+    """Sessions openai-agents wrote that no user has claimed."""
     items: int
     """Every stored item, including those of sessions openai-agents wrote."""
 
@@ -126,7 +143,13 @@ class SessionRepository:
     SQLite's durability level: ``"NORMAL"`` (the default in WAL mode: safe
     against application crashes; a power loss may drop the last commits) or
     ``"FULL"`` (also survives power loss, slower); ``"OFF"`` and ``"EXTRA"``
-    are accepted too.
+    are accepted too. ``sessions_table`` and ``messages_table`` name
+    openai-agents' two tables when its ``SQLiteSession`` was given other names
+    (letters, digits and underscores only); a file holds one such pair.
+
+    A file openai-agents' ``SQLiteSession`` wrote is adopted in place: its
+    sessions and items are kept as they are, and become *unowned* sessions
+    (see :meth:`get_unowned_sessions` and :meth:`claim_session`).
 
     One repository is safe to share between threads: it holds one connection
     and serialises calls on it with a lock. Other processes may open the same
@@ -144,6 +167,8 @@ class SessionRepository:
         *,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
+        sessions_table: str = DEFAULT_SESSIONS_TABLE,
+        messages_table: str = DEFAULT_MESSAGES_TABLE,
     ) -> None:
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
@@ -161,10 +186,19 @@ class SessionRepository:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
             )
-        conn = open_connection(
-            path, busy_timeout=timeout, synchronous=level, schema_version=SCHEMA_VERSION
+        tables = Tables(
+            check_table_name("sessions_table", sessions_table),
+            check_table_name("messages_table", messages_table),
         )
-        self._db = Database(conn, path, timeout)
+        if tables.sessions.lower() == tables.messages.lower():
+            raise ValueError("sessions_table and messages_table must be different tables")
+        conn = open_connection(
+            path,
+            busy_timeout=timeout,
+            synchronous=level,
+            inspect=lambda c: inspect_file(c, tables),
+        )
+        self._db = Database(conn, path, timeout, tables)
         try:
             apply_migrations(self._db)
         except BaseException:
@@ -373,7 +407,7 @@ class SessionRepository:
         return DeletedUser(user_id, found, sessions, items)
 
     def find_session(self, session_id: str) -> Session | None:
-        """Return the session with this id whoever owns it, or ``None``.
+        """Return the session with this id whoever owns it (or nobody), or ``None``.
 
         This bypasses the ownership check of :meth:`get_session`: it is for
         administration tools (the command line uses it), not for serving users.
@@ -381,7 +415,95 @@ class SessionRepository:
         check_id("session_id", session_id)
         with self._db.read() as conn:
             row = conn.execute(_SELECT_BY_ID, (session_id,)).fetchone()
-        return None if row is None else self._session(row)
+        return self._session(row) if row is not None else self.get_unowned_session(session_id)
+
+    # -- sessions openai-agents wrote ---------------------------------------------
+
+    def get_unowned_sessions(self, *, limit: int | None = None, offset: int = 0) -> list[Session]:
+        """Return sessions that openai-agents' ``SQLiteSession`` wrote and no user owns.
+
+        Newest first. Their ``user_id`` is ``None`` and their ``metadata``
+        empty; their items can be read and written like any session's. Give
+        them an owner with :meth:`claim_session`.
+        """
+        count = check_count("limit", limit, allow_none=True)
+        start = check_count("offset", offset, allow_none=False)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                _SELECT_UNOWNED, (-1 if count is None else count, start)
+            ).fetchall()
+        return [self._unowned(*row) for row in rows]
+
+    def get_unowned_session(self, session_id: str) -> Session | None:
+        """Return the unowned session ``session_id``, or ``None`` if it is absent or owned."""
+        check_id("session_id", session_id)
+        with self._db.read() as conn:
+            row = conn.execute(_SELECT_UNOWNED_ONE, (session_id,)).fetchone()
+        return None if row is None else self._unowned(*row)
+
+    def count_unowned_sessions(self) -> int:
+        """How many sessions no user owns."""
+        with self._db.read() as conn:
+            count: int = conn.execute(_COUNT_UNOWNED).fetchone()[0]
+        return count
+
+    def claim_session(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        """Make ``user_id`` the owner of an unowned session, and return it.
+
+        The session keeps its items and its creation time, so it sorts among
+        the user's sessions by when openai-agents created it. Claiming a session
+        the user already owns returns it unchanged. Raises
+        :class:`~sessions_dal.errors.SessionOwnedError` if another user owns it
+        and :class:`~sessions_dal.errors.SessionNotFoundError` if it does not
+        exist; nothing is written then.
+        """
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        meta_text = encode_metadata({} if metadata is None else metadata)
+        with self._db.write() as conn:
+            return self._claim(conn, user_id, session_id, meta_text)
+
+    def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
+        """Claim several sessions for ``user_id`` in one transaction: all of them or none."""
+        check_id("user_id", user_id)
+        if isinstance(session_ids, str):
+            raise TypeError("session_ids must be a list of str, not a str; wrap one id in a list")
+        ids = [check_id(f"session_ids[{n}]", s) for n, s in enumerate(session_ids)]
+        with self._db.write() as conn:
+            return [self._claim(conn, user_id, session_id, "{}") for session_id in ids]
+
+    def _claim(self, conn: Connection, user_id: str, session_id: str, meta_text: str) -> Session:
+        owner = conn.execute(_SELECT_OWNER, (session_id,)).fetchone()
+        if owner is not None:
+            if owner[0] != user_id:
+                raise SessionOwnedError(
+                    f"session {session_id!r} belongs to another user; it cannot be claimed "
+                    f"for {user_id!r}"
+                )
+            row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
+            return self._session(row)
+        times = conn.execute(_SELECT_AGENT_SESSION, (session_id,)).fetchone()
+        if times is None:
+            raise SessionNotFoundError(
+                f"there is no session {session_id!r} to claim; list unowned sessions with "
+                "get_unowned_sessions()"
+            )
+        created, updated = (parse_agents_timestamp(t).isoformat(timespec="microseconds")
+                            for t in times)
+        conn.execute(_INSERT_USER, (user_id, utc_now()))
+        conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, created, updated))
+        return Session(self._db, session_id, user_id, decode_metadata(meta_text),
+                       parse_timestamp(created), parse_timestamp(updated))
+
+    def _unowned(self, session_id: str, created: str | None, updated: str | None) -> Session:
+        return Session(self._db, session_id, None, {}, parse_agents_timestamp(created),
+                       parse_agents_timestamp(updated))
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
         """Return a page of users, ordered by ``user_id``, with their session counts."""
@@ -396,11 +518,16 @@ class SessionRepository:
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
         with self._db.read() as conn:
-            users, sessions, items = conn.execute(_COUNT_ALL).fetchone()
+            users, owned, every, items = conn.execute(_COUNT_ALL).fetchone()
             journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+        # An owned session whose agent_sessions row SQLiteSession.clear_session()
+        # removed is still owned; it is not counted as unowned.
+        unowned = self.count_unowned_sessions()
+        del every
         return DatabaseInfo(
-            self.path, version, sqlite3.sqlite_version, journal_mode, users, sessions, items
+            self.path, version, sqlite3.sqlite_version, journal_mode, users, owned, unowned,
+            items,
         )
 
     def check(self) -> list[str]:

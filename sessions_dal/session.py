@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from ._validate import check_count, encode_items
-from .connection import Database
+from .connection import Connection, Database
 from .errors import CorruptItemError, SessionNotFoundError
 
 __all__ = ["Session"]
@@ -47,6 +46,22 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_agents_timestamp(text: str | None) -> datetime:
+    """Read an openai-agents ``CURRENT_TIMESTAMP`` ('YYYY-MM-DD HH:MM:SS', UTC).
+
+    A missing or unreadable value (the column is nullable) reads as the epoch,
+    so such a session sorts as the oldest rather than failing a listing.
+    """
+    try:
+        parsed = datetime.fromisoformat(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return _UNKNOWN_TIME
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed
+
+
 class Session:
     """One conversation owned by one user: its identity, metadata and items.
 
@@ -72,7 +87,7 @@ class Session:
         self,
         db: Database,
         session_id: str,
-        user_id: str,
+        user_id: str | None,
         metadata: dict[str, Any],
         created_at: datetime,
         updated_at: datetime,
@@ -81,7 +96,8 @@ class Session:
         self.session_id = session_id
         """The session's id: a uuid4 string unless one was given at creation."""
         self.user_id = user_id
-        """The id of the user who owns the session."""
+        """The id of the user who owns the session; ``None`` for a session that
+        openai-agents wrote and no user has claimed yet."""
         self.metadata = metadata
         """The session's metadata dict (for example a title), as last loaded or set."""
         self.created_at = created_at
@@ -120,7 +136,7 @@ class Session:
         now = utc_now()
         session_id = self.session_id
         with self._db.write() as conn:
-            self._touch(conn, now, required=True)
+            self._touch(conn, now, required=self.user_id is not None)
             conn.execute(_UPSERT_AGENT_SESSION, (session_id,))
             conn.executemany(_INSERT_ITEM, [(session_id, text) for text in encoded])
         self.updated_at = parse_timestamp(now)
@@ -166,7 +182,7 @@ class Session:
             "metadata": self.metadata,
         }
 
-    def _touch(self, conn: sqlite3.Connection, now: str, *, required: bool) -> None:
+    def _touch(self, conn: Connection, now: str, *, required: bool) -> None:
         if conn.execute(_TOUCH, (now, self.session_id)).rowcount == 0 and required:
             raise SessionNotFoundError(
                 f"session {self.session_id!r} no longer exists (it was deleted); "
