@@ -40,13 +40,13 @@ _INSERT_USER = (
     "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
 )
 _EXISTS = (
-    "SELECT 1 FROM agent_sessions WHERE session_id = ?1 "
-    "UNION ALL SELECT 1 FROM agent_user_sessions WHERE session_id = ?1"
+    "SELECT 1 FROM agent_sessions WHERE session_id = ? "
+    "UNION ALL SELECT 1 FROM agent_user_sessions WHERE session_id = ?"
 )
 _DELETE = (
-    "DELETE FROM agent_messages WHERE session_id = ?1",
-    "DELETE FROM agent_sessions WHERE session_id = ?1",
-    "DELETE FROM agent_user_sessions WHERE session_id = ?1",
+    "DELETE FROM agent_messages WHERE session_id = ?",
+    "DELETE FROM agent_sessions WHERE session_id = ?",
+    "DELETE FROM agent_user_sessions WHERE session_id = ?",
 )
 _INSERT_AGENT_SESSION = "INSERT INTO agent_sessions (session_id) VALUES (?)"
 _INSERT_OWNED = (
@@ -235,7 +235,7 @@ def _import_session(conn: Any, number: int, record: dict[str, Any], replace: boo
     meta_text = encode_json(f"line {number}: metadata", metadata)
     created = _timestamp(number, record, "created_at")
     updated = _timestamp(number, record, "updated_at")
-    if conn.execute(_EXISTS, (session_id,)).fetchone() is not None:
+    if conn.execute(_EXISTS, (session_id, session_id)).fetchone() is not None:
         if not replace:
             raise SessionExistsError(
                 f"line {number}: session {session_id!r} already exists in the database; "
