@@ -67,41 +67,64 @@ class _NotJSON(Exception):
         self.path = path
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _check_json(value: object) -> None:
     # Strict JSON that round-trips exactly: json.dumps would silently turn
-    # tuples into lists and int keys into str keys, and accept NaN.
-    if isinstance(value, str) or value is None:
-        return
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if not isinstance(key, str):
+    # tuples into lists and int keys into str keys, and accept NaN. Hot path
+    # (every item of every add_items): exact-type checks first, recursion only
+    # into containers.
+    kind = type(value)
+    if kind is dict:
+        for key, child in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                if isinstance(key, str):
+                    continue
                 raise _NotJSON(
                     TypeError, f"has a {type(key).__name__} key {key!r}; JSON keys are str"
                 )
+            child_kind = type(child)
+            if child_kind is str or child_kind is int or child_kind is bool or child is None:
+                continue
             try:
                 _check_json(child)
             except _NotJSON as exc:
                 exc.path = f"[{key!r}]{exc.path}"
                 raise
         return
-    if isinstance(value, list):
-        for index, child in enumerate(value):
+    if kind is list:
+        for index, child in enumerate(value):  # type: ignore[arg-type]
+            child_kind = type(child)
+            if child_kind is str or child_kind is int or child_kind is bool or child is None:
+                continue
             try:
                 _check_json(child)
             except _NotJSON as exc:
                 exc.path = f"[{index}]{exc.path}"
                 raise
         return
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    if kind is float or isinstance(value, float):
+        if not math.isfinite(value):  # type: ignore[arg-type]
             raise _NotJSON(ValueError, f"is {value!r}, which strict JSON does not allow")
         return
-    if isinstance(value, int):
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, dict):  # subclasses (OrderedDict, ...): checked like dict
+        _check_json(dict(value))
+        return
+    if isinstance(value, list):
+        _check_json(list(value))
         return
     hint = "; use a list" if isinstance(value, tuple) else ""
     raise _NotJSON(
         TypeError, f"is a {type(value).__name__}, which is not a JSON value{hint}"
     )
+
+
+# One encoder for every call: json.dumps() with keyword arguments builds a new
+# JSONEncoder each time. The output is what plain json.dumps writes.
+_encode = json.JSONEncoder(allow_nan=False).encode
 
 
 def encode_json(name: str, value: object) -> str:
@@ -113,7 +136,7 @@ def encode_json(name: str, value: object) -> str:
     """
     try:
         _check_json(value)
-        return json.dumps(value, allow_nan=False)
+        return _encode(value)
     except _NotJSON as exc:
         raise exc.error(f"{name}{exc.path} {exc.message}") from None
     except RecursionError:

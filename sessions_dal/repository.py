@@ -257,8 +257,7 @@ class SessionRepository:
             session_id = str(uuid.uuid4())
         else:
             check_id("session_id", session_id)
-        meta = {} if metadata is None else metadata
-        meta_text = encode_metadata(meta)
+        meta_text = "{}" if metadata is None else encode_metadata(metadata)
         now = utc_now()
         with self._db.write() as conn:
             conn.execute(_INSERT_USER, (user_id, now))
@@ -271,7 +270,8 @@ class SessionRepository:
                     "a new uuid4, or open the existing one with get_session()"
                 ) from None
         created = parse_timestamp(now)
-        return Session(self._db, session_id, user_id, decode_metadata(meta_text), created, created)
+        meta = {} if metadata is None else decode_metadata(meta_text)
+        return Session(self._db, session_id, user_id, meta, created, created)
 
     def get_session(self, user_id: str, session_id: str) -> Session | None:
         """Return the session, or ``None`` if it does not exist or is not ``user_id``'s."""
