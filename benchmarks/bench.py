@@ -241,17 +241,20 @@ def w3_get_latest(folder: Path, items: int, calls: int) -> list[Result]:
 
 
 def w5_add_bulk(folder: Path, items: int, repeats: int) -> list[Result]:
-    out = []
     batch = [dict(ITEM, n=i) for i in range(items)]
-    for impl_name, impl in impls(folder, "w5"):
-        samples: list[float] = []
-        for _ in range(repeats):
+    runners = impls(folder, "w5")
+    samples: dict[str, list[float]] = {name: [] for name, _ in runners}
+    # Few, long samples: interleave the implementations so that a slow spell of
+    # a shared machine hits all of them alike.
+    for _ in range(repeats):
+        for impl_name, impl in runners:
             session_id = (impl.create_session("alice") if impl_name != "SQLiteSession"
                           else str(uuid.uuid4()))
-            timed(samples, impl.add_items, session_id, batch)
+            timed(samples[impl_name], impl.add_items, session_id, batch)
+    for _, impl in runners:
         impl.close()
-        out.append(Result("W5", f"add_items([{items} items])", impl_name, samples))
-    return out
+    return [Result("W5", f"add_items([{items} items])", name, samples[name])
+            for name, _ in runners]
 
 
 def fill_users(path: Path, owned: dict[str, int], total: int) -> None:
@@ -481,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: w2_add_single(folder, 20 if args.quick else 200, 10),
             lambda: w3_get_latest(folder, args.items, 50 if args.quick else 1000),
             lambda: w4_pages(folder, args.owned, args.total, calls),
-            lambda: w5_add_bulk(folder, args.items, 2 if args.quick else 5),
+            lambda: w5_add_bulk(folder, args.items, 2 if args.quick else 15),
             lambda: w6_scaling(folder, args.scale, calls),
             lambda: [w7_memory(folder, max(args.scale))],
         ):

@@ -145,14 +145,27 @@ def encode_json(name: str, value: object) -> str:
         raise ValueError(f"{name} cannot be stored as JSON: {exc}") from None
 
 
-def encode_items(items: object) -> list[str]:
-    """Encode every item of ``add_items``; the first bad one raises, naming its index."""
+def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
+    """Encode every item of ``add_items`` as ``(session_id, text)`` rows.
+
+    The first bad item raises ``TypeError``/``ValueError`` naming its index.
+    """
     if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
         raise TypeError(
             f"items must be a list of JSON values, not {type(items).__name__}; "
             "to add one item, pass [item]"
         )
-    return [encode_json(f"items[{index}]", item) for index, item in enumerate(items)]
+    rows = []
+    # The hot loop of a bulk add: no per-item name, no per-item function layers;
+    # the index is only formatted when an item is refused.
+    for item in items:
+        try:
+            _check_json(item)
+            rows.append((session_id, _encode(item)))
+        except (_NotJSON, RecursionError, ValueError):
+            encode_json(f"items[{len(rows)}]", item)  # raises with the full message
+            raise
+    return rows
 
 
 def encode_metadata(metadata: object) -> str:

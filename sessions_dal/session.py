@@ -130,15 +130,14 @@ class Session:
         :class:`~sessions_dal.errors.SessionNotFoundError` if the session was
         deleted.
         """
-        encoded = encode_items(items)
-        if not encoded:
+        rows = encode_items(self.session_id, items)
+        if not rows:
             return
         now = utc_now()
-        session_id = self.session_id
         with self._db.write() as conn:
             self._touch(conn, now, required=self.user_id is not None)
-            conn.execute(_UPSERT_AGENT_SESSION, (session_id,))
-            conn.executemany(_INSERT_ITEM, [(session_id, text) for text in encoded])
+            conn.execute(_UPSERT_AGENT_SESSION, (self.session_id,))
+            conn.executemany(_INSERT_ITEM, rows)
         self.updated_at = parse_timestamp(now)
 
     def pop_item(self) -> Any | None:
