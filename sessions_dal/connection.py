@@ -154,11 +154,17 @@ class Database:
         path: str,
         busy_timeout: float,
         tables: Tables | None = None,
+        reopen: Callable[[], sqlite3.Connection] | None = None,
     ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self.tables = tables or Tables()
         self._conn: Connection | None = Connection(conn, self.tables.sql)
+        # SQLite opens a file it cannot write read-only, and that connection
+        # stays read-only after the file becomes writable again; so a
+        # read-only error marks it stale and the next call opens a new one.
+        self._reopen = reopen
+        self._stale = False
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -173,7 +179,7 @@ class Database:
         self._check_process()
         with self._lock:
             conn = self._open_conn()
-            with translate_errors(self.path, self.busy_timeout):
+            with self._translate():
                 yield conn
 
     @contextmanager
@@ -187,7 +193,7 @@ class Database:
         self._check_process()
         with self._lock:
             conn = self._open_conn()
-            with translate_errors(self.path, self.busy_timeout):
+            with self._translate():
                 # IMMEDIATE takes the write lock now, waiting up to the busy
                 # timeout, instead of failing later when a read upgrades.
                 raw = conn.raw
@@ -213,7 +219,22 @@ class Database:
             raise RepositoryClosedError(
                 f"the repository for {self.path!r} is closed; open a new SessionRepository"
             )
+        if self._stale and self._reopen is not None:
+            with translate_errors(self.path, self.busy_timeout):
+                fresh = self._reopen()
+            self._conn.raw.close()
+            self._conn = Connection(fresh, self.tables.sql)
+            self._stale = False
         return self._conn
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            with translate_errors(self.path, self.busy_timeout):
+                yield
+        except ReadOnlyDatabaseError:
+            self._stale = True
+            raise
 
     def _check_process(self) -> None:
         # A connection must not cross fork(): the child would share the

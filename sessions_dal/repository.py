@@ -192,13 +192,16 @@ class SessionRepository:
         )
         if tables.sessions.lower() == tables.messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
-        conn = open_connection(
-            path,
-            busy_timeout=timeout,
-            synchronous=level,
-            inspect=lambda c: inspect_file(c, tables),
-        )
-        self._db = Database(conn, path, timeout, tables)
+        def connect() -> sqlite3.Connection:
+            return open_connection(
+                path,
+                busy_timeout=timeout,
+                synchronous=level,
+                inspect=lambda c: inspect_file(c, tables),
+            )
+
+        memory = path == ":memory:" or path.startswith("file::memory:")
+        self._db = Database(connect(), path, timeout, tables, reopen=None if memory else connect)
         try:
             apply_migrations(self._db)
         except BaseException:
