@@ -14,6 +14,11 @@ from typing import Any
 MAX_ID_LENGTH = 255
 """The longest ``user_id`` or ``session_id`` accepted, in characters."""
 
+MAX_JSON_LENGTH = 1_000_000_000
+"""The longest stored JSON text of one item or metadata dict: SQLite's default
+maximum string length (SQLITE_MAX_LENGTH). The text is ASCII, so characters
+and bytes agree."""
+
 
 def check_id(name: str, value: object) -> str:
     """Return ``value`` if it is a valid ``user_id``/``session_id``, else raise."""
@@ -136,13 +141,23 @@ def encode_json(name: str, value: object) -> str:
     """
     try:
         _check_json(value)
-        return _encode(value)
+        text = _encode(value)
     except _NotJSON as exc:
         raise exc.error(f"{name}{exc.path} {exc.message}") from None
     except RecursionError:
         raise ValueError(f"{name} is nested too deeply to store as JSON") from None
     except ValueError as exc:  # e.g. an int past sys.get_int_max_str_digits()
         raise ValueError(f"{name} cannot be stored as JSON: {exc}") from None
+    _check_length(name, text)
+    return text
+
+
+def _check_length(name: str, text: str) -> None:
+    if len(text) > MAX_JSON_LENGTH:
+        raise ValueError(
+            f"{name} is {len(text):,} characters as JSON; SQLite stores at most "
+            f"{MAX_JSON_LENGTH:,}: split it into smaller items"
+        )
 
 
 def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
@@ -155,16 +170,19 @@ def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
             f"items must be a list of JSON values, not {type(items).__name__}; "
             "to add one item, pass [item]"
         )
-    rows = []
+    rows: list[tuple[str, str]] = []
     # The hot loop of a bulk add: no per-item name, no per-item function layers;
     # the index is only formatted when an item is refused.
     for item in items:
         try:
             _check_json(item)
-            rows.append((session_id, _encode(item)))
+            text = _encode(item)
         except (_NotJSON, RecursionError, ValueError):
             encode_json(f"items[{len(rows)}]", item)  # raises with the full message
-            raise
+            raise  # not reached: encode_json refuses what failed here
+        if len(text) > MAX_JSON_LENGTH:
+            _check_length(f"items[{len(rows)}]", text)
+        rows.append((session_id, text))
     return rows
 
 

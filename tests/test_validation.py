@@ -157,6 +157,31 @@ def test_the_catalogue_covers_every_public_argument() -> None:
     }
 
 
+@pytest.mark.parametrize("where", ["items", "metadata"])
+def test_item_or_metadata_larger_than_sqlite_stores_is_refused(
+    repo: SessionRepository, db_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # SQLite's limit is 1e9 characters; lower ours so the test allocates little.
+    monkeypatch.setattr("sessions_dal._validate.MAX_JSON_LENGTH", 10_000)
+    s = repo.create_session(OK)
+    s.add_items([{"fits": "x" * 9_000}])
+    before = dump(db_path)
+    call = (
+        (lambda: s.add_items([1, {"big": "x" * 10_000}])) if where == "items"
+        else (lambda: repo.update_metadata(OK, s.session_id, {"big": "x" * 10_000}))
+    )
+    with pytest.raises(ValueError, match=r"is 10,0\d\d characters as JSON; SQLite stores at most"):
+        call()
+    assert dump(db_path) == before
+
+
+def test_large_valid_items_round_trip(repo: SessionRepository) -> None:
+    big = {"text": "é" * 2_000_000, "list": list(range(100_000))}
+    s = repo.create_session(OK)
+    s.add_items([big, big])
+    assert s.get_items(limit=1) == [big]
+
+
 def test_longest_id_is_accepted(repo: SessionRepository) -> None:
     longest = "x" * MAX_ID_LENGTH
     s = repo.create_session(longest, session_id=longest)
