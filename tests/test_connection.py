@@ -139,10 +139,13 @@ def test_lock_held_past_the_busy_timeout_is_a_library_error(db_path: Path) -> No
         assert s.get_items() == [1]
 
 
+SHARED_THREADS = 8
+
+
 def test_one_repository_shared_by_eight_threads(repo: SessionRepository) -> None:
     per_thread = 25
     errors: list[BaseException] = []
-    start = threading.Barrier(8)
+    start = threading.Barrier(SHARED_THREADS)
 
     def work(n: int) -> None:
         try:
@@ -156,17 +159,17 @@ def test_one_repository_shared_by_eight_threads(repo: SessionRepository) -> None
         except BaseException as exc:  # reported below, in the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(SHARED_THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
     sessions = repo.get_sessions("user0") + repo.get_sessions("user1")
-    assert len(sessions) == 8 * per_thread
+    assert len(sessions) == SHARED_THREADS * per_thread
     item_counts = sorted(len(s.get_items()) for s in sessions)
-    assert item_counts.count(1) == 8 * (per_thread // 5)
-    assert item_counts.count(2) == 8 * (per_thread - per_thread // 5)
+    assert item_counts.count(1) == SHARED_THREADS * (per_thread // 5)
+    assert item_counts.count(2) == SHARED_THREADS * (per_thread - per_thread // 5)
 
 
 def test_background_thread_and_caller_share_a_session(repo: SessionRepository) -> None:

@@ -1,0 +1,144 @@
+"""Random calls with random arguments: only documented exceptions escape, state matches a model."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions_dal import Session, SessionRepository, SessionsDalError
+from sessions_dal.errors import DatabaseError
+
+DOCUMENTED = (TypeError, ValueError, SessionsDalError)
+USERS = ["alice", "bob"]
+
+ANYTHING = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 300), st.floats(), st.text(max_size=4),
+    st.sampled_from(["", "x" * 300, "a\x00b", "\ud800", "alice", "bob",
+                     "'; DROP TABLE agent_users; --", "1.5"]),
+    st.binary(max_size=3), st.lists(st.integers() | st.text(max_size=2), max_size=3),
+    st.dictionaries(st.text(max_size=2), st.integers() | st.floats() | st.none(), max_size=2),
+    st.tuples(st.integers()), st.frozensets(st.integers(), max_size=2),
+)
+REPO_METHODS = ["create_session", "get_session", "get_sessions", "iter_sessions",
+                "count_sessions", "update_metadata", "delete_session", "delete_user",
+                "claim_session", "get_unowned_session", "find_session", "get_users"]
+SESSION_METHODS = ["add_items", "get_items", "pop_item", "clear_session", "count_items"]
+
+
+def plausible(name: str, known: list[str]) -> st.SearchStrategy[Any]:
+    """Values a caller would pass for the parameter called ``name``."""
+    pools: dict[str, st.SearchStrategy[Any]] = {
+        "user_id": st.sampled_from(USERS),
+        "session_id": st.sampled_from([*known, "missing"]),
+        "limit": st.sampled_from([None, 0, 1, 3]),
+        "offset": st.sampled_from([0, 1, 2]),
+        "page_size": st.sampled_from([1, 2, 100]),
+        "metadata": st.sampled_from([None, {}, {"title": "t"}]),
+        "items": st.lists(st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)
+                          | st.integers() | st.text(max_size=3), max_size=3),
+        "replace": st.booleans(),
+    }
+    return pools.get(name, ANYTHING)
+
+
+def arguments(data: st.DataObject, func: Any, known: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Arguments for every parameter: two in three plausible, the rest anything at all."""
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in inspect.signature(func).parameters.items():
+        value = data.draw(plausible(name, known) if data.draw(st.integers(0, 2)) else ANYTHING)
+        if param.kind is param.KEYWORD_ONLY:
+            if data.draw(st.booleans()):
+                kwargs[name] = value
+        else:
+            args.append(value)
+    return args, kwargs
+
+
+@settings(max_examples=150)
+@given(st.data())
+def test_random_calls_raise_only_documented_errors_and_keep_state(data: st.DataObject) -> None:
+    model: dict[str, tuple[str, list[Any]]] = {}  # session_id -> (user, items)
+    order: list[str] = []  # creation order
+    with SessionRepository(":memory:") as repo:
+        for _ in range(data.draw(st.integers(1, 25))):
+            handles = {s.session_id: s for u in USERS for s in repo.get_sessions(u)}
+            on_session = handles and data.draw(st.booleans())
+            if on_session:
+                session: Session = handles[data.draw(st.sampled_from(sorted(handles)))]
+                name = data.draw(st.sampled_from(SESSION_METHODS))
+                func = getattr(session, name)
+            else:
+                name = data.draw(st.sampled_from(REPO_METHODS))
+                func = getattr(repo, name)
+            args, kwargs = arguments(data, func, sorted(model))
+            try:
+                result = func(*args, **kwargs)
+                if name == "iter_sessions":
+                    result = list(result)
+            except DatabaseError:
+                raise  # no I/O fault here: an SQLite-level error is a bug
+            except DOCUMENTED:
+                result = error = True
+            else:
+                error = False
+            if not error:
+                apply(model, order, name, args, kwargs, result,
+                      session if on_session else None)
+            check(repo, model, order)
+
+
+def apply(model: dict[str, tuple[str, list[Any]]], order: list[str], name: str,
+          args: list[Any], kwargs: dict[str, Any], result: Any, session: Session | None) -> None:
+    """Update the model after a call that succeeded, checking what it returned."""
+    if session is not None:
+        items = model[session.session_id][1]
+        if name == "add_items":
+            items.extend(args[0])
+        elif name == "pop_item":
+            assert result == (items.pop() if items else None)
+        elif name == "clear_session":
+            items.clear()
+        elif name == "get_items":
+            limit = args[0]
+            assert result == (items if limit is None else items[len(items) - limit:] if limit
+                              else [])
+        elif name == "count_items":
+            assert result == len(items)
+        return
+    if name == "create_session":
+        model[result.session_id] = (args[0], [])
+        order.append(result.session_id)
+    elif name == "delete_session":
+        owned = args[1] in model and model[args[1]][0] == args[0]
+        assert result is owned
+        if owned:
+            del model[args[1]]
+    elif name == "delete_user":
+        gone = [sid for sid, (u, _) in model.items() if u == args[0]]
+        assert result.sessions == len(gone)
+        for sid in gone:
+            del model[sid]
+    elif name == "count_sessions":
+        assert result == sum(1 for u, _ in model.values() if u == args[0])
+    elif name == "get_session":
+        owned = args[1] in model and model[args[1]][0] == args[0]
+        assert (result is not None) is owned
+    elif name == "get_unowned_session":
+        assert result is None  # every session here has an owner
+    elif name == "claim_session":  # no unowned sessions here: only re-claiming one's own
+        assert args[1] in model and model[args[1]][0] == args[0] == result.user_id
+
+
+def check(repo: SessionRepository, model: dict[str, tuple[str, list[Any]]],
+          order: list[str]) -> None:
+    for user in USERS:
+        expected = [sid for sid in reversed(order) if sid in model and model[sid][0] == user]
+        listed = repo.get_sessions(user)
+        assert [s.session_id for s in listed] == expected
+        for s in listed:
+            assert s.get_items() == model[s.session_id][1]
+    assert sum(repo.count_sessions(u) for u in {u for u, _ in model.values()}) == len(model)
