@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from types import TracebackType
 from typing import NoReturn
 
 from .errors import (
@@ -44,6 +45,8 @@ __all__ = [
 # RETURNING (used by pop_item) arrived in SQLite 3.35.
 MIN_SQLITE_VERSION = (3, 35, 0)
 SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+CACHE_KIB = 16 * 1024
+"""SQLite page cache per connection, in KiB."""
 
 # Primary result codes (the low byte of an extended code), from sqlite3.h.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
@@ -87,6 +90,10 @@ def open_connection(
         with translate_errors(path, busy_timeout):
             inspect(conn)
             conn.execute("PRAGMA foreign_keys = ON")
+            # SQLite's default 2 MB page cache spills a large add_items to the
+            # WAL mid-transaction; 16 MB (filled only as pages are used) keeps a
+            # 10,000-item call in memory (benchmarks/RESULTS.md, W5).
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # Whitelisted by the caller; PRAGMA values cannot be bound.
             conn.execute(f"PRAGMA synchronous = {synchronous}")
             _enable_wal(conn, busy_timeout)
@@ -173,39 +180,18 @@ class Database:
         """True once :meth:`close` has run."""
         return self._conn is None
 
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """Run reads on the connection; each statement sees a consistent snapshot."""
-        self._check_process()
-        with self._lock:
-            conn = self._open_conn()
-            with self._translate():
-                yield conn
+    def read(self) -> _Reading:
+        """``with db.read() as conn:`` runs reads under the lock; no transaction is held."""
+        return _Reading(self)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """Run a write transaction: ``BEGIN IMMEDIATE``, then commit or roll back.
+    def write(self) -> _Writing:
+        """``with db.write() as conn:`` runs one transaction: ``BEGIN IMMEDIATE``, then commit.
 
         Any exception inside the block, ``KeyboardInterrupt`` included, rolls
         the whole transaction back before it propagates, so a failed write
         leaves the database exactly as it was.
         """
-        self._check_process()
-        with self._lock:
-            conn = self._open_conn()
-            with self._translate():
-                # IMMEDIATE takes the write lock now, waiting up to the busy
-                # timeout, instead of failing later when a read upgrades.
-                raw = conn.raw
-                raw.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    raw.execute("COMMIT")
-                except BaseException:
-                    # SQLite may already have rolled back (e.g. on SQLITE_FULL).
-                    if raw.in_transaction:
-                        raw.execute("ROLLBACK")
-                    raise
+        return _Writing(self)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`RepositoryClosedError`."""
@@ -227,14 +213,15 @@ class Database:
             self._stale = False
         return self._conn
 
-    @contextmanager
-    def _translate(self) -> Iterator[None]:
-        try:
-            with translate_errors(self.path, self.busy_timeout):
-                yield
-        except ReadOnlyDatabaseError:
-            self._stale = True
-            raise
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Re-raise ``exc``; an SQLite error as the library error it stands for."""
+        if isinstance(exc, sqlite3.Error):
+            try:
+                _raise_translated(exc, self.path, self.busy_timeout)
+            except ReadOnlyDatabaseError:
+                self._stale = True
+                raise
+        raise exc
 
     def _check_process(self) -> None:
         # A connection must not cross fork(): the child would share the
@@ -245,6 +232,84 @@ class Database:
                 f"the repository for {self.path!r} was opened in process {self._pid} and "
                 "cannot be used after fork(); open a new SessionRepository in this process"
             )
+
+
+# Hand-written context managers rather than @contextmanager generators: they
+# wrap every call, and the generator machinery cost more than the raw
+# sqlite3 work of a small read (benchmarks/RESULTS.md, W3).
+
+
+class _Reading:
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __enter__(self) -> Connection:
+        db = self._db
+        db._check_process()
+        db._lock.acquire()
+        try:
+            return db._open_conn()
+        except BaseException as exc:
+            db._lock.release()
+            db._fail(exc)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._db._lock.release()
+        if isinstance(exc, sqlite3.Error):
+            self._db._fail(exc)
+
+
+class _Writing:
+    __slots__ = ("_db", "_raw")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def __enter__(self) -> Connection:
+        db = self._db
+        db._check_process()
+        db._lock.acquire()
+        try:
+            conn = db._open_conn()
+            # IMMEDIATE takes the write lock now, waiting up to the busy
+            # timeout, instead of failing later when a read upgrades.
+            conn.raw.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            db._lock.release()
+            db._fail(exc)
+        self._raw = conn.raw
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        raw, failure = self._raw, exc
+        try:
+            if failure is None:
+                try:
+                    raw.execute("COMMIT")
+                except BaseException as commit_failure:
+                    failure = commit_failure
+            # SQLite may already have rolled back (e.g. on SQLITE_FULL).
+            if failure is not None and raw.in_transaction:
+                raw.execute("ROLLBACK")
+        except sqlite3.Error as rollback_failure:
+            failure = failure or rollback_failure
+        finally:
+            self._db._lock.release()
+        # The block's own exceptions propagate as they are, SQLite's translated.
+        if failure is not None and (failure is not exc or isinstance(exc, sqlite3.Error)):
+            self._db._fail(failure)
 
 
 @contextmanager

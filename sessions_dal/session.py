@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from json import loads
 from typing import Any
 
 from ._validate import check_count, encode_items
@@ -119,7 +119,12 @@ class Session:
             else:
                 rows = conn.execute(_SELECT_LATEST, (self.session_id, count)).fetchall()
                 rows.reverse()
-        return [self._decode(row_id, text) for row_id, text in rows]
+        try:
+            return [loads(text) for _, text in rows]
+        except (ValueError, TypeError):
+            for row_id, text in rows:
+                self._decode(row_id, text)  # raises, naming the first bad row
+            raise
 
     def add_items(self, items: Iterable[Any]) -> None:
         """Append ``items`` (JSON values) in order, in one transaction.
@@ -190,7 +195,7 @@ class Session:
 
     def _decode(self, row_id: int, text: str) -> Any:
         try:
-            return json.loads(text)
+            return loads(text)
         except (ValueError, TypeError) as exc:
             raise CorruptItemError(
                 f"item {row_id} of session {self.session_id!r} (agent_messages.id = "

@@ -31,6 +31,7 @@ def test_connection_is_configured(repo: SessionRepository) -> None:
     assert pragma(repo, "journal_mode") == "wal"
     assert pragma(repo, "busy_timeout") == 5000
     assert pragma(repo, "synchronous") == 1  # NORMAL
+    assert pragma(repo, "cache_size") == -16 * 1024  # KiB
 
 
 @pytest.mark.parametrize(("level", "value"), [("FULL", 2), ("normal", 1), ("OFF", 0), ("extra", 3)])
