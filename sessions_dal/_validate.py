@@ -41,16 +41,22 @@ def check_id(name: str, value: object) -> str:
     return value
 
 
-def check_count(name: str, value: object, *, allow_none: bool, minimum: int = 0) -> int | None:
-    """Check a ``limit``/``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``."""
-    if value is None and allow_none:
-        return None
+def check_int(name: str, value: object, *, minimum: int = 0) -> int:
+    """Check an ``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        expected = "an int or None" if allow_none else "an int"
-        raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_limit(value: object) -> int | None:
+    """Check a ``limit``: ``None`` (no limit) or an ``int`` >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"limit must be an int or None, not {type(value).__name__}")
+    return check_int("limit", value)
 
 
 def check_seconds(name: str, value: object) -> float:

@@ -35,6 +35,7 @@ from .errors import (
 from .tables import Tables
 
 __all__ = [
+    "CACHE_KIB",
     "MIN_SQLITE_VERSION",
     "SYNCHRONOUS_LEVELS",
     "Connection",

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from ._validate import (
-    check_count,
     check_id,
+    check_int,
+    check_limit,
     check_seconds,
     decode_metadata,
     encode_metadata,
@@ -70,7 +71,7 @@ _SELECT_USERS = (
 )
 _COUNT_ALL = (
     "SELECT (SELECT count(*) FROM agent_users), (SELECT count(*) FROM agent_user_sessions), "
-    "(SELECT count(*) FROM agent_sessions), (SELECT count(*) FROM agent_messages)"
+    "(SELECT count(*) FROM agent_messages)"
 )
 # Sessions openai-agents wrote that nobody has claimed: an anti-join, so the
 # cost grows with agent_sessions; meant for one-off adoption, not hot paths.
@@ -192,6 +193,7 @@ class SessionRepository:
         )
         if tables.sessions.lower() == tables.messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
+
         def connect() -> sqlite3.Connection:
             return open_connection(
                 path,
@@ -242,7 +244,7 @@ class SessionRepository:
         user_id: str,
         *,
         session_id: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Session:
         """Create a session for ``user_id`` and return it, already persisted.
 
@@ -295,8 +297,8 @@ class SessionRepository:
         created. An unknown user has no sessions: ``[]``.
         """
         check_id("user_id", user_id)
-        count = check_count("limit", limit, allow_none=True)
-        start = check_count("offset", offset, allow_none=False)
+        count = check_limit(limit)
+        start = check_int("offset", offset)
         if count == 0:
             return []
         with self._db.read() as conn:
@@ -313,8 +315,8 @@ class SessionRepository:
         page, and sessions created meanwhile never make it repeat one.
         """
         check_id("user_id", user_id)
-        size = check_count("page_size", page_size, allow_none=False, minimum=1)
-        return self._iter_pages(user_id, size)  # type: ignore[arg-type]
+        size = check_int("page_size", page_size, minimum=1)
+        return self._iter_pages(user_id, size)
 
     def _iter_pages(self, user_id: str, page_size: int) -> Iterator[Session]:
         with self._db.read() as conn:
@@ -341,7 +343,7 @@ class SessionRepository:
         self,
         user_id: str,
         session_id: str,
-        metadata: Mapping[str, Any],
+        metadata: dict[str, Any],
         *,
         replace: bool = False,
     ) -> Session:
@@ -365,7 +367,7 @@ class SessionRepository:
         encode_metadata(metadata)
         with self._db.write() as conn:
             if replace:
-                merged: Mapping[str, Any] = metadata
+                merged: dict[str, Any] = metadata
             else:
                 row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
                 if row is None:
@@ -429,8 +431,8 @@ class SessionRepository:
         empty; their items can be read and written like any session's. Give
         them an owner with :meth:`claim_session`.
         """
-        count = check_count("limit", limit, allow_none=True)
-        start = check_count("offset", offset, allow_none=False)
+        count = check_limit(limit)
+        start = check_int("offset", offset)
         with self._db.read() as conn:
             rows = conn.execute(
                 _SELECT_UNOWNED, (-1 if count is None else count, start)
@@ -455,7 +457,7 @@ class SessionRepository:
         user_id: str,
         session_id: str,
         *,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Session:
         """Make ``user_id`` the owner of an unowned session, and return it.
 
@@ -510,8 +512,8 @@ class SessionRepository:
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
         """Return a page of users, ordered by ``user_id``, with their session counts."""
-        count = check_count("limit", limit, allow_none=True)
-        start = check_count("offset", offset, allow_none=False)
+        count = check_limit(limit)
+        start = check_int("offset", offset)
         with self._db.read() as conn:
             rows = conn.execute(
                 _SELECT_USERS, (-1 if count is None else count, start)
@@ -521,13 +523,10 @@ class SessionRepository:
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
         with self._db.read() as conn:
-            users, owned, every, items = conn.execute(_COUNT_ALL).fetchone()
+            users, owned, items = conn.execute(_COUNT_ALL).fetchone()
             journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-        # An owned session whose agent_sessions row SQLiteSession.clear_session()
-        # removed is still owned; it is not counted as unowned.
         unowned = self.count_unowned_sessions()
-        del every
         return DatabaseInfo(
             self.path, version, sqlite3.sqlite_version, journal_mode, users, owned, unowned,
             items,

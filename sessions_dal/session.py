@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from json import loads
 from typing import Any
 
-from ._validate import check_count, encode_items
+from ._validate import check_limit, encode_items
 from .connection import Connection, Database
 from .errors import CorruptItemError, SessionNotFoundError
 
@@ -112,7 +112,7 @@ class Session:
         :class:`~sessions_dal.errors.CorruptItemError` naming the row; rows are
         never skipped silently.
         """
-        count = check_count("limit", limit, allow_none=True)
+        count = check_limit(limit)
         with self._db.read() as conn:
             if count is None:
                 rows = conn.execute(_SELECT_ALL, (self.session_id,)).fetchall()

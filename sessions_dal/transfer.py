@@ -19,6 +19,7 @@ from datetime import timezone
 from typing import IO, Any
 
 from ._validate import check_id, encode_json
+from .connection import Connection
 from .errors import CorruptItemError, SessionExistsError
 from .repository import SessionRepository
 from .session import parse_timestamp
@@ -226,7 +227,9 @@ def _timestamp(number: int, record: dict[str, Any], key: str) -> str:
     return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _import_session(conn: Any, number: int, record: dict[str, Any], replace: bool) -> str:
+def _import_session(
+    conn: Connection, number: int, record: dict[str, Any], replace: bool
+) -> str:
     session_id = check_id(f"line {number}: session_id", record.get("session_id"))
     user = check_id(f"line {number}: user_id", record.get("user_id"))
     metadata = record.get("metadata", {})

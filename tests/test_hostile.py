@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from sessions_dal import Session, SessionRepository, SessionsDalError
@@ -81,10 +81,12 @@ def test_random_calls_raise_only_documented_errors_and_keep_state(data: st.DataO
                     result = list(result)
             except DatabaseError:
                 raise  # no I/O fault here: an SQLite-level error is a bug
-            except DOCUMENTED:
+            except DOCUMENTED as exc:
                 result = error = True
+                note(f"{name}(*{args!r}, **{kwargs!r}) raised {exc!r}")
             else:
                 error = False
+                note(f"{name}(*{args!r}, **{kwargs!r}) -> {result!r}")
             if not error:
                 apply(model, order, name, args, kwargs, result,
                       session if on_session else None)
@@ -111,6 +113,8 @@ def apply(model: dict[str, tuple[str, list[Any]]], order: list[str], name: str,
         return
     if name == "create_session":
         model[result.session_id] = (args[0], [])
+        if result.session_id in order:  # an id deleted earlier, created again
+            order.remove(result.session_id)
         order.append(result.session_id)
     elif name == "delete_session":
         owned = args[1] in model and model[args[1]][0] == args[0]
