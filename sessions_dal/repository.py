@@ -89,6 +89,12 @@ _SELECT_AGENT_SESSION = "SELECT created_at, updated_at FROM agent_sessions WHERE
 _SELECT_OWNER = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
 
 
+def _limit_offset(limit: object, offset: object) -> tuple[int, int]:
+    """Checked ``limit``/``offset`` as SQLite's LIMIT and OFFSET (LIMIT -1: no limit)."""
+    count = check_limit(limit)
+    return (-1 if count is None else count, check_int("offset", offset))
+
+
 @dataclass(frozen=True)
 class UserSummary:
     """One user, as listed by :meth:`SessionRepository.get_users`."""
@@ -297,14 +303,9 @@ class SessionRepository:
         created. An unknown user has no sessions: ``[]``.
         """
         check_id("user_id", user_id)
-        count = check_limit(limit)
-        start = check_int("offset", offset)
-        if count == 0:
-            return []
+        page = _limit_offset(limit, offset)
         with self._db.read() as conn:
-            rows = conn.execute(
-                _SELECT_PAGE, (user_id, -1 if count is None else count, start)
-            ).fetchall()
+            rows = conn.execute(_SELECT_PAGE, (user_id, *page)).fetchall()
         return [self._session(row) for row in rows]
 
     def iter_sessions(self, user_id: str, *, page_size: int = 100) -> Iterator[Session]:
@@ -431,12 +432,9 @@ class SessionRepository:
         empty; their items can be read and written like any session's. Give
         them an owner with :meth:`claim_session`.
         """
-        count = check_limit(limit)
-        start = check_int("offset", offset)
+        page = _limit_offset(limit, offset)
         with self._db.read() as conn:
-            rows = conn.execute(
-                _SELECT_UNOWNED, (-1 if count is None else count, start)
-            ).fetchall()
+            rows = conn.execute(_SELECT_UNOWNED, page).fetchall()
         return [self._unowned(*row) for row in rows]
 
     def get_unowned_session(self, session_id: str) -> Session | None:
@@ -512,12 +510,9 @@ class SessionRepository:
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
         """Return a page of users, ordered by ``user_id``, with their session counts."""
-        count = check_limit(limit)
-        start = check_int("offset", offset)
+        page = _limit_offset(limit, offset)
         with self._db.read() as conn:
-            rows = conn.execute(
-                _SELECT_USERS, (-1 if count is None else count, start)
-            ).fetchall()
+            rows = conn.execute(_SELECT_USERS, page).fetchall()
         return [UserSummary(user, parse_timestamp(created), n) for user, created, n in rows]
 
     def info(self) -> DatabaseInfo:

@@ -15,7 +15,6 @@ from sessions_dal import connection as connection_module
 from sessions_dal.connection import _primary_code
 from sessions_dal.errors import (
     DatabaseError,
-    DatabaseLockedError,
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
@@ -119,25 +118,6 @@ def test_close_releases_the_file(db_path: Path) -> None:
     repo.close()
     # With every connection closed, SQLite checkpoints and removes the WAL.
     assert not Path(f"{db_path}-wal").exists()
-
-
-def test_lock_held_past_the_busy_timeout_is_a_library_error(db_path: Path) -> None:
-    with SessionRepository(db_path, busy_timeout=0.1) as repo:
-        s = repo.create_session("alice")
-        before = dump(db_path)
-        blocker = sqlite3.connect(db_path, isolation_level=None)
-        try:
-            blocker.execute("BEGIN IMMEDIATE")
-            with pytest.raises(DatabaseLockedError, match=r"busy_timeout=0\.1s"):
-                s.add_items([1])
-            with pytest.raises(DatabaseLockedError):
-                repo.create_session("bob")
-            blocker.execute("ROLLBACK")
-        finally:
-            blocker.close()
-        assert dump(db_path) == before
-        s.add_items([1])  # works again once the lock is gone
-        assert s.get_items() == [1]
 
 
 SHARED_THREADS = 8

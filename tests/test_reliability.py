@@ -216,13 +216,16 @@ def fault_lock_past_timeout(path: Path) -> None:
         blocker = sqlite3.connect(path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
-            with pytest.raises(DatabaseLockedError, match="locked"):
+            with pytest.raises(DatabaseLockedError, match=r"locked: .* busy_timeout=0\.2s"):
                 s.add_items([{"n": 1}])
+            with pytest.raises(DatabaseLockedError):
+                repo.create_session("bob")
             blocker.execute("ROLLBACK")
         finally:
             blocker.close()
         assert dump(path) == before
-        s.add_items([{"n": 1}])
+        s.add_items([{"n": 1}])  # works again once the lock is released
+        assert s.get_items() == [{"n": 1}]
 
 
 FAULTS: dict[str, Callable[[Path], None]] = {
