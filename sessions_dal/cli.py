@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TextIO
@@ -335,18 +336,14 @@ def _export_to_file(repo: SessionRepository, path: str, user: str | None) -> Tra
 
 
 def _import(args: argparse.Namespace) -> int:
-    with _open(args, create=True) as repo:
-        if args.file == "-":
-            counts = _import_from(repo, sys.stdin, args.replace)
-        else:
-            with open(args.file, encoding="utf-8") as lines:
-                counts = _import_from(repo, lines, args.replace)
+    with ExitStack() as stack:
+        # The input first: a missing file must not leave an empty database behind.
+        lines = (sys.stdin if args.file == "-"
+                 else stack.enter_context(open(args.file, encoding="utf-8")))
+        repo = stack.enter_context(_open(args, create=True))
+        counts = import_jsonl(repo, lines, replace=args.replace, progress=_progress("imported"))
     _summary(args, "imported", counts, sys.stdout)
     return 0
-
-
-def _import_from(repo: SessionRepository, lines: TextIO, replace: bool) -> TransferCounts:
-    return import_jsonl(repo, lines, replace=replace, progress=_progress("imported"))
 
 
 def _check(args: argparse.Namespace) -> int:

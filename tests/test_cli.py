@@ -267,8 +267,9 @@ def test_a_file_that_is_not_a_database_is_one_line_error(tmp_path: Path) -> None
     assert "not an SQLite database" in fails(tmp_path, "import", "-", stdin="")
 
 
-def test_import_of_a_missing_file(tmp_path: Path) -> None:
+def test_import_of_a_missing_file_creates_no_database(tmp_path: Path) -> None:
     assert "No such file" in fails(tmp_path, "import", "missing.jsonl")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
