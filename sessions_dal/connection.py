@@ -214,6 +214,16 @@ class Database:
             self._stale = False
         return self._conn
 
+    def _enter(self) -> Connection:
+        """Take the lock and return the open connection; on failure, release it."""
+        self._check_process()
+        self._lock.acquire()
+        try:
+            return self._open_conn()
+        except BaseException as exc:
+            self._lock.release()
+            self._fail(exc)
+
     def _fail(self, exc: BaseException) -> NoReturn:
         """Re-raise ``exc``; an SQLite error as the library error it stands for."""
         if isinstance(exc, sqlite3.Error):
@@ -247,14 +257,7 @@ class _Reading:
         self._db = db
 
     def __enter__(self) -> Connection:
-        db = self._db
-        db._check_process()
-        db._lock.acquire()
-        try:
-            return db._open_conn()
-        except BaseException as exc:
-            db._lock.release()
-            db._fail(exc)
+        return self._db._enter()
 
     def __exit__(
         self,
@@ -275,10 +278,8 @@ class _Writing:
 
     def __enter__(self) -> Connection:
         db = self._db
-        db._check_process()
-        db._lock.acquire()
+        conn = db._enter()
         try:
-            conn = db._open_conn()
             # IMMEDIATE takes the write lock now, waiting up to the busy
             # timeout, instead of failing later when a read upgrades.
             conn.raw.execute("BEGIN IMMEDIATE")

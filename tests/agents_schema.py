@@ -42,11 +42,3 @@ def write_like_agents(path: Path, session_id: str, texts: list[str], *,
         conn.commit()
     finally:
         conn.close()
-
-
-def rows(path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()

@@ -15,5 +15,10 @@ def dump(path: Path | str) -> list[str]:
         conn.close()
 
 
-def file_bytes(path: Path) -> bytes:
-    return path.read_bytes()
+def rows(path: Path | str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """The rows of one query, through a fresh connection (what another process sees)."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from agents_schema import rows, write_like_agents
-from helpers import dump
+from agents_schema import write_like_agents
+from helpers import dump, rows
 
 from sessions_dal import SCHEMA_VERSION, SessionRepository
 from sessions_dal.errors import (

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents_schema import rows
+from helpers import rows
 
 from sessions_dal import Session, SessionRepository
 

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from helpers import dump
+from helpers import dump, rows
 
 from sessions_dal import DeletedUser, Session, SessionRepository
 from sessions_dal import session as session_module
 from sessions_dal.errors import SessionExistsError, SessionNotFoundError
-
-
-def rows(db_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
 
 # -- create_session ----------------------------------------------------------
 
