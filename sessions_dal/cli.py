@@ -39,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command: Callable[[argparse.Namespace], int] = args.run
         return command(args)
+    except BrokenPipeError:
+        # The reader left early (`sessions-dal export | head`): not an error. Point
+        # stdout at devnull so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
     except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
         print(f"sessions-dal: error: {exc}", file=sys.stderr)
         return 1

@@ -267,6 +267,18 @@ def test_a_file_that_is_not_a_database_is_one_line_error(tmp_path: Path) -> None
     assert "not an SQLite database" in fails(tmp_path, "import", "-", stdin="")
 
 
+def test_reader_closing_the_pipe_early_is_not_an_error(tmp_path: Path) -> None:
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        repo.create_session("alice").add_items([{"text": "x" * 100}] * 5000)  # > a pipe buffer
+    result = subprocess.run(
+        f"{sys.executable} -m sessions_dal export | head -c 10", shell=True, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": IMPORT_ROOT},
+    )
+    assert result.stdout == '{"type": "'
+    assert result.stderr == ""
+
+
 def test_import_of_a_missing_file_creates_no_database(tmp_path: Path) -> None:
     assert "No such file" in fails(tmp_path, "import", "missing.jsonl")
     assert list(tmp_path.iterdir()) == []
