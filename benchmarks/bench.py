@@ -30,7 +30,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -540,12 +540,20 @@ def main(argv: list[str] | None = None) -> int:
         "", "## Notes", "", *NOTES])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "RESULTS.md").write_text(report + "\n")
-    (args.out / "results.json").write_text(json.dumps({
-        "machine": machine, "command": command.strip(),
-        "results": [{**asdict(r), "median": r.median if r.samples else None,
-                     "p95": r.p95 if r.samples else None} for r in results],
-        "targets": [{"target": n, "met": ok, "value": v} for n, ok, v in checks],
-    }, indent=1))
+    # One result per line, samples in whole microseconds: readable, and small
+    # enough to commit (W7's single sample is megabytes, kept as measured).
+    lines = [json.dumps({
+        "workload": r.workload, "operation": r.operation, "impl": r.impl, "note": r.note,
+        "n": len(r.samples),
+        **({"median": r.median, "p95": r.p95, "min": min(r.samples),
+            "samples_us": [round(x * 1e6) for x in r.samples] if r.workload != "W7"
+            else r.samples} if r.samples else {}),
+    }) for r in results]
+    (args.out / "results.json").write_text(
+        "{\n" + f'"machine": {json.dumps(machine)},\n"command": {json.dumps(command.strip())},\n'
+        + '"targets": ' + json.dumps([{"target": n, "met": ok, "value": v}
+                                      for n, ok, v in checks]) + ",\n"
+        + '"results": [\n' + ",\n".join(lines) + "\n]\n}\n")
     (args.out / "w6.svg").write_text(svg_plot(results))
     print(report)
     return 0
