@@ -1,8 +1,10 @@
 -- sessions_dal schema: the one source of truth for the database layout.
 --
--- Each block below is one migration. "-- version: N" starts block N; version N
--- is applied in one transaction together with PRAGMA user_version = N.
--- Never edit a block that has been released: append a new one.
+-- Each block below is one migration. "-- version: N" starts block N, and the
+-- comment line right after it says what the block does (sessions-dal migrate
+-- prints it). Version N is applied in one transaction together with its row in
+-- sessions_dal_migrations (which the migration runner creates and owns).
+-- Never edit a released block's statements: append a new block.
 --
 -- Timestamps written by sessions_dal are ISO 8601 text in UTC with
 -- microseconds ('2026-11-25T15:43:33.123456+00:00'): fixed width, so text order
@@ -10,6 +12,7 @@
 -- defaults ('2026-11-25 15:43:33', also UTC).
 
 -- version: 1
+-- Users, ownership and metadata beside openai-agents' tables, and their indexes.
 
 -- The tables of openai-agents' SQLiteSession, exactly as it creates them, so
 -- that it keeps reading and writing this file. IF NOT EXISTS adopts a file it

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 MAX_ID_LENGTH = 255
 """The longest ``user_id`` or ``session_id`` accepted, in characters."""
+
+MAX_JSON_DEPTH = 100
+"""The deepest nesting of lists and dicts accepted in an item or metadata.
+
+Python's ``json`` reads a value back with one C-level recursion per level,
+bounded by a limit that differs between Python versions and grows with the
+caller's own stack. Refusing deeper values when they are written keeps every
+stored value readable from any caller."""
+
+MAX_INT = 2**63 - 1
+"""The largest ``limit``/``offset``/``page_size`` passed to the database; a
+larger value means the same thing (everything, or nothing left)."""
 
 MAX_JSON_LENGTH = 1_000_000_000
 """The longest stored JSON text of one item or metadata dict: SQLite's default
@@ -42,12 +54,16 @@ def check_id(name: str, value: object) -> str:
 
 
 def check_int(name: str, value: object, *, minimum: int = 0) -> int:
-    """Check an ``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``."""
+    """Check an ``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``.
+
+    Values past :data:`MAX_INT` come back as ``MAX_INT``: no database holds
+    that many rows, so the answer is the same, and the driver never overflows.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return min(int(value), MAX_INT)
 
 
 def check_limit(value: object) -> int | None:
@@ -59,39 +75,53 @@ def check_limit(value: object) -> int | None:
     return check_int("limit", value)
 
 
-def check_seconds(name: str, value: object) -> float:
-    """Check a duration in seconds: a real number, not a ``bool``, >= 0."""
+def check_seconds(name: str, value: object, *, maximum: float) -> float:
+    """Check a duration in seconds: a real number, not a ``bool``, from 0 to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not 0 <= seconds <= maximum:  # also refuses NaN
+        raise ValueError(
+            f"{name} must be a finite number of seconds from 0 to {maximum:,.0f}, got {value!r}"
+        )
+    return seconds
 
 
 class _NotJSON(Exception):
     """Internal: carries the error type, message and path of a bad JSON value."""
 
-    def __init__(self, error: type[Exception], message: str, path: str = "") -> None:
+    def __init__(self, error: type[Exception], message: str, *, nested: bool = False) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
-        self.path = path
+        self.path = ""
+        # A path a hundred levels long helps nobody: name the outermost value.
+        self.nested = nested
 
 
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _check_json(value: object) -> None:
+def _check_json(value: object, depth: int = 1) -> None:
     # Strict JSON that round-trips exactly: json.dumps would silently turn
     # tuples into lists and int keys into str keys, and accept NaN. Hot path
     # (every item of every add_items): exact-type checks first, recursion only
     # into containers.
     kind = type(value)
-    if kind is dict:
-        for key, child in value.items():  # type: ignore[attr-defined]
-            if type(key) is not str:
-                if isinstance(key, str):
-                    continue
+    if kind is dict or kind is list:
+        if depth > MAX_JSON_DEPTH:
+            raise _NotJSON(
+                ValueError,
+                f"is nested too deeply (more than {MAX_JSON_DEPTH} levels of lists and "
+                "dicts); flatten it",
+                nested=True,
+            )
+        children = value.items() if kind is dict else enumerate(value)  # type: ignore[attr-defined, arg-type]
+        for key, child in children:
+            if kind is dict and type(key) is not str and not isinstance(key, str):
                 raise _NotJSON(
                     TypeError, f"has a {type(key).__name__} key {key!r}; JSON keys are str"
                 )
@@ -99,20 +129,10 @@ def _check_json(value: object) -> None:
             if child_kind is str or child_kind is int or child_kind is bool or child is None:
                 continue
             try:
-                _check_json(child)
+                _check_json(child, depth + 1)
             except _NotJSON as exc:
-                exc.path = f"[{key!r}]{exc.path}"
-                raise
-        return
-    if kind is list:
-        for index, child in enumerate(value):  # type: ignore[arg-type]
-            child_kind = type(child)
-            if child_kind is str or child_kind is int or child_kind is bool or child is None:
-                continue
-            try:
-                _check_json(child)
-            except _NotJSON as exc:
-                exc.path = f"[{index}]{exc.path}"
+                if not exc.nested:
+                    exc.path = f"[{key!r}]{exc.path}"
                 raise
         return
     if kind is float or isinstance(value, float):
@@ -122,10 +142,10 @@ def _check_json(value: object) -> None:
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, dict):  # subclasses (OrderedDict, ...): checked like dict
-        _check_json(dict(value))
+        _check_json(dict(value), depth)
         return
     if isinstance(value, list):
-        _check_json(list(value))
+        _check_json(list(value), depth)
         return
     hint = "; use a list" if isinstance(value, tuple) else ""
     raise _NotJSON(
@@ -142,7 +162,7 @@ def encode_json(name: str, value: object) -> str:
     """Serialise one JSON value, or raise ``TypeError``/``ValueError`` naming ``name``.
 
     Accepted: ``dict`` (``str`` keys), ``list``, ``str``, ``int``, finite
-    ``float``, ``bool`` and ``None``, nested to any depth Python can recurse.
+    ``float``, ``bool`` and ``None``, nested at most :data:`MAX_JSON_DEPTH` levels.
     The text is what ``json.dumps`` writes, as openai-agents' SQLiteSession does.
     """
     try:
@@ -175,6 +195,11 @@ def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
         raise TypeError(
             f"items must be a list of JSON values, not {type(items).__name__}; "
             "to add one item, pass [item]"
+        )
+    if isinstance(items, Set):
+        raise TypeError(
+            f"items must be an ordered collection, not {type(items).__name__}: a set has no "
+            "order, so the stored order would be arbitrary; pass a list"
         )
     rows: list[tuple[str, str]] = []
     # The hot loop of a bulk add: no per-item name, no per-item function layers;

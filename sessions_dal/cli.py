@@ -1,7 +1,10 @@
 """The ``sessions-dal`` command line: inspect and manage a sessions database.
 
 Run ``sessions-dal --help`` (or ``python -m sessions_dal --help``). Errors are
-one line on stderr and exit code 1; usage errors exit with 2.
+one line on stderr and exit code 1; usage errors exit with 2. Commands that
+only look (``info``, ``users``, ``sessions``, ``show``, ``unowned``,
+``export``, ``check``) open the database read-only: they never write to it,
+never migrate it and never create it.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import stat
 import sys
-import tempfile
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -18,9 +23,11 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from . import __version__
+from ._files import publish, temporary_beside
 from .errors import SessionsDalError
 from .repository import SessionRepository
 from .session import Session
+from .tables import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE
 from .transfer import TransferCounts, export_jsonl, import_jsonl
 
 __all__ = ["main"]
@@ -44,23 +51,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at devnull so the interpreter's final flush cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
-    except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
-        print(f"sessions-dal: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("sessions-dal: interrupted", file=sys.stderr)
         return 130
+    except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
+        _error(str(exc))
+        return 1
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
+        return 1
+
+
+def _error(message: str) -> None:
+    # One line, whatever the message quotes from the data.
+    print(f"sessions-dal: error: {_safe(message)}", file=sys.stderr)
 
 
 def _parser() -> argparse.ArgumentParser:
-    # --db and --json are accepted before or after the command name.
+    # --db, --json and the table names are accepted before or after the command name.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--db", metavar="PATH", default=argparse.SUPPRESS,
+        "--db", metavar="PATH", type=_db_path, default=argparse.SUPPRESS,
         help=f"database file (default: ${ENV_DB}, else ./{DEFAULT_DB})",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON for machines instead of tables")
+    common.add_argument("--sessions-table", metavar="NAME", default=argparse.SUPPRESS,
+                        help="openai-agents' sessions table, if SQLiteSession was given "
+                             f"another name (default: {DEFAULT_SESSIONS_TABLE})")
+    common.add_argument("--messages-table", metavar="NAME", default=argparse.SUPPRESS,
+                        help=f"likewise its messages table (default: {DEFAULT_MESSAGES_TABLE})")
     parser = argparse.ArgumentParser(
         prog="sessions-dal", parents=[common],
         description="Inspect and manage an AI-agent sessions database (sessions_dal).",
@@ -95,15 +115,39 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete-user", _delete_user, "erase a user with all their sessions and items")
     sub.add_argument("user")
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command("unowned", _unowned,
+                  "list sessions openai-agents wrote that no user owns, newest first")
+    sub.add_argument("--limit", type=_count, default=None, metavar="N")
+    sub.add_argument("--offset", type=_count, default=0, metavar="N")
+    sub = command("claim", _claim, "give unowned sessions an owner (all of them or none)")
+    sub.add_argument("user")
+    sub.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
+    sub = command("delete-unowned", _delete_unowned, "delete an unowned session and its items")
+    sub.add_argument("session_id")
     sub = command("export", _export, "write users, sessions and items as JSON Lines")
     sub.add_argument("--user", help="only this user")
     sub.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    sub.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     sub = command("import", _import, "read JSON Lines written by export")
     sub.add_argument("file", metavar="FILE", help="the file to import ('-' for stdin)")
     sub.add_argument("--replace", action="store_true",
                      help="overwrite sessions that already exist instead of refusing")
+    sub.add_argument("--no-end-record", action="store_true",
+                     help="accept a file without the closing 'end' record (exports of "
+                          "sessions_dal 0.1); a file cut short is then not detected")
+    sub = command("migrate", _migrate,
+                  "say what upgrading the database's schema involves, then do it")
+    sub.add_argument("--backup", metavar="FILE",
+                     help="first copy the database to FILE (a new file), online")
+    sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
     command("check", _check, "run integrity and foreign-key checks; exit 1 on any problem")
     return parser
+
+
+def _db_path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty (omit --db for the default)")
+    return text
 
 
 def _count(text: str) -> int:
@@ -119,7 +163,7 @@ def _count(text: str) -> int:
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"title\": \"Trip\"}'")
@@ -130,18 +174,63 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _path(args: argparse.Namespace) -> str:
-    path: str = getattr(args, "db", None) or os.environ.get(ENV_DB) or DEFAULT_DB
-    return path
+    path = getattr(args, "db", None)
+    if path is not None:
+        return str(path)
+    from_env = os.environ.get(ENV_DB)
+    if from_env is None:
+        return DEFAULT_DB
+    if not from_env:
+        raise CommandError(f"${ENV_DB} is set but empty; unset it or name a database file")
+    return from_env
 
 
-def _open(args: argparse.Namespace, *, create: bool = False) -> SessionRepository:
+def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False
+          ) -> SessionRepository:
     path = _path(args)
     if not create and path != ":memory:" and not os.path.exists(path):
         raise CommandError(
             f"no database at {path!r} (nothing was created); "
             f"pass --db PATH or set {ENV_DB}"
         )
-    return SessionRepository(path)
+    return SessionRepository(
+        path, read_only=read_only and path != ":memory:",
+        sessions_table=getattr(args, "sessions_table", DEFAULT_SESSIONS_TABLE),
+        messages_table=getattr(args, "messages_table", DEFAULT_MESSAGES_TABLE),
+    )
+
+
+def _look(args: argparse.Namespace) -> SessionRepository:
+    """Open for a command that only reads: read-only, never created."""
+    return _open(args, read_only=True)
+
+
+# -- output --------------------------------------------------------------------
+
+# Control characters (C0, DEL, C1), format characters such as bidi overrides,
+# and line separators: printed from data, they could move the cursor, recolour
+# or rewrite the terminal, or make one value look like another. Shown escaped.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                     r"\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def _safe(text: str) -> str:
+    """``text`` with every character that could act on a terminal escaped."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def _wants_json(args: argparse.Namespace) -> bool:
@@ -149,7 +238,9 @@ def _wants_json(args: argparse.Namespace) -> bool:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, default=_json_default, ensure_ascii=False, indent=2))
+    text = json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
+    # Escapes inside JSON strings are still JSON; the layout's newlines stay.
+    print(_UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text))
 
 
 def _json_default(value: object) -> Any:
@@ -159,7 +250,7 @@ def _json_default(value: object) -> Any:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[str(c) for c in row] for row in [headers, *rows]]
+    cells = [[_safe(str(c)) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -169,8 +260,12 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _text(value: Any) -> str:
+    return _safe(json.dumps(value, ensure_ascii=False))
+
+
 def _short(value: Any, width: int = 48) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = _text(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -182,18 +277,23 @@ def _session_json(session: Session, items: int) -> dict[str, Any]:
 
 
 def _info(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
+    with _look(args) as repo:
         info = asdict(repo.info())
     if _wants_json(args):
         _print_json(info)
-    else:
-        for key, value in info.items():
-            print(f"{key.replace('_', ' ') + ':':<16}{value}")
+        return 0
+    for key, value in info.items():
+        print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")
+    if info["schema_version"] == 0:
+        print("note: sessions_dal has not set this file up yet; "
+              "'sessions-dal migrate' does (opening it read-write does too)")
+    elif info["migration_pending"]:
+        print("note: this file needs an upgrade; run 'sessions-dal migrate'")
     return 0
 
 
 def _users(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
+    with _look(args) as repo:
         users = repo.get_users()
     if _wants_json(args):
         _print_json([asdict(u) for u in users])
@@ -205,23 +305,34 @@ def _users(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
-        page = repo.get_sessions(args.user, limit=args.limit, offset=args.offset)
-        rows = [(s, s.count_items()) for s in page]
+def _session_rows(args: argparse.Namespace, page: list[Session], empty: str) -> None:
+    rows = [(s, s.count_items()) for s in page]
     if _wants_json(args):
         _print_json([_session_json(s, n) for s, n in rows])
     elif not rows:
-        print(f"(no sessions for user {args.user!r})")
+        print(_safe(empty))
     else:
         _table(["SESSION_ID", "CREATED (UTC)", "UPDATED (UTC)", "ITEMS", "METADATA"],
                [[s.session_id, _when(s.created_at), _when(s.updated_at), n, _short(s.metadata)]
                 for s, n in rows])
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    with _look(args) as repo:
+        page = repo.get_sessions(args.user, limit=args.limit, offset=args.offset)
+        _session_rows(args, page, f"(no sessions for user {args.user!r})")
+    return 0
+
+
+def _unowned(args: argparse.Namespace) -> int:
+    with _look(args) as repo:
+        page = repo.get_unowned_sessions(limit=args.limit, offset=args.offset)
+        _session_rows(args, page, "(no unowned sessions)")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
+    with _look(args) as repo:
         if args.user is None:
             session = repo.find_session(args.session_id)
         else:
@@ -234,15 +345,15 @@ def _show(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json({**_session_json(session, total), "items_shown": items})
         return 0
-    print(f"session:  {session.session_id}")
-    print(f"user:     {session.user_id}")
+    print(f"session:  {_safe(session.session_id)}")
+    print(f"user:     {_safe(str(session.user_id))}")
     print(f"created:  {_when(session.created_at)} UTC")
     print(f"updated:  {_when(session.updated_at)} UTC")
-    print(f"metadata: {json.dumps(session.metadata, ensure_ascii=False)}")
+    print(f"metadata: {_text(session.metadata)}")
     shown = f" (latest {len(items)} shown)" if len(items) < total else ""
     print(f"items:    {total}{shown}")
     for number, item in enumerate(items, start=total - len(items) + 1):
-        print(f"  {number:>4}  {json.dumps(item, ensure_ascii=False)}")
+        print(f"  {number:>4}  {_text(item)}")
     return 0
 
 
@@ -252,7 +363,7 @@ def _create(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(_session_json(session, 0))
     else:
-        print(session.session_id)
+        print(_safe(session.session_id))
     return 0
 
 
@@ -266,7 +377,32 @@ def _delete(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json({"deleted": True, "user_id": args.user, "session_id": args.session_id})
     else:
-        print(f"deleted session {args.session_id}")
+        print(f"deleted session {_safe(args.session_id)}")
+    return 0
+
+
+def _claim(args: argparse.Namespace) -> int:
+    with _open(args) as repo:
+        claimed = repo.claim_sessions(args.user, args.session_ids)
+    if _wants_json(args):
+        _print_json([_session_json(s, s.count_items()) for s in claimed])
+    else:
+        print(f"user {_safe(args.user)} now owns {len(claimed)} session(s)")
+    return 0
+
+
+def _delete_unowned(args: argparse.Namespace) -> int:
+    with _open(args) as repo:
+        if not repo.delete_unowned_session(args.session_id):
+            owner = repo.find_session(args.session_id)
+            why = "no such session" if owner is None else (
+                f"it belongs to user {owner.user_id!r}; use 'delete USER SESSION_ID'")
+            raise CommandError(
+                f"no unowned session {args.session_id!r} ({why}); nothing was deleted")
+    if _wants_json(args):
+        _print_json({"deleted": True, "user_id": None, "session_id": args.session_id})
+    else:
+        print(f"deleted unowned session {_safe(args.session_id)}")
     return 0
 
 
@@ -279,8 +415,12 @@ def _delete_user(args: argparse.Namespace) -> int:
                     f"refusing to delete user {args.user!r} ({sessions} sessions) without "
                     "confirmation; pass --yes"
                 )
-            answer = input(f"Delete user {args.user!r} and their {sessions} session(s) "
-                           "with all items? [y/N] ")
+            try:
+                answer = input(f"Delete user {_safe(repr(args.user))} and their {sessions} "
+                               "session(s) with all items? [y/N] ")
+            except EOFError:  # Ctrl-D: no answer is a no
+                answer = ""
+                print()
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing deleted")
                 return 1
@@ -290,7 +430,8 @@ def _delete_user(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(asdict(report))
     else:
-        print(f"deleted user {args.user}: {report.sessions} session(s), {report.items} item(s)")
+        print(f"deleted user {_safe(args.user)}: {report.sessions} session(s), "
+              f"{report.items} item(s)")
     return 0
 
 
@@ -316,46 +457,133 @@ def _summary(args: argparse.Namespace, verb: str, counts: TransferCounts, out: T
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
+    if args.output is not None:
+        _check_output(args.output, _path(args), force=args.force)
+    with _look(args) as repo:
         if args.output is None:
             counts = export_jsonl(repo, sys.stdout, user_id=args.user,
                                   progress=_progress("exported"))
         else:
-            counts = _export_to_file(repo, args.output, args.user)
+            counts = _export_to_file(repo, args.output, args.user, force=args.force)
     _summary(args, "exported", counts, sys.stderr)  # stdout may be the export itself
     return 0
 
 
-def _export_to_file(repo: SessionRepository, path: str, user: str | None) -> TransferCounts:
-    # Written beside the target, then renamed: a failed export leaves no half file.
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".sessions-export-", dir=folder)
+def _check_output(output: str, database: str, *, force: bool) -> None:
+    """Refuse an output path that would destroy something: the database, or a file."""
+    if not output:
+        raise CommandError("-o needs a file name")
+    target = os.path.realpath(output)  # a symlink is written through, so judge its target
+    if os.path.exists(database) and database != ":memory:":
+        real = os.path.realpath(database)
+        for path in (real, real + "-wal", real + "-shm", real + "-journal"):
+            if target == path or (os.path.exists(path) and os.path.exists(target)
+                                  and os.path.samefile(path, target)):
+                raise CommandError(
+                    f"refusing to export to {output!r}: it is the database itself (or one of "
+                    "its -wal/-shm/-journal files); choose another file"
+                )
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            counts = export_jsonl(repo, out, user_id=user, progress=_progress("exported"))
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise CommandError(f"refusing to export to {output!r}: it is a directory")
+    if stat.S_ISREG(mode):
+        if not force:
+            raise CommandError(
+                f"refusing to overwrite {output!r}: it exists; pass --force to replace it"
+            )
+    elif not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        raise CommandError(
+            f"refusing to export to {output!r}: it is not a regular file, a pipe or a "
+            "terminal; choose a file"
+        )
+
+
+def _export_to_file(repo: SessionRepository, output: str, user: str | None, *, force: bool
+                    ) -> TransferCounts:
+    target = os.path.realpath(output)
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    progress = _progress("exported")
+    try:
+        if mode is not None and not stat.S_ISREG(mode):
+            # A pipe or a device (/dev/stdout, a FIFO): written through as it is.
+            with open(target, "w", encoding="utf-8") as out:
+                return export_jsonl(repo, out, user_id=user, progress=progress)
+        # Written beside the target, then moved into place: a failed export
+        # leaves no half file, and what was there before stays until the end.
+        with temporary_beside(target, ".sessions-export-") as temporary:
+            with open(temporary, "w", encoding="utf-8") as out:
+                counts = export_jsonl(repo, out, user_id=user, progress=progress)
+            keep = None if mode is None else stat.S_IMODE(mode)
+            publish(temporary, target, overwrite=force, mode=keep)
+    except FileExistsError:
+        raise CommandError(
+            f"refusing to overwrite {output!r}: it appeared during the export; "
+            "pass --force to replace it"
+        ) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {output!r}: {exc.strerror or exc}") from None
     return counts
 
 
 def _import(args: argparse.Namespace) -> int:
+    name = "standard input" if args.file == "-" else repr(args.file)
     with ExitStack() as stack:
         # The input first: a missing file must not leave an empty database behind.
         lines = (sys.stdin if args.file == "-"
                  else stack.enter_context(open(args.file, encoding="utf-8")))
         repo = stack.enter_context(_open(args, create=True))
-        counts = import_jsonl(repo, lines, replace=args.replace, progress=_progress("imported"))
+        try:
+            counts = import_jsonl(repo, lines, replace=args.replace,
+                                  require_end=not args.no_end_record,
+                                  progress=_progress("imported"))
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} is not valid "
+                "UTF-8): an export is UTF-8 JSON Lines; nothing was imported"
+            ) from None
     _summary(args, "imported", counts, sys.stdout)
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _migrate(args: argparse.Namespace) -> int:
+    path = _path(args)
+    with _look(args) as repo:
+        before = repo.info().schema_version
+        steps = repo.pending_migrations()
+        if not steps:
+            print(f"{_safe(repr(path))} is at schema version {before}, the newest this "
+                  "sessions_dal knows: nothing to do")
+            return 0
+        what = "not yet set up by sessions_dal" if before == 0 else f"at schema version {before}"
+        print(f"{_safe(repr(path))} is {what}; migrating will:")
+        for step in steps:
+            print(f"  - {step}")
+        if args.dry_run:
+            print("(dry run: nothing was changed)")
+            return 0
+        if args.backup is not None:
+            repo.backup(args.backup)
+            print(f"backed up to {_safe(repr(args.backup))} "
+                  f"({os.path.getsize(args.backup):,} bytes)")
+    started = time.monotonic()
     with _open(args) as repo:
+        after = repo.info().schema_version
+    print(f"migrated {_safe(repr(path))} from schema version {before} to {after} "
+          f"in {time.monotonic() - started:.2f} s")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    with _look(args) as repo:
         problems = repo.check()
     if _wants_json(args):
         _print_json({"ok": not problems, "problems": problems})
     else:
-        print("ok" if not problems else "\n".join(problems))
+        print("ok" if not problems else "\n".join(_safe(p) for p in problems))
     return 1 if problems else 0

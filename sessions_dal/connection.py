@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import NoReturn
+from urllib.parse import quote
 
 from .errors import (
     DatabaseError,
@@ -36,11 +37,14 @@ from .tables import Tables
 
 __all__ = [
     "CACHE_KIB",
+    "COMMITTED_NOTE",
+    "MAX_BUSY_TIMEOUT",
     "MIN_SQLITE_VERSION",
     "SYNCHRONOUS_LEVELS",
     "Connection",
     "Database",
     "open_connection",
+    "open_read_only",
 ]
 
 # RETURNING (used by pop_item) arrived in SQLite 3.35.
@@ -54,14 +58,24 @@ _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
 _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
 
 
+MAX_BUSY_TIMEOUT = 2_147_483.0
+"""The longest ``busy_timeout`` SQLite can honour, in seconds: it counts in
+milliseconds in a C ``int``, and a longer wait would silently become none."""
+
+# Connections left behind in a child process after fork(): closing them there
+# could checkpoint or delete the parent's WAL, and letting the garbage
+# collector close them would do the same, so they are kept here, unused.
+_ABANDONED_AFTER_FORK: list[sqlite3.Connection] = []
+
+
 def open_connection(
     path: str,
     *,
     busy_timeout: float,
     synchronous: str,
-    inspect: Callable[[sqlite3.Connection], None],
+    inspect: Callable[[sqlite3.Connection], object],
 ) -> sqlite3.Connection:
-    """Open and configure the connection a :class:`Database` uses.
+    """Open and configure the connection a read-write :class:`Database` uses.
 
     The connection runs in explicit transaction mode (``autocommit=True`` on
     Python 3.12+, ``isolation_level=None`` before): sqlite3 never opens a
@@ -72,21 +86,7 @@ def open_connection(
     the file: switching to WAL rewrites header bytes, and a refused file
     (newer schema, foreign tables) must stay byte-identical.
     """
-    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
-        raise UnsupportedSQLiteError(
-            f"sessions_dal needs SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer, "
-            f"but Python's sqlite3 uses SQLite {sqlite3.sqlite_version}; "
-            "install a Python built against a newer SQLite"
-        )
-    with translate_errors(path, busy_timeout):
-        if sys.version_info >= (3, 12):
-            conn = sqlite3.connect(
-                path, timeout=busy_timeout, check_same_thread=False, autocommit=True
-            )
-        else:
-            conn = sqlite3.connect(
-                path, timeout=busy_timeout, check_same_thread=False, isolation_level=None
-            )
+    conn = _connect(path, path, busy_timeout, uri=False)
     try:
         with translate_errors(path, busy_timeout):
             inspect(conn)
@@ -102,6 +102,79 @@ def open_connection(
         conn.close()
         raise
     return conn
+
+
+def open_read_only(
+    path: str,
+    *,
+    busy_timeout: float,
+    inspect: Callable[[sqlite3.Connection], object],
+) -> tuple[sqlite3.Connection, bool]:
+    """Open ``path`` so that nothing is ever written to it or beside it.
+
+    A missing file is an error, not a new database. A WAL file that no
+    connection has open (no ``-shm`` beside it) is opened ``immutable``: a
+    plain read-only open would create its ``-wal`` and ``-shm`` files.
+    ``inspect`` runs before the first read and may refuse the file. Returns
+    the connection and whether it is immutable (see :func:`shm_appeared`).
+    """
+    if not os.path.exists(path):
+        raise DatabaseError(
+            f"no database at {path!r}: a read-only repository never creates one; "
+            "check the path"
+        )
+    immutable = _needs_immutable(path)
+    options = "mode=ro&immutable=1" if immutable else "mode=ro"
+    uri = f"file:{quote(os.path.abspath(path))}?{options}"
+    conn = _connect(uri, path, busy_timeout, uri=True)
+    try:
+        with translate_errors(path, busy_timeout):
+            # Temporary tables (see migrations.inspect_read_only) stay in memory,
+            # never in a file.
+            conn.execute("PRAGMA temp_store = MEMORY")
+            inspect(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, immutable
+
+
+def _needs_immutable(path: str) -> bool:
+    """Whether ``path`` is a WAL database with no ``-shm`` file beside it."""
+    if os.path.exists(path + "-shm"):
+        return False
+    try:
+        with open(path, "rb") as file:
+            header = file.read(20)
+    except OSError:
+        return False
+    # Bytes 18 and 19 of the header are 2 in WAL mode.
+    return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
+
+
+def shm_appeared(path: str) -> Callable[[], bool]:
+    """A check that turns true once another connection opens ``path`` in WAL mode."""
+    shm = path + "-shm"
+    return lambda: os.path.exists(shm)
+
+
+def _connect(target: str, path: str, busy_timeout: float, *, uri: bool) -> sqlite3.Connection:
+    if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+        raise UnsupportedSQLiteError(
+            f"sessions_dal needs SQLite {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer, "
+            f"but Python's sqlite3 uses SQLite {sqlite3.sqlite_version}; "
+            "install a Python built against a newer SQLite"
+        )
+    with translate_errors(path, busy_timeout):
+        if sys.version_info >= (3, 12):
+            return sqlite3.connect(
+                target, timeout=busy_timeout, check_same_thread=False, autocommit=True,
+                uri=uri,
+            )
+        return sqlite3.connect(
+            target, timeout=busy_timeout, check_same_thread=False, isolation_level=None,
+            uri=uri,
+        )
 
 
 def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
@@ -154,6 +227,14 @@ class Database:
 
     Safe to share between threads: every use holds the lock for the length of
     one read or one write transaction, never across a ``yield`` to user code.
+
+    Interrupts: a ``KeyboardInterrupt`` (or any exception a signal handler
+    raises) may arrive after any call returns. Every path that takes the lock
+    or opens a transaction undoes both before the exception leaves it, so the
+    repository stays usable and the database unchanged. The one window Python
+    leaves (an exception at the very entry of ``__exit__``) is repaired by the
+    next call of the same thread, which finds the lock still its own and the
+    transaction open, and rolls it back.
     """
 
     def __init__(
@@ -163,8 +244,12 @@ class Database:
         busy_timeout: float,
         tables: Tables | None = None,
         reopen: Callable[[], sqlite3.Connection] | None = None,
+        *,
+        reopen_when: Callable[[], bool] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = path
+        self.read_only = read_only
         self.busy_timeout = busy_timeout
         self.tables = tables or Tables()
         self._conn: Connection | None = Connection(conn, self.tables.sql)
@@ -173,6 +258,9 @@ class Database:
         # read-only error marks it stale and the next call opens a new one.
         self._reopen = reopen
         self._stale = False
+        # An immutable read-only connection must be replaced once another
+        # connection starts writing the file (see open_read_only).
+        self._reopen_when = reopen_when
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -190,15 +278,46 @@ class Database:
 
         Any exception inside the block, ``KeyboardInterrupt`` included, rolls
         the whole transaction back before it propagates, so a failed write
-        leaves the database exactly as it was.
+        leaves the database exactly as it was. The one exception: an interrupt
+        arriving after ``COMMIT`` has returned leaves the write committed; it
+        then carries the note :data:`COMMITTED_NOTE` (``exc.__notes__``).
         """
+        if self.read_only:
+            raise ReadOnlyDatabaseError(
+                f"the repository for {self.path!r} was opened with read_only=True; "
+                "open it without read_only to change it"
+            )
         return _Writing(self)
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """``with db.snapshot() as conn:`` runs reads that all see one point in time.
+
+        A deferred transaction on a connection of its own, rolled back at the
+        end, so it neither writes nor holds up the repository's other calls.
+        A ``:memory:`` database has no second connection: its snapshot holds
+        the repository's lock until the block ends.
+        """
+        if self._reopen is None:
+            return _Writing(self, "BEGIN", "ROLLBACK")
+        self._enter(None)  # checks process and closed state, under the lock
+        try:
+            raw = self._reopen()
+        finally:
+            self._leave(None)
+        return _Snapshot(Connection(raw, self.tables.sql), self)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`RepositoryClosedError`."""
+        if os.getpid() != self._pid:
+            # In a child after fork(): the lock may be held by a parent thread
+            # that does not exist here, and the connection is the parent's.
+            if self._conn is not None:
+                _ABANDONED_AFTER_FORK.append(self._conn.raw)
+                self._conn = None
+            return
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None and self._pid == os.getpid():
+            if conn is not None:
                 conn.raw.close()
 
     def _open_conn(self) -> Connection:
@@ -206,23 +325,53 @@ class Database:
             raise RepositoryClosedError(
                 f"the repository for {self.path!r} is closed; open a new SessionRepository"
             )
-        if self._stale and self._reopen is not None:
+        if self._reopen is not None and (
+            self._stale or (self._reopen_when is not None and self._reopen_when())
+        ):
             with translate_errors(self.path, self.busy_timeout):
                 fresh = self._reopen()
             self._conn.raw.close()
             self._conn = Connection(fresh, self.tables.sql)
             self._stale = False
+            self._reopen_when = None
         return self._conn
 
-    def _enter(self) -> Connection:
-        """Take the lock and return the open connection; on failure, release it."""
+    def _enter(self, begin: str | None) -> Connection:
+        """Take the lock, repair what an interrupted call left, and begin if asked.
+
+        On any failure (an interrupt included) the lock is released and no
+        transaction is left open before the exception propagates.
+        """
         self._check_process()
-        self._lock.acquire()
+        lock = self._lock
         try:
-            return self._open_conn()
+            # No call nests inside another, so owning the lock already means a
+            # call of this thread was interrupted before it could let go.
+            if not lock._is_owned():  # type: ignore[attr-defined]
+                lock.acquire()
+            conn = self._open_conn()
+            raw = conn.raw
+            if raw.in_transaction:  # left open by an interrupted call: undo it
+                raw.execute("ROLLBACK")
+            if begin is not None:
+                raw.execute(begin)
         except BaseException as exc:
-            self._lock.release()
-            self._fail(exc)
+            self._leave(exc)
+        return conn
+
+    def _leave(self, failure: BaseException | None) -> None:
+        """Roll back whatever is still open, release the lock, raise ``failure`` if any."""
+        try:
+            conn = self._conn
+            if conn is not None and conn.raw.in_transaction:
+                conn.raw.execute("ROLLBACK")
+        except sqlite3.Error as rollback_failure:
+            failure = failure or rollback_failure
+        finally:
+            if self._lock._is_owned():  # type: ignore[attr-defined]
+                self._lock.release()
+        if failure is not None:
+            self._fail(failure)
 
     def _fail(self, exc: BaseException) -> NoReturn:
         """Re-raise ``exc``; an SQLite error as the library error it stands for."""
@@ -245,6 +394,18 @@ class Database:
             )
 
 
+COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
+"""The note an exception carries when it interrupted a write that had already
+committed (see :meth:`Database.write`)."""
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # the attribute add_note() fills in, for callers on 3.10
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+
+
 # Hand-written context managers rather than @contextmanager generators: they
 # wrap every call, and the generator machinery cost more than the raw
 # sqlite3 work of a small read (benchmarks/RESULTS.md, W3).
@@ -257,7 +418,7 @@ class _Reading:
         self._db = db
 
     def __enter__(self) -> Connection:
-        return self._db._enter()
+        return self._db._enter(None)
 
     def __exit__(
         self,
@@ -265,27 +426,22 @@ class _Reading:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._db._lock.release()
-        if isinstance(exc, sqlite3.Error):
-            self._db._fail(exc)
+        self._db._leave(exc if isinstance(exc, sqlite3.Error) else None)
 
 
 class _Writing:
-    __slots__ = ("_db", "_raw")
+    __slots__ = ("_begin", "_db", "_end", "_raw")
 
-    def __init__(self, db: Database) -> None:
+    # IMMEDIATE takes the write lock now, waiting up to the busy timeout,
+    # instead of failing later when a read upgrades.
+    def __init__(self, db: Database, begin: str = "BEGIN IMMEDIATE", end: str = "COMMIT"
+                 ) -> None:
         self._db = db
+        self._begin = begin
+        self._end = end
 
     def __enter__(self) -> Connection:
-        db = self._db
-        conn = db._enter()
-        try:
-            # IMMEDIATE takes the write lock now, waiting up to the busy
-            # timeout, instead of failing later when a read upgrades.
-            conn.raw.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            db._lock.release()
-            db._fail(exc)
+        conn = self._db._enter(self._begin)
         self._raw = conn.raw
         return conn
 
@@ -298,20 +454,48 @@ class _Writing:
         raw, failure = self._raw, exc
         try:
             if failure is None:
-                try:
-                    raw.execute("COMMIT")
-                except BaseException as commit_failure:
-                    failure = commit_failure
-            # SQLite may already have rolled back (e.g. on SQLITE_FULL).
-            if failure is not None and raw.in_transaction:
-                raw.execute("ROLLBACK")
-        except sqlite3.Error as rollback_failure:
-            failure = failure or rollback_failure
+                raw.execute(self._end)
+        except BaseException as end_failure:
+            failure = end_failure
+            if (self._end == "COMMIT" and not raw.in_transaction
+                    and not isinstance(end_failure, sqlite3.Error)):
+                _add_note(end_failure, COMMITTED_NOTE)
         finally:
-            self._db._lock.release()
+            # Rolls back what is still open (SQLite may already have, e.g. on
+            # SQLITE_FULL) and releases the lock, even if interrupted again.
+            self._db._leave(None)
         # The block's own exceptions propagate as they are, SQLite's translated.
         if failure is not None and (failure is not exc or isinstance(exc, sqlite3.Error)):
             self._db._fail(failure)
+
+
+class _Snapshot:
+    """A private connection in one read transaction; closed at the end."""
+
+    __slots__ = ("_conn", "_db")
+
+    def __init__(self, conn: Connection, db: Database) -> None:
+        self._conn = conn
+        self._db = db
+
+    def __enter__(self) -> Connection:
+        try:
+            self._conn.raw.execute("BEGIN")
+        except BaseException as exc:
+            self._conn.raw.close()
+            self._db._fail(exc)
+        return self._conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Closing ends the read transaction; nothing was written to keep.
+        self._conn.raw.close()
+        if isinstance(exc, sqlite3.Error):
+            self._db._fail(exc)
 
 
 @contextmanager

@@ -10,7 +10,9 @@ The original ``sqlite3`` exception, when there is one, is kept as ``__cause__``.
 from __future__ import annotations
 
 __all__ = [
+    "CorruptDataError",
     "CorruptItemError",
+    "CorruptSessionError",
     "DatabaseError",
     "DatabaseLockedError",
     "DiskFullError",
@@ -70,11 +72,25 @@ class SessionOwnedError(SessionsDalError):
     """``claim_session`` was asked for a session that another user owns."""
 
 
-class CorruptItemError(SessionsDalError):
+class CorruptDataError(SessionsDalError):
+    """A stored row cannot be read back: damaged outside sessions_dal.
+
+    The message names the table and the row, so it can be inspected or repaired
+    with any SQLite tool. Rows are never skipped silently.
+    """
+
+
+class CorruptItemError(CorruptDataError):
     """A stored item is not valid JSON.
 
-    The message names the session and the ``agent_messages.id`` of the row, so
-    it can be inspected or repaired with any SQLite tool.
+    The message names the session and the ``agent_messages.id`` of the row.
+    """
+
+
+class CorruptSessionError(CorruptDataError):
+    """A session's stored metadata or timestamps cannot be read.
+
+    The message names the session and its ``agent_user_sessions`` row.
     """
 
 

@@ -1,10 +1,16 @@
-"""Versioned migrations read from ``schema.sql``.
+"""Versioned migrations read from ``schema.sql``, and the schema version record.
 
 ``schema.sql`` is a list of numbered blocks, each introduced by a line
-``-- version: N``. Version N is applied in one ``BEGIN IMMEDIATE`` transaction
-together with ``PRAGMA user_version = N``, so a failing migration leaves the
-database at N-1 and the version can never disagree with the tables.
-``executescript`` is never used: it would commit the open transaction first.
+``-- version: N`` and a one-line comment saying what it does. Version N is
+applied in one ``BEGIN IMMEDIATE`` transaction together with its row in
+``sessions_dal_migrations``, so a failing migration leaves the database at N-1
+and the version can never disagree with the tables. ``executescript`` is
+never used: it would commit the open transaction first.
+
+The version lives in that table of ours, never in ``PRAGMA user_version``,
+which belongs to the application sharing the file. sessions_dal 0.1 kept it
+there; its files (our tables, no version table) are at version 1 and get the
+table on their first read-write open, leaving ``user_version`` as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import resources
 
 from .connection import Connection, Database
@@ -20,11 +27,15 @@ from .tables import Tables
 
 __all__ = [
     "SCHEMA_VERSION",
+    "VERSION_TABLE",
     "Migration",
     "apply_migrations",
     "inspect_file",
+    "inspect_read_only",
     "load_migrations",
     "parse_migrations",
+    "pending_steps",
+    "schema_version",
 ]
 
 _VERSION_LINE = re.compile(r"^--\s*version:\s*(\d+)\s*$")
@@ -36,6 +47,8 @@ class Migration:
 
     version: int
     statements: tuple[str, ...]
+    title: str = ""
+    """The block's first comment line: what it does, for ``sessions-dal migrate``."""
 
 
 def parse_migrations(text: str) -> tuple[Migration, ...]:
@@ -65,7 +78,18 @@ def parse_migrations(text: str) -> tuple[Migration, ...]:
             raise ValueError(
                 f"schema line {number}: SQL before the first '-- version: N' line"
             )
-    return tuple(Migration(version, _split_statements(version, lines)) for version, lines in blocks)
+    return tuple(
+        Migration(version, _split_statements(version, lines), _title(lines))
+        for version, lines in blocks
+    )
+
+
+def _title(lines: list[str]) -> str:
+    for line in lines:
+        text = line.strip()
+        if text:
+            return text[2:].strip() if text.startswith("--") else ""
+    return ""
 
 
 def _split_statements(version: int, lines: list[str]) -> tuple[str, ...]:
@@ -102,8 +126,50 @@ SCHEMA_VERSION: int = MIGRATIONS[-1].version
 """The schema version this sessions_dal writes: the last block of ``schema.sql``."""
 
 
+VERSION_TABLE = "sessions_dal_migrations"
+"""Our record of applied migrations: one row per version."""
+
+_CREATE_VERSION_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+_RECORD_VERSION = f"INSERT INTO {VERSION_TABLE} (version, applied_at) VALUES (?, ?)"
+_LEGACY_STEP = (
+    f"record the schema version in table {VERSION_TABLE} (sessions_dal 0.1 kept it in "
+    "PRAGMA user_version, which belongs to the application; that is left as it is)"
+)
+
+
+def schema_version(conn: sqlite3.Connection | Connection) -> tuple[int, bool]:
+    """The file's schema version, and whether it is a 0.1 file without a version table.
+
+    0 is a file sessions_dal has not set up: new, foreign, or openai-agents'.
+    """
+    if _table_exists(conn, VERSION_TABLE):
+        row = conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+        return (row[0] or 0, False)
+    # 0.1 set user_version to 1 when it created its tables; tables of ours at
+    # user_version 0 were made by hand, and are adopted like a new file.
+    if _table_exists(conn, "agent_user_sessions") and conn.execute(
+        "PRAGMA user_version"
+    ).fetchone()[0]:
+        return (1, True)
+    return (0, False)
+
+
+def pending_steps(
+    conn: sqlite3.Connection | Connection, migrations: tuple[Migration, ...] | None = None
+) -> list[str]:
+    """What :func:`apply_migrations` would do to this database, one line per step."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    version, legacy = schema_version(conn)
+    steps = [_LEGACY_STEP] if legacy else []
+    steps += [f"version {m.version}: {m.title}" for m in migrations if m.version > version]
+    return steps
+
+
 def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
-    """Bring the database up to the last of ``migrations``; return how many ran.
+    """Bring the database up to the last of ``migrations``; return how many steps ran.
 
     A database already at the last version costs one read and no write. The
     version is read again inside each write transaction, so processes that
@@ -111,20 +177,25 @@ def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATION
     """
     target = migrations[-1].version
     with db.read() as conn:
-        if _user_version(conn) == target:
+        if schema_version(conn) == (target, False):
             return 0
     applied = 0
     for migration in migrations:
         with db.write() as conn:
-            current = _user_version(conn)
+            current, legacy = schema_version(conn)
             if current > target:
                 raise SchemaVersionError(
                     f"database {db.path!r} was upgraded to schema version {current} by a "
                     f"newer sessions_dal while this one (up to version {target}) was "
                     "opening it: upgrade sessions_dal (pip install -U sessions-dal)"
                 )
+            if legacy:
+                conn.execute(_CREATE_VERSION_TABLE)
+                conn.execute(_RECORD_VERSION, (current, _now()))
+                applied += 1
             if current >= migration.version:
                 continue
+            conn.execute(_CREATE_VERSION_TABLE)
             for statement in migration.statements:
                 try:
                     conn.execute(statement)
@@ -134,15 +205,13 @@ def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATION
                         f"failed ({exc}) in: {statement.splitlines()[0]}; the database "
                         f"is still at version {current}"
                     ) from exc
-            # An int from our own file, not user data; PRAGMA values cannot be bound.
-            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            conn.execute(_RECORD_VERSION, (migration.version, _now()))
             applied += 1
     return applied
 
 
-def _user_version(conn: sqlite3.Connection | Connection) -> int:
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    return version
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 # The layouts a file may already have when sessions_dal first opens it
@@ -153,6 +222,7 @@ _AGENTS_LAYOUTS = {
     "agent_messages": (("id", "session_id", "message_data", "created_at"), "id"),
 }
 _OWN_LAYOUTS = {
+    VERSION_TABLE: (("version", "applied_at"), "version"),
     "agent_users": (("user_id", "created_at"), "user_id"),
     "agent_user_sessions": (
         ("seq", "session_id", "user_id", "metadata", "created_at", "updated_at"), "seq"
@@ -160,28 +230,29 @@ _OWN_LAYOUTS = {
 }
 
 
-def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_VERSION) -> None:
+def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_VERSION) -> int:
     """Refuse, before anything is written, a file this sessions_dal must not touch.
 
     Raises :class:`SchemaVersionError` for a file from a newer sessions_dal and
     :class:`IncompatibleSchemaError` when its tables have a layout that is
     neither openai-agents' nor ours, or (custom table names) when the named
-    tables are not the ones the file was set up with.
+    tables are not the ones the file was set up with. Returns the version.
     """
     path = conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
-    found = _user_version(conn)
+    found, legacy = schema_version(conn)
     if found > newest:
         raise SchemaVersionError(
             f"database {path!r} has schema version {found}, but this sessions_dal "
             f"supports versions up to {newest}: upgrade sessions_dal "
             "(pip install -U sessions-dal) to open it; the file was not changed"
         )
-    if found == 0:
+    if found == 0 or legacy:
         for name, layout in _AGENTS_LAYOUTS.items():
             _check_layout(conn, path, tables, name, layout)
         for name, layout in _OWN_LAYOUTS.items():
             _check_layout(conn, path, tables, name, layout)
-        return
+        if found == 0:
+            return found
     missing = [
         name for name in (tables.sessions, tables.messages) if not _table_exists(conn, name)
     ]
@@ -190,6 +261,26 @@ def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_
             f"database {path!r} has no table {missing[0]!r}: it was set up with other "
             "sessions_table/messages_table names; open it with the names it was created with"
         )
+    return found
+
+
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+
+
+def inspect_read_only(conn: sqlite3.Connection, tables: Tables) -> None:
+    """Check a file for reading without writing to it, as :func:`inspect_file` does.
+
+    A file sessions_dal has not set up yet (an openai-agents file, say) lacks
+    some of our tables: empty temporary ones stand in for them, on this
+    connection only, so every read works and reports what the file holds.
+    """
+    if inspect_file(conn, tables) > 0:
+        return
+    for statement in MIGRATIONS[0].statements:
+        match = _CREATE_TABLE.match(statement)
+        if match and not _table_exists(conn, tables.sql(match.group(1)).strip('"')):
+            temporary = statement.replace(match.group(0), f"CREATE TEMP TABLE {match.group(1)}")
+            conn.execute(tables.sql(temporary))
 
 
 def _check_layout(
@@ -223,8 +314,10 @@ def _check_layout(
         )
 
 
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+def _table_exists(conn: sqlite3.Connection | Connection, name: str) -> bool:
+    # main only: a read-only repository's stand-in tables live in temp.
     row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (name,)
+        "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",
+        (name,),
     ).fetchone()
     return row is not None

@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
+from ._files import publish, temporary_beside
 from ._validate import (
     check_id,
     check_int,
     check_limit,
     check_seconds,
-    decode_metadata,
     encode_metadata,
 )
-from .connection import SYNCHRONOUS_LEVELS, Connection, Database, open_connection
-from .errors import SessionExistsError, SessionNotFoundError, SessionOwnedError
-from .migrations import apply_migrations, inspect_file
+from .connection import (
+    MAX_BUSY_TIMEOUT,
+    SYNCHRONOUS_LEVELS,
+    Connection,
+    Database,
+    open_connection,
+    open_read_only,
+    shm_appeared,
+    translate_errors,
+)
+from .errors import (
+    CorruptDataError,
+    CorruptSessionError,
+    SessionExistsError,
+    SessionNotFoundError,
+    SessionOwnedError,
+)
+from .migrations import (
+    apply_migrations,
+    inspect_file,
+    inspect_read_only,
+    pending_steps,
+    schema_version,
+)
 from .session import Session, parse_agents_timestamp, parse_timestamp, utc_now
 from .tables import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, Tables, check_table_name
 
@@ -86,6 +108,14 @@ _SELECT_UNOWNED = (
 _SELECT_UNOWNED_ONE = f"SELECT session_id, created_at, updated_at {_UNOWNED} AND session_id = ?"
 _COUNT_UNOWNED = f"SELECT count(*) {_UNOWNED}"
 _SELECT_AGENT_SESSION = "SELECT created_at, updated_at FROM agent_sessions WHERE session_id = ?"
+_DELETE_UNOWNED_ITEMS = (
+    "DELETE FROM agent_messages WHERE session_id = ? AND NOT EXISTS "
+    "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
+)
+_DELETE_UNOWNED = (
+    "DELETE FROM agent_sessions WHERE session_id = ? AND NOT EXISTS "
+    "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
+)
 _SELECT_OWNER = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
 
 
@@ -112,6 +142,10 @@ class DatabaseInfo:
 
     path: str
     schema_version: int
+    """0 for a file sessions_dal has not set up yet (an openai-agents file, say)."""
+    migration_pending: bool
+    """Whether opening read-write (or ``sessions-dal migrate``) would upgrade the file."""
+    read_only: bool
     sqlite_version: str
     journal_mode: str
     users: int
@@ -176,6 +210,7 @@ class SessionRepository:
         synchronous: str = "NORMAL",
         sessions_table: str = DEFAULT_SESSIONS_TABLE,
         messages_table: str = DEFAULT_MESSAGES_TABLE,
+        read_only: bool = False,
     ) -> None:
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
@@ -185,7 +220,9 @@ class SessionRepository:
             )
         if not path:
             raise ValueError("path must not be empty; use ':memory:' for an in-memory database")
-        timeout = check_seconds("busy_timeout", busy_timeout)
+        if "\x00" in path:
+            raise ValueError("path must not contain NUL characters")
+        timeout = check_seconds("busy_timeout", busy_timeout, maximum=MAX_BUSY_TIMEOUT)
         if not isinstance(synchronous, str):
             raise TypeError(f"synchronous must be a str, not {type(synchronous).__name__}")
         level = synchronous.upper()
@@ -193,14 +230,37 @@ class SessionRepository:
             raise ValueError(
                 f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
             )
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
         tables = Tables(
             check_table_name("sessions_table", sessions_table),
             check_table_name("messages_table", messages_table),
         )
         if tables.sessions.lower() == tables.messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
+        memory = path == ":memory:" or path.startswith("file::memory:")
+        if read_only:
+            if memory:
+                raise ValueError(
+                    "read_only needs a database file; an in-memory database is always new "
+                    "and empty"
+                )
 
-        def connect() -> sqlite3.Connection:
+            def connect() -> sqlite3.Connection:
+                return open_read_only(
+                    path, busy_timeout=timeout, inspect=lambda c: inspect_read_only(c, tables)
+                )[0]
+
+            raw, immutable = open_read_only(
+                path, busy_timeout=timeout, inspect=lambda c: inspect_read_only(c, tables)
+            )
+            self._db = Database(
+                raw, path, timeout, tables, reopen=connect, read_only=True,
+                reopen_when=shm_appeared(path) if immutable else None,
+            )
+            return
+
+        def connect_rw() -> sqlite3.Connection:
             return open_connection(
                 path,
                 busy_timeout=timeout,
@@ -208,8 +268,8 @@ class SessionRepository:
                 inspect=lambda c: inspect_file(c, tables),
             )
 
-        memory = path == ":memory:" or path.startswith("file::memory:")
-        self._db = Database(connect(), path, timeout, tables, reopen=None if memory else connect)
+        self._db = Database(connect_rw(), path, timeout, tables,
+                            reopen=None if memory else connect_rw)
         try:
             apply_migrations(self._db)
         except BaseException:
@@ -225,6 +285,11 @@ class SessionRepository:
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
         return self._db.closed
+
+    @property
+    def read_only(self) -> bool:
+        """True when opened with ``read_only=True``: nothing is ever written then."""
+        return self._db.read_only
 
     def close(self) -> None:
         """Close the connection. Idempotent; later calls raise ``RepositoryClosedError``."""
@@ -242,7 +307,7 @@ class SessionRepository:
         self.close()
 
     def __repr__(self) -> str:
-        state = " closed" if self.closed else ""
+        state = " closed" if self.closed else " read-only" if self.read_only else ""
         return f"<SessionRepository {self.path!r}{state}>"
 
     def create_session(
@@ -281,7 +346,7 @@ class SessionRepository:
                     "a new uuid4, or open the existing one with get_session()"
                 ) from None
         created = parse_timestamp(now)
-        meta = {} if metadata is None else decode_metadata(meta_text)
+        meta = {} if metadata is None else json.loads(meta_text)
         return Session(self._db, session_id, user_id, meta, created, created)
 
     def get_session(self, user_id: str, session_id: str) -> Session | None:
@@ -373,7 +438,7 @@ class SessionRepository:
                 row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
                 if row is None:
                     raise self._not_found(user_id, session_id)
-                merged = {**decode_metadata(row[2]), **metadata}
+                merged = {**_metadata(session_id, row[2]), **metadata}
             row = conn.execute(
                 _UPDATE_METADATA, (encode_metadata(merged), session_id, user_id)
             ).fetchone()
@@ -444,6 +509,19 @@ class SessionRepository:
             row = conn.execute(_SELECT_UNOWNED_ONE, (session_id,)).fetchone()
         return None if row is None else self._unowned(*row)
 
+    def delete_unowned_session(self, session_id: str) -> bool:
+        """Delete an unowned session and its items; ``True`` if it was deleted.
+
+        Returns ``False``, changing nothing, when there is no such session or a
+        user owns it (delete that with :meth:`delete_session`).
+        """
+        check_id("session_id", session_id)
+        with self._db.write() as conn:
+            if conn.execute(_DELETE_UNOWNED, (session_id, session_id)).rowcount == 0:
+                return False
+            conn.execute(_DELETE_UNOWNED_ITEMS, (session_id, session_id))
+        return True
+
     def count_unowned_sessions(self) -> int:
         """How many sessions no user owns."""
         with self._db.read() as conn:
@@ -501,7 +579,7 @@ class SessionRepository:
                             for t in times)
         conn.execute(_INSERT_USER, (user_id, utc_now()))
         conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, created, updated))
-        return Session(self._db, session_id, user_id, decode_metadata(meta_text),
+        return Session(self._db, session_id, user_id, json.loads(meta_text),
                        parse_timestamp(created), parse_timestamp(updated))
 
     def _unowned(self, session_id: str, created: str | None, updated: str | None) -> Session:
@@ -513,19 +591,55 @@ class SessionRepository:
         page = _limit_offset(limit, offset)
         with self._db.read() as conn:
             rows = conn.execute(_SELECT_USERS, page).fetchall()
-        return [UserSummary(user, parse_timestamp(created), n) for user, created, n in rows]
+        return [UserSummary(user, _user_time(user, created), n) for user, created, n in rows]
 
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
         with self._db.read() as conn:
             users, owned, items = conn.execute(_COUNT_ALL).fetchone()
+            unowned = conn.execute(_COUNT_UNOWNED).fetchone()[0]
             journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        unowned = self.count_unowned_sessions()
+            if self.read_only and _is_wal_file(self.path):
+                journal_mode = "wal"  # an immutable connection reports "delete"
+            version = schema_version(conn)[0]
+            pending = bool(pending_steps(conn))
         return DatabaseInfo(
-            self.path, version, sqlite3.sqlite_version, journal_mode, users, owned, unowned,
-            items,
+            self.path, version, pending, self.read_only, sqlite3.sqlite_version, journal_mode,
+            users, owned, unowned, items,
         )
+
+    def pending_migrations(self) -> list[str]:
+        """What opening read-write would change in the file's schema, one line per step.
+
+        Always ``[]`` for a read-write repository, which migrated when it
+        opened; a ``read_only=True`` one reports what ``sessions-dal migrate``
+        would do.
+        """
+        with self._db.read() as conn:
+            return pending_steps(conn)
+
+    def backup(self, target: str | os.PathLike[str]) -> None:
+        """Copy the whole database to a new file ``target``, consistently, while in use.
+
+        Uses SQLite's online backup: other connections keep reading and
+        writing meanwhile, and the copy is one point in time. The copy is
+        written beside ``target`` and renamed into place, so ``target`` is
+        either absent or complete; an existing ``target`` raises
+        ``ValueError`` (choose a new name).
+        """
+        destination = os.fspath(target)
+        if not isinstance(destination, str) or not destination:
+            raise TypeError("target must be a non-empty str or os.PathLike")
+        if os.path.lexists(destination):
+            raise ValueError(f"backup target {destination!r} already exists; choose a new name")
+        with temporary_beside(destination, ".sessions-backup-") as temporary:
+            copy = sqlite3.connect(temporary)
+            try:
+                with self._db.read() as conn, translate_errors(self.path, self._db.busy_timeout):
+                    conn.raw.backup(copy)
+            finally:
+                copy.close()
+            publish(temporary, destination, overwrite=False)
 
     def check(self) -> list[str]:
         """Run SQLite's integrity and foreign-key checks; return the problems found.
@@ -548,9 +662,9 @@ class SessionRepository:
             self._db,
             session_id,
             user_id,
-            decode_metadata(metadata),
-            parse_timestamp(created_at),
-            parse_timestamp(updated_at),
+            _metadata(session_id, metadata),
+            _session_time(session_id, "created_at", created_at),
+            _session_time(session_id, "updated_at", updated_at),
         )
 
     @staticmethod
@@ -559,3 +673,48 @@ class SessionRepository:
             f"user {user_id!r} has no session {session_id!r}; "
             "list the user's sessions with get_sessions()"
         )
+
+
+def _is_wal_file(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(20)[18:20] == b"\x02\x02"
+
+
+def _metadata(session_id: str, text: object) -> dict[str, Any]:
+    """A session's stored metadata, or :class:`CorruptSessionError` naming its row."""
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _corrupt(session_id, f"metadata that is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise _corrupt(session_id, f"metadata that is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _session_time(session_id: str, column: str, text: object) -> datetime:
+    try:
+        return _aware(parse_timestamp(text))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise _corrupt(session_id, f"a {column} that is not a timestamp ({text!r})") from exc
+
+
+def _user_time(user_id: str, text: object) -> datetime:
+    try:
+        return _aware(parse_timestamp(text))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(
+            f"user {user_id!r} (its agent_users row) has a created_at that is not a "
+            f"timestamp ({text!r}); repair or delete that row with any SQLite tool"
+        ) from exc
+
+
+def _aware(value: datetime) -> datetime:
+    # sessions_dal writes UTC with an offset; a bare time was edited in by hand.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _corrupt(session_id: str, what: str) -> CorruptSessionError:
+    return CorruptSessionError(
+        f"session {session_id!r} (its agent_user_sessions row) has {what}; repair or "
+        "delete that row with any SQLite tool"
+    )

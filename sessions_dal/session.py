@@ -15,10 +15,38 @@ __all__ = ["Session"]
 
 # Items live in openai-agents' table, ordered by its AUTOINCREMENT id, so
 # SQLiteSession and sessions_dal see one history in one order.
-_SELECT_ALL = "SELECT id, message_data FROM agent_messages WHERE session_id = ? ORDER BY id"
-_SELECT_LATEST = (
-    "SELECT id, message_data FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT ?"
-)
+#
+# Every statement of a Session is guarded by who owns the session: a handle
+# of alice's never reads or changes items after the session stopped being
+# hers (deleted, then re-created by bob under the same id), and a handle of an
+# unowned session stops working once a user claims it. The guard is a lookup
+# of the unique session_id index, evaluated once per statement.
+_OWNED = "EXISTS (SELECT 1 FROM agent_user_sessions WHERE session_id = ? AND user_id = ?)"
+_UNOWNED = "NOT EXISTS (SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
+
+
+def _statements(guard: str) -> dict[str, str]:
+    return {
+        "all": (
+            f"SELECT id, message_data FROM agent_messages WHERE session_id = ? AND {guard} "
+            "ORDER BY id"
+        ),
+        "latest": (
+            f"SELECT id, message_data FROM agent_messages WHERE session_id = ? AND {guard} "
+            "ORDER BY id DESC LIMIT ?"
+        ),
+        "pop": (
+            "DELETE FROM agent_messages WHERE id = "
+            "(SELECT id FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT 1) "
+            f"AND {guard} RETURNING id, message_data"
+        ),
+        "clear": f"DELETE FROM agent_messages WHERE session_id = ? AND {guard}",
+        "count": f"SELECT count(*) FROM agent_messages WHERE session_id = ? AND {guard}",
+        "mine": f"SELECT {guard}",
+    }
+
+
+_GUARDED = {True: _statements(_OWNED), False: _statements(_UNOWNED)}
 _INSERT_ITEM = "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)"
 # SQLiteSession.clear_session() deletes this row, so re-create it when missing
 # (agent_messages has a foreign key to it); like SQLiteSession, bump updated_at.
@@ -26,14 +54,7 @@ _UPSERT_AGENT_SESSION = (
     "INSERT INTO agent_sessions (session_id) VALUES (?) "
     "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
 )
-_TOUCH = "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ?"
-_POP = (
-    "DELETE FROM agent_messages WHERE id = "
-    "(SELECT id FROM agent_messages WHERE session_id = ? ORDER BY id DESC LIMIT 1) "
-    "RETURNING id, message_data"
-)
-_CLEAR = "DELETE FROM agent_messages WHERE session_id = ?"
-_COUNT = "SELECT count(*) FROM agent_messages WHERE session_id = ?"
+_TOUCH = "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ? AND user_id = ?"
 
 
 def utc_now() -> str:
@@ -73,6 +94,12 @@ class Session:
     and ``updated_at`` are a snapshot taken when the object was loaded and kept
     current by this object's own writes; items are always read live.
 
+    A session object stays bound to its owner: once the session is no longer
+    ``user_id``'s (deleted, even if another user then creates one with the
+    same id), reads see no items and writes raise
+    :class:`~sessions_dal.errors.SessionNotFoundError`. An unowned session's
+    object (``user_id`` is ``None``) works the same way until a user claims it.
+
     >>> from sessions_dal import SessionRepository
     >>> with SessionRepository(":memory:") as repo:
     ...     s = repo.create_session("alice")
@@ -81,7 +108,8 @@ class Session:
     [{'role': 'assistant', 'content': 'yo'}]
     """
 
-    __slots__ = ("_db", "created_at", "metadata", "session_id", "updated_at", "user_id")
+    __slots__ = ("_db", "_guard", "_sql", "created_at", "metadata", "session_id", "updated_at",
+                 "user_id")
 
     def __init__(
         self,
@@ -104,24 +132,31 @@ class Session:
         """When the session was created (timezone-aware, UTC)."""
         self.updated_at = updated_at
         """When items were last added, popped or cleared through sessions_dal (UTC)."""
+        self._sql = _GUARDED[user_id is not None]
+        self._guard: tuple[str, ...] = (
+            (session_id,) if user_id is None else (session_id, user_id)
+        )
 
     def get_items(self, limit: int | None = None) -> list[Any]:
         """Return the latest ``limit`` items, oldest first (all items if ``None``).
 
         ``limit=0`` returns ``[]``. A stored row that is not valid JSON raises
         :class:`~sessions_dal.errors.CorruptItemError` naming the row; rows are
-        never skipped silently.
+        never skipped silently. A session that is no longer this handle's
+        (deleted, or now another user's) has no items: ``[]``.
         """
         count = check_limit(limit)
         with self._db.read() as conn:
             if count is None:
-                rows = conn.execute(_SELECT_ALL, (self.session_id,)).fetchall()
+                rows = conn.execute(self._sql["all"], (self.session_id, *self._guard)).fetchall()
             else:
-                rows = conn.execute(_SELECT_LATEST, (self.session_id, count)).fetchall()
+                rows = conn.execute(
+                    self._sql["latest"], (self.session_id, *self._guard, count)
+                ).fetchall()
                 rows.reverse()
         try:
             return [loads(text) for _, text in rows]
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             for row_id, text in rows:
                 self._decode(row_id, text)  # raises, naming the first bad row
             raise
@@ -132,15 +167,18 @@ class Session:
         Every item is checked before anything is written: one bad item raises
         ``TypeError``/``ValueError`` naming its index, and nothing is stored.
         An empty list does nothing. Raises
-        :class:`~sessions_dal.errors.SessionNotFoundError` if the session was
-        deleted.
+        :class:`~sessions_dal.errors.SessionNotFoundError` if the session is no
+        longer this handle's: deleted, or (for an unowned session) claimed.
         """
         rows = encode_items(self.session_id, items)
         if not rows:
             return
         now = utc_now()
         with self._db.write() as conn:
-            self._touch(conn, now, required=self.user_id is not None)
+            if self.user_id is None:
+                self._require_mine(conn)
+            else:
+                self._touch(conn, now)
             conn.execute(_UPSERT_AGENT_SESSION, (self.session_id,))
             conn.executemany(_INSERT_ITEM, rows)
         self.updated_at = parse_timestamp(now)
@@ -149,31 +187,43 @@ class Session:
         """Remove and return the latest item, or ``None`` if there is none.
 
         If that item is not valid JSON, :class:`CorruptItemError` is raised and
-        the item stays stored.
+        the item stays stored. Raises
+        :class:`~sessions_dal.errors.SessionNotFoundError` if the session is no
+        longer this handle's.
         """
         now = utc_now()
         with self._db.write() as conn:
-            rows = conn.execute(_POP, (self.session_id,)).fetchall()
+            rows = conn.execute(self._sql["pop"], (self.session_id, *self._guard)).fetchall()
             if not rows:
+                self._require_mine(conn)
                 return None
             item = self._decode(*rows[0])
-            self._touch(conn, now, required=False)
+            if self.user_id is not None:
+                self._touch(conn, now)
         self.updated_at = parse_timestamp(now)
         return item
 
     def clear_session(self) -> None:
-        """Remove every item; the session itself, its owner and metadata remain."""
+        """Remove every item; the session itself, its owner and metadata remain.
+
+        Raises :class:`~sessions_dal.errors.SessionNotFoundError` if the
+        session is no longer this handle's.
+        """
         now = utc_now()
         with self._db.write() as conn:
-            if conn.execute(_CLEAR, (self.session_id,)).rowcount == 0:
+            if conn.execute(self._sql["clear"], (self.session_id, *self._guard)).rowcount == 0:
+                self._require_mine(conn)
                 return
-            self._touch(conn, now, required=False)
+            if self.user_id is not None:
+                self._touch(conn, now)
         self.updated_at = parse_timestamp(now)
 
     def count_items(self) -> int:
-        """How many items the session holds, without loading them."""
+        """How many items the session holds, without loading them (0 once it is not ours)."""
         with self._db.read() as conn:
-            count: int = conn.execute(_COUNT, (self.session_id,)).fetchone()[0]
+            count: int = conn.execute(
+                self._sql["count"], (self.session_id, *self._guard)
+            ).fetchone()[0]
         return count
 
     def to_dict(self) -> dict[str, Any]:
@@ -186,17 +236,29 @@ class Session:
             "metadata": self.metadata,
         }
 
-    def _touch(self, conn: Connection, now: str, *, required: bool) -> None:
-        if conn.execute(_TOUCH, (now, self.session_id)).rowcount == 0 and required:
-            raise SessionNotFoundError(
-                f"session {self.session_id!r} no longer exists (it was deleted); "
-                "create a new session with SessionRepository.create_session()"
+    def _touch(self, conn: Connection, now: str) -> None:
+        if conn.execute(_TOUCH, (now, *self._guard)).rowcount == 0:
+            raise self._gone()
+
+    def _require_mine(self, conn: Connection) -> None:
+        if not conn.execute(self._sql["mine"], self._guard).fetchone()[0]:
+            raise self._gone()
+
+    def _gone(self) -> SessionNotFoundError:
+        if self.user_id is None:
+            return SessionNotFoundError(
+                f"session {self.session_id!r} has been claimed by a user since this unowned "
+                "handle was loaded; open it through its owner with get_session()"
             )
+        return SessionNotFoundError(
+            f"user {self.user_id!r} no longer has session {self.session_id!r} (it was "
+            "deleted); create a new session with SessionRepository.create_session()"
+        )
 
     def _decode(self, row_id: int, text: str) -> Any:
         try:
             return loads(text)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise CorruptItemError(
                 f"item {row_id} of session {self.session_id!r} (agent_messages.id = "
                 f"{row_id}) is not valid JSON ({exc}); repair or delete that row"

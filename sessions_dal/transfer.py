@@ -2,12 +2,21 @@
 
 One JSON object per line, each with a ``type``:
 
+- ``{"type": "export", "format": 2, ...}``: the first line, saying what follows.
 - ``{"type": "user", "user_id", "created_at"}``
-- ``{"type": "session", "session_id", "user_id", "created_at", "updated_at", "metadata"}``
+- ``{"type": "session", "session_id", "user_id", "created_at", "updated_at", "metadata"}``:
+  ``user_id`` is ``null`` for a session openai-agents wrote and no user owns.
 - ``{"type": "item", "session_id", "item"}``: the session's items follow it, in order.
+- ``{"type": "end", "users", "sessions", "items"}``: the last line, with the counts.
 
-Users come in ``user_id`` order and each user's sessions in creation order, so
-an import re-creates the same listing order. Timestamps are ISO 8601 UTC.
+Users come in ``user_id`` order, each followed by their sessions in creation
+order; unowned sessions come after every user. An import re-creates the same
+listing order. Timestamps are ISO 8601 UTC. The whole export reads one
+snapshot of the database, so it is a consistent copy even while other
+connections write.
+
+Import refuses a file without its ``end`` record (a copy cut short) unless
+told the file predates it (``require_end=False``: exports of sessions_dal 0.1).
 """
 
 from __future__ import annotations
@@ -15,16 +24,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import IO, Any
 
-from ._validate import check_id, encode_json
+from . import __version__
+from ._validate import MAX_JSON_LENGTH, check_id, encode_json
 from .connection import Connection
 from .errors import CorruptItemError, SessionExistsError
-from .repository import SessionRepository
+from .repository import SessionRepository, _metadata
 from .session import parse_timestamp
 
-__all__ = ["TransferCounts", "export_jsonl", "import_jsonl"]
+__all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
+
+FORMAT = 2
+"""The export format this sessions_dal writes (and the newest it reads)."""
 
 _PAGE = 500
 _USERS = "SELECT user_id, created_at FROM agent_users WHERE user_id > ? ORDER BY user_id LIMIT ?"
@@ -32,6 +45,11 @@ _ONE_USER = "SELECT user_id, created_at FROM agent_users WHERE user_id = ?"
 _SESSIONS = (
     "SELECT session_id, user_id, created_at, updated_at, metadata, seq FROM agent_user_sessions "
     "WHERE user_id = ? AND (created_at, seq) > (?, ?) ORDER BY created_at, seq LIMIT ?"
+)
+_UNOWNED = (
+    "SELECT session_id, created_at, updated_at FROM agent_sessions a WHERE session_id > ? "
+    "AND NOT EXISTS (SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id) "
+    "ORDER BY session_id LIMIT ?"
 )
 _ITEMS = (
     "SELECT id, message_data FROM agent_messages WHERE session_id = ? AND id > ? "
@@ -50,6 +68,9 @@ _DELETE = (
     "DELETE FROM agent_user_sessions WHERE session_id = ?",
 )
 _INSERT_AGENT_SESSION = "INSERT INTO agent_sessions (session_id) VALUES (?)"
+_INSERT_UNOWNED = (
+    "INSERT INTO agent_sessions (session_id, created_at, updated_at) VALUES (?, ?, ?)"
+)
 _INSERT_OWNED = (
     "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -76,72 +97,112 @@ def export_jsonl(
     user_id: str | None = None,
     progress: Progress | None = None,
 ) -> TransferCounts:
-    """Write every user (or just ``user_id``) with their sessions and items to ``out``."""
+    """Write every user (or just ``user_id``) with their sessions and items to ``out``.
+
+    A full export also writes the sessions no user owns. Everything comes from
+    one snapshot of the database: writes made meanwhile are either all in the
+    export or not at all. The snapshot uses a connection of its own, so the
+    repository's other calls go on meanwhile (except on ``:memory:``).
+    """
+    if user_id is not None:
+        check_id("user_id", user_id)
     counts = TransferCounts()
-    for line in _export_lines(repo, user_id, counts):
-        out.write(line)
-        out.write("\n")
-        if progress is not None and (counts.sessions + counts.items) % 1000 == 0:
-            progress(counts)
+    with repo._db.snapshot() as conn:
+        for line in _export_lines(conn, user_id, counts):
+            out.write(line)
+            out.write("\n")
+            if progress is not None and (counts.sessions + counts.items) % 1000 == 0:
+                progress(counts)
     return counts
 
 
-def _export_lines(
-    repo: SessionRepository, user_id: str | None, counts: TransferCounts
-) -> Iterator[str]:
-    db = repo._db
-    for user, user_created in _export_users(repo, user_id):
+def _export_lines(conn: Connection, user_id: str | None, counts: TransferCounts) -> Iterator[str]:
+    yield json.dumps({
+        "type": "export", "format": FORMAT, "sessions_dal": __version__,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "user_id": user_id,
+    })
+    for user, user_created in _export_users(conn, user_id):
         counts.users += 1
         yield json.dumps({"type": "user", "user_id": user, "created_at": user_created})
         after: tuple[str, int] = ("", 0)
         while True:
-            with db.read() as conn:
-                sessions = conn.execute(_SESSIONS, (user, *after, _PAGE)).fetchall()
+            sessions = conn.execute(_SESSIONS, (user, *after, _PAGE)).fetchall()
             for session_id, owner, created, updated, metadata, _ in sessions:
                 counts.sessions += 1
                 yield json.dumps({
                     "type": "session", "session_id": session_id, "user_id": owner,
                     "created_at": created, "updated_at": updated,
-                    "metadata": json.loads(metadata),
+                    "metadata": _metadata(session_id, metadata),
                 })
-                for item in _export_items(repo, session_id):
-                    counts.items += 1
-                    yield item
+                yield from _export_items(conn, session_id, counts)
             if len(sessions) < _PAGE:
                 break
             after = (sessions[-1][2], sessions[-1][5])
+    if user_id is None:
+        yield from _export_unowned(conn, counts)
+    yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
+                      "items": counts.items})
 
 
-def _export_users(repo: SessionRepository, user_id: str | None) -> Iterator[tuple[str, str]]:
+def _export_users(conn: Connection, user_id: str | None) -> Iterator[tuple[str, str]]:
     if user_id is not None:
-        with repo._db.read() as conn:
-            yield from conn.execute(_ONE_USER, (check_id("user_id", user_id),)).fetchall()
+        yield from conn.execute(_ONE_USER, (user_id,)).fetchall()
         return
     after = ""
     while True:
-        with repo._db.read() as conn:
-            users = conn.execute(_USERS, (after, _PAGE)).fetchall()
+        users = conn.execute(_USERS, (after, _PAGE)).fetchall()
         yield from users
         if len(users) < _PAGE:
             return
         after = users[-1][0]
 
 
-def _export_items(repo: SessionRepository, session_id: str) -> Iterator[str]:
+def _export_unowned(conn: Connection, counts: TransferCounts) -> Iterator[str]:
+    after = ""
+    while True:
+        sessions = conn.execute(_UNOWNED, (after, _PAGE)).fetchall()
+        for session_id, created, updated in sessions:
+            counts.sessions += 1
+            yield json.dumps({
+                "type": "session", "session_id": session_id, "user_id": None,
+                "created_at": _agents_time(created), "updated_at": _agents_time(updated),
+                "metadata": {},
+            })
+            yield from _export_items(conn, session_id, counts)
+        if len(sessions) < _PAGE:
+            return
+        after = sessions[-1][0]
+
+
+def _agents_time(text: str | None) -> str | None:
+    """openai-agents' ``CURRENT_TIMESTAMP`` text as ISO 8601 UTC (``None`` if unreadable)."""
+    try:
+        parsed = datetime.fromisoformat(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc).isoformat()
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def _export_items(conn: Connection, session_id: str, counts: TransferCounts) -> Iterator[str]:
     prefix = json.dumps({"type": "item", "session_id": session_id})[:-1] + ', "item": '
     after = 0
     while True:
-        with repo._db.read() as conn:
-            rows = conn.execute(_ITEMS, (session_id, after, _PAGE)).fetchall()
+        rows = conn.execute(_ITEMS, (session_id, after, _PAGE)).fetchall()
         for row_id, text in rows:
             try:
                 item = json.loads(text)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, RecursionError) as exc:
                 raise CorruptItemError(
                     f"item {row_id} of session {session_id!r} (agent_messages.id = {row_id}) "
                     f"is not valid JSON ({exc}); repair or delete that row, then export again"
                 ) from exc
-            # Re-encoded so each record stays on one line whatever the stored text.
+            # Re-encoded so each record stays on one line whatever the stored
+            # text; NaN and Infinity (which openai-agents may store) stay as
+            # Python's json writes and reads them.
+            counts.items += 1
             yield prefix + json.dumps(item) + "}"
         if len(rows) < _PAGE:
             return
@@ -153,55 +214,151 @@ def import_jsonl(
     lines: Iterable[str],
     *,
     replace: bool = False,
+    require_end: bool = True,
     progress: Progress | None = None,
 ) -> TransferCounts:
-    """Import what :func:`export_jsonl` wrote, in one transaction.
+    """Import what :func:`export_jsonl` wrote, in one transaction: all of it or nothing.
 
     A session that already exists raises
     :class:`~sessions_dal.errors.SessionExistsError` and nothing is imported,
     unless ``replace=True``, which deletes it (with its items) first. A
-    malformed line raises ``ValueError`` naming its line number; nothing is
-    imported then either.
+    malformed line raises ``ValueError`` naming its line number, and so does
+    a file that stops before its ``end`` record (it was cut short) or whose
+    counts disagree with that record; nothing is imported then either. Files
+    from sessions_dal 0.1 have no ``end`` record: pass ``require_end=False``.
+
+    Items are stored as they were exported, including ``NaN``/``Infinity``
+    that openai-agents may have written; metadata is checked as
+    :meth:`~sessions_dal.SessionRepository.update_metadata` checks it.
     """
     counts = TransferCounts()
-    current: str | None = None
-    pending: list[tuple[str, str]] = []
+    importer = _Importer(replace)
+    end: dict[str, Any] | None = None
+    number = 0
     with repo._db.write() as conn:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             record = _parse(number, line)
+            if end is not None:
+                raise ValueError(f"line {number}: a record after the 'end' record")
             kind = record.get("type")
             if kind == "item":
-                if current is None or record.get("session_id") != current or "item" not in record:
-                    raise ValueError(
-                        f"line {number}: an item must follow its session's record "
-                        f"(expected session_id {current!r})"
-                    )
-                pending.append((current, encode_json(f"line {number}: item", record["item"])))
+                importer.item(conn, number, record)
                 counts.items += 1
-                if len(pending) >= _PAGE:
-                    conn.executemany(_INSERT_ITEM, pending)
-                    pending.clear()
             elif kind == "session":
-                conn.executemany(_INSERT_ITEM, pending)
-                pending.clear()
-                current = _import_session(conn, number, record, replace)
+                importer.session(conn, number, record)
                 counts.sessions += 1
             elif kind == "user":
                 user = check_id(f"line {number}: user_id", record.get("user_id"))
-                created = _timestamp(number, record, "created_at")
-                conn.execute(_INSERT_USER, (user, created))
+                conn.execute(_INSERT_USER, (user, _timestamp(number, record, "created_at")))
                 counts.users += 1
+            elif kind == "export":
+                _check_header(number, record)
+            elif kind == "end":
+                end = record
             else:
                 raise ValueError(
                     f"line {number}: unknown record type {kind!r}; "
-                    "expected 'user', 'session' or 'item'"
+                    "expected 'user', 'session', 'item' or 'end'"
                 )
             if progress is not None and (counts.sessions + counts.items) % 1000 == 0:
                 progress(counts)
-        conn.executemany(_INSERT_ITEM, pending)
+        importer.flush(conn)
+        _check_end(number, end, counts, require_end)
     return counts
+
+
+class _Importer:
+    """The sessions and items of an import, written in batches of items."""
+
+    def __init__(self, replace: bool) -> None:
+        self.replace = replace
+        self.current: str | None = None
+        self.pending: list[tuple[str, str]] = []
+
+    def item(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
+        if self.current is None or record.get("session_id") != self.current or (
+            "item" not in record
+        ):
+            raise ValueError(
+                f"line {number}: an item must follow its session's record "
+                f"(expected session_id {self.current!r})"
+            )
+        # Whatever json could read (NaN included) is stored as json writes it,
+        # as openai-agents stores items.
+        text = json.dumps(record["item"])
+        if len(text) > MAX_JSON_LENGTH:
+            raise ValueError(f"line {number}: the item is longer than SQLite stores")
+        self.pending.append((self.current, text))
+        if len(self.pending) >= _PAGE:
+            self.flush(conn)
+
+    def flush(self, conn: Connection) -> None:
+        conn.executemany(_INSERT_ITEM, self.pending)
+        self.pending.clear()
+
+    def session(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
+        self.flush(conn)
+        session_id = check_id(f"line {number}: session_id", record.get("session_id"))
+        owner = record.get("user_id")
+        if conn.execute(_EXISTS, (session_id, session_id)).fetchone() is not None:
+            if not self.replace:
+                raise SessionExistsError(
+                    f"line {number}: session {session_id!r} already exists in the database; "
+                    "nothing was imported; to overwrite it, import with replace=True "
+                    "(sessions-dal import --replace)"
+                )
+            for statement in _DELETE:
+                conn.execute(statement, (session_id,))
+        if owner is None:
+            created = _agents_column(number, record, "created_at")
+            updated = _agents_column(number, record, "updated_at")
+            conn.execute(_INSERT_UNOWNED, (session_id, created, updated))
+        else:
+            user = check_id(f"line {number}: user_id", owner)
+            metadata = record.get("metadata", {})
+            if not isinstance(metadata, dict):
+                raise ValueError(f"line {number}: metadata must be a JSON object")
+            meta_text = encode_json(f"line {number}: metadata", metadata)
+            created = _timestamp(number, record, "created_at")
+            updated = _timestamp(number, record, "updated_at")
+            conn.execute(_INSERT_USER, (user, created))
+            conn.execute(_INSERT_AGENT_SESSION, (session_id,))
+            conn.execute(_INSERT_OWNED, (session_id, user, meta_text, created, updated))
+        self.current = session_id
+
+
+def _check_header(number: int, record: dict[str, Any]) -> None:
+    version = record.get("format")
+    if number != 1:
+        raise ValueError(f"line {number}: the 'export' record must be the first line")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT:
+        raise ValueError(
+            f"line 1: export format {version!r} is not one this sessions_dal reads (up to "
+            f"{FORMAT}); upgrade sessions_dal (pip install -U sessions-dal)"
+        )
+
+
+def _check_end(
+    last_line: int, end: dict[str, Any] | None, counts: TransferCounts, require_end: bool
+) -> None:
+    if end is None:
+        if require_end:
+            raise ValueError(
+                f"the file ends after line {last_line} without the closing 'end' record, so it "
+                "is incomplete (cut short?); nothing was imported. An export from "
+                "sessions_dal 0.1 has no such record: import it with require_end=False "
+                "(sessions-dal import --no-end-record)"
+            )
+        return
+    found = {"users": counts.users, "sessions": counts.sessions, "items": counts.items}
+    stated = {key: end.get(key) for key in found}
+    if stated != found:
+        raise ValueError(
+            f"the 'end' record counts {stated}, but the file holds {found}: it was changed "
+            "or cut; nothing was imported"
+        )
 
 
 def _parse(number: int, line: str) -> dict[str, Any]:
@@ -209,44 +366,37 @@ def _parse(number: int, line: str) -> dict[str, Any]:
         record = json.loads(line)
     except ValueError as exc:
         raise ValueError(f"line {number} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"line {number} is nested too deeply to read") from None
     if not isinstance(record, dict):
         raise ValueError(f"line {number} is not a JSON object")
     return record
 
 
-def _timestamp(number: int, record: dict[str, Any], key: str) -> str:
+def _parse_time(number: int, record: dict[str, Any], key: str) -> datetime:
     value = record.get(key)
     try:
         parsed = parse_timestamp(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        if parsed.utcoffset() is None:
+            raise ValueError(f"line {number}: {key} {value!r} has no time zone")
+        return parsed.astimezone(timezone.utc)
+    except (TypeError, OverflowError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith("line "):
+            raise
         raise ValueError(
-            f"line {number}: {key} must be an ISO 8601 timestamp, got {value!r}"
+            f"line {number}: {key} must be an ISO 8601 timestamp with a time zone, "
+            f"within years 1-9999 in UTC, got {value!r}"
         ) from None
-    if parsed.utcoffset() is None:
-        raise ValueError(f"line {number}: {key} {value!r} has no time zone")
-    return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _import_session(
-    conn: Connection, number: int, record: dict[str, Any], replace: bool
-) -> str:
-    session_id = check_id(f"line {number}: session_id", record.get("session_id"))
-    user = check_id(f"line {number}: user_id", record.get("user_id"))
-    metadata = record.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise ValueError(f"line {number}: metadata must be a JSON object")
-    meta_text = encode_json(f"line {number}: metadata", metadata)
-    created = _timestamp(number, record, "created_at")
-    updated = _timestamp(number, record, "updated_at")
-    if conn.execute(_EXISTS, (session_id, session_id)).fetchone() is not None:
-        if not replace:
-            raise SessionExistsError(
-                f"line {number}: session {session_id!r} already exists in the database; "
-                "nothing was imported (import with replace to overwrite it)"
-            )
-        for statement in _DELETE:
-            conn.execute(statement, (session_id,))
-    conn.execute(_INSERT_USER, (user, created))
-    conn.execute(_INSERT_AGENT_SESSION, (session_id,))
-    conn.execute(_INSERT_OWNED, (session_id, user, meta_text, created, updated))
-    return session_id
+def _timestamp(number: int, record: dict[str, Any], key: str) -> str:
+    return _parse_time(number, record, key).isoformat(timespec="microseconds")
+
+
+def _agents_column(number: int, record: dict[str, Any], key: str) -> str | None:
+    """An unowned session's time, written as openai-agents' ``CURRENT_TIMESTAMP`` writes it."""
+    if record.get(key) is None:
+        return None
+    parsed = _parse_time(number, record, key)
+    text = parsed.strftime("%Y-%m-%d %H:%M:%S")
+    return text + f".{parsed.microsecond:06d}" if parsed.microsecond else text

@@ -30,7 +30,9 @@ def test_adoption_keeps_every_session_and_item_byte_for_byte(db_path: Path, inde
     with SessionRepository(db_path) as repo:
         assert rows(db_path, MESSAGES) == before
         assert rows(db_path, "SELECT * FROM agent_sessions ORDER BY session_id") == sessions_before
-        assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        assert rows(db_path, "SELECT max(version) FROM sessions_dal_migrations") == [
+            (SCHEMA_VERSION,)]
+        assert rows(db_path, "PRAGMA user_version") == [(0,)]
         # Either index variant ends up on (session_id, id).
         assert [r[2] for r in rows(db_path, "PRAGMA index_info(idx_agent_messages_session_id)")
                 ] == ["session_id", "id"]

@@ -24,10 +24,21 @@ ROOT_SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
 
 
 def user_version(path: Path) -> int:
+    """The application's PRAGMA user_version, which sessions_dal must leave alone."""
     conn = sqlite3.connect(path)
     try:
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         return version
+    finally:
+        conn.close()
+
+
+def recorded(path: Path) -> list[int]:
+    """The versions sessions_dal recorded as applied, in order."""
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute(
+            "SELECT version FROM sessions_dal_migrations ORDER BY version")]
     finally:
         conn.close()
 
@@ -99,7 +110,8 @@ def test_every_shipped_statement_is_plain_sql_without_transaction_control() -> N
 
 def test_new_file_gets_every_table_and_the_current_version(db_path: Path) -> None:
     SessionRepository(db_path).close()
-    assert user_version(db_path) == SCHEMA_VERSION
+    assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
+    assert user_version(db_path) == 0
     conn = sqlite3.connect(db_path)
     try:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
@@ -112,6 +124,7 @@ def test_new_file_gets_every_table_and_the_current_version(db_path: Path) -> Non
         "agent_users",
         "agent_user_sessions",
         "idx_agent_user_sessions_user",
+        "sessions_dal_migrations",
     } <= names
 
 
@@ -137,10 +150,11 @@ def test_apply_migrations_reports_nothing_to_do_when_current(db_path: Path) -> N
 def test_newer_database_is_refused_and_left_byte_identical(
     db_path: Path, journal_mode: str
 ) -> None:
+    SessionRepository(db_path).close()
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA journal_mode = {journal_mode}")
     conn.execute("CREATE TABLE future (x)")
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.execute("INSERT INTO sessions_dal_migrations VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
     conn.commit()
     conn.close()
     before = db_path.read_bytes()
@@ -172,7 +186,7 @@ def test_empty_file_is_a_new_database(db_path: Path) -> None:
     db_path.touch()
     with SessionRepository(db_path) as repo:
         repo.create_session("alice")
-    assert user_version(db_path) == SCHEMA_VERSION
+    assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_failing_migration_leaves_the_previous_version(db_path: Path) -> None:
@@ -189,7 +203,7 @@ def test_failing_migration_leaves_the_previous_version(db_path: Path) -> None:
     finally:
         db.close()
     assert "version 2" in str(info.value) and "still at version 1" in str(info.value)
-    assert user_version(db_path) == 1
+    assert recorded(db_path) == [1]
     assert dump(db_path) == before  # table "two" rolled back with the version
 
 
@@ -198,11 +212,11 @@ def test_migrations_apply_one_version_at_a_time(db_path: Path) -> None:
     db = open_db(db_path)
     try:
         apply_migrations(db, parse_migrations(text)[:1])
-        assert user_version(db_path) == 1
+        assert recorded(db_path) == [1]
         assert apply_migrations(db, parse_migrations(text)) == 1
     finally:
         db.close()
-    assert user_version(db_path) == 2
+    assert recorded(db_path) == [1, 2]
 
 
 COUNTED_SCHEMA = """
@@ -247,10 +261,11 @@ def test_processes_opening_a_new_file_together_all_succeed_once(
     try:
         if target is _open_at_barrier:
             assert conn.execute("SELECT count(*) FROM agent_user_sessions").fetchone()[0] == workers
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
         else:
             applied = [row[0] for row in conn.execute("SELECT version FROM applied")]
             assert applied == [1, 2]
+            assert recorded(db_path) == [1, 2]
     finally:
         conn.close()
 
@@ -288,6 +303,63 @@ def test_file_written_by_openai_agents_is_adopted_in_place(db_path: Path) -> Non
 
     before = agents_rows()
     SessionRepository(db_path).close()
-    assert user_version(db_path) == SCHEMA_VERSION
+    assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
+    assert user_version(db_path) == 0
     assert agents_rows() == before
     assert [row[4] for row in before] == ['{"n": 1}', '{"n": NaN}']
+
+
+# -- the version is ours alone (PRAGMA user_version belongs to the application) --
+
+
+@pytest.mark.parametrize("app_version", [1, 7])
+def test_app_with_its_own_user_version_keeps_it_and_works(db_path: Path, app_version: int
+                                                          ) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.executescript(AGENTS_DDL + "CREATE TABLE app_orders (id INTEGER PRIMARY KEY);")
+    conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('chat')")
+    conn.execute(f"PRAGMA user_version = {app_version}")
+    conn.commit()
+    conn.close()
+    with SessionRepository(db_path) as repo:
+        repo.create_session("alice").add_items([1])
+        assert repo.count_sessions("alice") == 1
+        assert [s.session_id for s in repo.get_unowned_sessions()] == ["chat"]
+    assert user_version(db_path) == app_version
+    assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_file_of_sessions_dal_0_1_upgrades_in_place(db_path: Path) -> None:
+    # What 0.1 left: our tables, version 1 in PRAGMA user_version, no version table.
+    conn = sqlite3.connect(db_path)
+    conn.executescript(AGENTS_DDL)
+    for statement in MIGRATIONS[0].statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00.000000+00:00')")
+    conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('s1')")
+    conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, "
+                 "updated_at) VALUES ('s1', 'alice', '{\"t\": 1}', "
+                 "'2026-01-01T00:00:00.000000+00:00', '2026-01-01T00:00:00.000000+00:00')")
+    conn.execute("INSERT INTO agent_messages (session_id, message_data) VALUES ('s1', '[1]')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SessionRepository(db_path, read_only=True) as repo:
+        assert repo.pending_migrations()[0].startswith("record the schema version")
+        assert repo.info().migration_pending
+    with SessionRepository(db_path) as repo:
+        (s,) = repo.get_sessions("alice")
+        assert s.metadata == {"t": 1} and s.get_items() == [[1]]
+        assert repo.pending_migrations() == [] and not repo.info().migration_pending
+    assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
+    assert user_version(db_path) == 1  # left as 0.1 set it
+
+
+AGENTS_DDL = """
+CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL,
+  message_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+  FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);
+CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, id);
+"""

@@ -289,7 +289,7 @@ def export_of(repo: SessionRepository, user: str) -> str:
     out = io.StringIO()
     export_jsonl(repo, out, user_id=user)
     return "".join(line + "\n" for line in out.getvalue().splitlines()
-                   if '"type": "user"' not in line)
+                   if json.loads(line)["type"] not in ("export", "user", "end"))
 
 
 def _isolation_names() -> list[str]:

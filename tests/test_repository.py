@@ -236,7 +236,7 @@ def test_delete_session_removes_it_and_its_items(repo: SessionRepository, db_pat
     assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(keep.session_id,)]
     assert repo.delete_session("alice", gone.session_id) is False
     assert gone.get_items() == []
-    with pytest.raises(SessionNotFoundError, match="no longer exists"):
+    with pytest.raises(SessionNotFoundError, match="no longer has session"):
         gone.add_items([4])
 
 

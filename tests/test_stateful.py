@@ -2,7 +2,8 @@
 
 Every rule runs through one of the two repositories, chosen at random; after
 every step both must agree with the model, so neither may cache what the other
-changed.
+changed. Session handles are kept across deletes, and a deleted id may be
+created again by another user: an old handle must never see or change it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
         self.deleted: list[str] = []  # in deletion order: ids are random, so never sorted
         # Handles kept from creation, one per repository, used after deletion too.
         self.handles: dict[str, tuple[Session, Session]] = {}
+        # Handles of sessions deleted and then created again under the same id.
+        self.stale: list[Session] = []
         self.order = 0
         # A clock that repeats each instant twice, so ties in created_at happen.
         self.saved_clock = repository_module.utc_now
@@ -93,6 +96,32 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
         self.order += 1
         return s.session_id
 
+    @precondition(lambda self: self.deleted)
+    @rule(user=USERS, via=VIA, data=st.data())
+    def create_again(self, user: str, via: int, data: st.DataObject) -> None:
+        session_id = data.draw(st.sampled_from(self.deleted))
+        stamp = self.clock()
+        s = self.repos[via].create_session(user, session_id=session_id)
+        other = self.repos[1 - via].get_session(user, session_id)
+        assert other is not None
+        old = self.handles[session_id]
+        # A handle of the same user follows the session; another user's must not.
+        self.stale += [h for h in old if h.user_id != user]
+        self.handles[session_id] = (s, other) if via == 0 else (other, s)
+        self.model[session_id] = ModelSession(session_id, user, stamp, self.order)
+        self.order += 1
+        self.deleted.remove(session_id)
+
+    @precondition(lambda self: self.stale)
+    @rule(data=st.data(), items=ITEMS)
+    def stale_handle_reaches_nothing(self, data: st.DataObject, items: list[Any]) -> None:
+        handle = data.draw(st.sampled_from(self.stale))
+        assert handle.get_items() == [] and handle.count_items() == 0
+        for write in (lambda: handle.add_items(items or [1]), handle.pop_item,
+                      handle.clear_session):
+            with pytest.raises(SessionNotFoundError):
+                write()
+
     @rule(session_id=sessions, items=ITEMS, via=VIA)
     def add_items(self, session_id: str, items: list[Any], via: int) -> None:
         handle = self.handle(via, session_id)
@@ -106,14 +135,21 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
     @rule(session_id=sessions, via=VIA)
     def pop_item(self, session_id: str, via: int) -> None:
         model = self.model.get(session_id)
-        expected = model.items.pop() if model and model.items else None
+        if model is None:
+            with pytest.raises(SessionNotFoundError):
+                self.handle(via, session_id).pop_item()
+            return
+        expected = model.items.pop() if model.items else None
         assert self.handle(via, session_id).pop_item() == expected
 
     @rule(session_id=sessions, via=VIA)
     def clear(self, session_id: str, via: int) -> None:
+        if session_id not in self.model:
+            with pytest.raises(SessionNotFoundError):
+                self.handle(via, session_id).clear_session()
+            return
         self.handle(via, session_id).clear_session()
-        if session_id in self.model:
-            self.model[session_id].items = []
+        self.model[session_id].items = []
 
     @rule(session_id=sessions, user=USERS, via=VIA)
     def delete_session(self, session_id: str, user: str, via: int) -> None:
