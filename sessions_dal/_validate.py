@@ -131,7 +131,7 @@ def _check_json(value: object, depth: int = 1) -> None:
             try:
                 _check_json(child, depth + 1)
             except _NotJSON as exc:
-                if not exc.nested:
+                if not exc.nested or depth == 1:
                     exc.path = f"[{key!r}]{exc.path}"
                 raise
         return

@@ -13,6 +13,7 @@ processes coordinate through WAL and the busy timeout.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import sys
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 from .errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "Database",
     "open_connection",
     "open_read_only",
+    "write_call",
 ]
 
 # RETURNING (used by pop_item) arrived in SQLite 3.35.
@@ -278,9 +280,8 @@ class Database:
 
         Any exception inside the block, ``KeyboardInterrupt`` included, rolls
         the whole transaction back before it propagates, so a failed write
-        leaves the database exactly as it was. The one exception: an interrupt
-        arriving after ``COMMIT`` has returned leaves the write committed; it
-        then carries the note :data:`COMMITTED_NOTE` (``exc.__notes__``).
+        leaves the database exactly as it was. The one exception, an interrupt
+        arriving after ``COMMIT`` returned, is told apart by :func:`write_call`.
         """
         if self.read_only:
             raise ReadOnlyDatabaseError(
@@ -395,8 +396,36 @@ class Database:
 
 
 COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
-"""The note an exception carries when it interrupted a write that had already
-committed (see :meth:`Database.write`)."""
+"""The note an exception carries when it interrupted a write call whose
+transaction had already committed (see :func:`write_call`)."""
+
+# Per thread: whether the write call running in it has committed.
+_call = threading.local()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def write_call(method: _F) -> _F:
+    """Mark a public method that writes, so an exception tells whether the write stayed.
+
+    A write call that raises has changed nothing, with one exception: an
+    interrupt (``KeyboardInterrupt``, or whatever a signal handler raises)
+    arriving after its ``COMMIT`` succeeded. Such an exception carries
+    :data:`COMMITTED_NOTE` in ``exc.__notes__``: the write is in the
+    database. Without that note, it is not.
+    """
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        _call.committed = False
+        try:
+            return method(*args, **kwargs)
+        except BaseException as exc:
+            if _call.committed and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
+                _add_note(exc, COMMITTED_NOTE)
+            raise
+
+    return call  # type: ignore[return-value]
 
 
 def _add_note(exc: BaseException, note: str) -> None:
@@ -455,11 +484,12 @@ class _Writing:
         try:
             if failure is None:
                 raw.execute(self._end)
+                _call.committed = self._end == "COMMIT"
         except BaseException as end_failure:
             failure = end_failure
-            if (self._end == "COMMIT" and not raw.in_transaction
-                    and not isinstance(end_failure, sqlite3.Error)):
-                _add_note(end_failure, COMMITTED_NOTE)
+            # Not an SQLite error: something arrived once COMMIT had returned.
+            if not isinstance(end_failure, sqlite3.Error) and not raw.in_transaction:
+                _call.committed = self._end == "COMMIT"
         finally:
             # Rolls back what is still open (SQLite may already have, e.g. on
             # SQLITE_FULL) and releases the lock, even if interrupted again.

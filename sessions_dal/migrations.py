@@ -277,7 +277,7 @@ def inspect_read_only(conn: sqlite3.Connection, tables: Tables) -> None:
     if inspect_file(conn, tables) > 0:
         return
     for statement in MIGRATIONS[0].statements:
-        match = _CREATE_TABLE.match(statement)
+        match = _CREATE_TABLE.search(statement)
         if match and not _table_exists(conn, tables.sql(match.group(1)).strip('"')):
             temporary = statement.replace(match.group(0), f"CREATE TEMP TABLE {match.group(1)}")
             conn.execute(tables.sql(temporary))

@@ -29,6 +29,7 @@ from .connection import (
     open_read_only,
     shm_appeared,
     translate_errors,
+    write_call,
 )
 from .errors import (
     CorruptDataError,
@@ -310,6 +311,7 @@ class SessionRepository:
         state = " closed" if self.closed else " read-only" if self.read_only else ""
         return f"<SessionRepository {self.path!r}{state}>"
 
+    @write_call
     def create_session(
         self,
         user_id: str,
@@ -405,6 +407,7 @@ class SessionRepository:
             count: int = conn.execute(_COUNT, (user_id,)).fetchone()[0]
         return count
 
+    @write_call
     def update_metadata(
         self,
         user_id: str,
@@ -446,6 +449,7 @@ class SessionRepository:
                 raise self._not_found(user_id, session_id)
         return self._session(row)
 
+    @write_call
     def delete_session(self, user_id: str, session_id: str) -> bool:
         """Delete the session and all its items; ``True`` if it was deleted.
 
@@ -461,6 +465,7 @@ class SessionRepository:
             conn.execute(_DELETE_AGENT_SESSION, (session_id,))
         return True
 
+    @write_call
     def delete_user(self, user_id: str) -> DeletedUser:
         """Erase the user, all their sessions and all their items, in one transaction.
 
@@ -509,6 +514,7 @@ class SessionRepository:
             row = conn.execute(_SELECT_UNOWNED_ONE, (session_id,)).fetchone()
         return None if row is None else self._unowned(*row)
 
+    @write_call
     def delete_unowned_session(self, session_id: str) -> bool:
         """Delete an unowned session and its items; ``True`` if it was deleted.
 
@@ -528,6 +534,7 @@ class SessionRepository:
             count: int = conn.execute(_COUNT_UNOWNED).fetchone()[0]
         return count
 
+    @write_call
     def claim_session(
         self,
         user_id: str,
@@ -550,6 +557,7 @@ class SessionRepository:
         with self._db.write() as conn:
             return self._claim(conn, user_id, session_id, meta_text)
 
+    @write_call
     def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
         """Claim several sessions for ``user_id`` in one transaction: all of them or none."""
         check_id("user_id", user_id)

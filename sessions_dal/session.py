@@ -8,7 +8,7 @@ from json import loads
 from typing import Any
 
 from ._validate import check_limit, encode_items
-from .connection import Connection, Database
+from .connection import Connection, Database, write_call
 from .errors import CorruptItemError, SessionNotFoundError
 
 __all__ = ["Session"]
@@ -161,6 +161,7 @@ class Session:
                 self._decode(row_id, text)  # raises, naming the first bad row
             raise
 
+    @write_call
     def add_items(self, items: Iterable[Any]) -> None:
         """Append ``items`` (JSON values) in order, in one transaction.
 
@@ -183,6 +184,7 @@ class Session:
             conn.executemany(_INSERT_ITEM, rows)
         self.updated_at = parse_timestamp(now)
 
+    @write_call
     def pop_item(self) -> Any | None:
         """Remove and return the latest item, or ``None`` if there is none.
 
@@ -203,6 +205,7 @@ class Session:
         self.updated_at = parse_timestamp(now)
         return item
 
+    @write_call
     def clear_session(self) -> None:
         """Remove every item; the session itself, its owner and metadata remain.
 

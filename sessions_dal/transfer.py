@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from . import __version__
 from ._validate import MAX_JSON_LENGTH, check_id, encode_json
-from .connection import Connection
+from .connection import Connection, write_call
 from .errors import CorruptItemError, SessionExistsError
 from .repository import SessionRepository, _metadata
 from .session import parse_timestamp
@@ -209,6 +209,7 @@ def _export_items(conn: Connection, session_id: str, counts: TransferCounts) -> 
         after = rows[-1][0]
 
 
+@write_call
 def import_jsonl(
     repo: SessionRepository,
     lines: Iterable[str],

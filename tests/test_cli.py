@@ -7,12 +7,15 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agents_schema import write_like_agents
 from helpers import dump
 
 import sessions_dal
@@ -313,3 +316,206 @@ def test_console_script_is_installed_alongside_python(tmp_path: Path) -> None:
     result = subprocess.run([script, "create", "alice"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0 and len(result.stdout.strip()) == 36
+
+
+# -- export -o never destroys what it should not ----------------------------------
+
+
+@pytest.mark.parametrize("target", ["sessions.db", "sessions.db-wal", "sessions.db-shm",
+                                    "link-to-db", "hardlink-to-db"])
+def test_export_refuses_to_overwrite_the_database(filled: Path, target: str) -> None:
+    db = filled / "sessions.db"
+    os.symlink(db, filled / "link-to-db")
+    os.link(db, filled / "hardlink-to-db")
+    with SessionRepository(db):  # keep -wal and -shm in place while the command runs
+        before = dump(db)
+        message = fails(filled, "export", "-o", target, "--force")
+        assert "it is the database itself" in message
+        assert dump(db) == before
+
+
+def test_export_refuses_an_existing_file_unless_forced_and_keeps_its_mode(filled: Path) -> None:
+    out = filled / "out.jsonl"
+    out.write_text("precious\n")
+    out.chmod(0o640)
+    assert "refusing to overwrite 'out.jsonl': it exists; pass --force" in fails(
+        filled, "export", "-o", "out.jsonl")
+    assert out.read_text() == "precious\n"
+    ok(filled, "export", "-o", "out.jsonl", "--force")
+    assert out.read_text().startswith('{"type": "export"')
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    assert [p.name for p in filled.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_new_export_file_gets_the_mode_the_umask_gives(filled: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sessions_dal", "export", "-o", "new.jsonl"], cwd=filled,
+        capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(0o027),
+        env={**os.environ, "PYTHONPATH": IMPORT_ROOT},
+    )
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((filled / "new.jsonl").stat().st_mode) == 0o640
+
+
+def test_export_writes_through_a_symlink(filled: Path) -> None:
+    (filled / "real.jsonl").write_text("old\n")
+    os.symlink("real.jsonl", filled / "link.jsonl")
+    ok(filled, "export", "-o", "link.jsonl", "--force")
+    assert (filled / "link.jsonl").is_symlink()
+    assert (filled / "real.jsonl").read_text().startswith('{"type": "export"')
+    os.symlink("fresh.jsonl", filled / "dangling.jsonl")
+    ok(filled, "export", "-o", "dangling.jsonl")
+    assert (filled / "fresh.jsonl").read_text().startswith('{"type": "export"')
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_export_writes_into_a_named_pipe_and_a_device(filled: Path) -> None:
+    fifo = filled / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    ok(filled, "export", "-o", "pipe")
+    reader.join(30)
+    assert received[0].splitlines()[-1] == '{"type": "end", "users": 2, "sessions": 3, "items": 4}'
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    ok(filled, "export", "-o", os.devnull)
+
+
+def test_export_refuses_a_directory_and_names_no_temporary_file(filled: Path) -> None:
+    (filled / "folder").mkdir()
+    assert "it is a directory" in fails(filled, "export", "-o", "folder")
+    message = fails(filled, "export", "-o", "no/such/dir/x.jsonl")
+    assert "cannot write 'no/such/dir/x.jsonl'" in message and ".sessions-export" not in message
+
+
+# -- --db, numbers, prompts, files: every misuse is one clear line -------------------
+
+
+def test_an_empty_db_is_refused_never_the_default(filled: Path) -> None:
+    assert "--db: must not be empty" in fails(filled, "--db", "", "users", code=2)
+    result = cli(filled, "delete-user", "alice", "--yes", env={"SESSIONS_DAL_DB": ""})
+    assert result.returncode == 1 and "SESSIONS_DAL_DB is set but empty" in result.stderr
+    assert as_json(filled, "users")[0]["user_id"] == "alice"
+
+
+def test_huge_numbers_work(filled: Path) -> None:
+    huge = str(10**30)
+    assert len(as_json(filled, "sessions", "alice", "--limit", huge)) == 2
+    assert as_json(filled, "sessions", "alice", "--offset", huge) == []
+    assert len(as_json(filled, "show", "trip", "--limit", huge)["items_shown"]) == 3
+
+
+def test_end_of_input_at_the_delete_user_prompt_deletes_nothing(
+    filled: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(filled)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+
+    def ctrl_d(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", ctrl_d)
+    assert main(["delete-user", "alice"]) == 1
+    assert "nothing deleted" in capsys.readouterr().out
+    with SessionRepository("sessions.db") as repo:
+        assert repo.count_sessions("alice") == 2
+
+
+def test_import_problems_are_one_line_naming_the_fix(filled: Path) -> None:
+    (filled / "latin1.jsonl").write_bytes('{"type": "user", "user_id": "é"}\n'.encode("latin-1"))
+    assert "'latin1.jsonl' is not UTF-8 text (byte 0xe9" in fails(filled, "import", "latin1.jsonl")
+    exported = ok(filled, "export", "--user", "bob")
+    assert "(sessions-dal import --replace)" in fails(filled, "import", "-", stdin=exported)
+    cut = "".join(exported.splitlines(True)[:-1])
+    message = fails(filled, "import", "-", stdin=cut.replace('"b1"', '"b9"'))
+    assert "without the closing 'end' record" in message and "--no-end-record" in message
+    far = exported.replace('"b1"', '"b8"').replace(
+        exported.split('"created_at": "')[2][:32], "0001-01-01T00:00:00.000000+01:00")
+    assert "must be an ISO 8601 timestamp" in fails(filled, "import", "-", stdin=far)
+    deep = '{"type": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    assert "line 1" in fails(filled, "import", "-", stdin=deep)
+
+
+# -- nothing from the data reaches the terminal as a control sequence ---------------
+
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\u202eevil\u2028\x00"
+
+
+def test_control_characters_in_data_are_shown_escaped(tmp_path: Path) -> None:
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        s = repo.create_session("x\x1b[31m", session_id="s\x1b[1m",
+                                metadata={"title": HOSTILE})
+        s.add_items([{"content": HOSTILE}, HOSTILE])
+    outputs = [ok(tmp_path, "users"), ok(tmp_path, "sessions", "x\x1b[31m"),
+               ok(tmp_path, "show", "s\x1b[1m"), ok(tmp_path, "info"),
+               fails(tmp_path, "show", "missing\x1b[5m")]
+    for text in outputs:
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e\u2028]", text), text
+    assert "\\u001b[2J" in outputs[2] and "\\x9b31m\\u202e" in outputs[2]
+    shown = ok(tmp_path, "show", "s\x1b[1m", "--json")
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e\u2028]", shown)
+    assert json.loads(shown)["items_shown"] == [{"content": HOSTILE}, HOSTILE]
+    assert json.loads(shown)["metadata"] == {"title": HOSTILE}
+
+
+# -- sessions openai-agents wrote, other table names, read-only inspection, migrate ----
+
+
+def test_unowned_sessions_are_listed_claimed_and_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.db"
+    for chat in ("c1", "c2", "c3"):
+        write_like_agents(db, chat, ['{"n": 1}'])
+    assert sorted(s["session_id"] for s in as_json(tmp_path, "unowned")) == ["c1", "c2", "c3"]
+    assert "c2" in ok(tmp_path, "unowned")
+    assert ok(tmp_path, "claim", "alice", "c1", "c2").strip() == "user alice now owns 2 session(s)"
+    assert [s["session_id"] for s in as_json(tmp_path, "unowned")] == ["c3"]
+    assert "belongs to another user" in fails(tmp_path, "claim", "bob", "c1", "c3")
+    assert [s["session_id"] for s in as_json(tmp_path, "unowned")] == ["c3"]  # all or nothing
+    assert "belongs to user 'alice'" in fails(tmp_path, "delete-unowned", "c1")
+    assert "no such session" in fails(tmp_path, "delete-unowned", "nope")
+    assert ok(tmp_path, "delete-unowned", "c3").strip() == "deleted unowned session c3"
+    assert ok(tmp_path, "unowned").strip() == "(no unowned sessions)"
+    assert as_json(tmp_path, "info")["items"] == 2
+
+
+def test_other_table_names_are_given_on_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.db"
+    write_like_agents(db, "chat", ['{"n": 1}'], sessions="my_sessions", messages="my_messages")
+    names = ["--sessions-table", "my_sessions", "--messages-table", "my_messages"]
+    assert [s["session_id"] for s in as_json(tmp_path, "unowned", *names)] == ["chat"]
+    ok(tmp_path, "claim", "alice", "chat", *names)
+    assert as_json(tmp_path, *names, "show", "chat")["items_shown"] == [{"n": 1}]
+    assert "sessions_table must be" in fails(tmp_path, "info", "--sessions-table", "x; DROP")
+
+
+def test_inspection_commands_never_write(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.db"
+    write_like_agents(db, "chat", ['{"n": 1}'])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for command in (["info"], ["users"], ["sessions", "alice"], ["show", "chat"], ["unowned"],
+                    ["export"], ["check"], ["migrate", "--dry-run"]):
+        ok(tmp_path, *command)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert "schema version:     0" in ok(tmp_path, "info")
+    assert "'sessions-dal migrate' does" in ok(tmp_path, "info")
+    assert as_json(tmp_path, "--db", os.devnull, "info")["users"] == 0
+    assert not os.path.exists(os.devnull + "-journal")
+
+
+def test_migrate_says_what_it_does_backs_up_then_does_it(tmp_path: Path) -> None:
+    db = tmp_path / "sessions.db"
+    write_like_agents(db, "chat", ['{"n": 1}'])
+    plan = ok(tmp_path, "migrate", "--dry-run")
+    assert "is not yet set up by sessions_dal; migrating will:" in plan
+    assert "  - version 1: " in plan and "(dry run: nothing was changed)" in plan
+    (tmp_path / "taken.db").write_text("x")
+    assert "already exists" in fails(tmp_path, "migrate", "--backup", "taken.db")
+    done = ok(tmp_path, "migrate", "--backup", "before.db")
+    assert "backed up to 'before.db'" in done
+    assert f"from schema version 0 to {SCHEMA_VERSION}" in done
+    assert as_json(tmp_path, "info")["schema_version"] == SCHEMA_VERSION
+    assert as_json(tmp_path, "--db", "before.db", "info")["schema_version"] == 0
+    assert as_json(tmp_path, "--db", "before.db", "unowned")[0]["session_id"] == "chat"
+    assert "nothing to do" in ok(tmp_path, "migrate")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from sessions_dal.errors import (
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
+from sessions_dal.transfer import export_jsonl
 
 
 def pragma(repo: SessionRepository, name: str) -> object:
@@ -210,3 +213,56 @@ def test_error_code_falls_back_to_the_message_on_old_pythons(
 ) -> None:
     # Python 3.10's exceptions carry no sqlite_errorcode; these do not either.
     assert _primary_code(sqlite3.OperationalError(message)) == code
+
+
+class _BlockingOutput(io.StringIO):
+    """An export destination that stalls until told to go on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = threading.Event()
+        self.go_on = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.inside.set()
+        self.go_on.wait(30)
+        return super().write(text)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+# Python 3.12+ warns that fork() with threads may deadlock: the point of this test.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_while_another_thread_is_inside_a_call(memory_repo: SessionRepository) -> None:
+    # A :memory: export holds the repository's lock while it writes its output.
+    s = memory_repo.create_session("alice")
+    out = _BlockingOutput()
+    exporter = threading.Thread(target=export_jsonl, args=(memory_repo, out))
+    exporter.start()
+    assert out.inside.wait(30)
+    pid = os.fork()
+    if pid == 0:  # child: every use refuses at once, and close() returns
+        code = 0
+        try:
+            for use in (s.get_items, lambda: memory_repo.create_session("bob")):
+                try:
+                    use()
+                    code = 2
+                except RepositoryClosedError:
+                    pass
+            memory_repo.close()
+            memory_repo.close()
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out.go_on.set()
+    exporter.join(30)
+    if status[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung")
+    assert os.waitstatus_to_exitcode(status[1]) == 0
+    assert memory_repo.count_sessions("alice") == 1  # the parent carries on

@@ -27,7 +27,7 @@ from helpers import dump
 from reliability_workers import stress_process
 
 import sessions_dal
-from sessions_dal import SessionRepository
+from sessions_dal import Session, SessionRepository
 from sessions_dal.errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -248,7 +248,11 @@ def test_fault_gives_a_library_error_loses_nothing_and_recovers(tmp_path: Path, 
 # -- 5. isolation ---------------------------------------------------------------------
 
 
-def isolation_calls(repo: SessionRepository, a_id: str) -> dict[str, Callable[[], None]]:
+def isolation_calls(repo: SessionRepository, a_id: str, stale: Session
+                    ) -> dict[str, Callable[[], None]]:
+    """Attempts by bob on alice's session; ``stale`` is bob's handle of a deleted
+    session of his whose id alice has since taken."""
+
     def expect(error: type[Exception], call: Callable[[], object]) -> Callable[[], None]:
         def check() -> None:
             with pytest.raises(error):
@@ -280,6 +284,11 @@ def isolation_calls(repo: SessionRepository, a_id: str) -> dict[str, Callable[[]
         "read: unowned lookup": equal(None, lambda: repo.get_unowned_session(a_id)),
         "list: unowned listing": equal([], lambda: repo.get_unowned_sessions()),
         "read: export of B": equal("", lambda: export_of(repo, "bob")),
+        "stale handle: get_items": equal([], stale.get_items),
+        "stale handle: count_items": equal(0, stale.count_items),
+        "stale handle: add_items": expect(SessionNotFoundError, lambda: stale.add_items([1])),
+        "stale handle: pop_item": expect(SessionNotFoundError, stale.pop_item),
+        "stale handle: clear_session": expect(SessionNotFoundError, stale.clear_session),
     }
 
 
@@ -294,18 +303,20 @@ def export_of(repo: SessionRepository, user: str) -> str:
 
 def _isolation_names() -> list[str]:
     with SessionRepository(":memory:") as repo:
-        return list(isolation_calls(repo, "x"))
+        return list(isolation_calls(repo, "x", repo.create_session("x")))
 
 
 @pytest.mark.parametrize("attempt", _isolation_names())
 def test_user_b_cannot_touch_user_a(db_path: Path, attempt: str) -> None:
     with SessionRepository(db_path) as repo:
-        a = repo.create_session("alice", metadata={"title": "A's"})
+        stale = repo.create_session("bob", session_id="reused")  # B's, then deleted
+        repo.delete_session("bob", "reused")
+        a = repo.create_session("alice", session_id="reused", metadata={"title": "A's"})
         a.add_items([{"secret": "A"}])
         repo.create_session("bob")  # B exists and has a session of their own
         repo.delete_session("bob", repo.get_sessions("bob")[0].session_id)
         before = [line for line in dump(db_path) if "alice" in line or a.session_id in line]
-        isolation_calls(repo, a.session_id)[attempt]()
+        isolation_calls(repo, a.session_id, stale)[attempt]()
         after = [line for line in dump(db_path) if "alice" in line or a.session_id in line]
         assert after == before
         assert repo.get_session("alice", a.session_id).get_items() == [  # type: ignore[union-attr]
@@ -317,6 +328,7 @@ def test_user_b_cannot_touch_user_a(db_path: Path, attempt: str) -> None:
 
 def report_figures() -> list[tuple[str, str]]:
     from test_connection import SHARED_THREADS
+    from test_interrupts import CALLS as INTERRUPTED
     from test_validation import CASES  # the bad-input catalogue
 
     return [
@@ -329,6 +341,7 @@ def report_figures() -> list[tuple[str, str]]:
         ("fault cases", str(len(FAULTS))),
         ("bad-input cases", str(len(CASES))),
         ("isolation attempts by another user", str(len(_isolation_names()))),
+        ("calls interrupted at every moment (test_interrupts)", str(len(INTERRUPTED))),
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,7 +13,12 @@ from helpers import dump, rows
 
 from sessions_dal import DeletedUser, Session, SessionRepository
 from sessions_dal import session as session_module
-from sessions_dal.errors import SessionExistsError, SessionNotFoundError
+from sessions_dal.errors import (
+    CorruptDataError,
+    CorruptSessionError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
 
 # -- create_session ----------------------------------------------------------
 
@@ -313,3 +320,43 @@ def test_repr_is_short_and_runs_no_query(db_path: Path) -> None:
     # Both reprs work on a closed repository, so neither touches the database.
     assert repr(repo) == f"<SessionRepository {str(db_path)!r} closed>"
     assert repr(s).startswith("Session(session_id='s1', user_id='alice', created_at='")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [("metadata", "{not json", "metadata that is not valid JSON"),
+     ("metadata", "[1, 2]", "metadata that is a JSON list, not an object"),
+     ("created_at", "yesterday", "a created_at that is not a timestamp ('yesterday')")],
+)
+def test_damaged_session_row_is_a_library_error_naming_the_row(
+    repo: SessionRepository, db_path: Path, column: str, value: str, message: str
+) -> None:
+    s = repo.create_session("alice", session_id="hurt")
+    repo.create_session("alice", session_id="fine")
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"UPDATE agent_user_sessions SET {column} = ? WHERE session_id = 'hurt'",
+                 (value,))
+    conn.commit()
+    conn.close()
+    expected = rf"session 'hurt' \(its agent_user_sessions row\) has {re.escape(message)}"
+    calls = [lambda: repo.get_sessions("alice"), lambda: repo.get_session("alice", "hurt"),
+             lambda: list(repo.iter_sessions("alice")), lambda: repo.find_session("hurt")]
+    if column == "metadata":
+        calls.append(lambda: repo.update_metadata("alice", "hurt", {"a": 1}))
+    for call in calls:
+        with pytest.raises(CorruptSessionError, match=expected):
+            call()
+    assert isinstance(CorruptSessionError("x"), CorruptDataError)
+    assert repo.get_session("alice", "fine") is not None
+    s.add_items([1])  # items are untouched by a damaged session row
+    assert s.get_items() == [1]
+
+
+def test_damaged_user_row_is_a_library_error(repo: SessionRepository, db_path: Path) -> None:
+    repo.create_session("alice")
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE agent_users SET created_at = 'soon'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(CorruptDataError, match=r"user 'alice' \(its agent_users row\)"):
+        repo.get_users()

@@ -12,7 +12,7 @@ import pytest
 from helpers import dump
 
 from sessions_dal import Session, SessionRepository
-from sessions_dal.errors import CorruptItemError
+from sessions_dal.errors import CorruptItemError, SessionNotFoundError
 
 
 @pytest.fixture
@@ -191,3 +191,52 @@ def test_equality_hash_and_to_dict(session: Session, repo: SessionRepository) ->
         "updated_at": session.updated_at,
         "metadata": {"title": "Trip"},
     }
+
+
+# -- a handle stays bound to its owner ----------------------------------------
+
+
+def test_stale_handle_never_reaches_another_users_session_of_the_same_id(
+    repo: SessionRepository,
+) -> None:
+    alices = repo.create_session("alice", session_id="t")
+    alices.add_items(["alice's"])
+    assert repo.delete_session("alice", "t")
+    bobs = repo.create_session("bob", session_id="t")
+    bobs.add_items(["bob's 1", "bob's 2"])
+    assert alices.get_items() == [] and alices.get_items(1) == [] and alices.count_items() == 0
+    for write in (lambda: alices.add_items(["x"]), alices.pop_item, alices.clear_session):
+        with pytest.raises(SessionNotFoundError, match="user 'alice' no longer has session 't'"):
+            write()
+    assert bobs.get_items() == ["bob's 1", "bob's 2"]
+    # The same user's handle follows the session she creates again.
+    assert repo.delete_session("bob", "t")
+    again = repo.create_session("alice", session_id="t")
+    alices.add_items(["new"])
+    assert again.get_items() == ["new"]
+
+
+def test_writes_on_a_deleted_session_raise_and_reads_are_empty(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    s.add_items([1])
+    repo.delete_user("alice")
+    assert s.get_items() == [] and s.count_items() == 0
+    for write in (lambda: s.add_items([2]), s.pop_item, s.clear_session):
+        with pytest.raises(SessionNotFoundError):
+            write()
+    assert repo.get_sessions("alice") == []
+
+
+def test_unowned_handle_stops_once_a_user_claims_the_session(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    raw(db_path, "INSERT INTO agent_sessions (session_id) VALUES ('chat')")
+    raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES ('chat', '1')")
+    unowned = repo.get_unowned_session("chat")
+    assert unowned is not None and unowned.get_items() == [1]
+    claimed = repo.claim_session("bob", "chat")
+    assert unowned.get_items() == [] and unowned.count_items() == 0
+    for write in (lambda: unowned.add_items([2]), unowned.pop_item, unowned.clear_session):
+        with pytest.raises(SessionNotFoundError, match="claimed by a user"):
+            write()
+    assert claimed.get_items() == [1]

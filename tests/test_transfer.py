@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import pytest
 from agents_schema import write_like_agents
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,3 +105,114 @@ def check_round_trip(path: Path, sessions: list[Any], stamps: Any, only: str | N
         again = io.StringIO()
         export_jsonl(target, again, user_id=only)
         assert body(again.getvalue()) == body(out.getvalue())
+
+
+# -- a full export is one consistent, complete copy ------------------------------
+
+
+class DeletesDuringExport(io.StringIO):
+    """An output that deletes a session through another repository mid-export."""
+
+    def __init__(self, other: SessionRepository, user: str, session_id: str) -> None:
+        super().__init__()
+        self.other, self.user, self.session_id = other, user, session_id
+        self.done = False
+
+    def write(self, text: str) -> int:
+        if not self.done and '"type": "item"' in text:
+            self.done = True
+            assert self.other.delete_session(self.user, self.session_id)
+            self.other.create_session("late").add_items(["written during the export"])
+        return super().write(text)
+
+
+def test_export_is_one_snapshot_while_another_connection_deletes(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo, SessionRepository(path) as other:
+        repo.create_session("alice", session_id="long").add_items(list(range(2_000)))
+        out = DeletesDuringExport(other, "alice", "long")
+        counts = export_jsonl(repo, out)
+        assert out.done and (counts.sessions, counts.items) == (1, 2_000)
+        records = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [r["item"] for r in records if r["type"] == "item"] == list(range(2_000))
+        assert records[-1] == {"type": "end", "users": 1, "sessions": 1, "items": 2_000}
+        assert repo.get_session("alice", "long") is None  # the delete did happen
+
+
+def test_unowned_sessions_are_exported_and_imported_unowned(tmp_path: Path) -> None:
+    path = tmp_path / "agents.db"
+    write_like_agents(path, "chat", ['{"n": NaN}', '{"n": Infinity}'],
+                      created_at="2025-03-04 05:06:07")
+    with SessionRepository(path) as repo, SessionRepository(tmp_path / "copy.db") as copy:
+        out = io.StringIO()
+        export_jsonl(repo, out)
+        import_jsonl(copy, io.StringIO(out.getvalue()))
+        (s,) = copy.get_unowned_sessions()
+        assert s.session_id == "chat" and s.user_id is None
+        assert s.created_at.isoformat() == "2025-03-04T05:06:07+00:00"
+        nan, inf = s.get_items()
+        assert nan["n"] != nan["n"] and inf["n"] == float("inf")
+    conn = __import__("sqlite3").connect(tmp_path / "copy.db")
+    assert conn.execute("SELECT created_at FROM agent_sessions").fetchall() == [
+        ("2025-03-04 05:06:07",)]  # as openai-agents writes it
+    conn.close()
+
+
+def exported(repo: SessionRepository) -> list[str]:
+    out = io.StringIO()
+    export_jsonl(repo, out)
+    return out.getvalue().splitlines(keepends=True)
+
+
+def test_a_file_cut_at_any_line_imports_nothing(tmp_path: Path) -> None:
+    with SessionRepository(":memory:") as source:
+        source.create_session("alice").add_items([1, 2, 3])
+        source.create_session("bob").add_items(list(range(6)))
+        lines = exported(source)
+    for cut in range(len(lines)):
+        with SessionRepository(tmp_path / f"cut{cut}.db") as target:
+            with pytest.raises(ValueError, match="without the closing 'end' record"):
+                import_jsonl(target, lines[:cut])
+            assert target.info().users == target.info().items == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(lambda ls: ls[:3] + ls[4:], "the 'end' record counts"),
+     (lambda ls: [*ls, ls[1]], "a record after the 'end' record"),
+     (lambda ls: [ls[1], ls[0], *ls[2:]], "the 'export' record must be the first line"),
+     (lambda ls: [ls[0].replace('"format": 2', '"format": 3'), *ls[1:]],
+      "export format 3 is not one this sessions_dal reads")],
+    ids=["item removed", "record after end", "header moved", "newer format"],
+)
+def test_a_changed_file_imports_nothing(change: Any, message: str) -> None:
+    with SessionRepository(":memory:") as source, SessionRepository(":memory:") as target:
+        source.create_session("alice").add_items([1, 2, 3])
+        with pytest.raises(ValueError, match=re.escape(message)):
+            import_jsonl(target, change(exported(source)))
+        assert target.info().users == 0
+
+
+def test_an_export_of_sessions_dal_0_1_imports_with_require_end_false() -> None:
+    old = [
+        '{"type": "user", "user_id": "alice", "created_at": "2026-01-01T00:00:00+00:00"}\n',
+        '{"type": "session", "session_id": "s", "user_id": "alice", "created_at": '
+        '"2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00", '
+        '"metadata": {"t": 1}}\n',
+        '{"type": "item", "session_id": "s", "item": [1]}\n',
+    ]
+    with SessionRepository(":memory:") as target:
+        with pytest.raises(ValueError, match="require_end=False"):
+            import_jsonl(target, old)
+        assert import_jsonl(target, old, require_end=False).items == 1
+        assert target.get_session("alice", "s").get_items() == [[1]]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_timestamps_past_the_representable_range_are_a_clear_error(stamp: str) -> None:
+    record = {"type": "session", "session_id": "s", "user_id": "u", "created_at": stamp,
+              "updated_at": stamp}
+    with SessionRepository(":memory:") as target, pytest.raises(
+        ValueError, match="line 1: created_at must be an ISO 8601 timestamp"
+    ):
+        import_jsonl(target, [json.dumps(record)])

@@ -10,8 +10,22 @@ import pytest
 from helpers import dump
 
 from sessions_dal import MAX_ID_LENGTH, Session, SessionRepository
+from sessions_dal._validate import MAX_INT, MAX_JSON_DEPTH
+from sessions_dal.connection import MAX_BUSY_TIMEOUT
 
 OK = "alice"
+
+
+class Key(str):
+    """A str subclass used as a dict key: its value must still be checked."""
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
 
 BAD_IDS: list[tuple[object, type[Exception], str]] = [
     (None, TypeError, "must be a str, not NoneType"),
@@ -32,6 +46,7 @@ BAD_COUNTS: list[tuple[object, type[Exception], str]] = [
 ]
 
 BAD_METADATA: list[tuple[object, type[Exception], str]] = [
+    ({"t": _nested(MAX_JSON_DEPTH)}, ValueError, "metadata['t'] is nested too deeply"),
     ([("title", "x")], TypeError, "metadata must be a dict or None, not list"),
     ("title", TypeError, "metadata must be a dict or None, not str"),
     ({1: "x"}, TypeError, "metadata has a int key 1"),
@@ -53,14 +68,12 @@ BAD_ITEMS: list[tuple[object, type[Exception], str]] = [
     ([{2: "int key"}], TypeError, "items[0] has a int key 2"),
     ([(1, 2)], TypeError, "items[0] is a tuple"),
     ([b"bytes"], TypeError, "items[0] is a bytes"),
+    ({1, 2}, TypeError, "items must be an ordered collection, not set"),
+    (frozenset({"a"}), TypeError, "ordered collection, not frozenset"),
+    ({"a": 1}.keys(), TypeError, "ordered collection, not dict_keys"),
+    ([{Key("k"): float("nan")}], ValueError, "items[0]['k'] is nan"),
+    ([{"ok": 1, Key("k"): {"deep": {1, 2}}}], TypeError, "items[0]['k']['deep'] is a set"),
 ]
-
-
-def _nested(depth: int) -> list[Any]:
-    value: list[Any] = []
-    for _ in range(depth):
-        value = [value]
-    return value
 
 
 CASES: list[tuple[str, Callable[[SessionRepository, Session, Any], object], object,
@@ -107,6 +120,8 @@ CASES += [
      "replace must be a bool, not int"),
     ("add_items.items", lambda r, s, v: s.add_items(v), _nested(100_000), ValueError,
      "nested too deeply"),
+    ("add_items.items", lambda r, s, v: s.add_items(v), [1, _nested(MAX_JSON_DEPTH)], ValueError,
+     f"items[1][0] is nested too deeply (more than {MAX_JSON_DEPTH} levels"),
 ]
 for bad, error, message in BAD_METADATA:
     CASES += [
@@ -198,6 +213,13 @@ def test_longest_id_is_accepted(repo: SessionRepository) -> None:
         ({"path": ":memory:", "busy_timeout": float("nan")}, ValueError, "busy_timeout"),
         ({"path": ":memory:", "busy_timeout": "5"}, TypeError, "busy_timeout must be a number"),
         ({"path": ":memory:", "busy_timeout": True}, TypeError, "not bool"),
+        ({"path": ":memory:", "busy_timeout": MAX_BUSY_TIMEOUT + 1}, ValueError,
+         "from 0 to 2,147,483"),
+        ({"path": ":memory:", "busy_timeout": 10**400}, ValueError, "busy_timeout must be"),
+        ({"path": ":memory:", "busy_timeout": float("inf")}, ValueError, "busy_timeout"),
+        ({"path": ":memory:", "read_only": True}, ValueError, "read_only needs a database file"),
+        ({"path": ":memory:", "read_only": 1}, TypeError, "read_only must be a bool"),
+        ({"path": "x\x00.db"}, ValueError, "path must not contain NUL"),
         ({"path": ":memory:", "synchronous": "FAST"}, ValueError, "synchronous must be one of"),
         ({"path": ":memory:", "synchronous": "NORMAL; DROP TABLE x"}, ValueError, "synchronous"),
         ({"path": ":memory:", "synchronous": 1}, TypeError, "synchronous must be a str"),
@@ -218,3 +240,31 @@ def test_positional_options_are_refused(tmp_path: Path) -> None:
         SessionRepository(tmp_path / "x.db", 5.0)  # type: ignore[misc]
     with SessionRepository(tmp_path / "x.db") as repo, pytest.raises(TypeError):
         repo.create_session("alice", "session-id")  # type: ignore[misc]
+
+
+def test_deepest_accepted_nesting_is_stored_and_read_back(repo: SessionRepository) -> None:
+    deepest = _nested(MAX_JSON_DEPTH - 1)  # the item itself is the first level
+    s = repo.create_session(OK, metadata={"t": _nested(MAX_JSON_DEPTH - 2)})
+    s.add_items([deepest])
+    assert s.get_items() == [deepest]
+    assert repo.get_sessions(OK)[0].metadata == {"t": _nested(MAX_JSON_DEPTH - 2)}
+
+
+@pytest.mark.parametrize("huge", [2**63 - 1, 2**63, 2**64, 10**100])
+def test_huge_counts_mean_everything_and_never_overflow(repo: SessionRepository, huge: int
+                                                        ) -> None:
+    s = repo.create_session(OK)
+    s.add_items([1, 2, 3])
+    assert repo.get_sessions(OK, limit=huge) == [s]
+    assert repo.get_sessions(OK, offset=huge) == []
+    assert repo.get_users(limit=huge, offset=0)[0].user_id == OK
+    assert repo.get_unowned_sessions(limit=huge, offset=huge) == []
+    assert list(repo.iter_sessions(OK, page_size=huge)) == [s]
+    assert s.get_items(huge) == [1, 2, 3]
+    assert MAX_INT == 2**63 - 1
+
+
+def test_longest_busy_timeout_is_honoured_not_wrapped(tmp_path: Path) -> None:
+    with SessionRepository(tmp_path / "x.db", busy_timeout=MAX_BUSY_TIMEOUT) as repo, \
+            repo._db.read() as conn:
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2_147_483_000

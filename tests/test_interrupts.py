@@ -1,0 +1,205 @@
+"""An exception from a signal handler, wherever it lands, loses nothing and locks nothing.
+
+Python runs a signal handler (Ctrl-C's ``KeyboardInterrupt`` included) when a
+call returns or a function starts. A profiler hook raises at each such moment
+of a call, one run per moment: afterwards the database must be exactly as
+before or exactly as after the call, the exception must say which when the
+write had committed, and the repository must keep working.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from helpers import dump
+
+import sessions_dal
+from sessions_dal import Session, SessionRepository
+from sessions_dal.connection import COMMITTED_NOTE
+from sessions_dal.transfer import export_jsonl, import_jsonl
+
+PACKAGE = str(Path(sessions_dal.__file__).parent)
+
+
+class Interrupt(BaseException):
+    """Stands for KeyboardInterrupt, or whatever a signal handler raises."""
+
+
+Call = Callable[[SessionRepository, Session], object]
+
+IMPORT = (
+    '{"type": "session", "session_id": "imp", "user_id": "carol", "created_at": '
+    '"2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"}\n'
+    '{"type": "item", "session_id": "imp", "item": 1}\n'
+    '{"type": "end", "users": 0, "sessions": 1, "items": 1}\n'
+)
+
+CALLS: dict[str, Call] = {
+    "create_session": lambda r, s: r.create_session("bob", session_id="new"),
+    "add_items": lambda r, s: s.add_items([{"n": 1}, {"n": 2}]),
+    "pop_item": lambda r, s: s.pop_item(),
+    "clear_session": lambda r, s: s.clear_session(),
+    "update_metadata": lambda r, s: r.update_metadata("alice", s.session_id, {"k": 1}),
+    "delete_session": lambda r, s: r.delete_session("alice", s.session_id),
+    "delete_user": lambda r, s: r.delete_user("alice"),
+    "claim_session": lambda r, s: r.claim_session("alice", "agents-chat"),
+    "import": lambda r, s: import_jsonl(r, io.StringIO(IMPORT)),
+    "get_items": lambda r, s: s.get_items(),
+    "get_sessions": lambda r, s: r.get_sessions("alice"),
+    "export": lambda r, s: export_jsonl(r, io.StringIO()),
+}
+
+
+def _ours(frame: FrameType) -> bool:
+    return frame.f_code.co_filename.startswith(PACKAGE)
+
+
+class RaiseAt:
+    """A profiler that raises :class:`Interrupt` at the n-th moment inside sessions_dal."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.seen = 0
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        # A signal lands when a call returns or a function starts; one that
+        # lands as the public call returns lands in the caller's code instead.
+        outermost = event == "return" and not (frame.f_back and _ours(frame.f_back))
+        if event in ("call", "return", "c_return") and _ours(frame) and not outermost:
+            self.seen += 1
+            if self.seen == self.at:
+                sys.setprofile(None)
+                # The traceback keeps this frame: it must not keep a returned
+                # cursor alive, which no real signal handler would hold.
+                del arg
+                raise Interrupt(f"at moment {self.at}: {event} in {frame.f_code.co_name}")
+
+
+def run(call: Call, repo: SessionRepository, session: Session, at: int) -> tuple[int, object]:
+    hook = RaiseAt(at)
+    sys.setprofile(hook)
+    try:
+        result = call(repo, session)
+    finally:
+        sys.setprofile(None)
+    return hook.seen, result
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "t.db"
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", session_id="s", metadata={"title": "t"})
+        s.add_items([{"n": 0}, {"n": -1}])
+        with repo._db.write() as conn:  # a session openai-agents wrote, to claim
+            conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('agents-chat')")
+    return path
+
+
+def fresh(template: Path, folder: Path) -> Path:
+    folder.mkdir()
+    path = folder / "db.db"
+    shutil.copyfile(template, path)
+    return path
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
+
+
+def state(path: Path) -> list[str]:
+    """What another connection sees, with the clock's readings blanked out."""
+    return [_TIME.sub("<time>", line) for line in dump(path)]
+
+
+def can_write_at_once(path: Path) -> bool:
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_an_interrupt_at_any_moment_leaves_before_or_after_and_a_usable_repository(
+    template: Path, tmp_path: Path, name: str
+) -> None:
+    call = CALLS[name]
+    # One clean run: how many moments the call has, and the state it leads to.
+    path = fresh(template, tmp_path / "clean")
+    with SessionRepository(path) as repo:
+        before = state(path)
+        moments, _ = run(call, repo, repo.get_session("alice", "s"), 0)  # type: ignore[arg-type]
+    after = state(path)
+    assert moments > 5
+    for at in range(1, moments + 1):
+        folder = tmp_path / f"at{at}"
+        path = fresh(template, folder)
+        repo = SessionRepository(path)
+        try:
+            session = repo.get_session("alice", "s")
+            assert session is not None
+            with pytest.raises(Interrupt) as info:
+                run(call, repo, session, at)
+            now = state(path)  # as another connection sees it
+            committed = COMMITTED_NOTE in getattr(info.value, "__notes__", [])
+            assert now == (after if committed else before), f"{info.value}: {now}"
+            # The same thread carries on: its next call works, then nothing is held.
+            assert repo.count_sessions("alice") in (0, 1, 2)
+            assert state(path) == now
+            assert can_write_at_once(path), f"{info.value}: the write lock is still held"
+            repo.create_session("dave")
+            other = threading.Thread(target=repo.create_session, args=("erin",))
+            other.start()
+            other.join(10)
+            assert not other.is_alive(), f"{info.value}: another thread is locked out"
+        finally:
+            repo.close()
+        shutil.rmtree(folder)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise Interrupt("signal")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_a_signal_while_waiting_for_another_writer_leaves_no_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    try:
+        with SessionRepository(path, busy_timeout=10) as repo:
+            s = repo.create_session("alice")
+            holder.execute("BEGIN IMMEDIATE")  # another process's write, in progress
+
+            def later() -> None:
+                time.sleep(0.3)
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)  # type: ignore[arg-type]
+                time.sleep(0.3)
+                holder.execute("COMMIT")
+
+            threading.Thread(target=later).start()
+            with pytest.raises(Interrupt):
+                s.add_items(["interrupted"])
+            # Nothing half done: other writers get in at once, and this repository works.
+            assert can_write_at_once(path)
+            s.add_items(["next"])
+            assert s.get_items() == ["next"]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        holder.close()

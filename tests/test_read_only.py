@@ -1,0 +1,122 @@
+"""read_only=True never writes: no migration, no journal switch, no file beside the database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from agents_schema import write_like_agents
+
+from sessions_dal import SCHEMA_VERSION, SessionRepository
+from sessions_dal.errors import DatabaseError, ReadOnlyDatabaseError, SchemaVersionError
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    """Every file of the folder with its bytes: what must not change."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_an_openai_agents_file_is_reported_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "agents.db"
+    write_like_agents(path, "chat-1", ['{"n": 1}', '{"n": 2}'])
+    write_like_agents(path, "chat-2", ['"x"'])
+    before = listing(tmp_path)
+    with SessionRepository(path, read_only=True) as repo:
+        info = repo.info()
+        assert (info.schema_version, info.migration_pending, info.read_only) == (0, True, True)
+        assert (info.users, info.sessions, info.unowned_sessions, info.items) == (0, 0, 2, 3)
+        assert info.journal_mode == "wal"
+        chat = repo.get_unowned_session("chat-1")
+        assert chat is not None and chat.get_items() == [{"n": 1}, {"n": 2}]
+        assert repo.get_users() == [] and repo.get_sessions("alice") == []
+        assert repo.pending_migrations()[0].startswith("version 1: ")
+        assert repo.check() == []
+        assert "read-only" in repr(repo)
+    assert listing(tmp_path) == before
+
+
+def test_a_foreign_file_keeps_its_journal_mode_and_user_version(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    before = listing(tmp_path)
+    with SessionRepository(path, read_only=True) as repo:
+        info = repo.info()
+        assert (info.schema_version, info.users, info.items) == (0, 0, 0)
+        assert info.journal_mode == "delete"
+    assert listing(tmp_path) == before
+
+
+def test_a_current_file_is_read_without_a_side_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", metadata={"t": 1}).add_items([1, 2])
+    before = listing(tmp_path)
+    assert list(before) == ["x.db"]  # a clean close leaves no -wal/-shm
+    with SessionRepository(path, read_only=True) as repo:
+        (s,) = repo.get_sessions("alice")
+        assert s.get_items() == [1, 2] and s.metadata == {"t": 1}
+        assert repo.info().schema_version == SCHEMA_VERSION
+        assert not repo.info().migration_pending and repo.pending_migrations() == []
+    assert listing(tmp_path) == before
+
+
+def test_writes_made_meanwhile_by_another_connection_are_seen(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SessionRepository(path).close()
+    with SessionRepository(path, read_only=True) as reader:
+        assert reader.count_sessions("alice") == 0
+        with SessionRepository(path) as writer:
+            writer.create_session("alice").add_items([1])
+            assert reader.count_sessions("alice") == 1
+            (s,) = reader.get_sessions("alice")
+            assert s.get_items() == [1]
+
+
+def test_every_write_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="s").add_items([1])
+    before = listing(tmp_path)
+    with SessionRepository(path, read_only=True) as repo:
+        s = repo.get_session("alice", "s")
+        assert s is not None
+        writes = [lambda: repo.create_session("bob"), lambda: s.add_items([2]), s.pop_item,
+                  s.clear_session, lambda: repo.delete_user("alice"),
+                  lambda: repo.delete_session("alice", "s"),
+                  lambda: repo.update_metadata("alice", "s", {"a": 1})]
+        for write in writes:
+            with pytest.raises(ReadOnlyDatabaseError, match="opened with read_only=True"):
+                write()
+        assert s.get_items() == [1]
+    assert listing(tmp_path) == before
+
+
+def test_a_missing_file_is_not_created(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="a read-only repository never creates one"):
+        SessionRepository(tmp_path / "missing.db", read_only=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_newer_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SessionRepository(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO sessions_dal_migrations VALUES (?, 'x')", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError):
+        SessionRepository(path, read_only=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_dev_null_reads_as_an_empty_database_and_gets_no_journal() -> None:
+    with SessionRepository("/dev/null", read_only=True) as repo:
+        assert repo.info().users == 0
+    assert not os.path.exists("/dev/null-journal")
+    assert not os.path.exists("/dev/null-wal")
