@@ -9,7 +9,8 @@ synchronous=NORMAL, one transaction per call): the practical limit.
 "SQLiteSession" (if openai-agents is installed) runs with its own defaults,
 driven from synchronous code through one event loop, as a sync user must.
 Writes RESULTS.md (table, targets, machine, command), results.json and an SVG
-plot of W6 to --out (default: this folder).
+plot of W6 to --out (default: ./bench-results, so a run never overwrites the
+committed results; pass --out benchmarks to update them).
 """
 
 from __future__ import annotations
@@ -489,8 +490,9 @@ NOTES = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent,
-                        help="folder for RESULTS.md, results.json and w6.svg")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"),
+                        help="folder for RESULTS.md, results.json and w6.svg (default: "
+                             "./bench-results; --out benchmarks updates the committed ones)")
     parser.add_argument("--sessions", type=int, default=2000, help="W1 sessions")
     parser.add_argument("--items", type=int, default=10_000, help="W3 and W5 items")
     parser.add_argument("--total", type=int, default=100_000, help="W4 sessions in the file")

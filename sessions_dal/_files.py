@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["new_file_mode", "publish", "temporary_beside"]
+__all__ = ["is_database_file", "new_file_mode", "publish", "temporary_beside"]
 
 
 @contextmanager
@@ -67,3 +67,31 @@ def new_file_mode() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def is_database_file(target: str, database: str) -> bool:
+    """Whether writing ``target`` would overwrite the SQLite database ``database``.
+
+    True for the database itself and its ``-wal``, ``-shm`` and ``-journal``
+    files, whether named directly, through a symlink, or through another name
+    of the same file (a hard link: its side files bear that other name).
+    """
+    real = os.path.realpath(target)
+    base = os.path.realpath(database)
+    if real in (base, *(base + side for side in _SIDE_FILES)):
+        return True
+    if not os.path.exists(database):
+        return False
+    candidates = [real]
+    candidates += [real[: -len(side)] for side in _SIDE_FILES if real.endswith(side)]
+    for path in candidates:
+        if os.path.exists(path) and os.path.samefile(path, database):
+            return True
+    return any(
+        os.path.exists(base + side) and os.path.exists(real)
+        and os.path.samefile(base + side, real)
+        for side in _SIDE_FILES
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Set
-from typing import Any
 
 MAX_ID_LENGTH = 255
 """The longest ``user_id`` or ``session_id`` accepted, in characters."""
@@ -141,8 +140,10 @@ def _check_json(value: object, depth: int = 1) -> None:
         return
     if isinstance(value, _SCALARS):
         return
-    if isinstance(value, dict):  # subclasses (OrderedDict, ...): checked like dict
-        _check_json(dict(value), depth)
+    if isinstance(value, dict):
+        # A subclass (OrderedDict, ...) is encoded from what its items() gives,
+        # which it may override: check exactly that.
+        _check_json(dict(value.items()), depth)
         return
     if isinstance(value, list):
         _check_json(list(value), depth)
@@ -172,7 +173,7 @@ def encode_json(name: str, value: object) -> str:
         raise exc.error(f"{name}{exc.path} {exc.message}") from None
     except RecursionError:
         raise ValueError(f"{name} is nested too deeply to store as JSON") from None
-    except ValueError as exc:  # e.g. an int past sys.get_int_max_str_digits()
+    except (ValueError, TypeError) as exc:  # an int past sys.get_int_max_str_digits(), ...
         raise ValueError(f"{name} cannot be stored as JSON: {exc}") from None
     _check_length(name, text)
     return text
@@ -208,9 +209,8 @@ def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
         try:
             _check_json(item)
             text = _encode(item)
-        except (_NotJSON, RecursionError, ValueError):
-            encode_json(f"items[{len(rows)}]", item)  # raises with the full message
-            raise  # not reached: encode_json refuses what failed here
+        except (_NotJSON, RecursionError, ValueError, TypeError):
+            text = encode_json(f"items[{len(rows)}]", item)  # raises, with the full message
         if len(text) > MAX_JSON_LENGTH:
             _check_length(f"items[{len(rows)}]", text)
         rows.append((session_id, text))
@@ -224,7 +224,23 @@ def encode_metadata(metadata: object) -> str:
     return encode_json("metadata", metadata)
 
 
-def decode_metadata(text: str) -> dict[str, Any]:
-    """Decode metadata stored by :func:`encode_metadata`."""
-    value: dict[str, Any] = json.loads(text)
-    return value
+
+def json_depth(value: object) -> int:
+    """How deeply lists and dicts nest in a decoded JSON value (a scalar is 0).
+
+    Walks with an explicit stack, so any depth is measured without recursion.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(current, dict):
+            children = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

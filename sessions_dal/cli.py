@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import stat
@@ -20,10 +21,10 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from ._files import publish, temporary_beside
+from ._files import is_database_file, publish, temporary_beside
 from .errors import SessionsDalError
 from .repository import SessionRepository
 from .session import Session
@@ -43,6 +44,9 @@ class CommandError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = _parser().parse_args(argv)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to answer
+        _error("standard output is closed; run the command with somewhere to print to")
+        return 1
     try:
         command: Callable[[argparse.Namespace], int] = args.run
         return command(args)
@@ -64,12 +68,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _error(message: str) -> None:
     # One line, whatever the message quotes from the data.
-    print(f"sessions-dal: error: {_safe(message)}", file=sys.stderr)
+    if sys.stderr is not None:
+        print(f"sessions-dal: error: {_safe(message)}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the text it quotes from the command line escaped in its errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_safe(message)}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
     # --db, --json and the table names are accepted before or after the command name.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--db", metavar="PATH", type=_db_path, default=argparse.SUPPRESS,
         help=f"database file (default: ${ENV_DB}, else ./{DEFAULT_DB})",
@@ -81,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                              f"another name (default: {DEFAULT_SESSIONS_TABLE})")
     common.add_argument("--messages-table", metavar="NAME", default=argparse.SUPPRESS,
                         help=f"likewise its messages table (default: {DEFAULT_MESSAGES_TABLE})")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sessions-dal", parents=[common],
         description="Inspect and manage an AI-agent sessions database (sessions_dal).",
     )
@@ -126,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("session_id")
     sub = command("export", _export, "write users, sessions and items as JSON Lines")
     sub.add_argument("--user", help="only this user")
-    sub.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    sub.add_argument("-o", "--output", metavar="FILE",
+                     help="write to FILE ('-' or omitted: standard output)")
     sub.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     sub = command("import", _import, "read JSON Lines written by export")
     sub.add_argument("file", metavar="FILE", help="the file to import ('-' for stdin)")
@@ -238,15 +252,29 @@ def _wants_json(args: argparse.Namespace) -> bool:
 
 
 def _print_json(value: Any) -> None:
-    text = json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
+    text = json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=2)
     # Escapes inside JSON strings are still JSON; the layout's newlines stay.
     print(_UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text))
 
 
-def _json_default(value: object) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (openai-agents may store them) as strings.
+
+    JSON has no such numbers; Python's ``NaN`` token would make the output
+    unreadable to other JSON parsers.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("inf", "Infinity").replace("nan", "NaN")
+    if isinstance(value, dict):
+        return {key: _finite(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_finite(child) for child in value]
+    return value
+
+
+def _json_default(value: datetime) -> str:
+    # Items and metadata are JSON already: the times of sessions are all that is left.
+    return value.isoformat()
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -383,9 +411,9 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _claim(args: argparse.Namespace) -> int:
     with _open(args) as repo:
-        claimed = repo.claim_sessions(args.user, args.session_ids)
+        claimed = [(s, s.count_items()) for s in repo.claim_sessions(args.user, args.session_ids)]
     if _wants_json(args):
-        _print_json([_session_json(s, s.count_items()) for s in claimed])
+        _print_json([_session_json(s, n) for s, n in claimed])
     else:
         print(f"user {_safe(args.user)} now owns {len(claimed)} session(s)")
     return 0
@@ -457,44 +485,46 @@ def _summary(args: argparse.Namespace, verb: str, counts: TransferCounts, out: T
 
 
 def _export(args: argparse.Namespace) -> int:
-    if args.output is not None:
-        _check_output(args.output, _path(args), force=args.force)
+    output = args.output
+    if output is not None and output != "-":
+        _check_output(output, _path(args), force=args.force)
     with _look(args) as repo:
-        if args.output is None:
+        if output is None or output == "-":
             counts = export_jsonl(repo, sys.stdout, user_id=args.user,
                                   progress=_progress("exported"))
         else:
-            counts = _export_to_file(repo, args.output, args.user, force=args.force)
+            counts = _export_to_file(repo, output, args.user, force=args.force)
     _summary(args, "exported", counts, sys.stderr)  # stdout may be the export itself
     return 0
+
+
+def _is_stream(output: str) -> bool:
+    """``/dev/stdout``, ``/dev/fd/N`` and the like: an open stream, not a file to replace."""
+    return (output in ("/dev/stdout", "/dev/stderr") or output.startswith(("/dev/fd/", "/proc/"))
+            or os.path.realpath(output).startswith("/proc/"))
 
 
 def _check_output(output: str, database: str, *, force: bool) -> None:
     """Refuse an output path that would destroy something: the database, or a file."""
     if not output:
-        raise CommandError("-o needs a file name")
-    target = os.path.realpath(output)  # a symlink is written through, so judge its target
-    if os.path.exists(database) and database != ":memory:":
-        real = os.path.realpath(database)
-        for path in (real, real + "-wal", real + "-shm", real + "-journal"):
-            if target == path or (os.path.exists(path) and os.path.exists(target)
-                                  and os.path.samefile(path, target)):
-                raise CommandError(
-                    f"refusing to export to {output!r}: it is the database itself (or one of "
-                    "its -wal/-shm/-journal files); choose another file"
-                )
+        raise CommandError("-o needs a file name ('-' for standard output)")
+    if database != ":memory:" and is_database_file(output, database):
+        raise CommandError(
+            f"refusing to export to {output!r}: it is the database itself (or one of "
+            "its -wal/-shm/-journal files); choose another file"
+        )
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(output).st_mode  # a symlink is written through: judge its target
     except FileNotFoundError:
         return
     if stat.S_ISDIR(mode):
         raise CommandError(f"refusing to export to {output!r}: it is a directory")
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(mode) and not _is_stream(output):
         if not force:
             raise CommandError(
                 f"refusing to overwrite {output!r}: it exists; pass --force to replace it"
             )
-    elif not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+    elif not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or _is_stream(output)):
         raise CommandError(
             f"refusing to export to {output!r}: it is not a regular file, a pipe or a "
             "terminal; choose a file"
@@ -503,19 +533,20 @@ def _check_output(output: str, database: str, *, force: bool) -> None:
 
 def _export_to_file(repo: SessionRepository, output: str, user: str | None, *, force: bool
                     ) -> TransferCounts:
-    target = os.path.realpath(output)
     try:
-        mode = os.stat(target).st_mode
+        mode: int | None = os.stat(output).st_mode
     except FileNotFoundError:
         mode = None
     progress = _progress("exported")
     try:
-        if mode is not None and not stat.S_ISREG(mode):
-            # A pipe or a device (/dev/stdout, a FIFO): written through as it is.
-            with open(target, "w", encoding="utf-8") as out:
+        if mode is not None and (not stat.S_ISREG(mode) or _is_stream(output)):
+            # A pipe, a device or an open stream (/dev/stdout): written into as
+            # it is, appending (a shell's `>>` must keep what came before).
+            with open(output, "a", encoding="utf-8") as out:
                 return export_jsonl(repo, out, user_id=user, progress=progress)
         # Written beside the target, then moved into place: a failed export
         # leaves no half file, and what was there before stays until the end.
+        target = os.path.realpath(output)
         with temporary_beside(target, ".sessions-export-") as temporary:
             with open(temporary, "w", encoding="utf-8") as out:
                 counts = export_jsonl(repo, out, user_id=user, progress=progress)
@@ -533,32 +564,60 @@ def _export_to_file(repo: SessionRepository, output: str, user: str | None, *, f
 
 def _import(args: argparse.Namespace) -> int:
     name = "standard input" if args.file == "-" else repr(args.file)
-    with ExitStack() as stack:
-        # The input first: a missing file must not leave an empty database behind.
-        lines = (sys.stdin if args.file == "-"
-                 else stack.enter_context(open(args.file, encoding="utf-8")))
-        repo = stack.enter_context(_open(args, create=True))
-        try:
+    path = _path(args)
+    new = path != ":memory:" and not os.path.exists(path)
+    try:
+        with ExitStack() as stack:
+            # The input first: a missing file must not leave a database behind.
+            lines = (sys.stdin if args.file == "-"
+                     else stack.enter_context(open(args.file, encoding="utf-8")))
+            repo = stack.enter_context(_open(args, create=True))
             counts = import_jsonl(repo, lines, replace=args.replace,
                                   require_end=not args.no_end_record,
                                   progress=_progress("imported"))
-        except UnicodeDecodeError as exc:
+    except BaseException as exc:
+        if new:
+            _remove_if_empty(path)
+        if isinstance(exc, UnicodeDecodeError):
             raise CommandError(
                 f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} is not valid "
                 "UTF-8): an export is UTF-8 JSON Lines; nothing was imported"
             ) from None
+        raise
     _summary(args, "imported", counts, sys.stdout)
     return 0
 
 
+def _remove_if_empty(path: str) -> None:
+    """Remove the database an import created for nothing (nothing was imported)."""
+    try:
+        with SessionRepository(path, read_only=True) as repo:
+            info = repo.info()
+    except (SessionsDalError, OSError):
+        return
+    # Checked, in case another process has filled it meanwhile.
+    if info.users == info.sessions == info.unowned_sessions == info.items == 0:
+        for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
+            if os.path.lexists(leftover):
+                os.unlink(leftover)
+
+
 def _migrate(args: argparse.Namespace) -> int:
     path = _path(args)
+    if args.backup is not None and (
+        is_database_file(args.backup, path) or os.path.lexists(args.backup)
+    ):
+        raise CommandError(
+            f"--backup {args.backup!r} must name a new file, not an existing one, the "
+            "database or one of its -wal/-shm/-journal files"
+        )
     with _look(args) as repo:
         before = repo.info().schema_version
         steps = repo.pending_migrations()
         if not steps:
+            taken = " (so no backup was taken)" if args.backup is not None else ""
             print(f"{_safe(repr(path))} is at schema version {before}, the newest this "
-                  "sessions_dal knows: nothing to do")
+                  f"sessions_dal knows: nothing to do{taken}")
             return 0
         what = "not yet set up by sessions_dal" if before == 0 else f"at schema version {before}"
         print(f"{_safe(repr(path))} is {what}; migrating will:")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import stat
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from contextlib import contextmanager
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from .errors import (
@@ -58,6 +58,9 @@ CACHE_KIB = 16 * 1024
 # Primary result codes (the low byte of an extended code), from sqlite3.h.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
 _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+# SQLITE_READONLY_RECOVERY and SQLITE_READONLY_ROLLBACK: a read-only connection
+# met a hot journal or WAL that must be recovered first.
+_NEEDS_RECOVERY = (_SQLITE_READONLY | 1 << 8, _SQLITE_READONLY | 3 << 8)
 
 
 MAX_BUSY_TIMEOUT = 2_147_483.0
@@ -79,8 +82,8 @@ def open_connection(
 ) -> sqlite3.Connection:
     """Open and configure the connection a read-write :class:`Database` uses.
 
-    The connection runs in explicit transaction mode (``autocommit=True`` on
-    Python 3.12+, ``isolation_level=None`` before): sqlite3 never opens a
+    The connection runs with ``isolation_level=None`` (and legacy transaction
+    control, said explicitly on Python 3.12+): sqlite3 never opens a
     transaction behind our back, on any Python version. Foreign keys are on,
     the journal is WAL, and ``busy_timeout`` (seconds) bounds every lock wait.
 
@@ -88,6 +91,8 @@ def open_connection(
     the file: switching to WAL rewrites header bytes, and a refused file
     (newer schema, foreign tables) must stay byte-identical.
     """
+    if path != ":memory:" and not path.startswith("file:"):
+        _check_kind(path, allow_devices=False)
     conn = _connect(path, path, busy_timeout, uri=False)
     try:
         with translate_errors(path, busy_timeout):
@@ -106,29 +111,37 @@ def open_connection(
     return conn
 
 
+Fingerprint = Callable[[], object]
+"""Returns something that differs once a file has changed."""
+Opened = tuple[sqlite3.Connection, Fingerprint | None]
+"""A fresh connection, and the fingerprint to watch if it cannot see changes."""
+
+
 def open_read_only(
     path: str,
     *,
     busy_timeout: float,
     inspect: Callable[[sqlite3.Connection], object],
-) -> tuple[sqlite3.Connection, bool]:
+) -> Opened:
     """Open ``path`` so that nothing is ever written to it or beside it.
 
-    A missing file is an error, not a new database. A WAL file that no
-    connection has open (no ``-shm`` beside it) is opened ``immutable``: a
-    plain read-only open would create its ``-wal`` and ``-shm`` files.
-    ``inspect`` runs before the first read and may refuse the file. Returns
-    the connection and whether it is immutable (see :func:`shm_appeared`).
+    A missing file is an error, not a new database. A WAL file whose ``-wal``
+    is absent or empty holds everything in the file itself; a plain read-only
+    open would still create ``-wal`` and ``-shm`` beside it, so it is opened
+    ``immutable`` instead, and the fingerprint returned with the connection
+    tells when the file changes and the connection must be replaced. ``inspect``
+    runs before the first read and may refuse the file.
     """
     if not os.path.exists(path):
         raise DatabaseError(
             f"no database at {path!r}: a read-only repository never creates one; "
             "check the path"
         )
-    immutable = _needs_immutable(path)
+    _check_kind(path, allow_devices=True)
+    real = os.path.realpath(path)
+    immutable = _needs_immutable(path, real)
     options = "mode=ro&immutable=1" if immutable else "mode=ro"
-    uri = f"file:{quote(os.path.abspath(path))}?{options}"
-    conn = _connect(uri, path, busy_timeout, uri=True)
+    conn = _connect(f"file:{quote(real)}?{options}", path, busy_timeout, uri=True)
     try:
         with translate_errors(path, busy_timeout):
             # Temporary tables (see migrations.inspect_read_only) stay in memory,
@@ -138,26 +151,62 @@ def open_read_only(
     except BaseException:
         conn.close()
         raise
-    return conn, immutable
+    return conn, (_fingerprint(real) if immutable else None)
 
 
-def _needs_immutable(path: str) -> bool:
-    """Whether ``path`` is a WAL database with no ``-shm`` file beside it."""
-    if os.path.exists(path + "-shm"):
+def _needs_immutable(path: str, real: str) -> bool:
+    """Whether ``real`` is a WAL database with nothing in a ``-wal`` file beside it."""
+    if not os.path.isfile(real):
         return False
-    try:
-        with open(path, "rb") as file:
-            header = file.read(20)
-    except OSError:
-        return False
+    with open(real, "rb") as file:
+        header = file.read(20)
     # Bytes 18 and 19 of the header are 2 in WAL mode.
-    return header.startswith(b"SQLite format 3\x00") and header[18:20] == b"\x02\x02"
+    if not header.startswith(b"SQLite format 3\x00") or header[18:20] != b"\x02\x02":
+        return False
+    if _size(real + "-wal") <= 0:
+        return True
+    if os.path.exists(real + "-shm"):
+        return False  # a WAL and its index: read them as any reader does
+    raise DatabaseError(
+        f"{path!r} has changes in its -wal file but no -shm index beside it (a copied "
+        "or crashed database): reading it would mean writing that index; open it "
+        "read-write once to recover it, then read it"
+    )
 
 
-def shm_appeared(path: str) -> Callable[[], bool]:
-    """A check that turns true once another connection opens ``path`` in WAL mode."""
-    shm = path + "-shm"
-    return lambda: os.path.exists(shm)
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return -1
+
+
+def _fingerprint(real: str) -> Fingerprint:
+    """What changes when a writer touches the file: its identity, size, time, WAL size."""
+
+    def fingerprint() -> object:
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, _size(real + "-wal"))
+
+    return fingerprint
+
+
+def _check_kind(path: str, *, allow_devices: bool) -> None:
+    """Refuse what is not a database file: a directory, a pipe, a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        raise DatabaseError(f"{path!r} is a directory, not a database file; name a file in it")
+    if not (stat.S_ISREG(mode) or (allow_devices and stat.S_ISCHR(mode))):
+        raise DatabaseError(
+            f"{path!r} is not a regular file (a pipe, a socket or a device), so it cannot "
+            "hold a database; name a file"
+        )
 
 
 def _connect(target: str, path: str, busy_timeout: float, *, uri: bool) -> sqlite3.Connection:
@@ -167,16 +216,17 @@ def _connect(target: str, path: str, busy_timeout: float, *, uri: bool) -> sqlit
             f"but Python's sqlite3 uses SQLite {sqlite3.sqlite_version}; "
             "install a Python built against a newer SQLite"
         )
+    # isolation_level=None: sqlite3 never begins a transaction by itself, and
+    # the connection's own context manager commits or rolls back (in C) only
+    # what we began. Said explicitly on 3.12+, where the default may change.
+    options: dict[str, Any] = {"isolation_level": None}
+    if sys.version_info >= (3, 12):
+        options["autocommit"] = sqlite3.LEGACY_TRANSACTION_CONTROL
     with translate_errors(path, busy_timeout):
-        if sys.version_info >= (3, 12):
-            return sqlite3.connect(
-                target, timeout=busy_timeout, check_same_thread=False, autocommit=True,
-                uri=uri,
-            )
-        return sqlite3.connect(
-            target, timeout=busy_timeout, check_same_thread=False, isolation_level=None,
-            uri=uri,
+        conn: sqlite3.Connection = sqlite3.connect(
+            target, timeout=busy_timeout, check_same_thread=False, uri=uri, **options
         )
+    return conn
 
 
 def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
@@ -204,11 +254,14 @@ class Connection:
     :class:`~sessions_dal.tables.Tables`) before they reach SQLite.
     """
 
-    __slots__ = ("_rewrite", "raw")
+    __slots__ = ("_rewrite", "raw", "verify")
 
-    def __init__(self, raw: sqlite3.Connection, rewrite: Callable[[str], str]) -> None:
+    def __init__(self, raw: sqlite3.Connection, rewrite: Callable[[str], str], *,
+                 verify: Callable[[], None] | None = None) -> None:
         self.raw = raw
         self._rewrite = rewrite
+        self.verify = verify or _nothing
+        """Raises if what was read cannot be trusted (see :meth:`Database.snapshot`)."""
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         """Run one statement with bound ``parameters``."""
@@ -224,19 +277,23 @@ class Connection:
         return self.raw.in_transaction
 
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
 class Database:
     """One connection, its lock, and the transactions run on it.
 
-    Safe to share between threads: every use holds the lock for the length of
-    one read or one write transaction, never across a ``yield`` to user code.
+    Safe to share between threads: :meth:`read` and :meth:`write` hold the
+    lock for the length of one piece of work, never across a ``yield`` to
+    user code.
 
     Interrupts: a ``KeyboardInterrupt`` (or any exception a signal handler
-    raises) may arrive after any call returns. Every path that takes the lock
-    or opens a transaction undoes both before the exception leaves it, so the
-    repository stays usable and the database unchanged. The one window Python
-    leaves (an exception at the very entry of ``__exit__``) is repaired by the
-    next call of the same thread, which finds the lock still its own and the
-    transaction open, and rolls it back.
+    raises) may arrive whenever a call returns or a Python function starts.
+    So the lock is taken and released by a ``with`` on the lock itself, and
+    the transaction is rolled back by a ``with`` on the ``sqlite3``
+    connection: both exits run in C, where nothing can interrupt them, and no
+    Python function runs between a failure and the rollback and release.
     """
 
     def __init__(
@@ -245,9 +302,9 @@ class Database:
         path: str,
         busy_timeout: float,
         tables: Tables | None = None,
-        reopen: Callable[[], sqlite3.Connection] | None = None,
+        reopen: Callable[[], Opened] | None = None,
         *,
-        reopen_when: Callable[[], bool] | None = None,
+        fingerprint: Fingerprint | None = None,
         read_only: bool = False,
     ) -> None:
         self.path = path
@@ -260,9 +317,10 @@ class Database:
         # read-only error marks it stale and the next call opens a new one.
         self._reopen = reopen
         self._stale = False
-        # An immutable read-only connection must be replaced once another
-        # connection starts writing the file (see open_read_only).
-        self._reopen_when = reopen_when
+        # An immutable read-only connection (see open_read_only) sees the file
+        # as it was: once the file changes, the next call opens a new one.
+        self._fingerprint = fingerprint
+        self._seen = None if fingerprint is None else fingerprint()
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -271,41 +329,97 @@ class Database:
         """True once :meth:`close` has run."""
         return self._conn is None
 
-    def read(self) -> _Reading:
-        """``with db.read() as conn:`` runs reads under the lock; no transaction is held."""
-        return _Reading(self)
+    def read(self, work: Callable[Concatenate[Connection, _P], _T], *args: _P.args,
+             **kwargs: _P.kwargs) -> _T:
+        """Run ``work(conn, *args)`` under the lock, outside any transaction.
 
-    def write(self) -> _Writing:
-        """``with db.write() as conn:`` runs one transaction: ``BEGIN IMMEDIATE``, then commit.
+        A call made from inside another call of the same thread (an import's
+        progress callback, say) runs inside that call's transaction.
+        """
+        self._check_process()
+        nested = self._lock._is_owned()  # type: ignore[attr-defined]
+        try:
+            with self._lock:
+                conn = self._ready(nested)
+                return work(conn, *args, **kwargs)
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
-        Any exception inside the block, ``KeyboardInterrupt`` included, rolls
-        the whole transaction back before it propagates, so a failed write
-        leaves the database exactly as it was. The one exception, an interrupt
-        arriving after ``COMMIT`` returned, is told apart by :func:`write_call`.
+    def write(self, work: Callable[Concatenate[Connection, _P], _T], *args: _P.args,
+              **kwargs: _P.kwargs) -> _T:
+        """Run ``work(conn, *args)`` in one transaction: ``BEGIN IMMEDIATE``, then commit.
+
+        Any exception, ``KeyboardInterrupt`` included, rolls the whole
+        transaction back before it propagates, so a failed write leaves the
+        database exactly as it was. The one exception, an interrupt arriving
+        after ``COMMIT`` returned, is told apart by :func:`write_call`.
         """
         if self.read_only:
             raise ReadOnlyDatabaseError(
                 f"the repository for {self.path!r} was opened with read_only=True; "
                 "open it without read_only to change it"
             )
-        return _Writing(self)
-
-    def snapshot(self) -> AbstractContextManager[Connection]:
-        """``with db.snapshot() as conn:`` runs reads that all see one point in time.
-
-        A deferred transaction on a connection of its own, rolled back at the
-        end, so it neither writes nor holds up the repository's other calls.
-        A ``:memory:`` database has no second connection: its snapshot holds
-        the repository's lock until the block ends.
-        """
-        if self._reopen is None:
-            return _Writing(self, "BEGIN", "ROLLBACK")
-        self._enter(None)  # checks process and closed state, under the lock
+        self._check_process()
+        nested = self._lock._is_owned()  # type: ignore[attr-defined]
         try:
-            raw = self._reopen()
-        finally:
-            self._leave(None)
-        return _Snapshot(Connection(raw, self.tables.sql), self)
+            with self._lock:
+                conn = self._ready(nested)
+                raw = conn.raw
+                if nested:
+                    raise RuntimeError(
+                        "a sessions_dal write cannot start inside another call of the same "
+                        "repository (an import's lines or progress callback, an export's "
+                        "output); make it after that call returns"
+                    )
+                # IMMEDIATE takes the write lock now, waiting up to the busy
+                # timeout, instead of failing later when a read upgrades.
+                with raw:  # its C-level exit rolls back on any exception
+                    raw.execute("BEGIN IMMEDIATE")
+                    result = work(conn, *args, **kwargs)
+                    try:
+                        raw.execute("COMMIT")
+                    except BaseException as failure:
+                        # Not SQLite's error: something arrived once COMMIT returned.
+                        if not isinstance(failure, sqlite3.Error) and not raw.in_transaction:
+                            _call.committed = True
+                        raise
+                    _call.committed = True
+                return result
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
+        """The first row of one query (``None`` if there is none), under the lock."""
+        return self.read(_fetchone, sql, parameters)
+
+    def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """Every row of one query, under the lock."""
+        return self.read(_fetchall, sql, parameters)
+
+    def snapshot(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work(conn)`` on reads that all see one point in time.
+
+        A read transaction on a connection of its own, so it neither writes
+        nor holds up the repository's other calls. A ``:memory:`` database has
+        no second connection: its snapshot holds the repository's lock.
+        ``conn.verify()`` raises if an immutable read-only connection saw the
+        file change meanwhile (its reads may then be torn).
+        """
+        self._check_process()
+        if self._reopen is None:
+            return self.read(_in_read_transaction, work)
+        with self._lock:
+            self._ready(nested=True)  # closed? forked? (no reopen, no repair)
+        try:
+            raw, fingerprint = self._reopen()
+            try:
+                conn = Connection(raw, self.tables.sql, verify=_verifier(self.path, fingerprint))
+                raw.execute("BEGIN")
+                return work(conn)
+            finally:
+                raw.close()
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`RepositoryClosedError`."""
@@ -321,68 +435,36 @@ class Database:
             if conn is not None:
                 conn.raw.close()
 
-    def _open_conn(self) -> Connection:
-        if self._conn is None:
+    def _ready(self, nested: bool) -> Connection:
+        """The open connection, renewed or repaired if needed (never when nested)."""
+        conn = self._conn
+        if conn is None:
             raise RepositoryClosedError(
                 f"the repository for {self.path!r} is closed; open a new SessionRepository"
             )
-        if self._reopen is not None and (
-            self._stale or (self._reopen_when is not None and self._reopen_when())
-        ):
+        if nested:
+            return conn
+        if self._reopen is not None and (self._stale or self._changed()):
             with translate_errors(self.path, self.busy_timeout):
-                fresh = self._reopen()
-            self._conn.raw.close()
-            self._conn = Connection(fresh, self.tables.sql)
+                fresh, self._fingerprint = self._reopen()
+            conn.raw.close()
+            conn = self._conn = Connection(fresh, self.tables.sql)
             self._stale = False
-            self._reopen_when = None
-        return self._conn
-
-    def _enter(self, begin: str | None) -> Connection:
-        """Take the lock, repair what an interrupted call left, and begin if asked.
-
-        On any failure (an interrupt included) the lock is released and no
-        transaction is left open before the exception propagates.
-        """
-        self._check_process()
-        lock = self._lock
-        try:
-            # No call nests inside another, so owning the lock already means a
-            # call of this thread was interrupted before it could let go.
-            if not lock._is_owned():  # type: ignore[attr-defined]
-                lock.acquire()
-            conn = self._open_conn()
-            raw = conn.raw
-            if raw.in_transaction:  # left open by an interrupted call: undo it
-                raw.execute("ROLLBACK")
-            if begin is not None:
-                raw.execute(begin)
-        except BaseException as exc:
-            self._leave(exc)
+            self._seen = None if self._fingerprint is None else self._fingerprint()
+        if conn.raw.in_transaction:  # left by a rollback that failed: undo it now
+            conn.raw.rollback()
         return conn
 
-    def _leave(self, failure: BaseException | None) -> None:
-        """Roll back whatever is still open, release the lock, raise ``failure`` if any."""
-        try:
-            conn = self._conn
-            if conn is not None and conn.raw.in_transaction:
-                conn.raw.execute("ROLLBACK")
-        except sqlite3.Error as rollback_failure:
-            failure = failure or rollback_failure
-        finally:
-            if self._lock._is_owned():  # type: ignore[attr-defined]
-                self._lock.release()
-        if failure is not None:
-            self._fail(failure)
+    def _changed(self) -> bool:
+        return self._fingerprint is not None and self._fingerprint() != self._seen
 
-    def _fail(self, exc: BaseException) -> NoReturn:
-        """Re-raise ``exc``; an SQLite error as the library error it stands for."""
-        if isinstance(exc, sqlite3.Error):
-            try:
-                _raise_translated(exc, self.path, self.busy_timeout)
-            except ReadOnlyDatabaseError:
-                self._stale = True
-                raise
-        raise exc
+    def _fail(self, exc: sqlite3.Error) -> NoReturn:
+        """Raise the library error an SQLite error stands for."""
+        try:
+            _raise_translated(exc, self.path, self.busy_timeout)
+        except ReadOnlyDatabaseError:
+            self._stale = True
+            raise
 
     def _check_process(self) -> None:
         # A connection must not cross fork(): the child would share the
@@ -393,6 +475,40 @@ class Database:
                 f"the repository for {self.path!r} was opened in process {self._pid} and "
                 "cannot be used after fork(); open a new SessionRepository in this process"
             )
+
+
+def _nothing() -> None:
+    """A verifier for connections that cannot go stale."""
+
+
+def _fetchone(conn: Connection, sql: str, parameters: Sequence[object]) -> Any:
+    return conn.execute(sql, parameters).fetchone()
+
+
+def _fetchall(conn: Connection, sql: str, parameters: Sequence[object]) -> list[Any]:
+    return conn.execute(sql, parameters).fetchall()
+
+
+def _verifier(path: str, fingerprint: Fingerprint | None) -> Callable[[], None]:
+    if fingerprint is None:
+        return _nothing
+    seen = fingerprint()
+
+    def verify() -> None:
+        if fingerprint() != seen:
+            raise DatabaseError(
+                f"{path!r} was changed by a writer while this read-only repository read it "
+                "without locks, so what was read may be inconsistent; run it again"
+            )
+
+    return verify
+
+
+def _in_read_transaction(conn: Connection, work: Callable[[Connection], _T]) -> _T:
+    raw = conn.raw
+    with raw:  # the C-level exit ends the read transaction whatever happens
+        raw.execute("BEGIN")
+        return work(conn)
 
 
 COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
@@ -435,99 +551,6 @@ def _add_note(exc: BaseException, note: str) -> None:
         exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
 
 
-# Hand-written context managers rather than @contextmanager generators: they
-# wrap every call, and the generator machinery cost more than the raw
-# sqlite3 work of a small read (benchmarks/RESULTS.md, W3).
-
-
-class _Reading:
-    __slots__ = ("_db",)
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def __enter__(self) -> Connection:
-        return self._db._enter(None)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._db._leave(exc if isinstance(exc, sqlite3.Error) else None)
-
-
-class _Writing:
-    __slots__ = ("_begin", "_db", "_end", "_raw")
-
-    # IMMEDIATE takes the write lock now, waiting up to the busy timeout,
-    # instead of failing later when a read upgrades.
-    def __init__(self, db: Database, begin: str = "BEGIN IMMEDIATE", end: str = "COMMIT"
-                 ) -> None:
-        self._db = db
-        self._begin = begin
-        self._end = end
-
-    def __enter__(self) -> Connection:
-        conn = self._db._enter(self._begin)
-        self._raw = conn.raw
-        return conn
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        raw, failure = self._raw, exc
-        try:
-            if failure is None:
-                raw.execute(self._end)
-                _call.committed = self._end == "COMMIT"
-        except BaseException as end_failure:
-            failure = end_failure
-            # Not an SQLite error: something arrived once COMMIT had returned.
-            if not isinstance(end_failure, sqlite3.Error) and not raw.in_transaction:
-                _call.committed = self._end == "COMMIT"
-        finally:
-            # Rolls back what is still open (SQLite may already have, e.g. on
-            # SQLITE_FULL) and releases the lock, even if interrupted again.
-            self._db._leave(None)
-        # The block's own exceptions propagate as they are, SQLite's translated.
-        if failure is not None and (failure is not exc or isinstance(exc, sqlite3.Error)):
-            self._db._fail(failure)
-
-
-class _Snapshot:
-    """A private connection in one read transaction; closed at the end."""
-
-    __slots__ = ("_conn", "_db")
-
-    def __init__(self, conn: Connection, db: Database) -> None:
-        self._conn = conn
-        self._db = db
-
-    def __enter__(self) -> Connection:
-        try:
-            self._conn.raw.execute("BEGIN")
-        except BaseException as exc:
-            self._conn.raw.close()
-            self._db._fail(exc)
-        return self._conn
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Closing ends the read transaction; nothing was written to keep.
-        self._conn.raw.close()
-        if isinstance(exc, sqlite3.Error):
-            self._db._fail(exc)
-
-
 @contextmanager
 def translate_errors(path: str, busy_timeout: float) -> Iterator[None]:
     """Re-raise ``sqlite3`` errors as :class:`DatabaseError` subclasses."""
@@ -544,6 +567,12 @@ def _raise_translated(exc: sqlite3.Error, path: str, busy_timeout: float) -> NoR
             f"database {path!r} is locked: another connection held it for longer than "
             f"busy_timeout={busy_timeout}s; retry, or open the repository with a "
             "larger busy_timeout"
+        ) from exc
+    if getattr(exc, "sqlite_errorcode", None) in _NEEDS_RECOVERY:
+        raise ReadOnlyDatabaseError(
+            f"database {path!r} holds an unfinished transaction (in its -journal or -wal "
+            "file, left by a crash) that only a writer can roll back; open it read-write "
+            "once to recover it, then read it"
         ) from exc
     if code == _SQLITE_READONLY:
         raise ReadOnlyDatabaseError(
@@ -562,8 +591,9 @@ def _raise_translated(exc: sqlite3.Error, path: str, busy_timeout: float) -> NoR
         ) from exc
     if code == _SQLITE_CANTOPEN:
         raise DatabaseError(
-            f"cannot open database {path!r} ({exc}): check that its directory "
-            "exists and is writable"
+            f"cannot open database {path!r} ({exc}): check that the file (for a new one, "
+            "its directory) exists and that this process may read it, and to write, "
+            "write it and its directory"
         ) from exc
     raise DatabaseError(f"SQLite error on {path!r}: {exc}") from exc
 

@@ -176,38 +176,39 @@ def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATION
     open a new file at the same moment apply each migration exactly once.
     """
     target = migrations[-1].version
-    with db.read() as conn:
-        if schema_version(conn) == (target, False):
-            return 0
+    if db.read(schema_version) == (target, False):
+        return 0
+    return sum(db.write(_migrate, db.path, migration, target) for migration in migrations)
+
+
+def _migrate(conn: Connection, path: str, migration: Migration, target: int) -> int:
+    """Apply ``migration`` unless the file has it already; return how many steps ran."""
+    current, legacy = schema_version(conn)
+    if current > target:
+        raise SchemaVersionError(
+            f"database {path!r} was upgraded to schema version {current} by a "
+            f"newer sessions_dal while this one (up to version {target}) was "
+            "opening it: upgrade sessions_dal (pip install -U sessions-dal)"
+        )
     applied = 0
-    for migration in migrations:
-        with db.write() as conn:
-            current, legacy = schema_version(conn)
-            if current > target:
-                raise SchemaVersionError(
-                    f"database {db.path!r} was upgraded to schema version {current} by a "
-                    f"newer sessions_dal while this one (up to version {target}) was "
-                    "opening it: upgrade sessions_dal (pip install -U sessions-dal)"
-                )
-            if legacy:
-                conn.execute(_CREATE_VERSION_TABLE)
-                conn.execute(_RECORD_VERSION, (current, _now()))
-                applied += 1
-            if current >= migration.version:
-                continue
-            conn.execute(_CREATE_VERSION_TABLE)
-            for statement in migration.statements:
-                try:
-                    conn.execute(statement)
-                except sqlite3.Error as exc:
-                    raise MigrationError(
-                        f"migrating {db.path!r} to schema version {migration.version} "
-                        f"failed ({exc}) in: {statement.splitlines()[0]}; the database "
-                        f"is still at version {current}"
-                    ) from exc
-            conn.execute(_RECORD_VERSION, (migration.version, _now()))
-            applied += 1
-    return applied
+    if legacy:
+        conn.execute(_CREATE_VERSION_TABLE)
+        conn.execute(_RECORD_VERSION, (current, _now()))
+        applied += 1
+    if current >= migration.version:
+        return applied
+    conn.execute(_CREATE_VERSION_TABLE)
+    for statement in migration.statements:
+        try:
+            conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise MigrationError(
+                f"migrating {path!r} to schema version {migration.version} "
+                f"failed ({exc}) in: {statement.splitlines()[0]}; the database "
+                f"is still at version {current}"
+            ) from exc
+    conn.execute(_RECORD_VERSION, (migration.version, _now()))
+    return applied + 1
 
 
 def _now() -> str:
@@ -246,9 +247,11 @@ def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_
             f"supports versions up to {newest}: upgrade sessions_dal "
             "(pip install -U sessions-dal) to open it; the file was not changed"
         )
+    # openai-agents' tables under the names given: checked whatever the version,
+    # as the names are the caller's (swapped names must not reach any SQL).
+    for name, layout in _AGENTS_LAYOUTS.items():
+        _check_layout(conn, path, tables, name, layout)
     if found == 0 or legacy:
-        for name, layout in _AGENTS_LAYOUTS.items():
-            _check_layout(conn, path, tables, name, layout)
         for name, layout in _OWN_LAYOUTS.items():
             _check_layout(conn, path, tables, name, layout)
         if found == 0:

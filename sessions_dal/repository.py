@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
-from ._files import publish, temporary_beside
+from ._files import is_database_file, publish, temporary_beside
 from ._validate import (
     check_id,
     check_int,
@@ -25,10 +25,9 @@ from .connection import (
     SYNCHRONOUS_LEVELS,
     Connection,
     Database,
+    Opened,
     open_connection,
     open_read_only,
-    shm_appeared,
-    translate_errors,
     write_call,
 )
 from .errors import (
@@ -58,10 +57,14 @@ _ORDER = "ORDER BY created_at DESC, seq DESC"
 _INSERT_USER = (
     "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
 )
-_INSERT_AGENT_SESSION = "INSERT INTO agent_sessions (session_id) VALUES (?)"
+# DO NOTHING on a taken id: no row changed means "exists"; any other
+# constraint failure stays an error of its own.
+_INSERT_AGENT_SESSION = (
+    "INSERT INTO agent_sessions (session_id) VALUES (?) ON CONFLICT (session_id) DO NOTHING"
+)
 _INSERT_OWNED = (
     "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING"
 )
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
 _SELECT_PAGE = (
@@ -247,29 +250,26 @@ class SessionRepository:
                     "and empty"
                 )
 
-            def connect() -> sqlite3.Connection:
+            def connect() -> Opened:
                 return open_read_only(
                     path, busy_timeout=timeout, inspect=lambda c: inspect_read_only(c, tables)
-                )[0]
+                )
 
-            raw, immutable = open_read_only(
-                path, busy_timeout=timeout, inspect=lambda c: inspect_read_only(c, tables)
-            )
-            self._db = Database(
-                raw, path, timeout, tables, reopen=connect, read_only=True,
-                reopen_when=shm_appeared(path) if immutable else None,
-            )
+            raw, fingerprint = connect()
+            self._db = Database(raw, path, timeout, tables, reopen=connect,
+                                fingerprint=fingerprint, read_only=True)
             return
 
-        def connect_rw() -> sqlite3.Connection:
-            return open_connection(
+        def connect_rw() -> Opened:
+            conn = open_connection(
                 path,
                 busy_timeout=timeout,
                 synchronous=level,
                 inspect=lambda c: inspect_file(c, tables),
             )
+            return conn, None
 
-        self._db = Database(connect_rw(), path, timeout, tables,
+        self._db = Database(connect_rw()[0], path, timeout, tables,
                             reopen=None if memory else connect_rw)
         try:
             apply_migrations(self._db)
@@ -337,16 +337,7 @@ class SessionRepository:
             check_id("session_id", session_id)
         meta_text = "{}" if metadata is None else encode_metadata(metadata)
         now = utc_now()
-        with self._db.write() as conn:
-            conn.execute(_INSERT_USER, (user_id, now))
-            try:
-                conn.execute(_INSERT_AGENT_SESSION, (session_id,))
-                conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, now, now))
-            except sqlite3.IntegrityError:
-                raise SessionExistsError(
-                    f"session_id {session_id!r} already exists; omit session_id to get "
-                    "a new uuid4, or open the existing one with get_session()"
-                ) from None
+        self._db.write(_create, user_id, session_id, meta_text, now)
         created = parse_timestamp(now)
         meta = {} if metadata is None else json.loads(meta_text)
         return Session(self._db, session_id, user_id, meta, created, created)
@@ -355,8 +346,7 @@ class SessionRepository:
         """Return the session, or ``None`` if it does not exist or is not ``user_id``'s."""
         check_id("user_id", user_id)
         check_id("session_id", session_id)
-        with self._db.read() as conn:
-            row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
+        row = self._db.fetchone(_SELECT_ONE, (session_id, user_id))
         return None if row is None else self._session(row)
 
     def get_sessions(
@@ -371,8 +361,7 @@ class SessionRepository:
         """
         check_id("user_id", user_id)
         page = _limit_offset(limit, offset)
-        with self._db.read() as conn:
-            rows = conn.execute(_SELECT_PAGE, (user_id, *page)).fetchall()
+        rows = self._db.fetchall(_SELECT_PAGE, (user_id, *page))
         return [self._session(row) for row in rows]
 
     def iter_sessions(self, user_id: str, *, page_size: int = 100) -> Iterator[Session]:
@@ -387,24 +376,19 @@ class SessionRepository:
         return self._iter_pages(user_id, size)
 
     def _iter_pages(self, user_id: str, page_size: int) -> Iterator[Session]:
-        with self._db.read() as conn:
-            rows = conn.execute(_SELECT_KEYSET_FIRST, (user_id, page_size)).fetchall()
+        rows = self._db.fetchall(_SELECT_KEYSET_FIRST, (user_id, page_size))
         while rows:
             for row in rows:
                 yield self._session(row)
             if len(rows) < page_size:
                 return
             last = rows[-1]
-            with self._db.read() as conn:
-                rows = conn.execute(
-                    _SELECT_KEYSET_NEXT, (user_id, last[3], last[5], page_size)
-                ).fetchall()
+            rows = self._db.fetchall(_SELECT_KEYSET_NEXT, (user_id, last[3], last[5], page_size))
 
     def count_sessions(self, user_id: str) -> int:
         """How many sessions ``user_id`` owns (0 for an unknown user)."""
         check_id("user_id", user_id)
-        with self._db.read() as conn:
-            count: int = conn.execute(_COUNT, (user_id,)).fetchone()[0]
+        count: int = self._db.fetchone(_COUNT, (user_id,))[0]
         return count
 
     @write_call
@@ -434,19 +418,7 @@ class SessionRepository:
         if not isinstance(replace, bool):
             raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
         encode_metadata(metadata)
-        with self._db.write() as conn:
-            if replace:
-                merged: dict[str, Any] = metadata
-            else:
-                row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
-                if row is None:
-                    raise self._not_found(user_id, session_id)
-                merged = {**_metadata(session_id, row[2]), **metadata}
-            row = conn.execute(
-                _UPDATE_METADATA, (encode_metadata(merged), session_id, user_id)
-            ).fetchone()
-            if row is None:
-                raise self._not_found(user_id, session_id)
+        row = self._db.write(_update_metadata, user_id, session_id, metadata, replace)
         return self._session(row)
 
     @write_call
@@ -458,12 +430,7 @@ class SessionRepository:
         """
         check_id("user_id", user_id)
         check_id("session_id", session_id)
-        with self._db.write() as conn:
-            if conn.execute(_DELETE_OWNED, (session_id, user_id)).rowcount == 0:
-                return False
-            conn.execute(_DELETE_ITEMS, (session_id,))
-            conn.execute(_DELETE_AGENT_SESSION, (session_id,))
-        return True
+        return self._db.write(_delete_session, user_id, session_id)
 
     @write_call
     def delete_user(self, user_id: str) -> DeletedUser:
@@ -475,11 +442,7 @@ class SessionRepository:
         DeletedUser(user_id='bob', found=True, sessions=1, items=3)
         """
         check_id("user_id", user_id)
-        with self._db.write() as conn:
-            items = conn.execute(_DELETE_USER_ITEMS, (user_id,)).rowcount
-            conn.execute(_DELETE_USER_AGENT_SESSIONS, (user_id,))
-            sessions = conn.execute(_DELETE_USER_OWNED, (user_id,)).rowcount
-            found = conn.execute(_DELETE_USER, (user_id,)).rowcount > 0
+        found, sessions, items = self._db.write(_delete_user, user_id)
         return DeletedUser(user_id, found, sessions, items)
 
     def find_session(self, session_id: str) -> Session | None:
@@ -489,8 +452,7 @@ class SessionRepository:
         administration tools (the command line uses it), not for serving users.
         """
         check_id("session_id", session_id)
-        with self._db.read() as conn:
-            row = conn.execute(_SELECT_BY_ID, (session_id,)).fetchone()
+        row = self._db.fetchone(_SELECT_BY_ID, (session_id,))
         return self._session(row) if row is not None else self.get_unowned_session(session_id)
 
     # -- sessions openai-agents wrote ---------------------------------------------
@@ -503,15 +465,12 @@ class SessionRepository:
         them an owner with :meth:`claim_session`.
         """
         page = _limit_offset(limit, offset)
-        with self._db.read() as conn:
-            rows = conn.execute(_SELECT_UNOWNED, page).fetchall()
-        return [self._unowned(*row) for row in rows]
+        return [self._unowned(*row) for row in self._db.fetchall(_SELECT_UNOWNED, page)]
 
     def get_unowned_session(self, session_id: str) -> Session | None:
         """Return the unowned session ``session_id``, or ``None`` if it is absent or owned."""
         check_id("session_id", session_id)
-        with self._db.read() as conn:
-            row = conn.execute(_SELECT_UNOWNED_ONE, (session_id,)).fetchone()
+        row = self._db.fetchone(_SELECT_UNOWNED_ONE, (session_id,))
         return None if row is None else self._unowned(*row)
 
     @write_call
@@ -522,16 +481,11 @@ class SessionRepository:
         user owns it (delete that with :meth:`delete_session`).
         """
         check_id("session_id", session_id)
-        with self._db.write() as conn:
-            if conn.execute(_DELETE_UNOWNED, (session_id, session_id)).rowcount == 0:
-                return False
-            conn.execute(_DELETE_UNOWNED_ITEMS, (session_id, session_id))
-        return True
+        return self._db.write(_delete_unowned, session_id)
 
     def count_unowned_sessions(self) -> int:
         """How many sessions no user owns."""
-        with self._db.read() as conn:
-            count: int = conn.execute(_COUNT_UNOWNED).fetchone()[0]
+        count: int = self._db.fetchone(_COUNT_UNOWNED)[0]
         return count
 
     @write_call
@@ -554,8 +508,7 @@ class SessionRepository:
         check_id("user_id", user_id)
         check_id("session_id", session_id)
         meta_text = encode_metadata({} if metadata is None else metadata)
-        with self._db.write() as conn:
-            return self._claim(conn, user_id, session_id, meta_text)
+        return self._session(self._db.write(_claim, user_id, session_id, meta_text))
 
     @write_call
     def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
@@ -564,31 +517,8 @@ class SessionRepository:
         if isinstance(session_ids, str):
             raise TypeError("session_ids must be a list of str, not a str; wrap one id in a list")
         ids = [check_id(f"session_ids[{n}]", s) for n, s in enumerate(session_ids)]
-        with self._db.write() as conn:
-            return [self._claim(conn, user_id, session_id, "{}") for session_id in ids]
-
-    def _claim(self, conn: Connection, user_id: str, session_id: str, meta_text: str) -> Session:
-        owner = conn.execute(_SELECT_OWNER, (session_id,)).fetchone()
-        if owner is not None:
-            if owner[0] != user_id:
-                raise SessionOwnedError(
-                    f"session {session_id!r} belongs to another user; it cannot be claimed "
-                    f"for {user_id!r}"
-                )
-            row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
-            return self._session(row)
-        times = conn.execute(_SELECT_AGENT_SESSION, (session_id,)).fetchone()
-        if times is None:
-            raise SessionNotFoundError(
-                f"there is no session {session_id!r} to claim; list unowned sessions with "
-                "get_unowned_sessions()"
-            )
-        created, updated = (parse_agents_timestamp(t).isoformat(timespec="microseconds")
-                            for t in times)
-        conn.execute(_INSERT_USER, (user_id, utc_now()))
-        conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, created, updated))
-        return Session(self._db, session_id, user_id, json.loads(meta_text),
-                       parse_timestamp(created), parse_timestamp(updated))
+        rows = self._db.write(_claim_all, user_id, ids)
+        return [self._session(row) for row in rows]
 
     def _unowned(self, session_id: str, created: str | None, updated: str | None) -> Session:
         return Session(self._db, session_id, None, {}, parse_agents_timestamp(created),
@@ -596,21 +526,14 @@ class SessionRepository:
 
     def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
         """Return a page of users, ordered by ``user_id``, with their session counts."""
-        page = _limit_offset(limit, offset)
-        with self._db.read() as conn:
-            rows = conn.execute(_SELECT_USERS, page).fetchall()
+        rows = self._db.fetchall(_SELECT_USERS, _limit_offset(limit, offset))
         return [UserSummary(user, _user_time(user, created), n) for user, created, n in rows]
 
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
-        with self._db.read() as conn:
-            users, owned, items = conn.execute(_COUNT_ALL).fetchone()
-            unowned = conn.execute(_COUNT_UNOWNED).fetchone()[0]
-            journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if self.read_only and _is_wal_file(self.path):
-                journal_mode = "wal"  # an immutable connection reports "delete"
-            version = schema_version(conn)[0]
-            pending = bool(pending_steps(conn))
+        users, owned, unowned, items, journal_mode, version, pending = self._db.read(_info)
+        if self.read_only and _is_wal_file(self.path):
+            journal_mode = "wal"  # an immutable connection reports "delete"
         return DatabaseInfo(
             self.path, version, pending, self.read_only, sqlite3.sqlite_version, journal_mode,
             users, owned, unowned, items,
@@ -623,8 +546,7 @@ class SessionRepository:
         opened; a ``read_only=True`` one reports what ``sessions-dal migrate``
         would do.
         """
-        with self._db.read() as conn:
-            return pending_steps(conn)
+        return self._db.read(pending_steps)
 
     def backup(self, target: str | os.PathLike[str]) -> None:
         """Copy the whole database to a new file ``target``, consistently, while in use.
@@ -638,13 +560,17 @@ class SessionRepository:
         destination = os.fspath(target)
         if not isinstance(destination, str) or not destination:
             raise TypeError("target must be a non-empty str or os.PathLike")
+        if is_database_file(destination, self.path):
+            raise ValueError(
+                f"backup target {destination!r} is the database itself or one of its "
+                "-wal/-shm/-journal files; choose another name"
+            )
         if os.path.lexists(destination):
             raise ValueError(f"backup target {destination!r} already exists; choose a new name")
         with temporary_beside(destination, ".sessions-backup-") as temporary:
             copy = sqlite3.connect(temporary)
             try:
-                with self._db.read() as conn, translate_errors(self.path, self._db.busy_timeout):
-                    conn.raw.backup(copy)
+                self._db.read(_backup, copy)
             finally:
                 copy.close()
             publish(temporary, destination, overwrite=False)
@@ -654,15 +580,7 @@ class SessionRepository:
 
         An empty list means the file is sound.
         """
-        with self._db.read() as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            if problems == ["ok"]:
-                problems = []
-            problems += [
-                f"foreign key: {table} row {rowid} refers to a missing {parent} row"
-                for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
-            ]
-        return problems
+        return self._db.read(_check)
 
     def _session(self, row: tuple[Any, ...]) -> Session:
         session_id, user_id, metadata, created_at, updated_at = row[:5]
@@ -675,12 +593,113 @@ class SessionRepository:
             _session_time(session_id, "updated_at", updated_at),
         )
 
-    @staticmethod
-    def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
-        return SessionNotFoundError(
-            f"user {user_id!r} has no session {session_id!r}; "
-            "list the user's sessions with get_sessions()"
+
+# -- the transactions and reads behind the methods above: each runs whole ----------
+
+
+def _create(conn: Connection, user_id: str, session_id: str, meta_text: str, now: str) -> None:
+    conn.execute(_INSERT_USER, (user_id, now))
+    if (conn.execute(_INSERT_AGENT_SESSION, (session_id,)).rowcount == 0
+            or conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, now, now)).rowcount
+            == 0):
+        raise SessionExistsError(
+            f"session_id {session_id!r} already exists; omit session_id to get "
+            "a new uuid4, or open the existing one with get_session()"
         )
+
+
+def _update_metadata(conn: Connection, user_id: str, session_id: str,
+                     metadata: dict[str, Any], replace: bool) -> tuple[Any, ...]:
+    if replace:
+        merged = metadata
+    else:
+        row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
+        if row is None:
+            raise _not_found(user_id, session_id)
+        merged = {**_metadata(session_id, row[2]), **metadata}
+    row = conn.execute(_UPDATE_METADATA, (encode_metadata(merged), session_id, user_id)).fetchone()
+    if row is None:
+        raise _not_found(user_id, session_id)
+    return tuple(row)
+
+
+def _delete_session(conn: Connection, user_id: str, session_id: str) -> bool:
+    if conn.execute(_DELETE_OWNED, (session_id, user_id)).rowcount == 0:
+        return False
+    conn.execute(_DELETE_ITEMS, (session_id,))
+    conn.execute(_DELETE_AGENT_SESSION, (session_id,))
+    return True
+
+
+def _delete_user(conn: Connection, user_id: str) -> tuple[bool, int, int]:
+    items = conn.execute(_DELETE_USER_ITEMS, (user_id,)).rowcount
+    conn.execute(_DELETE_USER_AGENT_SESSIONS, (user_id,))
+    sessions = conn.execute(_DELETE_USER_OWNED, (user_id,)).rowcount
+    found = conn.execute(_DELETE_USER, (user_id,)).rowcount > 0
+    return found, sessions, items
+
+
+def _delete_unowned(conn: Connection, session_id: str) -> bool:
+    if conn.execute(_DELETE_UNOWNED, (session_id, session_id)).rowcount == 0:
+        return False
+    conn.execute(_DELETE_UNOWNED_ITEMS, (session_id, session_id))
+    return True
+
+
+def _claim_all(conn: Connection, user_id: str, ids: list[str]) -> list[tuple[Any, ...]]:
+    return [_claim(conn, user_id, session_id, "{}") for session_id in ids]
+
+
+def _claim(conn: Connection, user_id: str, session_id: str, meta_text: str) -> tuple[Any, ...]:
+    owner = conn.execute(_SELECT_OWNER, (session_id,)).fetchone()
+    if owner is not None:
+        if owner[0] != user_id:
+            raise SessionOwnedError(
+                f"session {session_id!r} belongs to another user; it cannot be claimed "
+                f"for {user_id!r}"
+            )
+        return tuple(conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone())
+    times = conn.execute(_SELECT_AGENT_SESSION, (session_id,)).fetchone()
+    if times is None:
+        raise SessionNotFoundError(
+            f"there is no session {session_id!r} to claim; list unowned sessions with "
+            "get_unowned_sessions()"
+        )
+    created, updated = (parse_agents_timestamp(t).isoformat(timespec="microseconds")
+                        for t in times)
+    conn.execute(_INSERT_USER, (user_id, utc_now()))
+    conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, created, updated))
+    return (session_id, user_id, meta_text, created, updated)
+
+
+def _info(conn: Connection) -> tuple[Any, ...]:
+    users, owned, items = conn.execute(_COUNT_ALL).fetchone()
+    unowned = conn.execute(_COUNT_UNOWNED).fetchone()[0]
+    journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    version = schema_version(conn)[0]
+    return users, owned, unowned, items, journal_mode, version, bool(pending_steps(conn))
+
+
+def _backup(conn: Connection, copy: sqlite3.Connection) -> None:
+    conn.raw.backup(copy)
+
+
+def _check(conn: Connection) -> list[str]:
+    problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    if problems == ["ok"]:
+        problems = []
+    problems += [
+        f"foreign key: {table} row {rowid} refers to a missing {parent} row"
+        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
+    ]
+    return problems
+
+
+def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
+    return SessionNotFoundError(
+        f"user {user_id!r} has no session {session_id!r}; "
+        "list the user's sessions with get_sessions()"
+    )
 
 
 def _is_wal_file(path: str) -> bool:

@@ -146,20 +146,15 @@ class Session:
         (deleted, or now another user's) has no items: ``[]``.
         """
         count = check_limit(limit)
-        with self._db.read() as conn:
-            if count is None:
-                rows = conn.execute(self._sql["all"], (self.session_id, *self._guard)).fetchall()
-            else:
-                rows = conn.execute(
-                    self._sql["latest"], (self.session_id, *self._guard, count)
-                ).fetchall()
-                rows.reverse()
+        if count is None:
+            rows = self._db.fetchall(self._sql["all"], (self.session_id, *self._guard))
+        else:
+            rows = self._db.fetchall(self._sql["latest"], (self.session_id, *self._guard, count))
+            rows.reverse()
         try:
             return [loads(text) for _, text in rows]
         except (ValueError, TypeError, RecursionError):
-            for row_id, text in rows:
-                self._decode(row_id, text)  # raises, naming the first bad row
-            raise
+            return [self._decode(row_id, text) for row_id, text in rows]  # names the bad row
 
     @write_call
     def add_items(self, items: Iterable[Any]) -> None:
@@ -169,20 +164,25 @@ class Session:
         ``TypeError``/``ValueError`` naming its index, and nothing is stored.
         An empty list does nothing. Raises
         :class:`~sessions_dal.errors.SessionNotFoundError` if the session is no
-        longer this handle's: deleted, or (for an unowned session) claimed.
+        longer this handle's: an owned session deleted (or now another
+        user's), an unowned one claimed by a user. An unowned session has no
+        owner to lose: as with openai-agents' ``SQLiteSession``, writing to its
+        id creates it again if it was deleted.
         """
         rows = encode_items(self.session_id, items)
         if not rows:
             return
         now = utc_now()
-        with self._db.write() as conn:
-            if self.user_id is None:
-                self._require_mine(conn)
-            else:
-                self._touch(conn, now)
-            conn.execute(_UPSERT_AGENT_SESSION, (self.session_id,))
-            conn.executemany(_INSERT_ITEM, rows)
+        self._db.write(self._add, rows, now)
         self.updated_at = parse_timestamp(now)
+
+    def _add(self, conn: Connection, rows: list[tuple[str, str]], now: str) -> None:
+        if self.user_id is None:
+            self._require_mine(conn)
+        else:
+            self._touch(conn, now)
+        conn.execute(_UPSERT_AGENT_SESSION, (self.session_id,))
+        conn.executemany(_INSERT_ITEM, rows)
 
     @write_call
     def pop_item(self) -> Any | None:
@@ -194,16 +194,20 @@ class Session:
         longer this handle's.
         """
         now = utc_now()
-        with self._db.write() as conn:
-            rows = conn.execute(self._sql["pop"], (self.session_id, *self._guard)).fetchall()
-            if not rows:
-                self._require_mine(conn)
-                return None
-            item = self._decode(*rows[0])
-            if self.user_id is not None:
-                self._touch(conn, now)
-        self.updated_at = parse_timestamp(now)
+        popped, item = self._db.write(self._pop, now)
+        if popped:
+            self.updated_at = parse_timestamp(now)
         return item
+
+    def _pop(self, conn: Connection, now: str) -> tuple[bool, Any]:
+        rows = conn.execute(self._sql["pop"], (self.session_id, *self._guard)).fetchall()
+        if not rows:
+            self._require_mine(conn)
+            return False, None
+        item = self._decode(*rows[0])  # a corrupt row raises, and stays
+        if self.user_id is not None:
+            self._touch(conn, now)
+        return True, item
 
     @write_call
     def clear_session(self) -> None:
@@ -213,20 +217,20 @@ class Session:
         session is no longer this handle's.
         """
         now = utc_now()
-        with self._db.write() as conn:
-            if conn.execute(self._sql["clear"], (self.session_id, *self._guard)).rowcount == 0:
-                self._require_mine(conn)
-                return
-            if self.user_id is not None:
-                self._touch(conn, now)
-        self.updated_at = parse_timestamp(now)
+        if self._db.write(self._clear, now):
+            self.updated_at = parse_timestamp(now)
+
+    def _clear(self, conn: Connection, now: str) -> bool:
+        if conn.execute(self._sql["clear"], (self.session_id, *self._guard)).rowcount == 0:
+            self._require_mine(conn)
+            return False
+        if self.user_id is not None:
+            self._touch(conn, now)
+        return True
 
     def count_items(self) -> int:
         """How many items the session holds, without loading them (0 once it is not ours)."""
-        with self._db.read() as conn:
-            count: int = conn.execute(
-                self._sql["count"], (self.session_id, *self._guard)
-            ).fetchone()[0]
+        count: int = self._db.fetchone(self._sql["count"], (self.session_id, *self._guard))[0]
         return count
 
     def to_dict(self) -> dict[str, Any]:

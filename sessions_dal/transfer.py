@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from . import __version__
-from ._validate import MAX_JSON_LENGTH, check_id, encode_json
+from ._validate import MAX_JSON_DEPTH, MAX_JSON_LENGTH, check_id, encode_json, json_depth
 from .connection import Connection, write_call
 from .errors import CorruptItemError, SessionExistsError
 from .repository import SessionRepository, _metadata
@@ -46,10 +46,12 @@ _SESSIONS = (
     "SELECT session_id, user_id, created_at, updated_at, metadata, seq FROM agent_user_sessions "
     "WHERE user_id = ? AND (created_at, seq) > (?, ?) ORDER BY created_at, seq LIMIT ?"
 )
+# In rowid order, so that an import re-creates the order unowned sessions
+# list in (created_at, then rowid).
 _UNOWNED = (
-    "SELECT session_id, created_at, updated_at FROM agent_sessions a WHERE session_id > ? "
+    "SELECT rowid, session_id, created_at, updated_at FROM agent_sessions a WHERE rowid > ? "
     "AND NOT EXISTS (SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id) "
-    "ORDER BY session_id LIMIT ?"
+    "ORDER BY rowid LIMIT ?"
 )
 _ITEMS = (
     "SELECT id, message_data FROM agent_messages WHERE session_id = ? AND id > ? "
@@ -107,13 +109,31 @@ def export_jsonl(
     if user_id is not None:
         check_id("user_id", user_id)
     counts = TransferCounts()
-    with repo._db.snapshot() as conn:
+    report = _Reporter(progress, counts)
+
+    def write_all(conn: Connection) -> None:
         for line in _export_lines(conn, user_id, counts):
             out.write(line)
             out.write("\n")
-            if progress is not None and (counts.sessions + counts.items) % 1000 == 0:
-                progress(counts)
+            report()
+
+    repo._db.snapshot(write_all)
     return counts
+
+
+class _Reporter:
+    """Calls ``progress`` each time another 1,000 sessions and items are done."""
+
+    __slots__ = ("counts", "next", "progress")
+
+    def __init__(self, progress: Progress | None, counts: TransferCounts) -> None:
+        self.progress, self.counts, self.next = progress, counts, 1000
+
+    def __call__(self) -> None:
+        done = self.counts.sessions + self.counts.items
+        if self.progress is not None and done >= self.next:
+            self.next = done + 1000
+            self.progress(self.counts)
 
 
 def _export_lines(conn: Connection, user_id: str | None, counts: TransferCounts) -> Iterator[str]:
@@ -141,6 +161,7 @@ def _export_lines(conn: Connection, user_id: str | None, counts: TransferCounts)
             after = (sessions[-1][2], sessions[-1][5])
     if user_id is None:
         yield from _export_unowned(conn, counts)
+    conn.verify()  # before the record that vouches for the whole file
     yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
                       "items": counts.items})
 
@@ -159,31 +180,20 @@ def _export_users(conn: Connection, user_id: str | None) -> Iterator[tuple[str, 
 
 
 def _export_unowned(conn: Connection, counts: TransferCounts) -> Iterator[str]:
-    after = ""
+    after = 0
     while True:
         sessions = conn.execute(_UNOWNED, (after, _PAGE)).fetchall()
-        for session_id, created, updated in sessions:
+        for _, session_id, created, updated in sessions:
             counts.sessions += 1
+            # openai-agents' own timestamp text, kept as it is stored.
             yield json.dumps({
                 "type": "session", "session_id": session_id, "user_id": None,
-                "created_at": _agents_time(created), "updated_at": _agents_time(updated),
-                "metadata": {},
+                "created_at": created, "updated_at": updated, "metadata": {},
             })
             yield from _export_items(conn, session_id, counts)
         if len(sessions) < _PAGE:
             return
         after = sessions[-1][0]
-
-
-def _agents_time(text: str | None) -> str | None:
-    """openai-agents' ``CURRENT_TIMESTAMP`` text as ISO 8601 UTC (``None`` if unreadable)."""
-    try:
-        parsed = datetime.fromisoformat(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc).isoformat()
-    return parsed.astimezone(timezone.utc).isoformat()
 
 
 def _export_items(conn: Connection, session_id: str, counts: TransferCounts) -> Iterator[str]:
@@ -233,41 +243,44 @@ def import_jsonl(
     :meth:`~sessions_dal.SessionRepository.update_metadata` checks it.
     """
     counts = TransferCounts()
-    importer = _Importer(replace)
+    repo._db.write(_import, lines, counts, _Importer(replace), require_end,
+                   _Reporter(progress, counts))
+    return counts
+
+
+def _import(conn: Connection, lines: Iterable[str], counts: TransferCounts,
+            importer: _Importer, require_end: bool, report: _Reporter) -> None:
     end: dict[str, Any] | None = None
     number = 0
-    with repo._db.write() as conn:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            record = _parse(number, line)
-            if end is not None:
-                raise ValueError(f"line {number}: a record after the 'end' record")
-            kind = record.get("type")
-            if kind == "item":
-                importer.item(conn, number, record)
-                counts.items += 1
-            elif kind == "session":
-                importer.session(conn, number, record)
-                counts.sessions += 1
-            elif kind == "user":
-                user = check_id(f"line {number}: user_id", record.get("user_id"))
-                conn.execute(_INSERT_USER, (user, _timestamp(number, record, "created_at")))
-                counts.users += 1
-            elif kind == "export":
-                _check_header(number, record)
-            elif kind == "end":
-                end = record
-            else:
-                raise ValueError(
-                    f"line {number}: unknown record type {kind!r}; "
-                    "expected 'user', 'session', 'item' or 'end'"
-                )
-            if progress is not None and (counts.sessions + counts.items) % 1000 == 0:
-                progress(counts)
-        importer.flush(conn)
-        _check_end(number, end, counts, require_end)
-    return counts
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse(number, line)
+        if end is not None:
+            raise ValueError(f"line {number}: a record after the 'end' record")
+        kind = record.get("type")
+        if kind == "item":
+            importer.item(conn, number, record)
+            counts.items += 1
+        elif kind == "session":
+            importer.session(conn, number, record)
+            counts.sessions += 1
+        elif kind == "user":
+            user = check_id(f"line {number}: user_id", record.get("user_id"))
+            conn.execute(_INSERT_USER, (user, _timestamp(number, record, "created_at")))
+            counts.users += 1
+        elif kind == "export":
+            _check_header(number, record)
+        elif kind == "end":
+            end = record
+        else:
+            raise ValueError(
+                f"line {number}: unknown record type {kind!r}; "
+                "expected 'user', 'session', 'item' or 'end'"
+            )
+        report()
+    importer.flush(conn)
+    _check_end(number, end, counts, require_end)
 
 
 class _Importer:
@@ -277,6 +290,7 @@ class _Importer:
         self.replace = replace
         self.current: str | None = None
         self.pending: list[tuple[str, str]] = []
+        self.seen: set[str] = set()  # one file may not hold a session twice
 
     def item(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
         if self.current is None or record.get("session_id") != self.current or (
@@ -287,8 +301,14 @@ class _Importer:
                 f"(expected session_id {self.current!r})"
             )
         # Whatever json could read (NaN included) is stored as json writes it,
-        # as openai-agents stores items.
-        text = json.dumps(record["item"])
+        # as openai-agents stores items; but never deeper than any item
+        # sessions_dal writes, so that it reads back from any caller.
+        item = record["item"]
+        if json_depth(item) > MAX_JSON_DEPTH:
+            raise ValueError(
+                f"line {number}: the item is nested more than {MAX_JSON_DEPTH} levels deep"
+            )
+        text = json.dumps(item)
         if len(text) > MAX_JSON_LENGTH:
             raise ValueError(f"line {number}: the item is longer than SQLite stores")
         self.pending.append((self.current, text))
@@ -302,7 +322,14 @@ class _Importer:
     def session(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
         self.flush(conn)
         session_id = check_id(f"line {number}: session_id", record.get("session_id"))
-        owner = record.get("user_id")
+        if "user_id" not in record:
+            raise ValueError(
+                f"line {number}: a session record needs user_id (null for an unowned session)"
+            )
+        owner = record["user_id"]
+        if session_id in self.seen:
+            raise ValueError(f"line {number}: session {session_id!r} appears twice in the file")
+        self.seen.add(session_id)
         if conn.execute(_EXISTS, (session_id, session_id)).fetchone() is not None:
             if not self.replace:
                 raise SessionExistsError(
@@ -313,6 +340,8 @@ class _Importer:
             for statement in _DELETE:
                 conn.execute(statement, (session_id,))
         if owner is None:
+            if record.get("metadata"):
+                raise ValueError(f"line {number}: an unowned session has no metadata")
             created = _agents_column(number, record, "created_at")
             updated = _agents_column(number, record, "updated_at")
             conn.execute(_INSERT_UNOWNED, (session_id, created, updated))
@@ -355,7 +384,7 @@ def _check_end(
         return
     found = {"users": counts.users, "sessions": counts.sessions, "items": counts.items}
     stated = {key: end.get(key) for key in found}
-    if stated != found:
+    if stated != found or any(type(value) is not int for value in stated.values()):
         raise ValueError(
             f"the 'end' record counts {stated}, but the file holds {found}: it was changed "
             "or cut; nothing was imported"
@@ -395,9 +424,13 @@ def _timestamp(number: int, record: dict[str, Any], key: str) -> str:
 
 
 def _agents_column(number: int, record: dict[str, Any], key: str) -> str | None:
-    """An unowned session's time, written as openai-agents' ``CURRENT_TIMESTAMP`` writes it."""
-    if record.get(key) is None:
+    """An unowned session's time: openai-agents' own text, as the export kept it."""
+    value = record.get(key)
+    if value is None:
         return None
-    parsed = _parse_time(number, record, key)
-    text = parsed.strftime("%Y-%m-%d %H:%M:%S")
-    return text + f".{parsed.microsecond:06d}" if parsed.microsecond else text
+    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+        raise ValueError(
+            f"line {number}: {key} of an unowned session must be openai-agents' timestamp "
+            f"text (e.g. '2026-01-02 03:04:05') or null, got {value!r}"
+        )
+    return value

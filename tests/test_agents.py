@@ -266,8 +266,7 @@ def test_runner_items_round_trip_exactly(repo: SessionRepository, scripted: Scri
     memory = AgentsSession(repo.create_session("alice"))
     Runner.run_sync(agent, "Hi", session=memory)
     stored = run(memory.get_items())
-    with repo._db.read() as conn:
-        raw = [r[0] for r in conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
-            (memory.session_id,))]
+    raw = [r[0] for r in repo._db.fetchall(
+        "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
+        (memory.session_id,))]
     assert [json.dumps(item) for item in stored] == raw

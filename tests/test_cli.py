@@ -511,7 +511,7 @@ def test_migrate_says_what_it_does_backs_up_then_does_it(tmp_path: Path) -> None
     assert "is not yet set up by sessions_dal; migrating will:" in plan
     assert "  - version 1: " in plan and "(dry run: nothing was changed)" in plan
     (tmp_path / "taken.db").write_text("x")
-    assert "already exists" in fails(tmp_path, "migrate", "--backup", "taken.db")
+    assert "must name a new file" in fails(tmp_path, "migrate", "--backup", "taken.db")
     done = ok(tmp_path, "migrate", "--backup", "before.db")
     assert "backed up to 'before.db'" in done
     assert f"from schema version 0 to {SCHEMA_VERSION}" in done
@@ -519,3 +519,185 @@ def test_migrate_says_what_it_does_backs_up_then_does_it(tmp_path: Path) -> None
     assert as_json(tmp_path, "--db", "before.db", "info")["schema_version"] == 0
     assert as_json(tmp_path, "--db", "before.db", "unowned")[0]["session_id"] == "chat"
     assert "nothing to do" in ok(tmp_path, "migrate")
+
+
+# -- in-process: the paths a subprocess cannot steer --------------------------------
+
+
+@pytest.fixture
+def here(filled: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(filled)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    return filled
+
+
+def test_json_output_of_claim_and_delete_unowned(here: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    write_like_agents(here / "sessions.db", "c1", ['"x"'])
+    write_like_agents(here / "sessions.db", "c2", ['"y"'])
+    assert main(["claim", "carol", "c1", "--json"]) == 0
+    (claimed,) = json.loads(capsys.readouterr().out)
+    assert (claimed["session_id"], claimed["user_id"], claimed["items"]) == ("c1", "carol", 1)
+    assert main(["delete-unowned", "c2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "deleted": True, "user_id": None, "session_id": "c2"}
+
+
+def test_info_says_when_a_file_needs_migrate(here: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(here / "sessions.db")
+    conn.execute("DROP TABLE sessions_dal_migrations")  # as sessions_dal 0.1 left it
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert main(["info"]) == 0
+    assert "note: this file needs an upgrade; run 'sessions-dal migrate'" in (
+        capsys.readouterr().out)
+    assert main(["migrate"]) == 0
+    assert "record the schema version in table sessions_dal_migrations" in (
+        capsys.readouterr().out)
+    assert main(["info"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_export_to_an_empty_name_or_a_socket_is_refused(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    assert main(["export", "-o", ""]) == 1
+    assert "-o needs a file name" in capsys.readouterr().err
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("sock")
+        assert main(["export", "-o", "sock", "--force"]) == 1
+    assert "not a regular file, a pipe or a terminal" in capsys.readouterr().err
+
+
+def test_a_failed_export_leaves_neither_target_nor_temporary_file(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = sqlite3.connect(here / "sessions.db")
+    conn.execute("UPDATE agent_messages SET message_data = '{broken' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    assert main(["export", "-o", "out.jsonl"]) == 1
+    assert "is not valid JSON" in capsys.readouterr().err
+    assert sorted(p.name for p in here.iterdir() if "jsonl" in p.name or p.name[0] == ".") == []
+
+
+def test_progress_is_shown_on_a_terminal(here: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with SessionRepository("sessions.db") as repo:
+        repo.create_session("dora").add_items(list(range(2_500)))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["export", "-o", "all.jsonl"]) == 0
+    progress = capsys.readouterr().err
+    assert progress.startswith("\rexported 4 sessions, 996 items\rexported 4 sessions, 1996")
+    assert main(["import", "all.jsonl", "--db", "copy.db"]) == 0
+    assert "\rimported" in capsys.readouterr().err
+
+
+def test_astral_control_characters_are_escaped_as_json(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tag = "\U000e0041"  # an invisible TAG LATIN CAPITAL LETTER A
+    with SessionRepository("sessions.db") as repo:
+        repo.create_session("eve", session_id="tagged", metadata={"t": tag})
+    assert main(["show", "tagged", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert tag not in out and "\\udb40\\udc41" in out
+    assert json.loads(out)["metadata"] == {"t": tag}
+
+
+def test_interrupt_and_unexpected_errors_are_one_line(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SessionRepository, "get_users", interrupted)
+    assert main(["users"]) == 130
+    assert capsys.readouterr().err == "sessions-dal: interrupted\n"
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise LookupError("a bug")
+
+    monkeypatch.setattr(SessionRepository, "get_users", broken)
+    assert main(["users"]) == 1
+    assert capsys.readouterr().err == (
+        "sessions-dal: error: unexpected LookupError: a bug (please report this)\n")
+
+
+# -- found by the hostile probe of this release ----------------------------------------
+
+
+def shell(cwd: Path, command: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SESSIONS_DAL_DB"}
+    env["PYTHONPATH"] = IMPORT_ROOT
+    return subprocess.run(["bash", "-c", command.replace("SD", f"{sys.executable} -m sessions_dal")],
+                          cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_export_to_standard_output_by_name_appends(filled: Path) -> None:
+    piped = shell(filled, "SD export -o /dev/stdout | tail -n 1")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == '{"type": "end", "users": 2, "sessions": 3, "items": 4}\n'
+    (filled / "log").write_text("old\n")
+    appended = shell(filled, "SD export -o /dev/stdout >> log && SD export -o - >> log")
+    assert appended.returncode == 0, appended.stderr
+    lines = (filled / "log").read_text().splitlines()
+    assert lines[0] == "old" and len(lines) == 1 + 2 * 11  # two whole exports after it
+
+
+def test_side_files_of_the_database_are_refused_under_any_name(filled: Path) -> None:
+    os.link(filled / "sessions.db", filled / "other-name.db")
+    with SessionRepository(filled / "sessions.db"):  # -wal and -shm exist meanwhile
+        for target in ("other-name.db-wal", "sessions.db-journal"):
+            assert "it is the database itself" in fails(
+                filled, "export", "-o", target, "--force")
+        assert "must name a new file, not an existing one, the database" in fails(
+            filled, "--db", "other-name.db", "migrate", "--backup", "sessions.db-journal")
+    assert not (filled / "sessions.db-journal").exists()
+
+
+def test_a_failed_import_into_a_new_file_leaves_no_database(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_bytes(b"\xff\xfe not text\n")
+    fails(tmp_path, "--db", "new.db", "import", "bad.jsonl")
+    (tmp_path / "cut.jsonl").write_text('{"type": "user", "user_id": "a", '
+                                        '"created_at": "2026-01-01T00:00:00+00:00"}\n')
+    fails(tmp_path, "--db", "new.db", "import", "cut.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "cut.jsonl"]
+
+
+def test_json_output_is_strict_json_even_for_nan(tmp_path: Path) -> None:
+    write_like_agents(tmp_path / "sessions.db", "chat", ['{"n": NaN, "m": -Infinity}'])
+    shown = ok(tmp_path, "show", "chat", "--json")
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} is not JSON")
+
+    assert json.loads(shown, parse_constant=refuse)["items_shown"] == [
+        {"n": "NaN", "m": "-Infinity"}]
+
+
+def test_a_closed_standard_output_is_one_clear_line(filled: Path) -> None:
+    for command in ("SD users >&-", "SD export >&-"):
+        result = shell(filled, command)
+        assert result.returncode == 1
+        assert result.stderr == (
+            "sessions-dal: error: standard output is closed; run the command with somewhere "
+            "to print to\n")
+
+
+def test_usage_errors_escape_what_they_quote(tmp_path: Path) -> None:
+    message = fails(tmp_path, "info", "\x1b]0;x\x07", code=2)
+    assert "\x1b" not in message and "\\x1b]0;x\\x07" in message
+
+
+def test_swapped_table_names_are_refused_before_any_write(filled: Path) -> None:
+    before = dump(filled / "sessions.db")
+    swapped = ["--sessions-table", "agent_messages", "--messages-table", "agent_sessions"]
+    for command in (["create", "carol"], ["users"], ["info"]):
+        assert "a layout that is neither openai-agents' nor sessions_dal's" in fails(
+            filled, *swapped, *command)
+    assert dump(filled / "sessions.db") == before

@@ -20,12 +20,12 @@ from sessions_dal.errors import (
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
+from sessions_dal.connection import Connection
 from sessions_dal.transfer import export_jsonl
 
 
 def pragma(repo: SessionRepository, name: str) -> object:
-    with repo._db.read() as conn:
-        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    return repo._db.fetchone(f"PRAGMA {name}")[0]
 
 
 def test_connection_is_configured(repo: SessionRepository) -> None:
@@ -51,27 +51,24 @@ def test_connection_never_holds_a_transaction_between_calls(repo: SessionReposit
     s = repo.create_session("alice")
     s.add_items([1])
     s.get_items()
-    with repo._db.read() as conn:
-        assert not conn.in_transaction
+    assert not repo._db.read(lambda conn: conn.in_transaction)
 
 
 def test_write_commits_on_success_and_rolls_back_on_any_exception(
     repo: SessionRepository, db_path: Path
 ) -> None:
-    with repo._db.write() as conn:
-        conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')")
+    repo._db.write(lambda conn: conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')"))
     before = dump(db_path)
-    def failing_write(error: BaseException) -> None:
-        with repo._db.write() as conn:
-            conn.execute("INSERT INTO agent_users VALUES ('lost', 'now')")
-            raise error
+
+    def failing_write(conn: Connection, error: BaseException) -> None:
+        conn.execute("INSERT INTO agent_users VALUES ('lost', 'now')")
+        raise error
 
     for error in (RuntimeError("boom"), KeyboardInterrupt()):
         with pytest.raises(type(error)):
-            failing_write(error)
+            repo._db.write(failing_write, error)
     assert dump(db_path) == before
-    with repo._db.read() as conn:
-        assert not conn.in_transaction
+    assert not repo._db.read(lambda conn: conn.in_transaction)
 
 
 def test_memory_database_is_one_database_for_the_repository_lifetime(
@@ -194,7 +191,7 @@ def test_old_sqlite_is_refused_at_open(db_path: Path, monkeypatch: pytest.Monkey
 
 def test_missing_directory_names_the_path_and_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "no" / "such" / "dir" / "x.db"
-    with pytest.raises(DatabaseError, match="check that its directory exists"):
+    with pytest.raises(DatabaseError, match=r"its directory\) exists"):
         SessionRepository(path)
 
 

@@ -103,8 +103,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with SessionRepository(path) as repo:
         s = repo.create_session("alice", session_id="s", metadata={"title": "t"})
         s.add_items([{"n": 0}, {"n": -1}])
-        with repo._db.write() as conn:  # a session openai-agents wrote, to claim
-            conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('agents-chat')")
+        repo._db.write(lambda conn: conn.execute(  # a session openai-agents wrote, to claim
+            "INSERT INTO agent_sessions (session_id) VALUES ('agents-chat')"))
     return path
 
 
@@ -200,6 +200,64 @@ def test_a_signal_while_waiting_for_another_writer_leaves_no_transaction(tmp_pat
             assert can_write_at_once(path)
             s.add_items(["next"])
             assert s.get_items() == ["next"]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        holder.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_an_interrupt_while_waiting_for_the_lock_leaves_another_threads_write_whole(
+    tmp_path: Path,
+) -> None:
+    # A notebook's background thread writes; Ctrl-C lands on the main thread
+    # while it waits for the repository: only the waiting call may fail.
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    try:
+        with SessionRepository(tmp_path / "x.db") as repo:
+            s = repo.create_session("alice")
+            batch = [{"n": n, "pad": "x" * 100} for n in range(300_000)]
+            outcome: list[object] = []
+            writer = threading.Thread(target=lambda: outcome.append(s.add_items(batch)))
+            writer.start()
+            conn = repo._db._conn
+            assert conn is not None
+            while not conn.raw.in_transaction:  # until the writer is inside its transaction
+                time.sleep(0.001)
+            threading.Timer(0.1, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGUSR1)).start()
+            try:
+                repo.count_sessions("alice")  # waits for the writer's lock
+                time.sleep(10)  # (the signal lands here if the writer was done already)
+            except Interrupt:
+                pass
+            writer.join(60)
+            assert outcome == [None]  # the writer's call succeeded, whole
+            assert s.count_items() == len(batch)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_an_interrupt_during_a_lock_wait_that_times_out_frees_the_repository(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    try:
+        with SessionRepository(path, busy_timeout=0.5) as repo:
+            s = repo.create_session("alice")
+            holder.execute("BEGIN IMMEDIATE")  # held past the busy timeout
+            threading.Timer(0.2, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGUSR1)).start()
+            with pytest.raises(Interrupt):
+                s.add_items([1])
+            holder.execute("ROLLBACK")
+            other = threading.Thread(target=s.add_items, args=([2],))
+            other.start()
+            other.join(10)
+            assert not other.is_alive(), "the repository lock was left held"
+            assert s.get_items() == [2]
     finally:
         signal.signal(signal.SIGUSR1, previous)
         holder.close()

@@ -363,3 +363,31 @@ CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TE
   FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);
 CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, id);
 """
+
+
+def test_a_block_without_a_comment_has_no_title() -> None:
+    (migration,) = parse_migrations("-- version: 1\nCREATE TABLE t (x);\n")
+    assert migration.title == ""
+    (titled,) = parse_migrations("-- version: 1\n\n-- Make t.\nCREATE TABLE t (x);\n")
+    assert titled.title == "Make t."
+
+
+def test_a_failed_open_closes_what_it_opened(db_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    from sessions_dal import repository
+
+    closed: list[bool] = []
+    real_close = Database.close
+
+    def failing(db: Database) -> int:
+        raise MigrationError("boom")
+
+    def close(db: Database) -> None:
+        closed.append(True)
+        real_close(db)
+
+    monkeypatch.setattr(repository, "apply_migrations", failing)
+    monkeypatch.setattr(Database, "close", close)
+    with pytest.raises(MigrationError, match="boom"):
+        SessionRepository(db_path)
+    assert closed == [True]

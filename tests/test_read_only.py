@@ -120,3 +120,91 @@ def test_dev_null_reads_as_an_empty_database_and_gets_no_journal() -> None:
         assert repo.info().users == 0
     assert not os.path.exists("/dev/null-journal")
     assert not os.path.exists("/dev/null-wal")
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_directory_is_a_clear_error(tmp_path: Path, read_only: bool) -> None:
+    with pytest.raises(DatabaseError, match="is a directory, not a database file"):
+        SessionRepository(tmp_path, read_only=read_only)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backup_of_a_read_only_repository_is_a_consistent_copy(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="s").add_items([1, 2])
+    with SessionRepository(path, read_only=True) as repo:
+        repo.backup(tmp_path / "copy.db")
+        with pytest.raises(ValueError, match="already exists; choose a new name"):
+            repo.backup(tmp_path / "copy.db")
+        with pytest.raises(TypeError, match="target must be a non-empty str"):
+            repo.backup("")
+    with SessionRepository(tmp_path / "copy.db", read_only=True) as copy:
+        assert copy.get_session("alice", "s").get_items() == [1, 2]  # type: ignore[union-attr]
+
+
+def test_a_symlink_to_a_live_database_reads_what_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "real.db"
+    os.symlink(path, tmp_path / "link.db")
+    with SessionRepository(path) as writer:
+        writer.create_session("alice")
+        writer.create_session("alice")
+        with SessionRepository(tmp_path / "link.db", read_only=True) as reader:
+            assert reader.count_sessions("alice") == 2
+
+
+def test_a_reader_follows_writers_that_come_and_go(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SessionRepository(path).close()
+    with SessionRepository(path, read_only=True) as reader:
+        for round_ in range(1, 6):
+            with SessionRepository(path) as writer:  # opens, writes, checkpoints, closes
+                for _ in range(10):
+                    writer.create_session("alice").add_items(["x" * 500] * 20)
+            assert reader.count_sessions("alice") == 10 * round_
+            assert reader.info().sessions == 10 * round_
+            assert len(reader.get_sessions("alice")) == 10 * round_
+
+
+def test_a_copied_database_with_its_wal_but_no_index_is_refused_clearly(tmp_path: Path) -> None:
+    live = tmp_path / "live.db"
+    writer = SessionRepository(live)
+    writer.create_session("alice")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(live.read_bytes())
+    (tmp_path / "copy.db-wal").write_bytes((tmp_path / "live.db-wal").read_bytes())
+    writer.close()
+    before = listing(tmp_path)
+    with pytest.raises(DatabaseError, match="has changes in its -wal file but no -shm"):
+        SessionRepository(copy, read_only=True)
+    assert listing(tmp_path) == before
+    with SessionRepository(copy) as repo:  # as the message says: read-write once
+        assert repo.count_sessions("alice") == 1
+
+
+def test_a_database_with_only_its_shm_left_gets_no_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice")
+    (tmp_path / "x.db-shm").write_bytes(b"\0" * 32768)  # left by a crashed reader
+    before = listing(tmp_path)
+    with SessionRepository(path, read_only=True) as repo:
+        assert repo.count_sessions("alice") == 1
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_named_pipe_is_refused_without_waiting(tmp_path: Path, read_only: bool) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(DatabaseError, match="is not a regular file"):
+        SessionRepository(tmp_path / "pipe", read_only=read_only)
+
+
+def test_a_hot_journal_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessions_dal.connection import _raise_translated
+
+    exc = sqlite3.OperationalError("attempt to write a readonly database")
+    exc.sqlite_errorcode = 776  # type: ignore[attr-defined]  # SQLITE_READONLY_ROLLBACK
+    with pytest.raises(ReadOnlyDatabaseError, match="open it read-write once to recover"):
+        _raise_translated(exc, "x.db", 5.0)

@@ -77,8 +77,8 @@ def test_duplicate_explicit_session_id_is_refused_and_writes_nothing(
 def test_session_id_written_by_openai_agents_is_taken(
     repo: SessionRepository, db_path: Path
 ) -> None:
-    with repo._db.write() as conn:
-        conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('agents-1')")
+    repo._db.write(lambda conn: conn.execute(
+        "INSERT INTO agent_sessions (session_id) VALUES ('agents-1')"))
     before = dump(db_path)
     with pytest.raises(SessionExistsError):
         repo.create_session("alice", session_id="agents-1")

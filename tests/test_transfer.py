@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_dal import SessionRepository
+from sessions_dal.errors import DatabaseError
 from sessions_dal import repository as repository_module
 from sessions_dal import session as session_module
 from sessions_dal.transfer import export_jsonl, import_jsonl
@@ -61,7 +62,7 @@ def snapshot(repo: SessionRepository) -> list[Any]:
             state.append(["session", s.session_id, s.user_id, s.created_at.isoformat(),
                           s.updated_at.isoformat(), json.dumps(s.metadata),
                           json.dumps(s.get_items())])
-    for s in sorted(repo.get_unowned_sessions(), key=lambda s: s.session_id):
+    for s in repo.get_unowned_sessions():
         state.append(["unowned", s.session_id, s.created_at.isoformat(),
                       s.updated_at.isoformat(), json.dumps(s.get_items())])
     return state
@@ -216,3 +217,142 @@ def test_timestamps_past_the_representable_range_are_a_clear_error(stamp: str) -
         ValueError, match="line 1: created_at must be an ISO 8601 timestamp"
     ):
         import_jsonl(target, [json.dumps(record)])
+
+
+def test_export_pages_through_many_users_sessions_and_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sessions_dal.transfer._PAGE", 2)  # every page boundary, cheaply
+    path = tmp_path / "many.db"
+    for chat in ("c1", "c2", "c3", "c4", "c5"):
+        write_like_agents(path, chat, ["1", "2", "3"])
+    with SessionRepository(path) as source, SessionRepository(":memory:") as target:
+        for user in ("u1", "u2", "u3", "u4", "u5"):
+            for _ in range(3):
+                source.create_session(user).add_items([1, 2, 3, 4, 5])
+        seen: list[int] = []
+        out = io.StringIO()
+        counts = export_jsonl(source, out, progress=lambda c: seen.append(c.items))
+        assert (counts.users, counts.sessions, counts.items) == (5, 20, 90)
+        import_jsonl(target, io.StringIO(out.getvalue()))
+        assert snapshot(target) == snapshot(source)
+        assert seen == []  # fewer than 1,000 sessions and items: no progress calls
+
+
+# -- imports that must not half-happen ----------------------------------------------
+
+
+def test_a_read_from_the_progress_callback_keeps_the_import_whole(tmp_path: Path) -> None:
+    with SessionRepository(":memory:") as source:
+        for user in ("u1", "u2", "u3"):
+            source.create_session(user).add_items(list(range(700)))
+        lines = exported(source)
+    with SessionRepository(tmp_path / "x.db") as target:
+        seen: list[int] = []
+        with pytest.raises(ValueError, match="without the closing 'end' record"):
+            import_jsonl(target, lines[:-1],
+                         progress=lambda counts: seen.append(target.count_sessions("u1")))
+        assert seen and target.info().sessions == target.info().items == 0
+
+
+def test_a_write_from_inside_an_import_is_refused_and_nothing_is_imported(
+    tmp_path: Path,
+) -> None:
+    with SessionRepository(":memory:") as source:
+        source.create_session("u1").add_items([1, 2])
+        lines = exported(source)
+    with SessionRepository(tmp_path / "x.db") as target:
+
+        def meddling() -> Any:
+            yield from lines[:2]
+            target.create_session("intruder")
+            yield from lines[2:]
+
+        with pytest.raises(RuntimeError, match="cannot start inside another call"):
+            import_jsonl(target, meddling())
+        assert target.info().users == target.info().items == 0
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [({"type": "session", "session_id": "s", "created_at": "2026-01-01T00:00:00+00:00",
+       "updated_at": "2026-01-01T00:00:00+00:00"}, "needs user_id (null for an unowned"),
+     ({"type": "session", "session_id": "s", "user_id": None, "metadata": {"t": 1}},
+      "an unowned session has no metadata"),
+     ({"type": "session", "session_id": "s", "user_id": None, "created_at": 5},
+      "must be openai-agents' timestamp text")],
+    ids=["no user_id", "unowned metadata", "unowned time"],
+)
+def test_session_records_say_whose_they_are(record: dict[str, Any], message: str) -> None:
+    with SessionRepository(":memory:") as target:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            import_jsonl(target, [json.dumps(record)], require_end=False)
+        assert target.info().sessions == target.info().unowned_sessions == 0
+
+
+def test_a_session_twice_in_one_file_is_refused_even_with_replace() -> None:
+    with SessionRepository(":memory:") as source:
+        source.create_session("u", session_id="s").add_items([1])
+        lines = exported(source)
+    twice = [*lines[:-1], *lines[2:-1], lines[-1]]
+    with SessionRepository(":memory:") as target:
+        for replace in (False, True):
+            with pytest.raises(ValueError, match="session 's' appears twice in the file"):
+                import_jsonl(target, twice, replace=replace)
+        assert target.info().sessions == 0
+
+
+def test_an_item_nested_deeper_than_sessions_dal_writes_is_refused() -> None:
+    deep: Any = 1
+    for _ in range(101):
+        deep = [deep]
+    record = {"type": "item", "session_id": "s", "item": deep}
+    session = {"type": "session", "session_id": "s", "user_id": None}
+    with SessionRepository(":memory:") as target:
+        with pytest.raises(ValueError, match="line 2: the item is nested more than 100 levels"):
+            import_jsonl(target, [json.dumps(session), json.dumps(record)], require_end=False)
+
+
+def test_end_counts_must_be_whole_numbers() -> None:
+    with SessionRepository(":memory:") as source, SessionRepository(":memory:") as target:
+        lines = exported(source)
+        assert lines[-1] == '{"type": "end", "users": 0, "sessions": 0, "items": 0}\n'
+        with pytest.raises(ValueError, match="the 'end' record counts"):
+            import_jsonl(target, [lines[0], lines[-1].replace("0", "false")])
+
+
+def test_unowned_sessions_keep_their_order_and_their_timestamp_text(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "agents.db"
+    # Same creation second, out of id order; a time openai-agents never wrote; none.
+    for chat in ("c", "a", "b"):
+        write_like_agents(path, chat, ['"x"'], created_at="2025-01-01 00:00:00")
+    write_like_agents(path, "odd", [], created_at="sometime")
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO agent_sessions (session_id, created_at, updated_at) "
+                 "VALUES ('none', NULL, NULL)")
+    conn.commit()
+    conn.close()
+    with SessionRepository(path) as source, SessionRepository(tmp_path / "copy.db") as copy:
+        import_jsonl(copy, exported(source))
+        listed = [s.session_id for s in source.get_unowned_sessions()]
+        assert [s.session_id for s in copy.get_unowned_sessions()] == listed
+    assert listed == ["odd", "b", "a", "c", "none"]  # ties: the later written first
+    conn = sqlite3.connect(tmp_path / "copy.db")
+    assert conn.execute("SELECT created_at FROM agent_sessions WHERE session_id IN "
+                        "('odd', 'none') ORDER BY session_id").fetchall() == [(None,), ("sometime",)]
+    conn.close()
+
+
+def test_an_export_from_a_read_only_repository_that_sees_a_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="long").add_items(list(range(50)))
+    with SessionRepository(path, read_only=True) as reader, SessionRepository(path) as writer:
+        out = DeletesDuringExport(writer, "alice", "long")
+        with pytest.raises(DatabaseError, match="was changed by a writer .* run it again"):
+            export_jsonl(reader, out)
+        assert '"type": "end"' not in out.getvalue()  # an import will refuse what was written

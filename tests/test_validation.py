@@ -265,6 +265,58 @@ def test_huge_counts_mean_everything_and_never_overflow(repo: SessionRepository,
 
 
 def test_longest_busy_timeout_is_honoured_not_wrapped(tmp_path: Path) -> None:
-    with SessionRepository(tmp_path / "x.db", busy_timeout=MAX_BUSY_TIMEOUT) as repo, \
-            repo._db.read() as conn:
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2_147_483_000
+    with SessionRepository(tmp_path / "x.db", busy_timeout=MAX_BUSY_TIMEOUT) as repo:
+        assert repo._db.fetchone("PRAGMA busy_timeout")[0] == 2_147_483_000
+
+
+def test_dict_and_list_subclasses_are_stored_as_plain_json(repo: SessionRepository) -> None:
+    from collections import OrderedDict
+
+    class Items(list):  # type: ignore[type-arg]
+        pass
+
+    s = repo.create_session(OK)
+    s.add_items(Items([OrderedDict(b=1, a=2), Items([1])]))
+    assert s.get_items() == [{"b": 1, "a": 2}, [1]]
+
+
+def test_an_integer_too_long_for_json_is_refused(repo: SessionRepository) -> None:
+    s = repo.create_session(OK)
+    with pytest.raises(ValueError, match=r"items\[0\] cannot be stored as JSON: Exceeds"):
+        s.add_items([10**5000])
+    assert s.get_items() == []
+
+
+def test_a_caller_deep_in_its_own_stack_gets_a_clear_error(repo: SessionRepository) -> None:
+    import sys
+
+    s = repo.create_session(OK)
+    deep = _nested(90)
+
+    def recurse(depth: int) -> None:
+        if depth:
+            recurse(depth - 1)
+        else:
+            s.add_items([deep])
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(150)
+    try:
+        with pytest.raises(ValueError, match="is nested too deeply"):
+            recurse(40)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert s.get_items() == []
+
+
+def test_a_dict_subclass_is_checked_as_json_will_write_it(repo: SessionRepository) -> None:
+    import datetime
+
+    class Lying(dict):  # type: ignore[type-arg]
+        def items(self) -> Any:
+            return [("when", datetime.date(2026, 1, 1))]
+
+    s = repo.create_session(OK)
+    with pytest.raises(TypeError, match=r"items\[1\]\['when'\] is a date"):
+        s.add_items([1, Lying(k=1)])
+    assert s.get_items() == []
