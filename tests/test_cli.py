@@ -634,8 +634,9 @@ def test_interrupt_and_unexpected_errors_are_one_line(
 def shell(cwd: Path, command: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SESSIONS_DAL_DB"}
     env["PYTHONPATH"] = IMPORT_ROOT
-    return subprocess.run(["bash", "-c", command.replace("SD", f"{sys.executable} -m sessions_dal")],
-                          cwd=cwd, capture_output=True, text=True, timeout=60, env=env)
+    command = command.replace("SD", f"{sys.executable} -m sessions_dal")
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, env=env)
 
 
 def test_export_to_standard_output_by_name_appends(filled: Path) -> None:

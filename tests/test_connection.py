@@ -14,13 +14,12 @@ from helpers import dump
 
 from sessions_dal import SessionRepository
 from sessions_dal import connection as connection_module
-from sessions_dal.connection import _primary_code
+from sessions_dal.connection import Connection, _primary_code
 from sessions_dal.errors import (
     DatabaseError,
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
-from sessions_dal.connection import Connection
 from sessions_dal.transfer import export_jsonl
 
 

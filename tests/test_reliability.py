@@ -197,7 +197,7 @@ def fault_read_only_directory(path: Path) -> None:
         repo.create_session("alice").add_items([{"n": 1}])
     before = dump(path)
     with read_only(path.parent):
-        with pytest.raises(DatabaseError, match=r"may read it, and to write, write it and its directory"):
+        with pytest.raises(DatabaseError, match=r"to write, write it and its directory"):
             SessionRepository(path)
         with pytest.raises(DatabaseError, match="its directory"):
             SessionRepository(path.parent / "new.db")

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sessions_dal import SessionRepository
-from sessions_dal.errors import DatabaseError
 from sessions_dal import repository as repository_module
 from sessions_dal import session as session_module
+from sessions_dal.errors import DatabaseError
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 USERS = ["alice", "bob", "ünï"]
@@ -308,9 +308,10 @@ def test_an_item_nested_deeper_than_sessions_dal_writes_is_refused() -> None:
         deep = [deep]
     record = {"type": "item", "session_id": "s", "item": deep}
     session = {"type": "session", "session_id": "s", "user_id": None}
-    with SessionRepository(":memory:") as target:
-        with pytest.raises(ValueError, match="line 2: the item is nested more than 100 levels"):
-            import_jsonl(target, [json.dumps(session), json.dumps(record)], require_end=False)
+    with SessionRepository(":memory:") as target, pytest.raises(
+        ValueError, match="line 2: the item is nested more than 100 levels"
+    ):
+        import_jsonl(target, [json.dumps(session), json.dumps(record)], require_end=False)
 
 
 def test_end_counts_must_be_whole_numbers() -> None:
@@ -341,7 +342,8 @@ def test_unowned_sessions_keep_their_order_and_their_timestamp_text(tmp_path: Pa
     assert listed == ["odd", "b", "a", "c", "none"]  # ties: the later written first
     conn = sqlite3.connect(tmp_path / "copy.db")
     assert conn.execute("SELECT created_at FROM agent_sessions WHERE session_id IN "
-                        "('odd', 'none') ORDER BY session_id").fetchall() == [(None,), ("sometime",)]
+                        "('odd', 'none') ORDER BY session_id").fetchall() == [
+        (None,), ("sometime",)]
     conn.close()
 
 
@@ -353,6 +355,6 @@ def test_an_export_from_a_read_only_repository_that_sees_a_write_is_refused(
         repo.create_session("alice", session_id="long").add_items(list(range(50)))
     with SessionRepository(path, read_only=True) as reader, SessionRepository(path) as writer:
         out = DeletesDuringExport(writer, "alice", "long")
-        with pytest.raises(DatabaseError, match="was changed by a writer .* run it again"):
+        with pytest.raises(DatabaseError, match=r"was changed by a writer .* run it again"):
             export_jsonl(reader, out)
         assert '"type": "end"' not in out.getvalue()  # an import will refuse what was written
