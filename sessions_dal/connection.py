@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 from .errors import (
@@ -254,22 +254,23 @@ class Connection:
     :class:`~sessions_dal.tables.Tables`) before they reach SQLite.
     """
 
-    __slots__ = ("_rewrite", "raw", "verify")
+    __slots__ = ("raw", "rewrite", "verify")
 
     def __init__(self, raw: sqlite3.Connection, rewrite: Callable[[str], str], *,
                  verify: Callable[[], None] | None = None) -> None:
         self.raw = raw
-        self._rewrite = rewrite
+        self.rewrite = rewrite
+        """Puts this database's table names into a statement written with the defaults."""
         self.verify = verify or _nothing
         """Raises if what was read cannot be trusted (see :meth:`Database.snapshot`)."""
 
     def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         """Run one statement with bound ``parameters``."""
-        return self.raw.execute(self._rewrite(sql), parameters)
+        return self.raw.execute(self.rewrite(sql), parameters)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[object]]) -> sqlite3.Cursor:
         """Run one statement once per parameter sequence."""
-        return self.raw.executemany(self._rewrite(sql), seq)
+        return self.raw.executemany(self.rewrite(sql), seq)
 
     @property
     def in_transaction(self) -> bool:
@@ -278,7 +279,7 @@ class Connection:
 
 
 _T = TypeVar("_T")
-_P = ParamSpec("_P")
+_getpid = os.getpid
 
 
 class Database:
@@ -321,6 +322,8 @@ class Database:
         # as it was: once the file changes, the next call opens a new one.
         self._fingerprint = fingerprint
         self._seen = None if fingerprint is None else fingerprint()
+        # Whether a call must look before it uses the connection (hot path).
+        self._care = fingerprint is not None
         self._lock = threading.RLock()
         self._pid = os.getpid()
 
@@ -329,24 +332,26 @@ class Database:
         """True once :meth:`close` has run."""
         return self._conn is None
 
-    def read(self, work: Callable[Concatenate[Connection, _P], _T], *args: _P.args,
-             **kwargs: _P.kwargs) -> _T:
+    def read(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)`` under the lock, outside any transaction.
 
         A call made from inside another call of the same thread (an import's
         progress callback, say) runs inside that call's transaction.
         """
-        self._check_process()
-        nested = self._lock._is_owned()  # type: ignore[attr-defined]
+        if _getpid() != self._pid:
+            self._check_process()
+        lock = self._lock
+        nested = lock._is_owned()  # type: ignore[attr-defined]
         try:
-            with self._lock:
-                conn = self._ready(nested)
-                return work(conn, *args, **kwargs)
+            with lock:
+                conn = self._conn
+                if conn is None or self._care or (not nested and conn.raw.in_transaction):
+                    conn = self._ready(nested)
+                return work(conn, *args)
         except sqlite3.Error as exc:
             self._fail(exc)
 
-    def write(self, work: Callable[Concatenate[Connection, _P], _T], *args: _P.args,
-              **kwargs: _P.kwargs) -> _T:
+    def write(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)`` in one transaction: ``BEGIN IMMEDIATE``, then commit.
 
         Any exception, ``KeyboardInterrupt`` included, rolls the whole
@@ -359,11 +364,15 @@ class Database:
                 f"the repository for {self.path!r} was opened with read_only=True; "
                 "open it without read_only to change it"
             )
-        self._check_process()
-        nested = self._lock._is_owned()  # type: ignore[attr-defined]
+        if _getpid() != self._pid:
+            self._check_process()
+        lock = self._lock
+        nested = lock._is_owned()  # type: ignore[attr-defined]
         try:
-            with self._lock:
-                conn = self._ready(nested)
+            with lock:
+                conn = self._conn
+                if conn is None or self._care or (not nested and conn.raw.in_transaction):
+                    conn = self._ready(nested)
                 raw = conn.raw
                 if nested:
                     raise RuntimeError(
@@ -375,7 +384,7 @@ class Database:
                 # timeout, instead of failing later when a read upgrades.
                 with raw:  # its C-level exit rolls back on any exception
                     raw.execute("BEGIN IMMEDIATE")
-                    result = work(conn, *args, **kwargs)
+                    result = work(conn, *args)
                     try:
                         raw.execute("COMMIT")
                     except BaseException as failure:
@@ -393,8 +402,20 @@ class Database:
         return self.read(_fetchone, sql, parameters)
 
     def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
-        """Every row of one query, under the lock."""
-        return self.read(_fetchall, sql, parameters)
+        """Every row of one query, under the lock: :meth:`read`, unrolled for the hot path."""
+        if _getpid() != self._pid:
+            self._check_process()
+        lock = self._lock
+        nested = lock._is_owned()  # type: ignore[attr-defined]
+        try:
+            with lock:
+                conn = self._conn
+                if conn is None or self._care or (not nested and conn.raw.in_transaction):
+                    conn = self._ready(nested)
+                rows: list[Any] = conn.raw.execute(conn.rewrite(sql), parameters).fetchall()
+                return rows
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
     def snapshot(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work(conn)`` on reads that all see one point in time.
@@ -407,7 +428,8 @@ class Database:
         """
         self._check_process()
         if self._reopen is None:
-            return self.read(_in_read_transaction, work)
+            result: _T = self.read(_in_read_transaction, work)
+            return result
         with self._lock:
             self._ready(nested=True)  # closed? forked? (no reopen, no repair)
         try:
@@ -451,6 +473,7 @@ class Database:
             conn = self._conn = Connection(fresh, self.tables.sql)
             self._stale = False
             self._seen = None if self._fingerprint is None else self._fingerprint()
+            self._care = self._fingerprint is not None
         if conn.raw.in_transaction:  # left by a rollback that failed: undo it now
             conn.raw.rollback()
         return conn
@@ -463,7 +486,7 @@ class Database:
         try:
             _raise_translated(exc, self.path, self.busy_timeout)
         except ReadOnlyDatabaseError:
-            self._stale = True
+            self._stale = self._care = True
             raise
 
     def _check_process(self) -> None:
