@@ -1,7 +1,16 @@
-"""sessions_dal: AI-agent conversation sessions per user, in SQLite.
+"""sessions_dal: AI-agent conversation sessions per user.
 
-A synchronous, embedded store of users -> sessions -> items, on disk
-compatible with openai-agents' ``SQLiteSession``.
+A synchronous data-access layer for users -> sessions -> items, in SQLite by
+default and on disk compatible with openai-agents' ``SQLiteSession``.
+
+Layers (data flows down only)::
+
+    cli, agents            the command line; the openai-agents adapter
+    SessionRepository,     the public layer: argument checks, ids, the clock,
+      Session, transfer    JSON, results and the error policy; no SQL
+    _store                 the contract: one store method, one transaction
+    backends/sqlite/       a store: connection, statements, transactions,
+                           migrations (schema.sql), adoption, driver errors
 
 >>> from sessions_dal import SessionRepository
 >>> with SessionRepository(":memory:") as repo:
@@ -11,13 +20,17 @@ compatible with openai-agents' ``SQLiteSession``.
 1
 """
 
+__version__ = "0.2.0"
+
+from ._store import COMMITTED_NOTE
 from ._validate import MAX_ID_LENGTH
+from .backends.sqlite import SCHEMA_VERSION
 from .errors import SchemaVersionError, SessionsDalError
-from .migrations import SCHEMA_VERSION
 from .repository import DatabaseInfo, DeletedUser, SessionRepository, UserSummary
 from .session import Session
 
 __all__ = [
+    "COMMITTED_NOTE",
     "MAX_ID_LENGTH",
     "SCHEMA_VERSION",
     "DatabaseInfo",
@@ -29,5 +42,3 @@ __all__ = [
     "UserSummary",
     "__version__",
 ]
-
-__version__ = "0.2.0"

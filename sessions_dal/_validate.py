@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Set
+from typing import Any
+
+from .errors import CorruptSessionError
 
 MAX_ID_LENGTH = 255
 """The longest ``user_id`` or ``session_id`` accepted, in characters."""
@@ -187,8 +191,8 @@ def _check_length(name: str, text: str) -> None:
         )
 
 
-def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
-    """Encode every item of ``add_items`` as ``(session_id, text)`` rows.
+def encode_items(items: object) -> list[str]:
+    """Encode every item of ``add_items`` as the JSON text to store.
 
     The first bad item raises ``TypeError``/``ValueError`` naming its index.
     """
@@ -202,7 +206,7 @@ def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
             f"items must be an ordered collection, not {type(items).__name__}: a set has no "
             "order, so the stored order would be arbitrary; pass a list"
         )
-    rows: list[tuple[str, str]] = []
+    texts: list[str] = []
     # The hot loop of a bulk add: no per-item name, no per-item function layers;
     # the index is only formatted when an item is refused.
     for item in items:
@@ -210,11 +214,11 @@ def encode_items(session_id: str, items: object) -> list[tuple[str, str]]:
             _check_json(item)
             text = _encode(item)
         except (_NotJSON, RecursionError, ValueError, TypeError):
-            text = encode_json(f"items[{len(rows)}]", item)  # raises, with the full message
+            text = encode_json(f"items[{len(texts)}]", item)  # raises, with the full message
         if len(text) > MAX_JSON_LENGTH:
-            _check_length(f"items[{len(rows)}]", text)
-        rows.append((session_id, text))
-    return rows
+            _check_length(f"items[{len(texts)}]", text)
+        texts.append(text)
+    return texts
 
 
 def encode_metadata(metadata: object) -> str:
@@ -244,3 +248,41 @@ def json_depth(value: object) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def decode_metadata(session_id: str, text: object) -> dict[str, Any]:
+    """A session's stored metadata, or :class:`CorruptSessionError` naming its row."""
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _corrupt(session_id, f"metadata that is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise _corrupt(session_id, f"metadata that is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _corrupt(session_id: str, what: str) -> CorruptSessionError:
+    return CorruptSessionError(
+        f"session {session_id!r} (its agent_user_sessions row) has {what}; repair or "
+        "delete that row with any SQLite tool"
+    )
+
+
+# Letters, digits and underscores, not starting with a digit, and not sqlite_*
+# (reserved by SQLite): always a plain identifier, whatever the SQL around it,
+# and short enough for every backend's identifiers.
+_IDENTIFIER = re.compile(r"(?!sqlite_)[A-Za-z_][A-Za-z0-9_]{0,62}", re.ASCII | re.IGNORECASE)
+# Our own tables: a configured name may not collide with them.
+_RESERVED = {"agent_users", "agent_user_sessions", "sessions_dal_migrations"}
+
+
+def check_table_name(argument: str, name: object) -> str:
+    """Return ``name`` if it is a safe table name, else raise ``TypeError``/``ValueError``."""
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a str, not {type(name).__name__}")
+    if not _IDENTIFIER.fullmatch(name) or name.lower() in _RESERVED:
+        raise ValueError(
+            f"{argument} must be 1-63 letters, digits or underscores, not starting with a "
+            f"digit or 'sqlite_', and not one of sessions_dal's own tables; got {name!r}"
+        )
+    return name

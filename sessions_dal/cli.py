@@ -26,9 +26,8 @@ from typing import Any, NoReturn, TextIO
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
 from .errors import SessionsDalError
-from .repository import SessionRepository
+from .repository import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, SessionRepository
 from .session import Session
-from .tables import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE
 from .transfer import TransferCounts, export_jsonl, import_jsonl
 
 __all__ = ["main"]

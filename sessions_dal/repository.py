@@ -1,132 +1,53 @@
-"""SessionRepository: users and their sessions in one SQLite file."""
+"""SessionRepository: users and their sessions, whatever the backend.
+
+This is the public layer: it checks arguments, makes ids, reads the clock,
+encodes and decodes JSON and chooses the error a caller sees. The backend's
+store (see ``sessions_dal._store``) runs each call as one transaction.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ._files import is_database_file, publish, temporary_beside
+from . import _time
+from ._store import (
+    IdTaken,
+    NotFound,
+    OwnedByOther,
+    SessionRow,
+    Store,
+    write_call,
+)
 from ._validate import (
     check_id,
     check_int,
     check_limit,
     check_seconds,
+    check_table_name,
+    decode_metadata,
     encode_metadata,
 )
-from .connection import (
-    MAX_BUSY_TIMEOUT,
-    SYNCHRONOUS_LEVELS,
-    Connection,
-    Database,
-    Opened,
-    open_connection,
-    open_read_only,
-    write_call,
-)
 from .errors import (
-    CorruptDataError,
-    CorruptSessionError,
     SessionExistsError,
     SessionNotFoundError,
     SessionOwnedError,
 )
-from .migrations import (
-    apply_migrations,
-    inspect_file,
-    inspect_read_only,
-    pending_steps,
-    schema_version,
-)
-from .session import Session, parse_agents_timestamp, parse_timestamp, utc_now
-from .tables import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, Tables, check_table_name
+from .session import Session
+
+if TYPE_CHECKING:
+    from .transfer import Progress, TransferCounts
 
 __all__ = ["DatabaseInfo", "DeletedUser", "SessionRepository", "UserSummary"]
 
-_COLUMNS = "session_id, user_id, metadata, created_at, updated_at"
-# Newest first, ties by insertion order (later first): a total order, so
-# offset pages never skip or repeat while nothing is inserted.
-_ORDER = "ORDER BY created_at DESC, seq DESC"
-
-_INSERT_USER = (
-    "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
-)
-# DO NOTHING on a taken id: no row changed means "exists"; any other
-# constraint failure stays an error of its own.
-_INSERT_AGENT_SESSION = (
-    "INSERT INTO agent_sessions (session_id) VALUES (?) ON CONFLICT (session_id) DO NOTHING"
-)
-_INSERT_OWNED = (
-    "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING"
-)
-_SELECT_ONE = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
-_SELECT_PAGE = (
-    f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ? OFFSET ?"
-)
-_SELECT_KEYSET_FIRST = (
-    f"SELECT {_COLUMNS}, seq FROM agent_user_sessions WHERE user_id = ? {_ORDER} LIMIT ?"
-)
-_SELECT_KEYSET_NEXT = (
-    f"SELECT {_COLUMNS}, seq FROM agent_user_sessions "
-    f"WHERE user_id = ? AND (created_at, seq) < (?, ?) {_ORDER} LIMIT ?"
-)
-_COUNT = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
-_UPDATE_METADATA = (
-    f"UPDATE agent_user_sessions SET metadata = ? WHERE session_id = ? AND user_id = ? "
-    f"RETURNING {_COLUMNS}"
-)
-_DELETE_OWNED = "DELETE FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
-_DELETE_ITEMS = "DELETE FROM agent_messages WHERE session_id = ?"
-_DELETE_AGENT_SESSION = "DELETE FROM agent_sessions WHERE session_id = ?"
-_USER_SESSIONS = "SELECT session_id FROM agent_user_sessions WHERE user_id = ?"
-_DELETE_USER_ITEMS = f"DELETE FROM agent_messages WHERE session_id IN ({_USER_SESSIONS})"
-_DELETE_USER_AGENT_SESSIONS = f"DELETE FROM agent_sessions WHERE session_id IN ({_USER_SESSIONS})"
-_DELETE_USER_OWNED = "DELETE FROM agent_user_sessions WHERE user_id = ?"
-_DELETE_USER = "DELETE FROM agent_users WHERE user_id = ?"
-_SELECT_BY_ID = f"SELECT {_COLUMNS} FROM agent_user_sessions WHERE session_id = ?"
-_SELECT_USERS = (
-    "SELECT user_id, created_at, (SELECT count(*) FROM agent_user_sessions s "
-    "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT ? OFFSET ?"
-)
-_COUNT_ALL = (
-    "SELECT (SELECT count(*) FROM agent_users), (SELECT count(*) FROM agent_user_sessions), "
-    "(SELECT count(*) FROM agent_messages)"
-)
-# Sessions openai-agents wrote that nobody has claimed: an anti-join, so the
-# cost grows with agent_sessions; meant for one-off adoption, not hot paths.
-_UNOWNED = (
-    "FROM agent_sessions a WHERE NOT EXISTS "
-    "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
-)
-_SELECT_UNOWNED = (
-    f"SELECT session_id, created_at, updated_at {_UNOWNED} "
-    "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-)
-_SELECT_UNOWNED_ONE = f"SELECT session_id, created_at, updated_at {_UNOWNED} AND session_id = ?"
-_COUNT_UNOWNED = f"SELECT count(*) {_UNOWNED}"
-_SELECT_AGENT_SESSION = "SELECT created_at, updated_at FROM agent_sessions WHERE session_id = ?"
-_DELETE_UNOWNED_ITEMS = (
-    "DELETE FROM agent_messages WHERE session_id = ? AND NOT EXISTS "
-    "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
-)
-_DELETE_UNOWNED = (
-    "DELETE FROM agent_sessions WHERE session_id = ? AND NOT EXISTS "
-    "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
-)
-_SELECT_OWNER = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
-
-
-def _limit_offset(limit: object, offset: object) -> tuple[int, int]:
-    """Checked ``limit``/``offset`` as SQLite's LIMIT and OFFSET (LIMIT -1: no limit)."""
-    count = check_limit(limit)
-    return (-1 if count is None else count, check_int("offset", offset))
+DEFAULT_SESSIONS_TABLE = "agent_sessions"
+DEFAULT_MESSAGES_TABLE = "agent_messages"
 
 
 @dataclass(frozen=True)
@@ -142,7 +63,7 @@ class UserSummary:
 
 @dataclass(frozen=True)
 class DatabaseInfo:
-    """What :meth:`SessionRepository.info` reports about the file."""
+    """What :meth:`SessionRepository.info` reports about the database."""
 
     path: str
     schema_version: int
@@ -191,6 +112,8 @@ class SessionRepository:
     are accepted too. ``sessions_table`` and ``messages_table`` name
     openai-agents' two tables when its ``SQLiteSession`` was given other names
     (letters, digits and underscores only); a file holds one such pair.
+    ``read_only=True`` never writes to the file (nor beside it), and refuses
+    every write with :class:`~sessions_dal.errors.ReadOnlyDatabaseError`.
 
     A file openai-agents' ``SQLiteSession`` wrote is adopted in place: its
     sessions and items are kept as they are, and become *unowned* sessions
@@ -216,12 +139,12 @@ class SessionRepository:
         messages_table: str = DEFAULT_MESSAGES_TABLE,
         read_only: bool = False,
     ) -> None:
+        from .backends.sqlite import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS, SQLiteStore
+
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
         if not isinstance(path, str):
-            raise TypeError(
-                f"path must be a str or os.PathLike, not {type(path).__name__}"
-            )
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         if not path:
             raise ValueError("path must not be empty; use ':memory:' for an in-memory database")
         if "\x00" in path:
@@ -236,65 +159,33 @@ class SessionRepository:
             )
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
-        tables = Tables(
-            check_table_name("sessions_table", sessions_table),
-            check_table_name("messages_table", messages_table),
-        )
-        if tables.sessions.lower() == tables.messages.lower():
+        sessions = check_table_name("sessions_table", sessions_table)
+        messages = check_table_name("messages_table", messages_table)
+        if sessions.lower() == messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
-        memory = path == ":memory:" or path.startswith("file::memory:")
-        if read_only:
-            if memory:
-                raise ValueError(
-                    "read_only needs a database file; an in-memory database is always new "
-                    "and empty"
-                )
-
-            def connect() -> Opened:
-                return open_read_only(
-                    path, busy_timeout=timeout, inspect=lambda c: inspect_read_only(c, tables)
-                )
-
-            raw, fingerprint = connect()
-            self._db = Database(raw, path, timeout, tables, reopen=connect,
-                                fingerprint=fingerprint, read_only=True)
-            return
-
-        def connect_rw() -> Opened:
-            conn = open_connection(
-                path,
-                busy_timeout=timeout,
-                synchronous=level,
-                inspect=lambda c: inspect_file(c, tables),
-            )
-            return conn, None
-
-        self._db = Database(connect_rw()[0], path, timeout, tables,
-                            reopen=None if memory else connect_rw)
-        try:
-            apply_migrations(self._db)
-        except BaseException:
-            self._db.close()
-            raise
+        self._store: Store = SQLiteStore(
+            path, busy_timeout=timeout, synchronous=level, sessions_table=sessions,
+            messages_table=messages, read_only=read_only,
+        )
 
     @property
     def path(self) -> str:
-        """The database path the repository was opened with."""
-        return self._db.path
+        """The database the repository was opened with: its path."""
+        return self._store.description
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
-        return self._db.closed
+        return self._store.closed
 
     @property
     def read_only(self) -> bool:
         """True when opened with ``read_only=True``: nothing is ever written then."""
-        return self._db.read_only
+        return self._store.read_only
 
     def close(self) -> None:
         """Close the connection. Idempotent; later calls raise ``RepositoryClosedError``."""
-        self._db.close()
+        self._store.close()
 
     def __enter__(self) -> SessionRepository:
         return self
@@ -310,6 +201,8 @@ class SessionRepository:
     def __repr__(self) -> str:
         state = " closed" if self.closed else " read-only" if self.read_only else ""
         return f"<SessionRepository {self.path!r}{state}>"
+
+    # -- a user's sessions ------------------------------------------------------------
 
     @write_call
     def create_session(
@@ -336,17 +229,22 @@ class SessionRepository:
         else:
             check_id("session_id", session_id)
         meta_text = "{}" if metadata is None else encode_metadata(metadata)
-        now = utc_now()
-        self._db.write(_create, user_id, session_id, meta_text, now)
-        created = parse_timestamp(now)
+        now = _time.now()
+        try:
+            self._store.create_session(user_id, session_id, meta_text, now)
+        except IdTaken:
+            raise SessionExistsError(
+                f"session_id {session_id!r} already exists; omit session_id to get "
+                "a new uuid4, or open the existing one with get_session()"
+            ) from None
         meta = {} if metadata is None else json.loads(meta_text)
-        return Session(self._db, session_id, user_id, meta, created, created)
+        return Session(self._store, session_id, user_id, meta, now, now)
 
     def get_session(self, user_id: str, session_id: str) -> Session | None:
         """Return the session, or ``None`` if it does not exist or is not ``user_id``'s."""
         check_id("user_id", user_id)
         check_id("session_id", session_id)
-        row = self._db.fetchone(_SELECT_ONE, (session_id, user_id))
+        row = self._store.get_session(user_id, session_id)
         return None if row is None else self._session(row)
 
     def get_sessions(
@@ -360,9 +258,8 @@ class SessionRepository:
         created. An unknown user has no sessions: ``[]``.
         """
         check_id("user_id", user_id)
-        page = _limit_offset(limit, offset)
-        rows = self._db.fetchall(_SELECT_PAGE, (user_id, *page))
-        return [self._session(row) for row in rows]
+        count, start = check_limit(limit), check_int("offset", offset)
+        return [self._session(row) for row in self._store.list_sessions(user_id, count, start)]
 
     def iter_sessions(self, user_id: str, *, page_size: int = 100) -> Iterator[Session]:
         """Yield all the user's sessions, newest first, ``page_size`` at a time.
@@ -376,20 +273,18 @@ class SessionRepository:
         return self._iter_pages(user_id, size)
 
     def _iter_pages(self, user_id: str, page_size: int) -> Iterator[Session]:
-        rows = self._db.fetchall(_SELECT_KEYSET_FIRST, (user_id, page_size))
+        rows = self._store.sessions_after(user_id, None, page_size)
         while rows:
             for row in rows:
                 yield self._session(row)
             if len(rows) < page_size:
                 return
-            last = rows[-1]
-            rows = self._db.fetchall(_SELECT_KEYSET_NEXT, (user_id, last[3], last[5], page_size))
+            rows = self._store.sessions_after(user_id, rows[-1].position, page_size)
 
     def count_sessions(self, user_id: str) -> int:
         """How many sessions ``user_id`` owns (0 for an unknown user)."""
         check_id("user_id", user_id)
-        count: int = self._db.fetchone(_COUNT, (user_id,))[0]
-        return count
+        return self._store.count_sessions(user_id)
 
     @write_call
     def update_metadata(
@@ -403,10 +298,10 @@ class SessionRepository:
         """Change a session's metadata without touching its items; return the session.
 
         By default the keys of ``metadata`` are merged into the stored dict
-        (like ``dict.update``), atomically. ``replace=True`` stores ``metadata``
-        as the whole dict. Raises
-        :class:`~sessions_dal.errors.SessionNotFoundError` if the session does
-        not exist or is not ``user_id``'s.
+        (like ``dict.update``), atomically: two merges of other keys at the
+        same time both stay. ``replace=True`` stores ``metadata`` as the whole
+        dict. Raises :class:`~sessions_dal.errors.SessionNotFoundError` if the
+        session does not exist or is not ``user_id``'s.
 
         >>> with SessionRepository(":memory:") as repo:
         ...     s = repo.create_session("alice", metadata={"title": "Trip", "pinned": True})
@@ -417,8 +312,16 @@ class SessionRepository:
         check_id("session_id", session_id)
         if not isinstance(replace, bool):
             raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
-        encode_metadata(metadata)
-        row = self._db.write(_update_metadata, user_id, session_id, metadata, replace)
+        text = encode_metadata(metadata)
+
+        def change(old: str) -> str:
+            if replace:
+                return text
+            return encode_metadata({**decode_metadata(session_id, old), **metadata})
+
+        row = self._store.update_metadata(user_id, session_id, change)
+        if row is None:
+            raise _not_found(user_id, session_id)
         return self._session(row)
 
     @write_call
@@ -430,7 +333,7 @@ class SessionRepository:
         """
         check_id("user_id", user_id)
         check_id("session_id", session_id)
-        return self._db.write(_delete_session, user_id, session_id)
+        return self._store.delete_session(user_id, session_id)
 
     @write_call
     def delete_user(self, user_id: str) -> DeletedUser:
@@ -442,7 +345,7 @@ class SessionRepository:
         DeletedUser(user_id='bob', found=True, sessions=1, items=3)
         """
         check_id("user_id", user_id)
-        found, sessions, items = self._db.write(_delete_user, user_id)
+        found, sessions, items = self._store.delete_user(user_id)
         return DeletedUser(user_id, found, sessions, items)
 
     def find_session(self, session_id: str) -> Session | None:
@@ -452,8 +355,13 @@ class SessionRepository:
         administration tools (the command line uses it), not for serving users.
         """
         check_id("session_id", session_id)
-        row = self._db.fetchone(_SELECT_BY_ID, (session_id,))
-        return self._session(row) if row is not None else self.get_unowned_session(session_id)
+        row = self._store.find_session(session_id)
+        return None if row is None else self._session(row)
+
+    def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
+        """Return a page of users, ordered by ``user_id``, with their session counts."""
+        count, start = check_limit(limit), check_int("offset", offset)
+        return [UserSummary(*row) for row in self._store.list_users(count, start)]
 
     # -- sessions openai-agents wrote ---------------------------------------------
 
@@ -464,14 +372,14 @@ class SessionRepository:
         empty; their items can be read and written like any session's. Give
         them an owner with :meth:`claim_session`.
         """
-        page = _limit_offset(limit, offset)
-        return [self._unowned(*row) for row in self._db.fetchall(_SELECT_UNOWNED, page)]
+        count, start = check_limit(limit), check_int("offset", offset)
+        return [self._session(row) for row in self._store.list_unowned(count, start)]
 
     def get_unowned_session(self, session_id: str) -> Session | None:
         """Return the unowned session ``session_id``, or ``None`` if it is absent or owned."""
         check_id("session_id", session_id)
-        row = self._db.fetchone(_SELECT_UNOWNED_ONE, (session_id,))
-        return None if row is None else self._unowned(*row)
+        row = self._store.get_unowned(session_id)
+        return None if row is None else self._session(row)
 
     @write_call
     def delete_unowned_session(self, session_id: str) -> bool:
@@ -481,12 +389,11 @@ class SessionRepository:
         user owns it (delete that with :meth:`delete_session`).
         """
         check_id("session_id", session_id)
-        return self._db.write(_delete_unowned, session_id)
+        return self._store.delete_unowned(session_id)
 
     def count_unowned_sessions(self) -> int:
         """How many sessions no user owns."""
-        count: int = self._db.fetchone(_COUNT_UNOWNED)[0]
-        return count
+        return self._store.count_unowned()
 
     @write_call
     def claim_session(
@@ -502,13 +409,15 @@ class SessionRepository:
         the user's sessions by when openai-agents created it. Claiming a session
         the user already owns returns it unchanged. Raises
         :class:`~sessions_dal.errors.SessionOwnedError` if another user owns it
-        and :class:`~sessions_dal.errors.SessionNotFoundError` if it does not
+        (also when two users claim it at once: one wins) and
+        :class:`~sessions_dal.errors.SessionNotFoundError` if it does not
         exist; nothing is written then.
         """
         check_id("user_id", user_id)
         check_id("session_id", session_id)
         meta_text = encode_metadata({} if metadata is None else metadata)
-        return self._session(self._db.write(_claim, user_id, session_id, meta_text))
+        (session,) = self._claim(user_id, [session_id], meta_text)
+        return session
 
     @write_call
     def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
@@ -517,27 +426,31 @@ class SessionRepository:
         if isinstance(session_ids, str):
             raise TypeError("session_ids must be a list of str, not a str; wrap one id in a list")
         ids = [check_id(f"session_ids[{n}]", s) for n, s in enumerate(session_ids)]
-        rows = self._db.write(_claim_all, user_id, ids)
+        return self._claim(user_id, ids, None)
+
+    def _claim(self, user_id: str, ids: list[str], meta_text: str | None) -> list[Session]:
+        try:
+            rows = self._store.claim(user_id, ids, meta_text, _time.now())
+        except OwnedByOther as exc:
+            raise SessionOwnedError(
+                f"session {exc.args[0]!r} belongs to another user; it cannot be claimed "
+                f"for {user_id!r}"
+            ) from None
+        except NotFound as exc:
+            raise SessionNotFoundError(
+                f"there is no session {exc.args[0]!r} to claim; list unowned sessions with "
+                "get_unowned_sessions()"
+            ) from None
         return [self._session(row) for row in rows]
 
-    def _unowned(self, session_id: str, created: str | None, updated: str | None) -> Session:
-        return Session(self._db, session_id, None, {}, parse_agents_timestamp(created),
-                       parse_agents_timestamp(updated))
-
-    def get_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserSummary]:
-        """Return a page of users, ordered by ``user_id``, with their session counts."""
-        rows = self._db.fetchall(_SELECT_USERS, _limit_offset(limit, offset))
-        return [UserSummary(user, _user_time(user, created), n) for user, created, n in rows]
+    # -- the whole database ---------------------------------------------------------
 
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
-        users, owned, unowned, items, journal_mode, version, pending = self._db.read(_info)
-        if self.read_only and _is_wal_file(self.path):
-            journal_mode = "wal"  # an immutable connection reports "delete"
-        return DatabaseInfo(
-            self.path, version, pending, self.read_only, sqlite3.sqlite_version, journal_mode,
-            users, owned, unowned, items,
-        )
+        i = self._store.info()
+        return DatabaseInfo(self.path, i.schema_version, i.migration_pending, self.read_only,
+                            i.server_version, i.journal_mode, i.users, i.sessions,
+                            i.unowned_sessions, i.items)
 
     def pending_migrations(self) -> list[str]:
         """What opening read-write would change in the file's schema, one line per step.
@@ -546,7 +459,7 @@ class SessionRepository:
         opened; a ``read_only=True`` one reports what ``sessions-dal migrate``
         would do.
         """
-        return self._db.read(pending_steps)
+        return self._store.pending_migrations()
 
     def backup(self, target: str | os.PathLike[str]) -> None:
         """Copy the whole database to a new file ``target``, consistently, while in use.
@@ -554,194 +467,75 @@ class SessionRepository:
         Uses SQLite's online backup: other connections keep reading and
         writing meanwhile, and the copy is one point in time. The copy is
         written beside ``target`` and renamed into place, so ``target`` is
-        either absent or complete; an existing ``target`` raises
-        ``ValueError`` (choose a new name).
+        either absent or complete; an existing ``target``, or the database's
+        own files, raise ``ValueError`` (choose a new name).
         """
         destination = os.fspath(target)
         if not isinstance(destination, str) or not destination:
             raise TypeError("target must be a non-empty str or os.PathLike")
-        if is_database_file(destination, self.path):
-            raise ValueError(
-                f"backup target {destination!r} is the database itself or one of its "
-                "-wal/-shm/-journal files; choose another name"
-            )
-        if os.path.lexists(destination):
-            raise ValueError(f"backup target {destination!r} already exists; choose a new name")
-        with temporary_beside(destination, ".sessions-backup-") as temporary:
-            copy = sqlite3.connect(temporary)
-            try:
-                self._db.read(_backup, copy)
-            finally:
-                copy.close()
-            publish(temporary, destination, overwrite=False)
+        self._store.backup(destination)
 
     def check(self) -> list[str]:
-        """Run SQLite's integrity and foreign-key checks; return the problems found.
+        """Run the database's integrity and foreign-key checks; return the problems found.
 
         An empty list means the file is sound.
         """
-        return self._db.read(_check)
+        return self._store.check()
 
-    def _session(self, row: tuple[Any, ...]) -> Session:
-        session_id, user_id, metadata, created_at, updated_at = row[:5]
-        return Session(
-            self._db,
-            session_id,
-            user_id,
-            _metadata(session_id, metadata),
-            _session_time(session_id, "created_at", created_at),
-            _session_time(session_id, "updated_at", updated_at),
-        )
+    def export_to(self, out: IO[str], *, user_id: str | None = None,
+                  progress: Progress | None = None) -> TransferCounts:
+        """Write every user (or just ``user_id``) with their sessions and items to ``out``.
 
+        JSON Lines (see :mod:`sessions_dal.transfer`). A full export also
+        writes the sessions no user owns. Everything comes from one snapshot
+        of the database: writes made meanwhile are either all in the export
+        or not at all. The snapshot uses a connection of its own, so the
+        repository's other calls go on meanwhile (except on ``:memory:``).
+        ``progress(counts)`` is called after every 1,000 sessions and items.
+        """
+        from .transfer import write_export
 
-# -- the transactions and reads behind the methods above: each runs whole ----------
+        if user_id is not None:
+            check_id("user_id", user_id)
+        return self._store.export(lambda reader: write_export(reader, out, user_id, progress))
 
+    @write_call
+    def import_from(self, lines: Iterable[str], *, replace: bool = False,
+                    require_end: bool = True, progress: Progress | None = None
+                    ) -> TransferCounts:
+        """Import what :meth:`export_to` wrote, in one transaction: all of it or nothing.
 
-def _create(conn: Connection, user_id: str, session_id: str, meta_text: str, now: str) -> None:
-    conn.execute(_INSERT_USER, (user_id, now))
-    if (conn.execute(_INSERT_AGENT_SESSION, (session_id,)).rowcount == 0
-            or conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, now, now)).rowcount
-            == 0):
-        raise SessionExistsError(
-            f"session_id {session_id!r} already exists; omit session_id to get "
-            "a new uuid4, or open the existing one with get_session()"
-        )
+        A session that already exists raises
+        :class:`~sessions_dal.errors.SessionExistsError` and nothing is
+        imported, unless ``replace=True``, which deletes it (with its items)
+        first. A malformed line raises ``ValueError`` naming its line number,
+        and so does a file that stops before its ``end`` record (it was cut
+        short) or whose counts disagree with that record; nothing is imported
+        then either. Files from sessions_dal 0.1 have no ``end`` record: pass
+        ``require_end=False``.
+        """
+        from .transfer import read_import
 
+        if not isinstance(replace, bool) or not isinstance(require_end, bool):
+            raise TypeError("replace and require_end must be bools")
+        try:
+            return self._store.import_records(
+                lambda writer: read_import(writer, lines, replace, require_end, progress))
+        except IdTaken as exc:
+            raise SessionExistsError(
+                f"{exc.args[1]}: session {exc.args[0]!r} already exists in the database; "
+                "nothing was imported; to overwrite it, import with replace=True "
+                "(sessions-dal import --replace)"
+            ) from None
 
-def _update_metadata(conn: Connection, user_id: str, session_id: str,
-                     metadata: dict[str, Any], replace: bool) -> tuple[Any, ...]:
-    if replace:
-        merged = metadata
-    else:
-        row = conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone()
-        if row is None:
-            raise _not_found(user_id, session_id)
-        merged = {**_metadata(session_id, row[2]), **metadata}
-    row = conn.execute(_UPDATE_METADATA, (encode_metadata(merged), session_id, user_id)).fetchone()
-    if row is None:
-        raise _not_found(user_id, session_id)
-    return tuple(row)
-
-
-def _delete_session(conn: Connection, user_id: str, session_id: str) -> bool:
-    if conn.execute(_DELETE_OWNED, (session_id, user_id)).rowcount == 0:
-        return False
-    conn.execute(_DELETE_ITEMS, (session_id,))
-    conn.execute(_DELETE_AGENT_SESSION, (session_id,))
-    return True
-
-
-def _delete_user(conn: Connection, user_id: str) -> tuple[bool, int, int]:
-    items = conn.execute(_DELETE_USER_ITEMS, (user_id,)).rowcount
-    conn.execute(_DELETE_USER_AGENT_SESSIONS, (user_id,))
-    sessions = conn.execute(_DELETE_USER_OWNED, (user_id,)).rowcount
-    found = conn.execute(_DELETE_USER, (user_id,)).rowcount > 0
-    return found, sessions, items
-
-
-def _delete_unowned(conn: Connection, session_id: str) -> bool:
-    if conn.execute(_DELETE_UNOWNED, (session_id, session_id)).rowcount == 0:
-        return False
-    conn.execute(_DELETE_UNOWNED_ITEMS, (session_id, session_id))
-    return True
-
-
-def _claim_all(conn: Connection, user_id: str, ids: list[str]) -> list[tuple[Any, ...]]:
-    return [_claim(conn, user_id, session_id, "{}") for session_id in ids]
-
-
-def _claim(conn: Connection, user_id: str, session_id: str, meta_text: str) -> tuple[Any, ...]:
-    owner = conn.execute(_SELECT_OWNER, (session_id,)).fetchone()
-    if owner is not None:
-        if owner[0] != user_id:
-            raise SessionOwnedError(
-                f"session {session_id!r} belongs to another user; it cannot be claimed "
-                f"for {user_id!r}"
-            )
-        return tuple(conn.execute(_SELECT_ONE, (session_id, user_id)).fetchone())
-    times = conn.execute(_SELECT_AGENT_SESSION, (session_id,)).fetchone()
-    if times is None:
-        raise SessionNotFoundError(
-            f"there is no session {session_id!r} to claim; list unowned sessions with "
-            "get_unowned_sessions()"
-        )
-    created, updated = (parse_agents_timestamp(t).isoformat(timespec="microseconds")
-                        for t in times)
-    conn.execute(_INSERT_USER, (user_id, utc_now()))
-    conn.execute(_INSERT_OWNED, (session_id, user_id, meta_text, created, updated))
-    return (session_id, user_id, meta_text, created, updated)
-
-
-def _info(conn: Connection) -> tuple[Any, ...]:
-    users, owned, items = conn.execute(_COUNT_ALL).fetchone()
-    unowned = conn.execute(_COUNT_UNOWNED).fetchone()[0]
-    journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    version = schema_version(conn)[0]
-    return users, owned, unowned, items, journal_mode, version, bool(pending_steps(conn))
-
-
-def _backup(conn: Connection, copy: sqlite3.Connection) -> None:
-    conn.raw.backup(copy)
-
-
-def _check(conn: Connection) -> list[str]:
-    problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-    if problems == ["ok"]:
-        problems = []
-    problems += [
-        f"foreign key: {table} row {rowid} refers to a missing {parent} row"
-        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
-    ]
-    return problems
+    def _session(self, row: SessionRow) -> Session:
+        metadata = decode_metadata(row.session_id, row.metadata)
+        return Session(self._store, row.session_id, row.user_id, metadata, row.created_at,
+                       row.updated_at)
 
 
 def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
     return SessionNotFoundError(
         f"user {user_id!r} has no session {session_id!r}; "
         "list the user's sessions with get_sessions()"
-    )
-
-
-def _is_wal_file(path: str) -> bool:
-    with open(path, "rb") as file:
-        return file.read(20)[18:20] == b"\x02\x02"
-
-
-def _metadata(session_id: str, text: object) -> dict[str, Any]:
-    """A session's stored metadata, or :class:`CorruptSessionError` naming its row."""
-    try:
-        value = json.loads(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise _corrupt(session_id, f"metadata that is not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise _corrupt(session_id, f"metadata that is a JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _session_time(session_id: str, column: str, text: object) -> datetime:
-    try:
-        return _aware(parse_timestamp(text))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise _corrupt(session_id, f"a {column} that is not a timestamp ({text!r})") from exc
-
-
-def _user_time(user_id: str, text: object) -> datetime:
-    try:
-        return _aware(parse_timestamp(text))  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise CorruptDataError(
-            f"user {user_id!r} (its agent_users row) has a created_at that is not a "
-            f"timestamp ({text!r}); repair or delete that row with any SQLite tool"
-        ) from exc
-
-
-def _aware(value: datetime) -> datetime:
-    # sessions_dal writes UTC with an offset; a bare time was edited in by hand.
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
-
-
-def _corrupt(session_id: str, what: str) -> CorruptSessionError:
-    return CorruptSessionError(
-        f"session {session_id!r} (its agent_user_sessions row) has {what}; repair or "
-        "delete that row with any SQLite tool"
     )

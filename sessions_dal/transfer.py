@@ -28,56 +28,23 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from . import __version__
-from ._validate import MAX_JSON_DEPTH, MAX_JSON_LENGTH, check_id, encode_json, json_depth
-from .connection import Connection, write_call
-from .errors import CorruptItemError, SessionExistsError
-from .repository import SessionRepository, _metadata
-from .session import parse_timestamp
+from ._store import Exporter, IdTaken, Importer, SessionRow
+from ._validate import (
+    MAX_JSON_DEPTH,
+    MAX_JSON_LENGTH,
+    check_id,
+    decode_metadata,
+    encode_json,
+    json_depth,
+)
+from .errors import CorruptItemError
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
 
 FORMAT = 2
 """The export format this sessions_dal writes (and the newest it reads)."""
 
-_PAGE = 500
-_USERS = "SELECT user_id, created_at FROM agent_users WHERE user_id > ? ORDER BY user_id LIMIT ?"
-_ONE_USER = "SELECT user_id, created_at FROM agent_users WHERE user_id = ?"
-_SESSIONS = (
-    "SELECT session_id, user_id, created_at, updated_at, metadata, seq FROM agent_user_sessions "
-    "WHERE user_id = ? AND (created_at, seq) > (?, ?) ORDER BY created_at, seq LIMIT ?"
-)
-# In rowid order, so that an import re-creates the order unowned sessions
-# list in (created_at, then rowid).
-_UNOWNED = (
-    "SELECT rowid, session_id, created_at, updated_at FROM agent_sessions a WHERE rowid > ? "
-    "AND NOT EXISTS (SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id) "
-    "ORDER BY rowid LIMIT ?"
-)
-_ITEMS = (
-    "SELECT id, message_data FROM agent_messages WHERE session_id = ? AND id > ? "
-    "ORDER BY id LIMIT ?"
-)
-_INSERT_USER = (
-    "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING"
-)
-_EXISTS = (
-    "SELECT 1 FROM agent_sessions WHERE session_id = ? "
-    "UNION ALL SELECT 1 FROM agent_user_sessions WHERE session_id = ?"
-)
-_DELETE = (
-    "DELETE FROM agent_messages WHERE session_id = ?",
-    "DELETE FROM agent_sessions WHERE session_id = ?",
-    "DELETE FROM agent_user_sessions WHERE session_id = ?",
-)
-_INSERT_AGENT_SESSION = "INSERT INTO agent_sessions (session_id) VALUES (?)"
-_INSERT_UNOWNED = (
-    "INSERT INTO agent_sessions (session_id, created_at, updated_at) VALUES (?, ?, ?)"
-)
-_INSERT_OWNED = (
-    "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_ITEM = "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)"
+_BATCH = 500  # items written per executemany
 
 
 @dataclass
@@ -90,35 +57,6 @@ class TransferCounts:
 
 
 Progress = Callable[[TransferCounts], None]
-
-
-def export_jsonl(
-    repo: SessionRepository,
-    out: IO[str],
-    *,
-    user_id: str | None = None,
-    progress: Progress | None = None,
-) -> TransferCounts:
-    """Write every user (or just ``user_id``) with their sessions and items to ``out``.
-
-    A full export also writes the sessions no user owns. Everything comes from
-    one snapshot of the database: writes made meanwhile are either all in the
-    export or not at all. The snapshot uses a connection of its own, so the
-    repository's other calls go on meanwhile (except on ``:memory:``).
-    """
-    if user_id is not None:
-        check_id("user_id", user_id)
-    counts = TransferCounts()
-    report = _Reporter(progress, counts)
-
-    def write_all(conn: Connection) -> None:
-        for line in _export_lines(conn, user_id, counts):
-            out.write(line)
-            out.write("\n")
-            report()
-
-    repo._db.snapshot(write_all)
-    return counts
 
 
 class _Reporter:
@@ -136,120 +74,90 @@ class _Reporter:
             self.progress(self.counts)
 
 
-def _export_lines(conn: Connection, user_id: str | None, counts: TransferCounts) -> Iterator[str]:
+# -- export ----------------------------------------------------------------------
+
+
+def write_export(reader: Exporter, out: IO[str], user_id: str | None,
+                 progress: Progress | None) -> TransferCounts:
+    """Write what ``reader`` (one snapshot) holds to ``out``; return the counts."""
+    counts = TransferCounts()
+    report = _Reporter(progress, counts)
+    for line in _export_lines(reader, user_id, counts):
+        out.write(line)
+        out.write("\n")
+        report()
+    return counts
+
+
+def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts
+                  ) -> Iterator[str]:
     yield json.dumps({
         "type": "export", "format": FORMAT, "sessions_dal": __version__,
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "user_id": user_id,
     })
-    for user, user_created in _export_users(conn, user_id):
+    for user, user_created in reader.users(user_id):
         counts.users += 1
-        yield json.dumps({"type": "user", "user_id": user, "created_at": user_created})
-        after: tuple[str, int] = ("", 0)
-        while True:
-            sessions = conn.execute(_SESSIONS, (user, *after, _PAGE)).fetchall()
-            for session_id, owner, created, updated, metadata, _ in sessions:
-                counts.sessions += 1
-                yield json.dumps({
-                    "type": "session", "session_id": session_id, "user_id": owner,
-                    "created_at": created, "updated_at": updated,
-                    "metadata": _metadata(session_id, metadata),
-                })
-                yield from _export_items(conn, session_id, counts)
-            if len(sessions) < _PAGE:
-                break
-            after = (sessions[-1][2], sessions[-1][5])
+        yield json.dumps({"type": "user", "user_id": user, "created_at": _time(user_created)})
+        for row in reader.sessions(user):
+            counts.sessions += 1
+            yield json.dumps({
+                "type": "session", "session_id": row.session_id, "user_id": row.user_id,
+                "created_at": _time(row.created_at), "updated_at": _time(row.updated_at),
+                "metadata": _decoded_metadata(row),
+            })
+            yield from _export_items(reader, row.session_id, counts)
     if user_id is None:
-        yield from _export_unowned(conn, counts)
-    conn.verify()  # before the record that vouches for the whole file
-    yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
-                      "items": counts.items})
-
-
-def _export_users(conn: Connection, user_id: str | None) -> Iterator[tuple[str, str]]:
-    if user_id is not None:
-        yield from conn.execute(_ONE_USER, (user_id,)).fetchall()
-        return
-    after = ""
-    while True:
-        users = conn.execute(_USERS, (after, _PAGE)).fetchall()
-        yield from users
-        if len(users) < _PAGE:
-            return
-        after = users[-1][0]
-
-
-def _export_unowned(conn: Connection, counts: TransferCounts) -> Iterator[str]:
-    after = 0
-    while True:
-        sessions = conn.execute(_UNOWNED, (after, _PAGE)).fetchall()
-        for _, session_id, created, updated in sessions:
+        for session_id, created, updated in reader.unowned():
             counts.sessions += 1
             # openai-agents' own timestamp text, kept as it is stored.
             yield json.dumps({
                 "type": "session", "session_id": session_id, "user_id": None,
                 "created_at": created, "updated_at": updated, "metadata": {},
             })
-            yield from _export_items(conn, session_id, counts)
-        if len(sessions) < _PAGE:
-            return
-        after = sessions[-1][0]
+            yield from _export_items(reader, session_id, counts)
+    reader.verify()  # before the record that vouches for the whole file
+    yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
+                      "items": counts.items})
 
 
-def _export_items(conn: Connection, session_id: str, counts: TransferCounts) -> Iterator[str]:
+def _time(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _decoded_metadata(row: SessionRow) -> Any:
+    return decode_metadata(row.session_id, row.metadata)
+
+
+def _export_items(reader: Exporter, session_id: str, counts: TransferCounts) -> Iterator[str]:
     prefix = json.dumps({"type": "item", "session_id": session_id})[:-1] + ', "item": '
-    after = 0
-    while True:
-        rows = conn.execute(_ITEMS, (session_id, after, _PAGE)).fetchall()
-        for row_id, text in rows:
-            try:
-                item = json.loads(text)
-            except (ValueError, TypeError, RecursionError) as exc:
-                raise CorruptItemError(
-                    f"item {row_id} of session {session_id!r} (agent_messages.id = {row_id}) "
-                    f"is not valid JSON ({exc}); repair or delete that row, then export again"
-                ) from exc
-            # Re-encoded so each record stays on one line whatever the stored
-            # text; NaN and Infinity (which openai-agents may store) stay as
-            # Python's json writes and reads them.
-            counts.items += 1
-            yield prefix + json.dumps(item) + "}"
-        if len(rows) < _PAGE:
-            return
-        after = rows[-1][0]
+    for row_id, text in reader.items(session_id):
+        try:
+            item = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise CorruptItemError(
+                f"item {row_id} of session {session_id!r} (agent_messages.id = {row_id}) "
+                f"is not valid JSON ({exc}); repair or delete that row, then export again"
+            ) from exc
+        # Re-encoded so each record stays on one line whatever the stored
+        # text; NaN and Infinity (which openai-agents may store) stay as
+        # Python's json writes and reads them.
+        counts.items += 1
+        yield prefix + json.dumps(item) + "}"
 
 
-@write_call
-def import_jsonl(
-    repo: SessionRepository,
-    lines: Iterable[str],
-    *,
-    replace: bool = False,
-    require_end: bool = True,
-    progress: Progress | None = None,
-) -> TransferCounts:
-    """Import what :func:`export_jsonl` wrote, in one transaction: all of it or nothing.
+# -- import ----------------------------------------------------------------------
 
-    A session that already exists raises
-    :class:`~sessions_dal.errors.SessionExistsError` and nothing is imported,
-    unless ``replace=True``, which deletes it (with its items) first. A
-    malformed line raises ``ValueError`` naming its line number, and so does
-    a file that stops before its ``end`` record (it was cut short) or whose
-    counts disagree with that record; nothing is imported then either. Files
-    from sessions_dal 0.1 have no ``end`` record: pass ``require_end=False``.
 
-    Items are stored as they were exported, including ``NaN``/``Infinity``
-    that openai-agents may have written; metadata is checked as
-    :meth:`~sessions_dal.SessionRepository.update_metadata` checks it.
+def read_import(writer: Importer, lines: Iterable[str], replace: bool, require_end: bool,
+                progress: Progress | None) -> TransferCounts:
+    """Read an export from ``lines`` and hand its records to ``writer``; return the counts.
+
+    Runs inside the store's import transaction: any exception undoes it all.
     """
     counts = TransferCounts()
-    repo._db.write(_import, lines, counts, _Importer(replace), require_end,
-                   _Reporter(progress, counts))
-    return counts
-
-
-def _import(conn: Connection, lines: Iterable[str], counts: TransferCounts,
-            importer: _Importer, require_end: bool, report: _Reporter) -> None:
+    report = _Reporter(progress, counts)
+    importer = _Records(writer, replace)
     end: dict[str, Any] | None = None
     number = 0
     for number, line in enumerate(lines, start=1):
@@ -260,14 +168,14 @@ def _import(conn: Connection, lines: Iterable[str], counts: TransferCounts,
             raise ValueError(f"line {number}: a record after the 'end' record")
         kind = record.get("type")
         if kind == "item":
-            importer.item(conn, number, record)
+            importer.item(number, record)
             counts.items += 1
         elif kind == "session":
-            importer.session(conn, number, record)
+            importer.session(number, record)
             counts.sessions += 1
         elif kind == "user":
             user = check_id(f"line {number}: user_id", record.get("user_id"))
-            conn.execute(_INSERT_USER, (user, _timestamp(number, record, "created_at")))
+            writer.add_user(user, _parse_time(number, record, "created_at"))
             counts.users += 1
         elif kind == "export":
             _check_header(number, record)
@@ -279,20 +187,22 @@ def _import(conn: Connection, lines: Iterable[str], counts: TransferCounts,
                 "expected 'user', 'session', 'item' or 'end'"
             )
         report()
-    importer.flush(conn)
+    importer.flush()
     _check_end(number, end, counts, require_end)
+    return counts
 
 
-class _Importer:
-    """The sessions and items of an import, written in batches of items."""
+class _Records:
+    """The sessions and items of an import, handed on in batches of items."""
 
-    def __init__(self, replace: bool) -> None:
+    def __init__(self, writer: Importer, replace: bool) -> None:
+        self.writer = writer
         self.replace = replace
         self.current: str | None = None
-        self.pending: list[tuple[str, str]] = []
+        self.pending: list[str] = []
         self.seen: set[str] = set()  # one file may not hold a session twice
 
-    def item(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
+    def item(self, number: int, record: dict[str, Any]) -> None:
         if self.current is None or record.get("session_id") != self.current or (
             "item" not in record
         ):
@@ -310,17 +220,18 @@ class _Importer:
             )
         text = json.dumps(item)
         if len(text) > MAX_JSON_LENGTH:
-            raise ValueError(f"line {number}: the item is longer than SQLite stores")
-        self.pending.append((self.current, text))
-        if len(self.pending) >= _PAGE:
-            self.flush(conn)
+            raise ValueError(f"line {number}: the item is longer than the database stores")
+        self.pending.append(text)
+        if len(self.pending) >= _BATCH:
+            self.flush()
 
-    def flush(self, conn: Connection) -> None:
-        conn.executemany(_INSERT_ITEM, self.pending)
-        self.pending.clear()
+    def flush(self) -> None:
+        if self.pending and self.current is not None:
+            self.writer.add_items(self.current, self.pending)
+        self.pending = []
 
-    def session(self, conn: Connection, number: int, record: dict[str, Any]) -> None:
-        self.flush(conn)
+    def session(self, number: int, record: dict[str, Any]) -> None:
+        self.flush()
         session_id = check_id(f"line {number}: session_id", record.get("session_id"))
         if "user_id" not in record:
             raise ValueError(
@@ -330,33 +241,30 @@ class _Importer:
         if session_id in self.seen:
             raise ValueError(f"line {number}: session {session_id!r} appears twice in the file")
         self.seen.add(session_id)
-        if conn.execute(_EXISTS, (session_id, session_id)).fetchone() is not None:
-            if not self.replace:
-                raise SessionExistsError(
-                    f"line {number}: session {session_id!r} already exists in the database; "
-                    "nothing was imported; to overwrite it, import with replace=True "
-                    "(sessions-dal import --replace)"
-                )
-            for statement in _DELETE:
-                conn.execute(statement, (session_id,))
         if owner is None:
             if record.get("metadata"):
                 raise ValueError(f"line {number}: an unowned session has no metadata")
-            created = _agents_column(number, record, "created_at")
-            updated = _agents_column(number, record, "updated_at")
-            conn.execute(_INSERT_UNOWNED, (session_id, created, updated))
+            times = (_agents_column(number, record, "created_at"),
+                     _agents_column(number, record, "updated_at"))
+            row = SessionRow(session_id, None, "{}", _EPOCH, _EPOCH)
         else:
             user = check_id(f"line {number}: user_id", owner)
             metadata = record.get("metadata", {})
             if not isinstance(metadata, dict):
                 raise ValueError(f"line {number}: metadata must be a JSON object")
             meta_text = encode_json(f"line {number}: metadata", metadata)
-            created = _timestamp(number, record, "created_at")
-            updated = _timestamp(number, record, "updated_at")
-            conn.execute(_INSERT_USER, (user, created))
-            conn.execute(_INSERT_AGENT_SESSION, (session_id,))
-            conn.execute(_INSERT_OWNED, (session_id, user, meta_text, created, updated))
+            row = SessionRow(session_id, user, meta_text,
+                             _parse_time(number, record, "created_at"),
+                             _parse_time(number, record, "updated_at"))
+            times = (None, None)
+        try:
+            self.writer.add_session(row, self.replace, times)
+        except IdTaken:
+            raise IdTaken(session_id, f"line {number}") from None
         self.current = session_id
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _check_header(number: int, record: dict[str, Any]) -> None:
@@ -406,7 +314,7 @@ def _parse(number: int, line: str) -> dict[str, Any]:
 def _parse_time(number: int, record: dict[str, Any], key: str) -> datetime:
     value = record.get(key)
     try:
-        parsed = parse_timestamp(value)  # type: ignore[arg-type]
+        parsed = datetime.fromisoformat(value)  # type: ignore[arg-type]
         if parsed.utcoffset() is None:
             raise ValueError(f"line {number}: {key} {value!r} has no time zone")
         return parsed.astimezone(timezone.utc)
@@ -417,10 +325,6 @@ def _parse_time(number: int, record: dict[str, Any], key: str) -> datetime:
             f"line {number}: {key} must be an ISO 8601 timestamp with a time zone, "
             f"within years 1-9999 in UTC, got {value!r}"
         ) from None
-
-
-def _timestamp(number: int, record: dict[str, Any], key: str) -> str:
-    return _parse_time(number, record, key).isoformat(timespec="microseconds")
 
 
 def _agents_column(number: int, record: dict[str, Any], key: str) -> str | None:
@@ -434,3 +338,10 @@ def _agents_column(number: int, record: dict[str, Any], key: str) -> str | None:
             f"text (e.g. '2026-01-02 03:04:05') or null, got {value!r}"
         )
     return value
+
+
+# The functions of 0.1, now methods (so that an interrupt's note reaches them).
+from .repository import SessionRepository  # noqa: E402  (it imports this module lazily)
+
+export_jsonl = SessionRepository.export_to
+import_jsonl = SessionRepository.import_from

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import rows
+from helpers import rows, sqlite_db
 
 from sessions_dal import Session, SessionRepository
 
@@ -266,7 +266,7 @@ def test_runner_items_round_trip_exactly(repo: SessionRepository, scripted: Scri
     memory = AgentsSession(repo.create_session("alice"))
     Runner.run_sync(agent, "Hi", session=memory)
     stored = run(memory.get_items())
-    raw = [r[0] for r in repo._db.fetchall(
+    raw = [r[0] for r in sqlite_db(repo).fetchall(
         "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
         (memory.session_id,))]
     assert [json.dumps(item) for item in stored] == raw

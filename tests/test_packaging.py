@@ -16,7 +16,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_packaged_schema_is_the_root_schema() -> None:
-    packaged = resources.files("sessions_dal").joinpath("schema.sql").read_text(encoding="utf-8")
+    packaged = resources.files("sessions_dal.backends.sqlite").joinpath("schema.sql").read_text(
+        encoding="utf-8")
     assert packaged == (ROOT / "schema.sql").read_text(encoding="utf-8")
 
 

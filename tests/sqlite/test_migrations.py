@@ -11,16 +11,22 @@ import pytest
 from helpers import dump
 
 from sessions_dal import SCHEMA_VERSION, SessionRepository
-from sessions_dal.connection import Database, open_connection
+from sessions_dal.backends.sqlite._connection import Database, open_connection
+from sessions_dal.backends.sqlite._schema import (
+    MIGRATIONS,
+    apply_migrations,
+    parse_migrations,
+)
+from sessions_dal.backends.sqlite._sql import SQL
 from sessions_dal.errors import (
     MigrationError,
     NotADatabaseError,
     SchemaVersionError,
     SessionsDalError,
 )
-from sessions_dal.migrations import MIGRATIONS, apply_migrations, parse_migrations
 
-ROOT_SCHEMA = Path(__file__).resolve().parent.parent / "schema.sql"
+DEFAULT = SQL("agent_sessions", "agent_messages")
+ROOT_SCHEMA = Path(__file__).resolve().parents[2] / "schema.sql"
 
 
 def user_version(path: Path) -> int:
@@ -140,8 +146,8 @@ def test_database_at_current_version_opens_without_writing(db_path: Path) -> Non
 def test_apply_migrations_reports_nothing_to_do_when_current(db_path: Path) -> None:
     db = open_db(db_path)
     try:
-        assert apply_migrations(db) == SCHEMA_VERSION
-        assert apply_migrations(db) == 0
+        assert apply_migrations(db, DEFAULT) == SCHEMA_VERSION
+        assert apply_migrations(db, DEFAULT) == 0
     finally:
         db.close()
 
@@ -196,10 +202,10 @@ def test_failing_migration_leaves_the_previous_version(db_path: Path) -> None:
     )
     db = open_db(db_path)
     try:
-        apply_migrations(db, parse_migrations(good))
+        apply_migrations(db, DEFAULT, parse_migrations(good))
         before = dump(db_path)
         with pytest.raises(MigrationError) as info:
-            apply_migrations(db, parse_migrations(bad))
+            apply_migrations(db, DEFAULT, parse_migrations(bad))
     finally:
         db.close()
     assert "version 2" in str(info.value) and "still at version 1" in str(info.value)
@@ -211,9 +217,9 @@ def test_migrations_apply_one_version_at_a_time(db_path: Path) -> None:
     text = "-- version: 1\nCREATE TABLE a (x);\n-- version: 2\nCREATE TABLE b (x);\n"
     db = open_db(db_path)
     try:
-        apply_migrations(db, parse_migrations(text)[:1])
+        apply_migrations(db, DEFAULT, parse_migrations(text)[:1])
         assert recorded(db_path) == [1]
-        assert apply_migrations(db, parse_migrations(text)) == 1
+        assert apply_migrations(db, DEFAULT, parse_migrations(text)) == 1
     finally:
         db.close()
     assert recorded(db_path) == [1, 2]
@@ -239,7 +245,7 @@ def _migrate_at_barrier(path: str, barrier: multiprocessing.synchronize.Barrier)
     db = Database(conn, path, 10.0)
     barrier.wait()
     try:
-        apply_migrations(db, parse_migrations(COUNTED_SCHEMA))
+        apply_migrations(db, DEFAULT, parse_migrations(COUNTED_SCHEMA))
     finally:
         db.close()
 
@@ -374,12 +380,12 @@ def test_a_block_without_a_comment_has_no_title() -> None:
 
 def test_a_failed_open_closes_what_it_opened(db_path: Path, monkeypatch: pytest.MonkeyPatch
                                             ) -> None:
-    from sessions_dal import repository
+    from sessions_dal.backends.sqlite import store as repository
 
     closed: list[bool] = []
     real_close = Database.close
 
-    def failing(db: Database) -> int:
+    def failing(db: Database, sql: object) -> int:
         raise MigrationError("boom")
 
     def close(db: Database) -> None:

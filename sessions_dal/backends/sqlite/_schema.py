@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 
-from .connection import Connection, Database
-from .errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
-from .tables import Tables
+from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
+from ._connection import Database
+from ._sql import SQL, quote
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -140,7 +140,7 @@ _LEGACY_STEP = (
 )
 
 
-def schema_version(conn: sqlite3.Connection | Connection) -> tuple[int, bool]:
+def schema_version(conn: sqlite3.Connection) -> tuple[int, bool]:
     """The file's schema version, and whether it is a 0.1 file without a version table.
 
     0 is a file sessions_dal has not set up: new, foreign, or openai-agents'.
@@ -158,7 +158,7 @@ def schema_version(conn: sqlite3.Connection | Connection) -> tuple[int, bool]:
 
 
 def pending_steps(
-    conn: sqlite3.Connection | Connection, migrations: tuple[Migration, ...] | None = None
+    conn: sqlite3.Connection, migrations: tuple[Migration, ...] | None = None
 ) -> list[str]:
     """What :func:`apply_migrations` would do to this database, one line per step."""
     migrations = MIGRATIONS if migrations is None else migrations
@@ -168,7 +168,8 @@ def pending_steps(
     return steps
 
 
-def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+def apply_migrations(db: Database, sql: SQL, migrations: tuple[Migration, ...] = MIGRATIONS
+                     ) -> int:
     """Bring the database up to the last of ``migrations``; return how many steps ran.
 
     A database already at the last version costs one read and no write. The
@@ -178,10 +179,11 @@ def apply_migrations(db: Database, migrations: tuple[Migration, ...] = MIGRATION
     target = migrations[-1].version
     if db.read(schema_version) == (target, False):
         return 0
-    return sum(db.write(_migrate, db.path, migration, target) for migration in migrations)
+    return sum(db.write(_migrate, db.path, sql, migration, target) for migration in migrations)
 
 
-def _migrate(conn: Connection, path: str, migration: Migration, target: int) -> int:
+def _migrate(conn: sqlite3.Connection, path: str, sql: SQL, migration: Migration, target: int
+             ) -> int:
     """Apply ``migration`` unless the file has it already; return how many steps ran."""
     current, legacy = schema_version(conn)
     if current > target:
@@ -200,7 +202,7 @@ def _migrate(conn: Connection, path: str, migration: Migration, target: int) -> 
     conn.execute(_CREATE_VERSION_TABLE)
     for statement in migration.statements:
         try:
-            conn.execute(statement)
+            conn.execute(sql.ddl(statement))
         except sqlite3.Error as exc:
             raise MigrationError(
                 f"migrating {path!r} to schema version {migration.version} "
@@ -231,7 +233,7 @@ _OWN_LAYOUTS = {
 }
 
 
-def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_VERSION) -> int:
+def inspect_file(conn: sqlite3.Connection, sql: SQL, newest: int = SCHEMA_VERSION) -> int:
     """Refuse, before anything is written, a file this sessions_dal must not touch.
 
     Raises :class:`SchemaVersionError` for a file from a newer sessions_dal and
@@ -250,14 +252,15 @@ def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_
     # openai-agents' tables under the names given: checked whatever the version,
     # as the names are the caller's (swapped names must not reach any SQL).
     for name, layout in _AGENTS_LAYOUTS.items():
-        _check_layout(conn, path, tables, name, layout)
+        _check_layout(conn, path, sql, name, layout)
     if found == 0 or legacy:
         for name, layout in _OWN_LAYOUTS.items():
-            _check_layout(conn, path, tables, name, layout)
+            _check_layout(conn, path, sql, name, layout)
         if found == 0:
             return found
     missing = [
-        name for name in (tables.sessions, tables.messages) if not _table_exists(conn, name)
+        name for name in (sql.sessions_table, sql.messages_table)
+        if not _table_exists(conn, name)
     ]
     if missing:
         raise IncompatibleSchemaError(
@@ -270,31 +273,37 @@ def inspect_file(conn: sqlite3.Connection, tables: Tables, newest: int = SCHEMA_
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
 
 
-def inspect_read_only(conn: sqlite3.Connection, tables: Tables) -> None:
+def inspect_read_only(conn: sqlite3.Connection, sql: SQL) -> None:
     """Check a file for reading without writing to it, as :func:`inspect_file` does.
 
     A file sessions_dal has not set up yet (an openai-agents file, say) lacks
     some of our tables: empty temporary ones stand in for them, on this
     connection only, so every read works and reports what the file holds.
     """
-    if inspect_file(conn, tables) > 0:
+    if inspect_file(conn, sql) > 0:
         return
     for statement in MIGRATIONS[0].statements:
         match = _CREATE_TABLE.search(statement)
-        if match and not _table_exists(conn, tables.sql(match.group(1)).strip('"')):
+        if match and not _table_exists(conn, _actual(sql, match.group(1))):
             temporary = statement.replace(match.group(0), f"CREATE TEMP TABLE {match.group(1)}")
-            conn.execute(tables.sql(temporary))
+            conn.execute(sql.ddl(temporary))
+
+
+def _actual(sql: SQL, default_name: str) -> str:
+    """The name this database gives the table schema.sql calls ``default_name``."""
+    return {"agent_sessions": sql.sessions_table,
+            "agent_messages": sql.messages_table}.get(default_name, default_name)
 
 
 def _check_layout(
     conn: sqlite3.Connection,
     path: str,
-    tables: Tables,
+    sql: SQL,
     default_name: str,
     layout: tuple[tuple[str, ...], str],
 ) -> None:
-    name = tables.sql(default_name).strip('"')
-    rows = conn.execute(tables.sql(f"PRAGMA table_info({default_name})")).fetchall()
+    name = _actual(sql, default_name)
+    rows = conn.execute(f"PRAGMA main.table_info({quote(name)})").fetchall()
     if not rows:
         return
     columns = tuple(row[1].lower() for row in rows)
@@ -304,8 +313,8 @@ def _check_layout(
     if columns != expected_columns or primary != [expected_key]:
         problem = f"columns ({', '.join(columns)})"
     elif default_name == "agent_messages":
-        keys = conn.execute(tables.sql("PRAGMA foreign_key_list(agent_messages)")).fetchall()
-        expected_keys = [(tables.sessions.lower(), "session_id")]
+        keys = conn.execute(f"PRAGMA main.foreign_key_list({quote(name)})").fetchall()
+        expected_keys = [(sql.sessions_table.lower(), "session_id")]
         if [(k[2].lower(), k[3].lower()) for k in keys] != expected_keys:
             problem = "foreign keys other than the one on session_id"
     if problem is not None:
@@ -317,7 +326,7 @@ def _check_layout(
         )
 
 
-def _table_exists(conn: sqlite3.Connection | Connection, name: str) -> bool:
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     # main only: a read-only repository's stand-in tables live in temp.
     row = conn.execute(
         "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from helpers import dump, rows
+from backends import Backend
 
-from sessions_dal import DeletedUser, Session, SessionRepository
-from sessions_dal import session as session_module
+from sessions_dal import DeletedUser, Session, SessionRepository, _time
 from sessions_dal.errors import (
     CorruptDataError,
     CorruptSessionError,
@@ -24,7 +21,7 @@ from sessions_dal.errors import (
 
 
 def test_create_session_persists_user_and_session_at_once(
-    repo: SessionRepository, db_path: Path
+    repo: SessionRepository, backend: Backend
 ) -> None:
     before = datetime.now(timezone.utc)
     s = repo.create_session("alice", metadata={"title": "Trip"})
@@ -34,25 +31,18 @@ def test_create_session_persists_user_and_session_at_once(
     assert s.created_at.tzinfo is not None and s.created_at.utcoffset() == timedelta(0)
     assert before <= s.created_at <= datetime.now(timezone.utc)
     assert s.updated_at == s.created_at
-    # Visible to any other connection without further calls.
-    assert rows(db_path, "SELECT user_id FROM agent_users") == [("alice",)]
-    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(s.session_id,)]
-    assert rows(db_path, "SELECT session_id, user_id, metadata FROM agent_user_sessions") == [
-        (s.session_id, "alice", '{"title": "Trip"}')
-    ]
+    # Visible to another connection (another process) without further calls.
+    with backend.open() as other:
+        found = other.get_session("alice", s.session_id)
+        assert found is not None and found.to_dict() == s.to_dict()
+        assert [u.user_id for u in other.get_users()] == ["alice"]
 
 
-def test_created_at_is_stored_as_explicit_utc_text(repo: SessionRepository, db_path: Path) -> None:
-    s = repo.create_session("alice")
-    (stored,) = rows(db_path, "SELECT created_at, updated_at FROM agent_user_sessions")
-    assert stored == (s.created_at.isoformat(), s.created_at.isoformat())
-    assert str(stored[0]).endswith("+00:00") and len(str(stored[0])) == 32
-
-
-def test_second_session_reuses_the_user_row(repo: SessionRepository, db_path: Path) -> None:
+def test_second_session_reuses_the_user(repo: SessionRepository) -> None:
+    first = repo.create_session("alice")
     repo.create_session("alice")
-    repo.create_session("alice")
-    assert rows(db_path, "SELECT count(*) FROM agent_users") == [(1,)]
+    (user,) = repo.get_users()
+    assert (user.user_id, user.sessions, user.created_at) == ("alice", 2, first.created_at)
 
 
 def test_create_session_with_explicit_id_and_no_metadata(repo: SessionRepository) -> None:
@@ -63,26 +53,25 @@ def test_create_session_with_explicit_id_and_no_metadata(repo: SessionRepository
 
 @pytest.mark.parametrize("owner", ["alice", "bob"])
 def test_duplicate_explicit_session_id_is_refused_and_writes_nothing(
-    repo: SessionRepository, db_path: Path, owner: str
+    repo: SessionRepository, backend: Backend, owner: str
 ) -> None:
     repo.create_session(owner, session_id="chat-1", metadata={"v": 1})
-    before = dump(db_path)
+    before = backend.snapshot()
     with pytest.raises(SessionExistsError, match="'chat-1' already exists"):
         repo.create_session("alice", session_id="chat-1", metadata={"v": 2})
     with pytest.raises(SessionExistsError):
         repo.create_session("carol", session_id="chat-1")  # would also create carol
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
 
 
 def test_session_id_written_by_openai_agents_is_taken(
-    repo: SessionRepository, db_path: Path
+    repo: SessionRepository, backend: Backend
 ) -> None:
-    repo._db.write(lambda conn: conn.execute(
-        "INSERT INTO agent_sessions (session_id) VALUES ('agents-1')"))
-    before = dump(db_path)
+    backend.write_like_agents("agents-1", [])
+    before = backend.snapshot()
     with pytest.raises(SessionExistsError):
         repo.create_session("alice", session_id="agents-1")
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
 
 
 def test_metadata_is_copied_not_aliased(repo: SessionRepository) -> None:
@@ -123,10 +112,7 @@ def test_get_sessions_is_newest_first(repo: SessionRepository) -> None:
 def test_ties_in_created_at_are_broken_by_insertion_order(
     repo: SessionRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(session_module, "utc_now", lambda: "2026-01-01T00:00:00.000000+00:00")
-    from sessions_dal import repository as repository_module
-
-    monkeypatch.setattr(repository_module, "utc_now", session_module.utc_now)
+    monkeypatch.setattr(_time, "now", lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))
     created = [repo.create_session("alice") for _ in range(7)]
     assert len({s.created_at for s in created}) == 1
     assert repo.get_sessions("alice") == created[::-1]
@@ -141,10 +127,9 @@ def test_created_at_orders_before_insertion(
 ) -> None:
     # A clock that goes backwards: the later-inserted but earlier-stamped
     # session sorts as older.
-    from sessions_dal import repository as repository_module
-
-    stamps = iter(["2026-01-02T00:00:00.000000+00:00", "2026-01-01T00:00:00.000000+00:00"])
-    monkeypatch.setattr(repository_module, "utc_now", lambda: next(stamps))
+    stamps = iter([datetime(2026, 1, 2, tzinfo=timezone.utc),
+                   datetime(2026, 1, 1, tzinfo=timezone.utc)])
+    monkeypatch.setattr(_time, "now", lambda: next(stamps))
     first = repo.create_session("alice")
     second = repo.create_session("alice")
     assert repo.get_sessions("alice") == [first, second]
@@ -217,21 +202,22 @@ def test_update_metadata_can_replace(repo: SessionRepository) -> None:
 
 @pytest.mark.parametrize("replace", [False, True])
 def test_update_metadata_of_another_users_session_changes_nothing(
-    repo: SessionRepository, db_path: Path, replace: bool
+    repo: SessionRepository, backend: Backend, replace: bool
 ) -> None:
     s = repo.create_session("alice", metadata={"title": "Trip"})
-    before = dump(db_path)
+    before = backend.snapshot()
     with pytest.raises(SessionNotFoundError, match="user 'bob' has no session"):
         repo.update_metadata("bob", s.session_id, {"title": "x"}, replace=replace)
     with pytest.raises(SessionNotFoundError):
         repo.update_metadata("alice", "missing", {"title": "x"}, replace=replace)
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
 
 
 # -- delete_session / delete_user ----------------------------------------------
 
 
-def test_delete_session_removes_it_and_its_items(repo: SessionRepository, db_path: Path) -> None:
+def test_delete_session_removes_it_and_its_items(repo: SessionRepository, backend: Backend
+                                                 ) -> None:
     keep = repo.create_session("alice")
     keep.add_items([1])
     gone = repo.create_session("alice")
@@ -239,8 +225,10 @@ def test_delete_session_removes_it_and_its_items(repo: SessionRepository, db_pat
     assert repo.delete_session("alice", gone.session_id) is True
     assert repo.get_session("alice", gone.session_id) is None
     assert repo.get_sessions("alice") == [keep]
-    assert rows(db_path, "SELECT DISTINCT session_id FROM agent_messages") == [(keep.session_id,)]
-    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(keep.session_id,)]
+    assert backend.stored_items(gone.session_id) == []
+    assert backend.stored_items(keep.session_id) == ["1"]
+    assert repo.find_session(gone.session_id) is None
+    assert repo.get_unowned_sessions() == []  # nothing left behind for openai-agents either
     assert repo.delete_session("alice", gone.session_id) is False
     assert gone.get_items() == []
     with pytest.raises(SessionNotFoundError, match="no longer has session"):
@@ -248,29 +236,32 @@ def test_delete_session_removes_it_and_its_items(repo: SessionRepository, db_pat
 
 
 def test_delete_session_of_another_user_is_false_and_changes_nothing(
-    repo: SessionRepository, db_path: Path
+    repo: SessionRepository, backend: Backend
 ) -> None:
     s = repo.create_session("alice")
     s.add_items([1])
-    before = dump(db_path)
+    before = backend.snapshot()
     assert repo.delete_session("bob", s.session_id) is False
     assert repo.delete_session("alice", "missing") is False
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
 
 
 def test_delete_user_erases_everything_of_theirs_only(
-    repo: SessionRepository, db_path: Path
+    repo: SessionRepository, backend: Backend
 ) -> None:
-    for n in range(3):
-        repo.create_session("alice").add_items(list(range(n + 1)))
+    alices = [repo.create_session("alice") for _ in range(3)]
+    for n, s in enumerate(alices):
+        s.add_items(list(range(n + 1)))
     bob = repo.create_session("bob")
     bob.add_items(["b"])
     assert repo.delete_user("alice") == DeletedUser("alice", found=True, sessions=3, items=6)
     assert repo.count_sessions("alice") == 0
-    assert rows(db_path, "SELECT user_id FROM agent_users") == [("bob",)]
-    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(bob.session_id,)]
-    assert rows(db_path, "SELECT message_data FROM agent_messages") == [('"b"',)]
-    assert repo.get_sessions("bob") == [bob]
+    assert [u.user_id for u in repo.get_users()] == ["bob"]
+    assert all(backend.stored_items(s.session_id) == [] for s in alices)
+    assert repo.get_unowned_sessions() == []
+    info = repo.info()
+    assert (info.users, info.sessions, info.items) == (1, 1, 1)
+    assert repo.get_sessions("bob") == [bob] and bob.get_items() == ["b"]
 
 
 def test_delete_user_reports_unknown_and_empty_users(repo: SessionRepository) -> None:
@@ -313,31 +304,26 @@ def test_sql_looking_ids_are_plain_data(repo: SessionRepository, user_id: str) -
     assert repo.get_sessions("alice") == [other]
 
 
-def test_repr_is_short_and_runs_no_query(db_path: Path) -> None:
-    repo = SessionRepository(db_path)
+def test_repr_is_short_and_runs_no_query(backend: Backend) -> None:
+    repo = backend.open()
     s = repo.create_session("alice", session_id="s1")
     repo.close()
     # Both reprs work on a closed repository, so neither touches the database.
-    assert repr(repo) == f"<SessionRepository {str(db_path)!r} closed>"
+    assert repr(repo) == f"<SessionRepository {repo.path!r} closed>"
     assert repr(s).startswith("Session(session_id='s1', user_id='alice', created_at='")
 
 
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [("metadata", "{not json", "metadata that is not valid JSON"),
-     ("metadata", "[1, 2]", "metadata that is a JSON list, not an object"),
-     ("created_at", "yesterday", "a created_at that is not a timestamp ('yesterday')")],
+     ("metadata", "[1, 2]", "metadata that is a JSON list, not an object")],
 )
 def test_damaged_session_row_is_a_library_error_naming_the_row(
-    repo: SessionRepository, db_path: Path, column: str, value: str, message: str
+    repo: SessionRepository, backend: Backend, column: str, value: str, message: str
 ) -> None:
     s = repo.create_session("alice", session_id="hurt")
     repo.create_session("alice", session_id="fine")
-    conn = sqlite3.connect(db_path)
-    conn.execute(f"UPDATE agent_user_sessions SET {column} = ? WHERE session_id = 'hurt'",
-                 (value,))
-    conn.commit()
-    conn.close()
+    backend.set_session_column("hurt", column, value)
     expected = rf"session 'hurt' \(its agent_user_sessions row\) has {re.escape(message)}"
     calls = [lambda: repo.get_sessions("alice"), lambda: repo.get_session("alice", "hurt"),
              lambda: list(repo.iter_sessions("alice")), lambda: repo.find_session("hurt")]
@@ -351,12 +337,3 @@ def test_damaged_session_row_is_a_library_error_naming_the_row(
     s.add_items([1])  # items are untouched by a damaged session row
     assert s.get_items() == [1]
 
-
-def test_damaged_user_row_is_a_library_error(repo: SessionRepository, db_path: Path) -> None:
-    repo.create_session("alice")
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE agent_users SET created_at = 'soon'")
-    conn.commit()
-    conn.close()
-    with pytest.raises(CorruptDataError, match=r"user 'alice' \(its agent_users row\)"):
-        repo.get_users()

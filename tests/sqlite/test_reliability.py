@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import dump
+from helpers import dump, sqlite_db
 from reliability_workers import stress_process
 
 import sessions_dal
@@ -44,7 +44,7 @@ THREADS_PER_PROCESS = 2
 STRESS_SECONDS = float(os.environ.get("SESSIONS_DAL_STRESS_SECONDS", "3"))
 MIN_OPERATIONS = 2000  # acknowledged calls the bounded run must reach (about 12,000 seen)
 KILLS = int(os.environ.get("SESSIONS_DAL_KILLS", "20"))
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKERS = Path(__file__).resolve().parent / "reliability_workers.py"
 
 
@@ -161,13 +161,13 @@ def fault_disk_full(path: Path) -> None:
         s = repo.create_session("alice")
         s.add_items([{"n": 1}])
         before = dump(path)
-        pages = repo._db.fetchone("PRAGMA page_count")[0]
-        repo._db.fetchone(f"PRAGMA max_page_count = {pages}")
+        pages = sqlite_db(repo).fetchone("PRAGMA page_count")[0]
+        sqlite_db(repo).fetchone(f"PRAGMA max_page_count = {pages}")
         with pytest.raises(DiskFullError, match=r"is full .* nothing was written"):
             s.add_items([{"big": "x" * 4000}] * 100)
         assert s.get_items() == [{"n": 1}]
         assert dump(path) == before
-        repo._db.fetchone("PRAGMA max_page_count = 1073741823")
+        sqlite_db(repo).fetchone("PRAGMA max_page_count = 1073741823")
         s.add_items([{"big": "x" * 4000}] * 100)  # works again
         assert s.count_items() == 101
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import dump
+from backends import Backend
 
 from sessions_dal import Session, SessionRepository
 from sessions_dal.errors import CorruptItemError, SessionNotFoundError
@@ -18,14 +15,6 @@ from sessions_dal.errors import CorruptItemError, SessionNotFoundError
 @pytest.fixture
 def session(repo: SessionRepository) -> Session:
     return repo.create_session("alice", metadata={"title": "Trip"})
-
-
-def raw(db_path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_items_come_back_in_the_order_they_were_added(session: Session) -> None:
@@ -54,22 +43,23 @@ def test_items_round_trip_exactly(session: Session) -> None:
     assert list(back) == ["z", "a", "m", "big", "lone"] and list(back["m"]) == ["b", "a"]
 
 
-def test_items_are_stored_as_openai_agents_writes_them(session: Session, db_path: Path) -> None:
+def test_items_are_stored_as_openai_agents_writes_them(session: Session, backend: Backend
+                                                        ) -> None:
     item = {"role": "user", "content": "héllo"}
     session.add_items([item])
-    assert raw(db_path, "SELECT message_data FROM agent_messages") == [(json.dumps(item),)]
+    assert backend.stored_items(session.session_id) == [json.dumps(item)]
 
 
 def test_one_bad_item_fails_the_whole_call_and_writes_nothing(
-    session: Session, db_path: Path
+    session: Session, backend: Backend
 ) -> None:
     session.add_items([{"ok": 1}])
-    before, updated = dump(db_path), session.updated_at
+    before, updated = backend.snapshot(), session.updated_at
     with pytest.raises(TypeError, match=r"items\[2\]\['x'\] is a set"):
         session.add_items([{"ok": 2}, {"ok": 3}, {"x": {1}}])
     with pytest.raises(ValueError, match=r"items\[1\]\[0\] is nan"):
         session.add_items([{"ok": 2}, [float("nan")]])
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
     assert session.updated_at == updated
     assert session.get_items() == [{"ok": 1}]
 
@@ -80,14 +70,14 @@ def test_add_items_accepts_any_iterable_of_items(session: Session) -> None:
     assert session.get_items() == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
 
 
-def test_add_items_with_nothing_changes_nothing(session: Session, db_path: Path) -> None:
-    before = dump(db_path)
+def test_add_items_with_nothing_changes_nothing(session: Session, backend: Backend) -> None:
+    before = backend.snapshot()
     session.add_items([])
-    assert dump(db_path) == before
+    assert backend.snapshot() == before
 
 
 def test_add_items_moves_updated_at(
-    session: Session, repo: SessionRepository, db_path: Path
+    session: Session, repo: SessionRepository, backend: Backend
 ) -> None:
     created = session.updated_at
     session.add_items([1])
@@ -134,42 +124,39 @@ def test_clear_session_keeps_the_session_and_its_metadata(
     assert session.get_items() == [4]
 
 
-def test_corrupt_row_is_reported_never_skipped(session: Session, db_path: Path) -> None:
+def test_corrupt_row_is_reported_never_skipped(session: Session, backend: Backend) -> None:
     session.add_items([{"n": 1}])
-    raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
-        session.session_id, "{not json")
-    (bad_id,) = raw(db_path, "SELECT max(id) FROM agent_messages")[0]
+    bad_id = backend.insert_item_text(session.session_id, "{not json")
     with pytest.raises(CorruptItemError, match=rf"agent_messages\.id = {bad_id}\) is not valid"):
         session.get_items()
-    before = dump(db_path)
+    before = backend.snapshot()
     with pytest.raises(CorruptItemError):
         session.pop_item()
-    assert dump(db_path) == before  # the bad row stays, for repair
+    assert backend.snapshot() == before  # the bad row stays, for repair
     assert session.get_items(limit=0) == []
 
 
-def test_reads_what_openai_agents_wrote_including_nan(session: Session, db_path: Path) -> None:
+def test_reads_what_openai_agents_wrote_including_nan(session: Session, backend: Backend
+                                                       ) -> None:
     for text in ['{"n": NaN}', json.dumps({"a": "é"}, ensure_ascii=True)]:
-        raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
-            session.session_id, text)
+        backend.insert_item_text(session.session_id, text)
     first, second = session.get_items()
     assert first["n"] != first["n"] and second == {"a": "é"}
 
 
 def test_survives_openai_agents_clear_session(
-    session: Session, repo: SessionRepository, db_path: Path
+    session: Session, repo: SessionRepository, backend: Backend
 ) -> None:
     # SQLiteSession.clear_session() deletes the messages and the agent_sessions
     # row, with foreign keys off. Owner and metadata must survive it.
     session.add_items([1])
-    raw(db_path, "DELETE FROM agent_messages WHERE session_id = ?", session.session_id)
-    raw(db_path, "DELETE FROM agent_sessions WHERE session_id = ?", session.session_id)
+    backend.clear_like_agents(session.session_id)
     again = repo.get_session("alice", session.session_id)
     assert again is not None and again.metadata == {"title": "Trip"}
     again.add_items([2])
     assert session.get_items() == [2]
-    assert raw(db_path, "SELECT session_id FROM agent_sessions") == [(session.session_id,)]
-    assert raw(db_path, "PRAGMA foreign_key_check") == []
+    assert repo.get_unowned_sessions() == []  # its row is back, and still alice's
+    assert repo.check() == []
 
 
 def test_session_handle_works_in_another_thread(session: Session) -> None:
@@ -228,10 +215,9 @@ def test_writes_on_a_deleted_session_raise_and_reads_are_empty(repo: SessionRepo
 
 
 def test_unowned_handle_stops_once_a_user_claims_the_session(
-    repo: SessionRepository, db_path: Path
+    repo: SessionRepository, backend: Backend
 ) -> None:
-    raw(db_path, "INSERT INTO agent_sessions (session_id) VALUES ('chat')")
-    raw(db_path, "INSERT INTO agent_messages (session_id, message_data) VALUES ('chat', '1')")
+    backend.write_like_agents("chat", ["1"])
     unowned = repo.get_unowned_session("chat")
     assert unowned is not None and unowned.get_items() == [1]
     claimed = repo.claim_session("bob", "chat")

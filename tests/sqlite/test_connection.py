@@ -1,4 +1,4 @@
-"""Connections are configured once; one context manager owns every transaction."""
+"""SQLite connections are configured once; one runner owns every transaction."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import dump
+from helpers import dump, sqlite_db
 
 from sessions_dal import SessionRepository
-from sessions_dal import connection as connection_module
-from sessions_dal.connection import Connection, _primary_code
+from sessions_dal.backends.sqlite import _connection as connection_module
+from sessions_dal.backends.sqlite._connection import _primary_code
 from sessions_dal.errors import (
     DatabaseError,
     RepositoryClosedError,
@@ -24,7 +24,7 @@ from sessions_dal.transfer import export_jsonl
 
 
 def pragma(repo: SessionRepository, name: str) -> object:
-    return repo._db.fetchone(f"PRAGMA {name}")[0]
+    return sqlite_db(repo).fetchone(f"PRAGMA {name}")[0]
 
 
 def test_connection_is_configured(repo: SessionRepository) -> None:
@@ -50,24 +50,25 @@ def test_connection_never_holds_a_transaction_between_calls(repo: SessionReposit
     s = repo.create_session("alice")
     s.add_items([1])
     s.get_items()
-    assert not repo._db.read(lambda conn: conn.in_transaction)
+    assert not sqlite_db(repo).read(lambda conn: conn.in_transaction)
 
 
 def test_write_commits_on_success_and_rolls_back_on_any_exception(
     repo: SessionRepository, db_path: Path
 ) -> None:
-    repo._db.write(lambda conn: conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')"))
+    sqlite_db(repo).write(
+        lambda conn: conn.execute("INSERT INTO agent_users VALUES ('kept', 'now')"))
     before = dump(db_path)
 
-    def failing_write(conn: Connection, error: BaseException) -> None:
+    def failing_write(conn: sqlite3.Connection, error: BaseException) -> None:
         conn.execute("INSERT INTO agent_users VALUES ('lost', 'now')")
         raise error
 
     for error in (RuntimeError("boom"), KeyboardInterrupt()):
         with pytest.raises(type(error)):
-            repo._db.write(failing_write, error)
+            sqlite_db(repo).write(failing_write, error)
     assert dump(db_path) == before
-    assert not repo._db.read(lambda conn: conn.in_transaction)
+    assert not sqlite_db(repo).read(lambda conn: conn.in_transaction)
 
 
 def test_memory_database_is_one_database_for_the_repository_lifetime(

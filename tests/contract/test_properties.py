@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
 
+import pytest
+from backends import KINDS, fresh_repository
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessions_dal import SessionRepository
-from sessions_dal import repository as repository_module
+from sessions_dal import _time
 from sessions_dal._validate import MAX_ID_LENGTH
 from sessions_dal.errors import SessionExistsError
 
 USERS = ["alice", "bob", "carol"]
 # A few instants, drawn in any order: equal stamps exercise the tie-break and
 # decreasing ones a clock that steps back.
-STAMPS = [f"2026-01-0{d}T00:00:00.000000+00:00" for d in range(1, 4)]
+STAMPS = [datetime(2026, 1, d, tzinfo=timezone.utc) for d in range(1, 4)]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(
     owners_and_stamps=st.lists(st.tuples(st.sampled_from(USERS), st.sampled_from(STAMPS)),
                                max_size=40),
@@ -28,11 +31,11 @@ STAMPS = [f"2026-01-0{d}T00:00:00.000000+00:00" for d in range(1, 4)]
     page_size=st.integers(min_value=1, max_value=12),
 )
 def test_offset_pages_and_keyset_pages_partition_the_listing(
-    owners_and_stamps: list[tuple[str, str]], limit: int, page_size: int
+    kind: str, owners_and_stamps: list[tuple[str, datetime]], limit: int, page_size: int
 ) -> None:
     stamps = iter([stamp for _, stamp in owners_and_stamps])
-    with SessionRepository(":memory:") as repo, mock.patch.object(
-        repository_module, "utc_now", side_effect=lambda: next(stamps)
+    with fresh_repository(kind) as repo, mock.patch.object(
+        _time, "now", side_effect=lambda: next(stamps)
     ):
         created = [(repo.create_session(owner), stamp, n)
                    for n, (owner, stamp) in enumerate(owners_and_stamps)]
@@ -53,9 +56,10 @@ def test_offset_pages_and_keyset_pages_partition_the_listing(
             assert repo.count_sessions(user) == len(expected)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(st.integers(min_value=1, max_value=60))
-def test_generated_session_ids_are_distinct_uuid4_strings(count: int) -> None:
-    with SessionRepository(":memory:") as repo:
+def test_generated_session_ids_are_distinct_uuid4_strings(kind: str, count: int) -> None:
+    with fresh_repository(kind) as repo:
         ids = [repo.create_session(USERS[n % 3]).session_id for n in range(count)]
     assert len(set(ids)) == count
     for session_id in ids:
@@ -69,11 +73,12 @@ valid_ids = st.text(
 )
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(session_ids=st.lists(valid_ids, min_size=1, max_size=10), data=st.data())
 def test_explicit_ids_are_kept_and_duplicates_refused(
-    session_ids: list[str], data: st.DataObject
+    kind: str, session_ids: list[str], data: st.DataObject
 ) -> None:
-    with SessionRepository(":memory:") as repo:
+    with fresh_repository(kind) as repo:
         taken: set[str] = set()
         for session_id in session_ids:
             user = data.draw(st.sampled_from(USERS))
@@ -105,13 +110,14 @@ def canonical(value: Any) -> str:
     return json.dumps(value)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(batches=st.lists(st.lists(json_values, max_size=6), max_size=5),
        limit=st.integers(min_value=0, max_value=40))
 def test_any_json_value_round_trips_and_limit_is_the_last_n(
-    batches: list[list[Any]], limit: int
+    kind: str, batches: list[list[Any]], limit: int
 ) -> None:
     items = [item for batch in batches for item in batch]
-    with SessionRepository(":memory:") as repo:
+    with fresh_repository(kind) as repo:
         s = repo.create_session("alice")
         for batch in batches:
             s.add_items(batch)
@@ -122,9 +128,10 @@ def test_any_json_value_round_trips_and_limit_is_the_last_n(
         assert [canonical(v) for v in latest] == [canonical(v) for v in expected]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(metadata=st.dictionaries(st.text(), json_values, max_size=6))
-def test_any_metadata_round_trips(metadata: dict[str, Any]) -> None:
-    with SessionRepository(":memory:") as repo:
+def test_any_metadata_round_trips(kind: str, metadata: dict[str, Any]) -> None:
+    with fresh_repository(kind) as repo:
         s = repo.create_session("alice", metadata=metadata)
         (listed,) = repo.get_sessions("alice")
     assert canonical(s.metadata) == canonical(listed.metadata) == canonical(metadata)

@@ -1,4 +1,4 @@
-"""Two repositories on one file against a plain in-memory model.
+"""Two repositories on one database against a plain in-memory model.
 
 Every rule runs through one of the two repositories, chosen at random; after
 every step both must agree with the model, so neither may cache what the other
@@ -8,13 +8,13 @@ created again by another user: an old handle must never see or change it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from backends import KINDS, fresh
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -23,10 +23,10 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
-from sessions_dal import Session, SessionRepository
-from sessions_dal import repository as repository_module
+from sessions_dal import Session, _time
 from sessions_dal.errors import SessionNotFoundError
 
 USERS = st.sampled_from(["alice", "bob", "carol"])
@@ -42,7 +42,7 @@ VIA = st.sampled_from([0, 1])
 class ModelSession:
     session_id: str
     user_id: str
-    stamp: str
+    stamp: datetime
     order: int
     items: list[Any] = field(default_factory=list)
 
@@ -50,11 +50,11 @@ class ModelSession:
 class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
     sessions = Bundle("sessions")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "sqlite") -> None:
         super().__init__()
-        self.tmp = Path(tempfile.mkdtemp())
-        path = self.tmp / "state.db"
-        self.repos = [SessionRepository(path), SessionRepository(path)]
+        self.stack = ExitStack()
+        backend = self.stack.enter_context(fresh(kind))
+        self.repos = [self.stack.enter_context(backend.open()) for _ in range(2)]
         self.model: dict[str, ModelSession] = {}
         self.deleted: list[str] = []  # in deletion order: ids are random, so never sorted
         # Handles kept from creation, one per repository, used after deletion too.
@@ -63,17 +63,15 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
         self.stale: list[Session] = []
         self.order = 0
         # A clock that repeats each instant twice, so ties in created_at happen.
-        self.saved_clock = repository_module.utc_now
-        repository_module.utc_now = self.clock
+        self.saved_clock = _time.now
+        _time.now = self.clock  # type: ignore[assignment]
 
-    def clock(self) -> str:
-        return f"2026-01-01T00:00:00.{self.order // 2:06d}+00:00"
+    def clock(self) -> datetime:
+        return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=self.order // 2)
 
     def teardown(self) -> None:
-        repository_module.utc_now = self.saved_clock
-        for repo in self.repos:
-            repo.close()
-        shutil.rmtree(self.tmp)
+        _time.now = self.saved_clock  # type: ignore[assignment]
+        self.stack.close()
 
     def handle(self, via: int, session_id: str) -> Session:
         return self.handles[session_id][via]
@@ -207,7 +205,9 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
                     assert s.get_items() == self.model[s.session_id].items
 
 
-TwoRepositoriesAgreeWithModel.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None
-)
-TestTwoRepositoriesAgreeWithModel = TwoRepositoriesAgreeWithModel.TestCase
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_repositories_agree_with_a_model(kind: str) -> None:
+    run_state_machine_as_test(
+        lambda: TwoRepositoriesAgreeWithModel(kind),
+        settings=settings(max_examples=60, stateful_step_count=25, deadline=None),
+    )

@@ -1,9 +1,10 @@
-"""Opening connections, and the one place that owns transactions.
+"""SQLite connections, and the one place of the backend that owns transactions.
 
 A :class:`Database` holds a single ``sqlite3`` connection and a lock. Every
 read runs under :meth:`Database.read` and every write under
 :meth:`Database.write`, which issues ``BEGIN IMMEDIATE`` itself and commits or
-rolls back; nothing else in the package begins, commits or rolls back.
+rolls back; nothing else begins, commits or rolls back. ``sqlite3`` errors
+become the library's errors here, and nowhere else.
 
 Threading model: one connection per repository, shared by all threads and
 serialised by a lock. SQLite serialises writers anyway, so a second connection
@@ -13,19 +14,19 @@ processes coordinate through WAL and the busy timeout.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
-from .errors import (
+from ..._store import call_state
+from ...errors import (
     DatabaseError,
     DatabaseLockedError,
     DiskFullError,
@@ -34,19 +35,18 @@ from .errors import (
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
-from .tables import Tables
 
 __all__ = [
     "CACHE_KIB",
-    "COMMITTED_NOTE",
     "MAX_BUSY_TIMEOUT",
     "MIN_SQLITE_VERSION",
     "SYNCHRONOUS_LEVELS",
-    "Connection",
     "Database",
+    "Fingerprint",
+    "Opened",
     "open_connection",
     "open_read_only",
-    "write_call",
+    "translate_errors",
 ]
 
 # RETURNING (used by pop_item) arrived in SQLite 3.35.
@@ -144,7 +144,7 @@ def open_read_only(
     conn = _connect(f"file:{quote(real)}?{options}", path, busy_timeout, uri=True)
     try:
         with translate_errors(path, busy_timeout):
-            # Temporary tables (see migrations.inspect_read_only) stay in memory,
+            # Temporary tables (see _schema.inspect_read_only) stay in memory,
             # never in a file.
             conn.execute("PRAGMA temp_store = MEMORY")
             inspect(conn)
@@ -246,38 +246,6 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
             time.sleep(0.005)
 
 
-class Connection:
-    """The ``sqlite3`` connection as the package uses it.
-
-    Statements are written with openai-agents' default table names;
-    ``execute`` rewrites them for this database's names (see
-    :class:`~sessions_dal.tables.Tables`) before they reach SQLite.
-    """
-
-    __slots__ = ("raw", "rewrite", "verify")
-
-    def __init__(self, raw: sqlite3.Connection, rewrite: Callable[[str], str], *,
-                 verify: Callable[[], None] | None = None) -> None:
-        self.raw = raw
-        self.rewrite = rewrite
-        """Puts this database's table names into a statement written with the defaults."""
-        self.verify = verify or _nothing
-        """Raises if what was read cannot be trusted (see :meth:`Database.snapshot`)."""
-
-    def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
-        """Run one statement with bound ``parameters``."""
-        return self.raw.execute(self.rewrite(sql), parameters)
-
-    def executemany(self, sql: str, seq: Iterable[Sequence[object]]) -> sqlite3.Cursor:
-        """Run one statement once per parameter sequence."""
-        return self.raw.executemany(self.rewrite(sql), seq)
-
-    @property
-    def in_transaction(self) -> bool:
-        """Whether a transaction is open on the connection."""
-        return self.raw.in_transaction
-
-
 _T = TypeVar("_T")
 _getpid = os.getpid
 
@@ -287,7 +255,7 @@ class Database:
 
     Safe to share between threads: :meth:`read` and :meth:`write` hold the
     lock for the length of one piece of work, never across a ``yield`` to
-    user code.
+    user code. The work gets the ``sqlite3`` connection.
 
     Interrupts: a ``KeyboardInterrupt`` (or any exception a signal handler
     raises) may arrive whenever a call returns or a Python function starts.
@@ -302,7 +270,6 @@ class Database:
         conn: sqlite3.Connection,
         path: str,
         busy_timeout: float,
-        tables: Tables | None = None,
         reopen: Callable[[], Opened] | None = None,
         *,
         fingerprint: Fingerprint | None = None,
@@ -311,8 +278,7 @@ class Database:
         self.path = path
         self.read_only = read_only
         self.busy_timeout = busy_timeout
-        self.tables = tables or Tables()
-        self._conn: Connection | None = Connection(conn, self.tables.sql)
+        self._conn: sqlite3.Connection | None = conn
         # SQLite opens a file it cannot write read-only, and that connection
         # stays read-only after the file becomes writable again; so a
         # read-only error marks it stale and the next call opens a new one.
@@ -345,19 +311,40 @@ class Database:
         try:
             with lock:
                 conn = self._conn
-                if conn is None or self._care or (not nested and conn.raw.in_transaction):
+                if conn is None or self._care or (not nested and conn.in_transaction):
                     conn = self._ready(nested)
                 return work(conn, *args)
         except sqlite3.Error as exc:
             self._fail(exc)
+
+    def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """Every row of one query, under the lock: :meth:`read`, unrolled for the hot path."""
+        if _getpid() != self._pid:
+            self._check_process()
+        lock = self._lock
+        nested = lock._is_owned()  # type: ignore[attr-defined]
+        try:
+            with lock:
+                conn = self._conn
+                if conn is None or self._care or (not nested and conn.in_transaction):
+                    conn = self._ready(nested)
+                rows: list[Any] = conn.execute(sql, parameters).fetchall()
+                return rows
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
+        """The first row of one query (``None`` if there is none), under the lock."""
+        rows = self.fetchall(sql, parameters)
+        return rows[0] if rows else None
 
     def write(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)`` in one transaction: ``BEGIN IMMEDIATE``, then commit.
 
         Any exception, ``KeyboardInterrupt`` included, rolls the whole
         transaction back before it propagates, so a failed write leaves the
-        database exactly as it was. The one exception, an interrupt arriving
-        after ``COMMIT`` returned, is told apart by :func:`write_call`.
+        database exactly as it was; the moment ``COMMIT`` returns is marked in
+        :data:`sessions_dal._store.call_state`.
         """
         if self.read_only:
             raise ReadOnlyDatabaseError(
@@ -371,9 +358,8 @@ class Database:
         try:
             with lock:
                 conn = self._conn
-                if conn is None or self._care or (not nested and conn.raw.in_transaction):
+                if conn is None or self._care or (not nested and conn.in_transaction):
                     conn = self._ready(nested)
-                raw = conn.raw
                 if nested:
                     raise RuntimeError(
                         "a sessions_dal write cannot start inside another call of the same "
@@ -382,64 +368,43 @@ class Database:
                     )
                 # IMMEDIATE takes the write lock now, waiting up to the busy
                 # timeout, instead of failing later when a read upgrades.
-                with raw:  # its C-level exit rolls back on any exception
-                    raw.execute("BEGIN IMMEDIATE")
+                with conn:  # its C-level exit rolls back on any exception
+                    conn.execute("BEGIN IMMEDIATE")
                     result = work(conn, *args)
                     try:
-                        raw.execute("COMMIT")
+                        conn.execute("COMMIT")
                     except BaseException as failure:
                         # Not SQLite's error: something arrived once COMMIT returned.
-                        if not isinstance(failure, sqlite3.Error) and not raw.in_transaction:
-                            _call.committed = True
+                        if not isinstance(failure, sqlite3.Error) and not conn.in_transaction:
+                            call_state.token.committed = True
                         raise
-                    _call.committed = True
+                    call_state.token.committed = True
                 return result
         except sqlite3.Error as exc:
             self._fail(exc)
 
-    def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
-        """The first row of one query (``None`` if there is none), under the lock."""
-        return self.read(_fetchone, sql, parameters)
-
-    def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
-        """Every row of one query, under the lock: :meth:`read`, unrolled for the hot path."""
-        if _getpid() != self._pid:
-            self._check_process()
-        lock = self._lock
-        nested = lock._is_owned()  # type: ignore[attr-defined]
-        try:
-            with lock:
-                conn = self._conn
-                if conn is None or self._care or (not nested and conn.raw.in_transaction):
-                    conn = self._ready(nested)
-                rows: list[Any] = conn.raw.execute(conn.rewrite(sql), parameters).fetchall()
-                return rows
-        except sqlite3.Error as exc:
-            self._fail(exc)
-
-    def snapshot(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work(conn)`` on reads that all see one point in time.
+    def snapshot(self, work: Callable[[sqlite3.Connection, Callable[[], None]], _T]) -> _T:
+        """Run ``work(conn, verify)`` on reads that all see one point in time.
 
         A read transaction on a connection of its own, so it neither writes
         nor holds up the repository's other calls. A ``:memory:`` database has
         no second connection: its snapshot holds the repository's lock.
-        ``conn.verify()`` raises if an immutable read-only connection saw the
-        file change meanwhile (its reads may then be torn).
+        ``verify()`` raises if an immutable read-only connection saw the file
+        change meanwhile (its reads may then be torn).
         """
         self._check_process()
         if self._reopen is None:
             result: _T = self.read(_in_read_transaction, work)
             return result
         with self._lock:
-            self._ready(nested=True)  # closed? forked? (no reopen, no repair)
+            self._ready(nested=True)  # closed? (no reopen, no repair)
         try:
-            raw, fingerprint = self._reopen()
+            conn, fingerprint = self._reopen()
             try:
-                conn = Connection(raw, self.tables.sql, verify=_verifier(self.path, fingerprint))
-                raw.execute("BEGIN")
-                return work(conn)
+                conn.execute("BEGIN")
+                return work(conn, _verifier(self.path, fingerprint))
             finally:
-                raw.close()
+                conn.close()
         except sqlite3.Error as exc:
             self._fail(exc)
 
@@ -449,15 +414,15 @@ class Database:
             # In a child after fork(): the lock may be held by a parent thread
             # that does not exist here, and the connection is the parent's.
             if self._conn is not None:
-                _ABANDONED_AFTER_FORK.append(self._conn.raw)
+                _ABANDONED_AFTER_FORK.append(self._conn)
                 self._conn = None
             return
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
-                conn.raw.close()
+                conn.close()
 
-    def _ready(self, nested: bool) -> Connection:
+    def _ready(self, nested: bool) -> sqlite3.Connection:
         """The open connection, renewed or repaired if needed (never when nested)."""
         conn = self._conn
         if conn is None:
@@ -469,13 +434,13 @@ class Database:
         if self._reopen is not None and (self._stale or self._changed()):
             with translate_errors(self.path, self.busy_timeout):
                 fresh, self._fingerprint = self._reopen()
-            conn.raw.close()
-            conn = self._conn = Connection(fresh, self.tables.sql)
+            conn.close()
+            conn = self._conn = fresh
             self._stale = False
             self._seen = None if self._fingerprint is None else self._fingerprint()
             self._care = self._fingerprint is not None
-        if conn.raw.in_transaction:  # left by a rollback that failed: undo it now
-            conn.raw.rollback()
+        if conn.in_transaction:  # left by a rollback that failed: undo it now
+            conn.rollback()
         return conn
 
     def _changed(self) -> bool:
@@ -504,14 +469,6 @@ def _nothing() -> None:
     """A verifier for connections that cannot go stale."""
 
 
-def _fetchone(conn: Connection, sql: str, parameters: Sequence[object]) -> Any:
-    return conn.execute(sql, parameters).fetchone()
-
-
-def _fetchall(conn: Connection, sql: str, parameters: Sequence[object]) -> list[Any]:
-    return conn.execute(sql, parameters).fetchall()
-
-
 def _verifier(path: str, fingerprint: Fingerprint | None) -> Callable[[], None]:
     if fingerprint is None:
         return _nothing
@@ -527,51 +484,12 @@ def _verifier(path: str, fingerprint: Fingerprint | None) -> Callable[[], None]:
     return verify
 
 
-def _in_read_transaction(conn: Connection, work: Callable[[Connection], _T]) -> _T:
-    raw = conn.raw
-    with raw:  # the C-level exit ends the read transaction whatever happens
-        raw.execute("BEGIN")
-        return work(conn)
-
-
-COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
-"""The note an exception carries when it interrupted a write call whose
-transaction had already committed (see :func:`write_call`)."""
-
-# Per thread: whether the write call running in it has committed.
-_call = threading.local()
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def write_call(method: _F) -> _F:
-    """Mark a public method that writes, so an exception tells whether the write stayed.
-
-    A write call that raises has changed nothing, with one exception: an
-    interrupt (``KeyboardInterrupt``, or whatever a signal handler raises)
-    arriving after its ``COMMIT`` succeeded. Such an exception carries
-    :data:`COMMITTED_NOTE` in ``exc.__notes__``: the write is in the
-    database. Without that note, it is not.
-    """
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        _call.committed = False
-        try:
-            return method(*args, **kwargs)
-        except BaseException as exc:
-            if _call.committed and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
-                _add_note(exc, COMMITTED_NOTE)
-            raise
-
-    return call  # type: ignore[return-value]
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-    else:  # the attribute add_note() fills in, for callers on 3.10
-        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+def _in_read_transaction(
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection, Callable[[], None]], _T]
+) -> _T:
+    with conn:  # the C-level exit ends the read transaction whatever happens
+        conn.execute("BEGIN")
+        return work(conn, _nothing)
 
 
 @contextmanager

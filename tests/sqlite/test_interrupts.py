@@ -23,11 +23,10 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from helpers import dump
+from helpers import dump, sqlite_db
 
 import sessions_dal
-from sessions_dal import Session, SessionRepository
-from sessions_dal.connection import COMMITTED_NOTE
+from sessions_dal import COMMITTED_NOTE, Session, SessionRepository
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 PACKAGE = str(Path(sessions_dal.__file__).parent)
@@ -103,7 +102,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with SessionRepository(path) as repo:
         s = repo.create_session("alice", session_id="s", metadata={"title": "t"})
         s.add_items([{"n": 0}, {"n": -1}])
-        repo._db.write(lambda conn: conn.execute(  # a session openai-agents wrote, to claim
+        sqlite_db(repo).write(lambda conn: conn.execute(  # a session openai-agents wrote, to claim
             "INSERT INTO agent_sessions (session_id) VALUES ('agents-chat')"))
     return path
 
@@ -219,9 +218,9 @@ def test_an_interrupt_while_waiting_for_the_lock_leaves_another_threads_write_wh
             outcome: list[object] = []
             writer = threading.Thread(target=lambda: outcome.append(s.add_items(batch)))
             writer.start()
-            conn = repo._db._conn
+            conn = sqlite_db(repo)._conn
             assert conn is not None
-            while not conn.raw.in_transaction:  # until the writer is inside its transaction
+            while not conn.in_transaction:  # until the writer is inside its transaction
                 time.sleep(0.001)
             threading.Timer(0.1, signal.pthread_kill,
                             (threading.main_thread().ident, signal.SIGUSR1)).start()

@@ -5,24 +5,21 @@ from __future__ import annotations
 import io
 import json
 import re
-import tempfile
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any
 from unittest import mock
 
 import pytest
-from agents_schema import write_like_agents
+from backends import KINDS, Backend, fresh, fresh_repository
+from helpers import DeletesDuringExport, exported, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessions_dal import SessionRepository
-from sessions_dal import repository as repository_module
-from sessions_dal import session as session_module
-from sessions_dal.errors import DatabaseError
+from sessions_dal import _time
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 USERS = ["alice", "bob", "ünï"]
-STAMPS = [f"2026-01-0{d}T00:00:00.00000{d}+00:00" for d in range(1, 4)]
+STAMPS = [datetime(2026, 1, d, microsecond=d, tzinfo=timezone.utc) for d in range(1, 4)]
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
@@ -53,44 +50,30 @@ SESSIONS = st.lists(
 )
 
 
-def snapshot(repo: SessionRepository) -> list[Any]:
-    """Everything a user of the library can observe, as plain JSON text."""
-    state: list[Any] = []
-    for user in repo.get_users():
-        state.append(["user", user.user_id, user.created_at.isoformat(), user.sessions])
-        for s in repo.get_sessions(user.user_id):
-            state.append(["session", s.session_id, s.user_id, s.created_at.isoformat(),
-                          s.updated_at.isoformat(), json.dumps(s.metadata),
-                          json.dumps(s.get_items())])
-    for s in repo.get_unowned_sessions():
-        state.append(["unowned", s.session_id, s.created_at.isoformat(),
-                      s.updated_at.isoformat(), json.dumps(s.get_items())])
-    return state
-
-
 def body(export: str) -> list[str]:
     """An export without its first line, which records when it was made."""
     return export.splitlines()[1:]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @given(SESSIONS, UNOWNED, st.sampled_from([None, *USERS]))
-def test_export_then_import_is_lossless(sessions: list[Any], unowned: list[Any],
+def test_export_then_import_is_lossless(kind: str, sessions: list[Any], unowned: list[Any],
                                         only: str | None) -> None:
     stamps = iter(stamp for _, stamp, _, _, _ in sessions)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "source.db"
+    with fresh(kind) as source, fresh(kind) as target:
         for session_id, created, texts in unowned:
-            write_like_agents(path, session_id, texts, created_at=created)
-        check_round_trip(path, sessions, stamps, only)
+            source.write_like_agents(session_id, texts, created_at=created)
+        check_round_trip(source, target, sessions, stamps, only)
 
 
-def check_round_trip(path: Path, sessions: list[Any], stamps: Any, only: str | None) -> None:
-    with SessionRepository(path) as source, SessionRepository(":memory:") as target:
-        with mock.patch.object(repository_module, "utc_now", side_effect=lambda: next(stamps)):
+def check_round_trip(source_backend: Backend, target_backend: Backend, sessions: list[Any],
+                     stamps: Any, only: str | None) -> None:
+    with source_backend.open() as source, target_backend.open() as target:
+        with mock.patch.object(_time, "now", side_effect=lambda: next(stamps)):
             created = [(source.create_session(user, metadata=meta), items, pop)
                        for user, _, meta, items, pop in sessions]
         for s, items, pop in created:
-            with mock.patch.object(session_module, "utc_now", return_value=STAMPS[-1]):
+            with mock.patch.object(_time, "now", return_value=STAMPS[-1]):
                 s.add_items(items)
                 if pop:
                     s.pop_item()
@@ -111,25 +94,8 @@ def check_round_trip(path: Path, sessions: list[Any], stamps: Any, only: str | N
 # -- a full export is one consistent, complete copy ------------------------------
 
 
-class DeletesDuringExport(io.StringIO):
-    """An output that deletes a session through another repository mid-export."""
-
-    def __init__(self, other: SessionRepository, user: str, session_id: str) -> None:
-        super().__init__()
-        self.other, self.user, self.session_id = other, user, session_id
-        self.done = False
-
-    def write(self, text: str) -> int:
-        if not self.done and '"type": "item"' in text:
-            self.done = True
-            assert self.other.delete_session(self.user, self.session_id)
-            self.other.create_session("late").add_items(["written during the export"])
-        return super().write(text)
-
-
-def test_export_is_one_snapshot_while_another_connection_deletes(tmp_path: Path) -> None:
-    path = tmp_path / "x.db"
-    with SessionRepository(path) as repo, SessionRepository(path) as other:
+def test_export_is_one_snapshot_while_another_connection_deletes(backend: Backend) -> None:
+    with backend.open() as repo, backend.open() as other:
         repo.create_session("alice", session_id="long").add_items(list(range(2_000)))
         out = DeletesDuringExport(other, "alice", "long")
         counts = export_jsonl(repo, out)
@@ -140,38 +106,14 @@ def test_export_is_one_snapshot_while_another_connection_deletes(tmp_path: Path)
         assert repo.get_session("alice", "long") is None  # the delete did happen
 
 
-def test_unowned_sessions_are_exported_and_imported_unowned(tmp_path: Path) -> None:
-    path = tmp_path / "agents.db"
-    write_like_agents(path, "chat", ['{"n": NaN}', '{"n": Infinity}'],
-                      created_at="2025-03-04 05:06:07")
-    with SessionRepository(path) as repo, SessionRepository(tmp_path / "copy.db") as copy:
-        out = io.StringIO()
-        export_jsonl(repo, out)
-        import_jsonl(copy, io.StringIO(out.getvalue()))
-        (s,) = copy.get_unowned_sessions()
-        assert s.session_id == "chat" and s.user_id is None
-        assert s.created_at.isoformat() == "2025-03-04T05:06:07+00:00"
-        nan, inf = s.get_items()
-        assert nan["n"] != nan["n"] and inf["n"] == float("inf")
-    conn = __import__("sqlite3").connect(tmp_path / "copy.db")
-    assert conn.execute("SELECT created_at FROM agent_sessions").fetchall() == [
-        ("2025-03-04 05:06:07",)]  # as openai-agents writes it
-    conn.close()
-
-
-def exported(repo: SessionRepository) -> list[str]:
-    out = io.StringIO()
-    export_jsonl(repo, out)
-    return out.getvalue().splitlines(keepends=True)
-
-
-def test_a_file_cut_at_any_line_imports_nothing(tmp_path: Path) -> None:
-    with SessionRepository(":memory:") as source:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_cut_at_any_line_imports_nothing(kind: str) -> None:
+    with fresh_repository(kind) as source:
         source.create_session("alice").add_items([1, 2, 3])
         source.create_session("bob").add_items(list(range(6)))
         lines = exported(source)
     for cut in range(len(lines)):
-        with SessionRepository(tmp_path / f"cut{cut}.db") as target:
+        with fresh_repository(kind) as target:
             with pytest.raises(ValueError, match="without the closing 'end' record"):
                 import_jsonl(target, lines[:cut])
             assert target.info().users == target.info().items == 0
@@ -186,15 +128,17 @@ def test_a_file_cut_at_any_line_imports_nothing(tmp_path: Path) -> None:
       "export format 3 is not one this sessions_dal reads")],
     ids=["item removed", "record after end", "header moved", "newer format"],
 )
-def test_a_changed_file_imports_nothing(change: Any, message: str) -> None:
-    with SessionRepository(":memory:") as source, SessionRepository(":memory:") as target:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_changed_file_imports_nothing(kind: str, change: Any, message: str) -> None:
+    with fresh_repository(kind) as source, fresh_repository(kind) as target:
         source.create_session("alice").add_items([1, 2, 3])
         with pytest.raises(ValueError, match=re.escape(message)):
             import_jsonl(target, change(exported(source)))
         assert target.info().users == 0
 
 
-def test_an_export_of_sessions_dal_0_1_imports_with_require_end_false() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_export_of_sessions_dal_0_1_imports_with_require_end_false(kind: str) -> None:
     old = [
         '{"type": "user", "user_id": "alice", "created_at": "2026-01-01T00:00:00+00:00"}\n',
         '{"type": "session", "session_id": "s", "user_id": "alice", "created_at": '
@@ -202,7 +146,7 @@ def test_an_export_of_sessions_dal_0_1_imports_with_require_end_false() -> None:
         '"metadata": {"t": 1}}\n',
         '{"type": "item", "session_id": "s", "item": [1]}\n',
     ]
-    with SessionRepository(":memory:") as target:
+    with fresh_repository(kind) as target:
         with pytest.raises(ValueError, match="require_end=False"):
             import_jsonl(target, old)
         assert import_jsonl(target, old, require_end=False).items == 1
@@ -210,44 +154,26 @@ def test_an_export_of_sessions_dal_0_1_imports_with_require_end_false() -> None:
 
 
 @pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
-def test_timestamps_past_the_representable_range_are_a_clear_error(stamp: str) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_timestamps_past_the_representable_range_are_a_clear_error(kind: str, stamp: str
+                                                                   ) -> None:
     record = {"type": "session", "session_id": "s", "user_id": "u", "created_at": stamp,
               "updated_at": stamp}
-    with SessionRepository(":memory:") as target, pytest.raises(
+    with fresh_repository(kind) as target, pytest.raises(
         ValueError, match="line 1: created_at must be an ISO 8601 timestamp"
     ):
         import_jsonl(target, [json.dumps(record)])
 
 
-def test_export_pages_through_many_users_sessions_and_items(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("sessions_dal.transfer._PAGE", 2)  # every page boundary, cheaply
-    path = tmp_path / "many.db"
-    for chat in ("c1", "c2", "c3", "c4", "c5"):
-        write_like_agents(path, chat, ["1", "2", "3"])
-    with SessionRepository(path) as source, SessionRepository(":memory:") as target:
-        for user in ("u1", "u2", "u3", "u4", "u5"):
-            for _ in range(3):
-                source.create_session(user).add_items([1, 2, 3, 4, 5])
-        seen: list[int] = []
-        out = io.StringIO()
-        counts = export_jsonl(source, out, progress=lambda c: seen.append(c.items))
-        assert (counts.users, counts.sessions, counts.items) == (5, 20, 90)
-        import_jsonl(target, io.StringIO(out.getvalue()))
-        assert snapshot(target) == snapshot(source)
-        assert seen == []  # fewer than 1,000 sessions and items: no progress calls
-
-
 # -- imports that must not half-happen ----------------------------------------------
 
 
-def test_a_read_from_the_progress_callback_keeps_the_import_whole(tmp_path: Path) -> None:
-    with SessionRepository(":memory:") as source:
+def test_a_read_from_the_progress_callback_keeps_the_import_whole(backend: Backend) -> None:
+    with fresh_repository(backend.kind) as source:
         for user in ("u1", "u2", "u3"):
             source.create_session(user).add_items(list(range(700)))
         lines = exported(source)
-    with SessionRepository(tmp_path / "x.db") as target:
+    with backend.open() as target:
         seen: list[int] = []
         with pytest.raises(ValueError, match="without the closing 'end' record"):
             import_jsonl(target, lines[:-1],
@@ -256,12 +182,12 @@ def test_a_read_from_the_progress_callback_keeps_the_import_whole(tmp_path: Path
 
 
 def test_a_write_from_inside_an_import_is_refused_and_nothing_is_imported(
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    with SessionRepository(":memory:") as source:
+    with fresh_repository(backend.kind) as source:
         source.create_session("u1").add_items([1, 2])
         lines = exported(source)
-    with SessionRepository(tmp_path / "x.db") as target:
+    with backend.open() as target:
 
         def meddling() -> Any:
             yield from lines[:2]
@@ -283,78 +209,62 @@ def test_a_write_from_inside_an_import_is_refused_and_nothing_is_imported(
       "must be openai-agents' timestamp text")],
     ids=["no user_id", "unowned metadata", "unowned time"],
 )
-def test_session_records_say_whose_they_are(record: dict[str, Any], message: str) -> None:
-    with SessionRepository(":memory:") as target:
+@pytest.mark.parametrize("kind", KINDS)
+def test_session_records_say_whose_they_are(kind: str, record: dict[str, Any], message: str
+                                            ) -> None:
+    with fresh_repository(kind) as target:
         with pytest.raises(ValueError, match=re.escape(message)):
             import_jsonl(target, [json.dumps(record)], require_end=False)
         assert target.info().sessions == target.info().unowned_sessions == 0
 
 
-def test_a_session_twice_in_one_file_is_refused_even_with_replace() -> None:
-    with SessionRepository(":memory:") as source:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_session_twice_in_one_file_is_refused_even_with_replace(kind: str) -> None:
+    with fresh_repository(kind) as source:
         source.create_session("u", session_id="s").add_items([1])
         lines = exported(source)
     twice = [*lines[:-1], *lines[2:-1], lines[-1]]
-    with SessionRepository(":memory:") as target:
+    with fresh_repository(kind) as target:
         for replace in (False, True):
             with pytest.raises(ValueError, match="session 's' appears twice in the file"):
                 import_jsonl(target, twice, replace=replace)
         assert target.info().sessions == 0
 
 
-def test_an_item_nested_deeper_than_sessions_dal_writes_is_refused() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_item_nested_deeper_than_sessions_dal_writes_is_refused(kind: str) -> None:
     deep: Any = 1
     for _ in range(101):
         deep = [deep]
     record = {"type": "item", "session_id": "s", "item": deep}
     session = {"type": "session", "session_id": "s", "user_id": None}
-    with SessionRepository(":memory:") as target, pytest.raises(
+    with fresh_repository(kind) as target, pytest.raises(
         ValueError, match="line 2: the item is nested more than 100 levels"
     ):
         import_jsonl(target, [json.dumps(session), json.dumps(record)], require_end=False)
 
 
-def test_end_counts_must_be_whole_numbers() -> None:
-    with SessionRepository(":memory:") as source, SessionRepository(":memory:") as target:
+@pytest.mark.parametrize("kind", KINDS)
+def test_end_counts_must_be_whole_numbers(kind: str) -> None:
+    with fresh_repository(kind) as source, fresh_repository(kind) as target:
         lines = exported(source)
         assert lines[-1] == '{"type": "end", "users": 0, "sessions": 0, "items": 0}\n'
         with pytest.raises(ValueError, match="the 'end' record counts"):
             import_jsonl(target, [lines[0], lines[-1].replace("0", "false")])
 
 
-def test_unowned_sessions_keep_their_order_and_their_timestamp_text(tmp_path: Path) -> None:
-    import sqlite3
-
-    path = tmp_path / "agents.db"
-    # Same creation second, out of id order; a time openai-agents never wrote; none.
-    for chat in ("c", "a", "b"):
-        write_like_agents(path, chat, ['"x"'], created_at="2025-01-01 00:00:00")
-    write_like_agents(path, "odd", [], created_at="sometime")
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO agent_sessions (session_id, created_at, updated_at) "
-                 "VALUES ('none', NULL, NULL)")
-    conn.commit()
-    conn.close()
-    with SessionRepository(path) as source, SessionRepository(tmp_path / "copy.db") as copy:
-        import_jsonl(copy, exported(source))
-        listed = [s.session_id for s in source.get_unowned_sessions()]
-        assert [s.session_id for s in copy.get_unowned_sessions()] == listed
-    assert listed == ["odd", "b", "a", "c", "none"]  # ties: the later written first
-    conn = sqlite3.connect(tmp_path / "copy.db")
-    assert conn.execute("SELECT created_at FROM agent_sessions WHERE session_id IN "
-                        "('odd', 'none') ORDER BY session_id").fetchall() == [
-        (None,), ("sometime",)]
-    conn.close()
 
 
-def test_an_export_from_a_read_only_repository_that_sees_a_write_is_refused(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "x.db"
-    with SessionRepository(path) as repo:
-        repo.create_session("alice", session_id="long").add_items(list(range(50)))
-    with SessionRepository(path, read_only=True) as reader, SessionRepository(path) as writer:
-        out = DeletesDuringExport(writer, "alice", "long")
-        with pytest.raises(DatabaseError, match=r"was changed by a writer .* run it again"):
-            export_jsonl(reader, out)
-        assert '"type": "end"' not in out.getvalue()  # an import will refuse what was written
+def test_unowned_sessions_are_exported_and_imported_unowned(backend: Backend) -> None:
+    backend.write_like_agents("chat", ['{"n": NaN}', '{"n": Infinity}'],
+                              created_at="2025-03-04 05:06:07")
+    with fresh(backend.kind) as target, backend.open() as repo, target.open() as copy:
+        out = io.StringIO()
+        export_jsonl(repo, out)
+        import_jsonl(copy, io.StringIO(out.getvalue()))
+        (s,) = copy.get_unowned_sessions()
+        assert s.session_id == "chat" and s.user_id is None
+        assert s.created_at.isoformat() == "2025-03-04T05:06:07+00:00"
+        nan, inf = s.get_items()
+        assert nan["n"] != nan["n"] and inf["n"] == float("inf")
+        assert copy.get_unowned_sessions()[0].to_dict() == repo.get_unowned_sessions()[0].to_dict()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
+from backends import KINDS, fresh_repository
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -58,12 +60,14 @@ def arguments(data: st.DataObject, func: Any, known: list[str]) -> tuple[list[An
     return args, kwargs
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=150)
 @given(st.data())
-def test_random_calls_raise_only_documented_errors_and_keep_state(data: st.DataObject) -> None:
+def test_random_calls_raise_only_documented_errors_and_keep_state(kind: str, data: st.DataObject
+                                                                 ) -> None:
     model: dict[str, tuple[str, list[Any]]] = {}  # session_id -> (user, items)
     order: list[str] = []  # creation order
-    with SessionRepository(":memory:") as repo:
+    with fresh_repository(kind) as repo:
         for _ in range(data.draw(st.integers(1, 25))):
             # Sessions in creation order: ids are random uuid4s, so choosing among
             # them sorted by id would make the same draws pick different sessions.
@@ -84,7 +88,7 @@ def test_random_calls_raise_only_documented_errors_and_keep_state(data: st.DataO
                 if name == "iter_sessions":
                     result = list(result)
             except DatabaseError:
-                raise  # no I/O fault here: an SQLite-level error is a bug
+                raise  # no I/O fault here: a database-level error is a bug
             except DOCUMENTED as exc:
                 result = error = True
                 note(f"{name}(*{args!r}, **{kwargs!r}) raised {exc!r}")

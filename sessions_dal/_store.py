@@ -1,0 +1,315 @@
+"""The interface between the public layer and a storage backend.
+
+``SessionRepository`` and ``Session`` check arguments, make ids, read the
+clock, encode and decode JSON and decide which error a caller sees; they hold
+no SQL. A backend's store (``sessions_dal.backends.sqlite.SQLiteStore``, ...)
+owns its connection, statements, transactions, migrations and the translation
+of its driver's errors. Between them, this narrow contract:
+
+- **One store method is one transaction, or one consistent read.** The store
+  decides how to make it atomic (SQLite: ``BEGIN IMMEDIATE``; a row-locking
+  server: the row locks each operation needs). The public layer never composes
+  transactions out of several calls.
+- Logic the public layer owns but that must run inside the transaction is
+  passed in as a callable: the metadata merge of :meth:`Store.update_metadata`,
+  the decoding of a popped item in :meth:`Store.pop_item`, the reading of an
+  import file in :meth:`Store.import_records`. Such callables are pure and fast:
+  they run while the store holds its locks.
+- Outcomes the public layer turns into errors are reported with the small
+  exceptions below (never a driver's exception), so the wording and the error
+  policy stay in one place.
+- A store marks the moment its write has committed, by setting
+  ``call_state.token.committed = True`` (attribute stores, not a function
+  call: nothing can interrupt them), so that :func:`write_call` can tell an
+  interrupted caller whether its write stayed.
+
+Timestamps cross the interface as aware UTC ``datetime`` objects; metadata and
+items as the JSON text that is stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+__all__ = [
+    "COMMITTED_NOTE",
+    "Exporter",
+    "IdTaken",
+    "Importer",
+    "NotFound",
+    "NotOwned",
+    "OwnedByOther",
+    "Owner",
+    "SessionRow",
+    "Store",
+    "StoreInfo",
+    "UserRow",
+    "call_state",
+    "write_call",
+]
+
+_T = TypeVar("_T")
+
+
+class SessionRow(NamedTuple):
+    """A session as stored: who owns it (``None``: nobody), its metadata text, its times."""
+
+    session_id: str
+    user_id: str | None
+    metadata: str
+    created_at: datetime
+    updated_at: datetime
+    position: object = None
+    """Where the session stands in its user's listing, for keyset paging (opaque)."""
+
+
+class UserRow(NamedTuple):
+    """A user, with how many sessions they own."""
+
+    user_id: str
+    created_at: datetime
+    sessions: int
+
+
+class Owner(NamedTuple):
+    """Whose items a session handle reads and writes: ``user_id`` ``None`` is nobody's.
+
+    Every item operation of a store sees the session only while it is still
+    this owner's: a deleted session, or one another user owns now, has no
+    items for it, and writes to it raise :class:`NotOwned`.
+    """
+
+    session_id: str
+    user_id: str | None
+
+
+class StoreInfo(NamedTuple):
+    """What a store reports about its database (see ``SessionRepository.info``)."""
+
+    schema_version: int
+    migration_pending: bool
+    server_version: str
+    journal_mode: str
+    users: int
+    sessions: int
+    unowned_sessions: int
+    items: int
+
+
+class IdTaken(Exception):
+    """The session id exists already (owned or not)."""
+
+
+class NotOwned(Exception):
+    """The session is not (or no longer) the handle's owner's."""
+
+
+class OwnedByOther(Exception):
+    """A claim met a session another user owns."""
+
+
+class NotFound(Exception):
+    """A claim met a session id that does not exist."""
+
+
+class Exporter(Protocol):
+    """Reads of one snapshot, for an export (all of them see one point in time)."""
+
+    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
+        """Every user (or just ``user_id``), by ``user_id``."""
+
+    def sessions(self, user_id: str) -> Iterator[SessionRow]:
+        """The user's sessions, in creation order."""
+
+    def unowned(self) -> Iterator[tuple[str, str | None, str | None]]:
+        """Sessions no user owns, with openai-agents' own timestamp texts, in listing order."""
+
+    def items(self, session_id: str) -> Iterator[tuple[int, str]]:
+        """A session's items, in order, with their row ids."""
+
+    def verify(self) -> None:
+        """Raise if what was read cannot be trusted to be one snapshot."""
+
+
+class Importer(Protocol):
+    """The writes of one import, all in one transaction."""
+
+    def add_user(self, user_id: str, created_at: datetime) -> None:
+        """Create the user unless it exists."""
+
+    def add_session(self, row: SessionRow, replace: bool,
+                    agents_times: tuple[str | None, str | None]) -> None:
+        """Create a session (owned, or unowned if ``row.user_id`` is ``None``).
+
+        An existing id raises :class:`IdTaken`, unless ``replace``, which
+        deletes it first. An unowned session keeps ``agents_times`` as stored.
+        """
+
+    def add_items(self, session_id: str, texts: Sequence[str]) -> None:
+        """Append items to a session added by this import."""
+
+
+class Store(Protocol):
+    """What a backend provides. One method: one transaction, or one consistent read."""
+
+    description: str
+    """The database, as messages name it: a path, or a URL without its password."""
+    read_only: bool
+    max_text_length: int
+    """The longest item or metadata text the backend stores."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    # -- a user's sessions ------------------------------------------------------
+    def create_session(self, user_id: str, session_id: str, metadata: str, now: datetime
+                       ) -> None:
+        """Create the user if missing and the session; :class:`IdTaken` if the id exists."""
+
+    def get_session(self, user_id: str, session_id: str) -> SessionRow | None: ...
+
+    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
+        """Newest first, ties by creation order (later first)."""
+
+    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+        """The next ``limit`` sessions after ``position`` (``None``: the first), same order."""
+
+    def count_sessions(self, user_id: str) -> int: ...
+
+    def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
+                        ) -> SessionRow | None:
+        """Replace the metadata text by ``change(old_text)``, atomically; ``None`` if absent."""
+
+    def delete_session(self, user_id: str, session_id: str) -> bool: ...
+
+    def delete_user(self, user_id: str) -> tuple[bool, int, int]:
+        """Delete the user with all sessions and items: (found, sessions, items)."""
+
+    def find_session(self, session_id: str) -> SessionRow | None:
+        """The session whoever owns it, or nobody."""
+
+    def list_users(self, limit: int | None, offset: int) -> list[UserRow]: ...
+
+    # -- sessions openai-agents wrote -------------------------------------------
+    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]: ...
+
+    def get_unowned(self, session_id: str) -> SessionRow | None: ...
+
+    def count_unowned(self) -> int: ...
+
+    def delete_unowned(self, session_id: str) -> bool: ...
+
+    def claim(self, user_id: str, session_ids: Sequence[str], metadata: str | None,
+              now: datetime) -> list[SessionRow]:
+        """Give each session the owner ``user_id``, all or none.
+
+        A session the user owns already comes back unchanged; another user's
+        raises :class:`OwnedByOther`, a missing one :class:`NotFound`.
+        ``metadata`` (if not ``None``) is the new sessions' metadata text.
+        """
+
+    # -- the items of one session, as its owner sees them -------------------------
+    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
+        """The latest ``limit`` items (all if ``None``), oldest first, with row ids."""
+
+    def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
+        """Append, in one transaction; :class:`NotOwned` if the session is not the owner's."""
+
+    def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
+                 ) -> tuple[bool, _T | None]:
+        """Remove the latest item and return ``(True, decode(id, text))``, or ``(False, None)``.
+
+        If ``decode`` raises, the item stays. Each concurrent call gets a
+        different item; none gets ``(False, None)`` while items remain.
+        """
+
+    def clear_items(self, owner: Owner, now: datetime) -> bool:
+        """Remove every item; whether there were any."""
+
+    def count_items(self, owner: Owner) -> int: ...
+
+    # -- the whole database -----------------------------------------------------
+    def info(self) -> StoreInfo: ...
+
+    def check(self) -> list[str]:
+        """The problems an integrity check finds (empty if sound)."""
+
+    def pending_migrations(self) -> list[str]: ...
+
+    def backup(self, target: str) -> None:
+        """Copy the database to the new file ``target``, consistently."""
+
+    def export(self, work: Callable[[Exporter], _T]) -> _T:
+        """Run ``work`` on reads that all see one snapshot."""
+
+    def import_records(self, work: Callable[[Importer], _T]) -> _T:
+        """Run ``work``'s writes in one transaction: all of them, or none."""
+
+
+# -- telling an interrupted caller whether its write stayed ----------------------
+
+COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
+"""The note an exception carries when it interrupted a write call whose
+transaction had already committed (see :func:`write_call`)."""
+
+class _Token:
+    """One write call's record of whether its transaction committed."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self) -> None:
+        self.committed = False
+
+
+class _CallState(threading.local):
+    token = _Token()  # outside any write call: marks go nowhere that matters
+
+
+call_state = _CallState()
+"""Per thread: ``call_state.token`` belongs to the innermost write call running.
+
+A write call made inside another (a repository used from an import's
+progress callback, say) has a token of its own, so its commit never makes
+the outer call's failure look committed."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def write_call(method: _F) -> _F:
+    """Mark a public method that writes, so an exception tells whether the write stayed.
+
+    A write call that raises has changed nothing, with one exception: an
+    interrupt (``KeyboardInterrupt``, or whatever a signal handler raises)
+    arriving after its ``COMMIT`` succeeded. Such an exception carries
+    :data:`COMMITTED_NOTE` in ``exc.__notes__``: the write is in the
+    database. Without that note, it is not.
+    """
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        outer = call_state.token
+        token = call_state.token = _Token()
+        try:
+            return method(*args, **kwargs)
+        except BaseException as exc:
+            if token.committed and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
+                _add_note(exc, COMMITTED_NOTE)
+            raise
+        finally:
+            call_state.token = outer
+
+    return call  # type: ignore[return-value]
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+    else:  # the attribute add_note() fills in, for callers on 3.10
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]

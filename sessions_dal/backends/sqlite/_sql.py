@@ -1,0 +1,211 @@
+"""Every SQL statement of the SQLite store, built once from the database's table names.
+
+openai-agents lets ``SQLiteSession`` name its two tables; a store is built for
+one pair of names, checked by the public layer and quoted here, once. No
+statement is rewritten while the store runs. Values are always ``?`` bound
+parameters.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["SQL", "quote"]
+
+
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier. Names are checked before (letters, digits, ``_``)."""
+    return f'"{name}"'
+
+
+# The names schema.sql is written with; rewritten in its DDL for other names.
+_DEFAULT_NAMES = re.compile(r"\b(agent_sessions|agent_messages|idx_agent_messages_session_id)\b")
+
+
+class SQL:
+    """The statements for one pair of openai-agents table names."""
+
+    def __init__(self, sessions_table: str, messages_table: str) -> None:
+        self.sessions_table = sessions_table
+        self.messages_table = messages_table
+        self.index = f"idx_{messages_table}_session_id"
+        """The items index, named as openai-agents names it."""
+        s, m = quote(sessions_table), quote(messages_table)
+        columns = "session_id, user_id, metadata, created_at, updated_at"
+        # Newest first, ties by insertion order (later first): a total order,
+        # so offset pages never skip or repeat while nothing is inserted.
+        order = "ORDER BY created_at DESC, seq DESC"
+        owned_ids = "SELECT session_id FROM agent_user_sessions WHERE user_id = ?"
+        # Sessions openai-agents wrote that nobody has claimed: an anti-join,
+        # so the cost grows with the sessions table; for adoption, not hot paths.
+        unowned = (
+            f"FROM {s} a WHERE NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
+        )
+
+        # -- users and their sessions ------------------------------------------
+        self.insert_user = (
+            "INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) "
+            "ON CONFLICT (user_id) DO NOTHING"
+        )
+        # DO NOTHING on a taken id: no row changed means "exists"; any other
+        # constraint failure stays an error of its own.
+        self.insert_agent_session = (
+            f"INSERT INTO {s} (session_id) VALUES (?) ON CONFLICT (session_id) DO NOTHING"
+        )
+        self.insert_owned = (
+            f"INSERT INTO agent_user_sessions ({columns}) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (session_id) DO NOTHING"
+        )
+        self.select_one = (
+            f"SELECT {columns}, seq FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
+        )
+        self.select_page = (
+            f"SELECT {columns}, seq FROM agent_user_sessions WHERE user_id = ? {order} "
+            "LIMIT ? OFFSET ?"
+        )
+        self.select_first = (
+            f"SELECT {columns}, seq FROM agent_user_sessions WHERE user_id = ? {order} LIMIT ?"
+        )
+        # The row value (created_at, seq) walks the (user_id, created_at, seq) index.
+        self.select_after = (
+            f"SELECT {columns}, seq FROM agent_user_sessions "
+            f"WHERE user_id = ? AND (created_at, seq) < (?, ?) {order} LIMIT ?"
+        )
+        self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
+        self.update_metadata = (
+            "UPDATE agent_user_sessions SET metadata = ? WHERE session_id = ? AND user_id = ? "
+            f"RETURNING {columns}, seq"
+        )
+        self.delete_owned = "DELETE FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
+        self.delete_items = f"DELETE FROM {m} WHERE session_id = ?"
+        self.delete_agent_session = f"DELETE FROM {s} WHERE session_id = ?"
+        self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
+        self.delete_user_agent_sessions = f"DELETE FROM {s} WHERE session_id IN ({owned_ids})"
+        self.delete_user_owned = "DELETE FROM agent_user_sessions WHERE user_id = ?"
+        self.delete_user = "DELETE FROM agent_users WHERE user_id = ?"
+        self.select_by_id = f"SELECT {columns}, seq FROM agent_user_sessions WHERE session_id = ?"
+        self.select_users = (
+            "SELECT user_id, created_at, (SELECT count(*) FROM agent_user_sessions s "
+            "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT ? OFFSET ?"
+        )
+        self.select_owner = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
+
+        # -- sessions openai-agents wrote ----------------------------------------
+        self.select_unowned = (
+            f"SELECT session_id, created_at, updated_at {unowned} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+        )
+        self.select_unowned_one = (
+            f"SELECT session_id, created_at, updated_at {unowned} AND session_id = ?"
+        )
+        self.count_unowned = f"SELECT count(*) {unowned}"
+        self.select_agent_times = f"SELECT created_at, updated_at FROM {s} WHERE session_id = ?"
+        self.delete_unowned = (
+            f"DELETE FROM {s} WHERE session_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
+        )
+        self.delete_unowned_items = (
+            f"DELETE FROM {m} WHERE session_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?)"
+        )
+
+        # -- items, as a session's owner sees them --------------------------------
+        # Every item statement looks items up by a key that is the session id
+        # while the session is still the handle's owner's, and NULL (matching
+        # nothing) once it is not: one lookup of the unique session_id index
+        # per statement, not a test per item (an EXISTS term was measured at
+        # ~150 instructions per row counted).
+        owned_key = (
+            "(SELECT session_id FROM agent_user_sessions WHERE session_id = ? AND user_id = ?)"
+        )
+        unowned_key = (
+            "(SELECT ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?))"
+        )
+        self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
+        """By whether the handle has an owner; the key's parameters are
+        (session_id, user_id), or (session_id, session_id) for nobody's."""
+        self.insert_item = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
+        # SQLiteSession.clear_session() deletes this row, so re-create it when
+        # missing (the items have a foreign key to it); like SQLiteSession,
+        # bump updated_at.
+        self.upsert_agent_session = (
+            f"INSERT INTO {s} (session_id) VALUES (?) "
+            "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
+        )
+        self.touch = (
+            "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ? AND user_id = ?"
+        )
+
+        # -- the whole database: counts, export, import ----------------------------
+        self.count_all = (
+            "SELECT (SELECT count(*) FROM agent_users), "
+            "(SELECT count(*) FROM agent_user_sessions), "
+            f"(SELECT count(*) {unowned}), (SELECT count(*) FROM {m})"
+        )
+        self.export_users = (
+            "SELECT user_id, created_at FROM agent_users WHERE user_id > ? "
+            "ORDER BY user_id LIMIT ?"
+        )
+        self.export_user = "SELECT user_id, created_at FROM agent_users WHERE user_id = ?"
+        self.export_sessions = (
+            f"SELECT {columns}, seq FROM agent_user_sessions "
+            "WHERE user_id = ? AND (created_at, seq) > (?, ?) ORDER BY created_at, seq LIMIT ?"
+        )
+        # In rowid order, so that an import re-creates the order unowned
+        # sessions list in (created_at, then rowid).
+        self.export_unowned = (
+            f"SELECT rowid, session_id, created_at, updated_at FROM {s} a WHERE rowid > ? "
+            "AND NOT EXISTS (SELECT 1 FROM agent_user_sessions o "
+            "WHERE o.session_id = a.session_id) ORDER BY rowid LIMIT ?"
+        )
+        self.export_items = (
+            f"SELECT id, message_data FROM {m} WHERE session_id = ? AND id > ? ORDER BY id LIMIT ?"
+        )
+        self.exists = (
+            f"SELECT 1 FROM {s} WHERE session_id = ? "
+            "UNION ALL SELECT 1 FROM agent_user_sessions WHERE session_id = ?"
+        )
+        self.insert_unowned = (
+            f"INSERT INTO {s} (session_id, created_at, updated_at) VALUES (?, ?, ?)"
+        )
+        self.insert_agent_session_plain = f"INSERT INTO {s} (session_id) VALUES (?)"
+        self.delete_anywhere = (
+            f"DELETE FROM {m} WHERE session_id = ?",
+            f"DELETE FROM {s} WHERE session_id = ?",
+            "DELETE FROM agent_user_sessions WHERE session_id = ?",
+        )
+
+    def ddl(self, statement: str) -> str:
+        """A statement of ``schema.sql`` (written with the default names) for these names."""
+        names = {
+            "agent_sessions": self.sessions_table,
+            "agent_messages": self.messages_table,
+            "idx_agent_messages_session_id": self.index,
+        }
+        if names["agent_sessions"] == "agent_sessions" and names["agent_messages"] == (
+            "agent_messages"
+        ):
+            return statement
+        return _DEFAULT_NAMES.sub(lambda m: quote(names[m.group(1)]), statement)
+
+
+class _ItemSQL:
+    """The item statements of a handle, given the key expression that guards them."""
+
+    __slots__ = ("all", "clear", "count", "latest", "mine", "pop")
+
+    def __init__(self, messages: str, key: str) -> None:
+        self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"
+        self.latest = (
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY id DESC LIMIT ?"
+        )
+        self.pop = (
+            f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
+            f"WHERE session_id = {key} ORDER BY id DESC LIMIT 1) RETURNING id, message_data"
+        )
+        self.clear = f"DELETE FROM {messages} WHERE session_id = {key}"
+        self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"
+        self.mine = f"SELECT {key} IS NOT NULL"

@@ -1,0 +1,518 @@
+"""SQLiteStore: the store of one SQLite file (or ``:memory:``) behind ``SessionRepository``.
+
+Each public method is one transaction (:meth:`Database.write`, ``BEGIN
+IMMEDIATE``) or one read. ``BEGIN IMMEDIATE`` takes the database's single
+write lock before the first statement, so every write transaction, in every
+thread and process, runs alone: whatever it reads stays true until it commits.
+The read-then-write operations (claiming a session, merging metadata, popping
+the latest item, an import's existence checks) rely on that, and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from itertools import repeat
+from typing import Any, TypeVar
+
+from ..._files import is_database_file, publish, temporary_beside
+from ..._store import (
+    IdTaken,
+    NotFound,
+    NotOwned,
+    OwnedByOther,
+    Owner,
+    SessionRow,
+    StoreInfo,
+    UserRow,
+)
+from ...errors import CorruptDataError, CorruptSessionError
+from ._connection import (
+    MAX_BUSY_TIMEOUT,
+    SYNCHRONOUS_LEVELS,
+    Database,
+    Opened,
+    open_connection,
+    open_read_only,
+)
+from ._schema import (
+    SCHEMA_VERSION,
+    apply_migrations,
+    inspect_file,
+    inspect_read_only,
+    pending_steps,
+    schema_version,
+)
+from ._sql import SQL
+
+__all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SYNCHRONOUS_LEVELS", "SQLiteStore"]
+
+_T = TypeVar("_T")
+_PAGE = 500  # rows per page of an export
+_NO_LIMIT = -1  # SQLite's LIMIT for "all"
+MAX_TEXT_LENGTH = 1_000_000_000
+"""SQLite's default maximum string length (SQLITE_MAX_LENGTH)."""
+
+
+class SQLiteStore:
+    """Users, sessions and items in one SQLite file, on disk compatible with openai-agents.
+
+    Opening creates the file if needed and applies pending migrations (unless
+    ``read_only``, which never writes: see ``open_read_only``).
+    """
+
+    max_text_length = MAX_TEXT_LENGTH
+
+    def __init__(self, path: str, *, busy_timeout: float, synchronous: str,
+                 sessions_table: str, messages_table: str, read_only: bool) -> None:
+        self.description = path
+        self.read_only = read_only
+        self._sql = sql = SQL(sessions_table, messages_table)
+        memory = path == ":memory:" or path.startswith("file::memory:")
+        if read_only:
+            if memory:
+                raise ValueError(
+                    "read_only needs a database file; an in-memory database is always new "
+                    "and empty"
+                )
+
+            def connect() -> Opened:
+                return open_read_only(path, busy_timeout=busy_timeout,
+                                      inspect=lambda c: inspect_read_only(c, sql))
+
+            conn, fingerprint = connect()
+            self._db = Database(conn, path, busy_timeout, reopen=connect,
+                                fingerprint=fingerprint, read_only=True)
+            return
+
+        def connect_rw() -> Opened:
+            conn = open_connection(path, busy_timeout=busy_timeout, synchronous=synchronous,
+                                   inspect=lambda c: inspect_file(c, sql))
+            return conn, None
+
+        self._db = Database(connect_rw()[0], path, busy_timeout,
+                            reopen=None if memory else connect_rw)
+        try:
+            apply_migrations(self._db, sql)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._db.closed
+
+    def close(self) -> None:
+        """Close the connection; later calls raise ``RepositoryClosedError``."""
+        self._db.close()
+
+    # -- a user's sessions --------------------------------------------------------
+
+    def create_session(self, user_id: str, session_id: str, metadata: str, now: datetime
+                       ) -> None:
+        self._db.write(self._create, user_id, session_id, metadata, _text(now))
+
+    def _create(self, conn: sqlite3.Connection, user_id: str, session_id: str, metadata: str,
+                now: str) -> None:
+        sql = self._sql
+        conn.execute(sql.insert_user, (user_id, now))
+        if (conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0
+                or conn.execute(sql.insert_owned,
+                                (session_id, user_id, metadata, now, now)).rowcount == 0):
+            raise IdTaken(session_id)
+
+    def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
+        return None if row is None else _owned(row)
+
+    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_page, (user_id, _limit(limit), offset))
+        return [_owned(row) for row in rows]
+
+    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+        if position is None:
+            rows = self._db.fetchall(self._sql.select_first, (user_id, limit))
+        else:
+            rows = self._db.fetchall(self._sql.select_after, (user_id, *position, limit))  # type: ignore[misc]
+        return [_owned(row) for row in rows]
+
+    def count_sessions(self, user_id: str) -> int:
+        count: int = self._db.fetchone(self._sql.count_sessions, (user_id,))[0]
+        return count
+
+    def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
+                        ) -> SessionRow | None:
+        return self._db.write(self._update_metadata, user_id, session_id, change)
+
+    def _update_metadata(self, conn: sqlite3.Connection, user_id: str, session_id: str,
+                         change: Callable[[str], str]) -> SessionRow | None:
+        # Read, change, write: nobody writes in between, under BEGIN IMMEDIATE.
+        row = conn.execute(self._sql.select_one, (session_id, user_id)).fetchone()
+        if row is None:
+            return None
+        new = conn.execute(self._sql.update_metadata,
+                           (change(row[2]), session_id, user_id)).fetchone()
+        return _owned(new)
+
+    def delete_session(self, user_id: str, session_id: str) -> bool:
+        return self._db.write(self._delete_session, user_id, session_id)
+
+    def _delete_session(self, conn: sqlite3.Connection, user_id: str, session_id: str) -> bool:
+        sql = self._sql
+        if conn.execute(sql.delete_owned, (session_id, user_id)).rowcount == 0:
+            return False
+        conn.execute(sql.delete_items, (session_id,))
+        conn.execute(sql.delete_agent_session, (session_id,))
+        return True
+
+    def delete_user(self, user_id: str) -> tuple[bool, int, int]:
+        return self._db.write(self._delete_user, user_id)
+
+    def _delete_user(self, conn: sqlite3.Connection, user_id: str) -> tuple[bool, int, int]:
+        sql = self._sql
+        items = conn.execute(sql.delete_user_items, (user_id,)).rowcount
+        conn.execute(sql.delete_user_agent_sessions, (user_id,))
+        sessions = conn.execute(sql.delete_user_owned, (user_id,)).rowcount
+        found = conn.execute(sql.delete_user, (user_id,)).rowcount > 0
+        return found, sessions, items
+
+    def find_session(self, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_by_id, (session_id,))
+        return _owned(row) if row is not None else self.get_unowned(session_id)
+
+    def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
+        rows = self._db.fetchall(self._sql.select_users, (_limit(limit), offset))
+        return [UserRow(user, _user_time(user, created), n) for user, created, n in rows]
+
+    # -- sessions openai-agents wrote ----------------------------------------------
+
+    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_unowned, (_limit(limit), offset))
+        return [_unowned(*row) for row in rows]
+
+    def get_unowned(self, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_unowned_one, (session_id,))
+        return None if row is None else _unowned(*row)
+
+    def count_unowned(self) -> int:
+        count: int = self._db.fetchone(self._sql.count_unowned)[0]
+        return count
+
+    def delete_unowned(self, session_id: str) -> bool:
+        return self._db.write(self._delete_unowned, session_id)
+
+    def _delete_unowned(self, conn: sqlite3.Connection, session_id: str) -> bool:
+        if conn.execute(self._sql.delete_unowned, (session_id, session_id)).rowcount == 0:
+            return False
+        conn.execute(self._sql.delete_unowned_items, (session_id, session_id))
+        return True
+
+    def claim(self, user_id: str, session_ids: Sequence[str], metadata: str | None,
+              now: datetime) -> list[SessionRow]:
+        return self._db.write(self._claim_all, user_id, session_ids, metadata, _text(now))
+
+    def _claim_all(self, conn: sqlite3.Connection, user_id: str, session_ids: Sequence[str],
+                   metadata: str | None, now: str) -> list[SessionRow]:
+        return [self._claim(conn, user_id, session_id, metadata, now)
+                for session_id in session_ids]
+
+    def _claim(self, conn: sqlite3.Connection, user_id: str, session_id: str,
+               metadata: str | None, now: str) -> SessionRow:
+        # Check the owner, then insert: nobody writes in between, under BEGIN IMMEDIATE.
+        sql = self._sql
+        owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
+        if owner is not None:
+            if owner[0] != user_id:
+                raise OwnedByOther(session_id)
+            return _owned(conn.execute(sql.select_one, (session_id, user_id)).fetchone())
+        times = conn.execute(sql.select_agent_times, (session_id,)).fetchone()
+        if times is None:
+            raise NotFound(session_id)
+        # The session keeps its age: openai-agents' times, in our format.
+        created, updated = (_text(_agents_time(t)) for t in times)
+        conn.execute(sql.insert_user, (user_id, now))
+        conn.execute(sql.insert_owned, (session_id, user_id, metadata or "{}", created, updated))
+        return _owned(conn.execute(sql.select_one, (session_id, user_id)).fetchone())
+
+    # -- the items of one session, as its owner sees them ---------------------------
+
+    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
+        items = self._sql.items[owner.user_id is not None]
+        if limit is None:
+            return self._db.fetchall(items.all, _key(owner))
+        rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+        rows.reverse()
+        return rows
+
+    def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
+        self._db.write(self._add_items, owner, texts, _text(now))
+
+    def _add_items(self, conn: sqlite3.Connection, owner: Owner, texts: Sequence[str],
+                   now: str) -> None:
+        sql = self._sql
+        self._touch_or_check(conn, owner, now)
+        conn.execute(sql.upsert_agent_session, (owner.session_id,))
+        conn.executemany(sql.insert_item, zip(repeat(owner.session_id), texts))
+
+    def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
+                 ) -> tuple[bool, _T | None]:
+        return self._db.write(self._pop_item, owner, _text(now), decode)
+
+    def _pop_item(self, conn: sqlite3.Connection, owner: Owner, now: str,
+                  decode: Callable[[int, str], _T]) -> tuple[bool, _T | None]:
+        # Under BEGIN IMMEDIATE no other pop runs between finding the latest
+        # item and deleting it.
+        rows = conn.execute(self._sql.items[owner.user_id is not None].pop,
+                            _key(owner)).fetchall()
+        if not rows:
+            self._require_owner(conn, owner)
+            return False, None
+        item = decode(*rows[0])  # a corrupt row raises here, and stays
+        if owner.user_id is not None:
+            self._touch_or_check(conn, owner, now)
+        return True, item
+
+    def clear_items(self, owner: Owner, now: datetime) -> bool:
+        return self._db.write(self._clear_items, owner, _text(now))
+
+    def _clear_items(self, conn: sqlite3.Connection, owner: Owner, now: str) -> bool:
+        sql = self._sql
+        if conn.execute(sql.items[owner.user_id is not None].clear, _key(owner)).rowcount == 0:
+            self._require_owner(conn, owner)
+            return False
+        if owner.user_id is not None:
+            self._touch_or_check(conn, owner, now)
+        return True
+
+    def count_items(self, owner: Owner) -> int:
+        count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
+                                       _key(owner))[0]
+        return count
+
+    def _touch_or_check(self, conn: sqlite3.Connection, owner: Owner, now: str) -> None:
+        """Move an owned session's updated_at (or check an unowned one is still nobody's)."""
+        if owner.user_id is None:
+            self._require_owner(conn, owner)
+        elif conn.execute(self._sql.touch, (now, *owner)).rowcount == 0:
+            raise NotOwned(owner.session_id)
+
+    def _require_owner(self, conn: sqlite3.Connection, owner: Owner) -> None:
+        if not conn.execute(self._sql.items[owner.user_id is not None].mine,
+                            _key(owner)).fetchone()[0]:
+            raise NotOwned(owner.session_id)
+
+    # -- the whole database --------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        return self._db.read(self._info)
+
+    def _info(self, conn: sqlite3.Connection) -> StoreInfo:
+        users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()
+        journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if self.read_only and _is_wal_file(self.description):
+            journal_mode = "wal"  # an immutable connection reports "delete"
+        return StoreInfo(schema_version(conn)[0], bool(pending_steps(conn)),
+                         sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
+
+    def check(self) -> list[str]:
+        return self._db.read(_check)
+
+    def pending_migrations(self) -> list[str]:
+        return self._db.read(pending_steps)
+
+    def backup(self, target: str) -> None:
+        if is_database_file(target, self.description):
+            raise ValueError(
+                f"backup target {target!r} is the database itself or one of its "
+                "-wal/-shm/-journal files; choose another name"
+            )
+        if os.path.lexists(target):
+            raise ValueError(f"backup target {target!r} already exists; choose a new name")
+        with temporary_beside(target, ".sessions-backup-") as temporary:
+            copy = sqlite3.connect(temporary)
+            try:
+                self._db.read(_backup_into, copy)
+            finally:
+                copy.close()
+            publish(temporary, target, overwrite=False)
+
+    def export(self, work: Callable[[Any], _T]) -> _T:
+        return self._db.snapshot(
+            lambda conn, verify: work(_Exporter(conn, self._sql, verify)))
+
+    def import_records(self, work: Callable[[Any], _T]) -> _T:
+        return self._db.write(lambda conn: work(_Importer(conn, self._sql)))
+
+
+class _Exporter:
+    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
+
+    def __init__(self, conn: sqlite3.Connection, sql: SQL, verify: Callable[[], None]) -> None:
+        self._conn, self._sql, self.verify = conn, sql, verify
+
+    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
+        if user_id is not None:
+            for user, created in self._conn.execute(self._sql.export_user, (user_id,)):
+                yield user, _user_time(user, created)
+            return
+        after = ""
+        while True:
+            rows = self._conn.execute(self._sql.export_users, (after, _PAGE)).fetchall()
+            for user, created in rows:
+                yield user, _user_time(user, created)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def sessions(self, user_id: str) -> Iterator[SessionRow]:
+        after: tuple[str, int] = ("", 0)
+        while True:
+            rows = self._conn.execute(self._sql.export_sessions,
+                                      (user_id, *after, _PAGE)).fetchall()
+            for row in rows:
+                yield _owned(row)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][3], rows[-1][5])
+
+    def unowned(self) -> Iterator[tuple[str, str | None, str | None]]:
+        after = 0
+        while True:
+            rows = self._conn.execute(self._sql.export_unowned, (after, _PAGE)).fetchall()
+            for _, session_id, created, updated in rows:
+                yield session_id, created, updated
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def items(self, session_id: str) -> Iterator[tuple[int, str]]:
+        after = 0
+        while True:
+            rows = self._conn.execute(self._sql.export_items,
+                                      (session_id, after, _PAGE)).fetchall()
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+
+class _Importer:
+    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
+
+    def __init__(self, conn: sqlite3.Connection, sql: SQL) -> None:
+        self._conn, self._sql = conn, sql
+
+    def add_user(self, user_id: str, created_at: datetime) -> None:
+        self._conn.execute(self._sql.insert_user, (user_id, _text(created_at)))
+
+    def add_session(self, row: SessionRow, replace: bool,
+                    agents_times: tuple[str | None, str | None]) -> None:
+        conn, sql, session_id = self._conn, self._sql, row.session_id
+        # Check, then insert: nobody writes in between, under BEGIN IMMEDIATE.
+        if conn.execute(sql.exists, (session_id, session_id)).fetchone() is not None:
+            if not replace:
+                raise IdTaken(session_id)
+            for statement in sql.delete_anywhere:
+                conn.execute(statement, (session_id,))
+        if row.user_id is None:
+            conn.execute(sql.insert_unowned, (session_id, *agents_times))
+            return
+        created, updated = _text(row.created_at), _text(row.updated_at)
+        conn.execute(sql.insert_user, (row.user_id, created))
+        conn.execute(sql.insert_agent_session_plain, (session_id,))
+        conn.execute(sql.insert_owned, (session_id, row.user_id, row.metadata, created, updated))
+
+    def add_items(self, session_id: str, texts: Sequence[str]) -> None:
+        self._conn.executemany(self._sql.insert_item, zip(repeat(session_id), texts))
+
+
+# -- rows and times ----------------------------------------------------------------
+
+
+def _key(owner: Owner) -> tuple[str, str]:
+    """The parameters of an item statement's owner key (see ``_sql.SQL.items``)."""
+    return (owner.session_id, owner.session_id if owner.user_id is None else owner.user_id)
+
+
+def _limit(limit: int | None) -> int:
+    return _NO_LIMIT if limit is None else limit
+
+
+def _text(moment: datetime) -> str:
+    """A time as stored: ISO 8601, UTC, microseconds, fixed width, so text order is time order."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _owned(row: Sequence[Any]) -> SessionRow:
+    session_id, user_id, metadata, created, updated, seq = row
+    return SessionRow(session_id, user_id, metadata,
+                      _session_time(session_id, "created_at", created),
+                      _session_time(session_id, "updated_at", updated), (created, seq))
+
+
+def _unowned(session_id: str, created: str | None, updated: str | None) -> SessionRow:
+    return SessionRow(session_id, None, "{}", _agents_time(created), _agents_time(updated))
+
+
+def _parse(text: object) -> datetime:
+    value = datetime.fromisoformat(text)  # type: ignore[arg-type]
+    # sessions_dal writes UTC with an offset; a bare time was edited in by hand.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _session_time(session_id: str, column: str, text: object) -> datetime:
+    try:
+        return _parse(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptSessionError(
+            f"session {session_id!r} (its agent_user_sessions row) has a {column} that is "
+            f"not a timestamp ({text!r}); repair or delete that row with any SQLite tool"
+        ) from exc
+
+
+def _user_time(user_id: str, text: object) -> datetime:
+    try:
+        return _parse(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptDataError(
+            f"user {user_id!r} (its agent_users row) has a created_at that is not a "
+            f"timestamp ({text!r}); repair or delete that row with any SQLite tool"
+        ) from exc
+
+
+_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _agents_time(text: str | None) -> datetime:
+    """Read an openai-agents ``CURRENT_TIMESTAMP`` ('YYYY-MM-DD HH:MM:SS', UTC).
+
+    A missing or unreadable value (the column is nullable) reads as the epoch,
+    so such a session sorts as the oldest rather than failing a listing.
+    """
+    try:
+        return _parse(text)
+    except (TypeError, ValueError):
+        return _UNKNOWN_TIME
+
+
+def _is_wal_file(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(20)[18:20] == b"\x02\x02"
+
+
+def _check(conn: sqlite3.Connection) -> list[str]:
+    problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    if problems == ["ok"]:
+        problems = []
+    problems += [
+        f"foreign key: {table} row {rowid} refers to a missing {parent} row"
+        for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
+    ]
+    return problems
+
+
+def _backup_into(conn: sqlite3.Connection, copy: sqlite3.Connection) -> None:
+    conn.backup(copy)

@@ -1,0 +1,94 @@
+"""Export and import details of the SQLite store: its paging, its timestamps, read-only files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from agents_schema import write_like_agents
+from helpers import DeletesDuringExport, exported, snapshot
+
+from sessions_dal import SessionRepository
+from sessions_dal.errors import DatabaseError
+from sessions_dal.transfer import export_jsonl, import_jsonl
+
+
+def test_export_pages_through_many_users_sessions_and_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every page boundary, cheaply.
+    monkeypatch.setattr("sessions_dal.backends.sqlite.store._PAGE", 2)
+    path = tmp_path / "many.db"
+    for chat in ("c1", "c2", "c3", "c4", "c5"):
+        write_like_agents(path, chat, ["1", "2", "3"])
+    with SessionRepository(path) as source, SessionRepository(":memory:") as target:
+        for user in ("u1", "u2", "u3", "u4", "u5"):
+            for _ in range(3):
+                source.create_session(user).add_items([1, 2, 3, 4, 5])
+        seen: list[int] = []
+        out = io.StringIO()
+        counts = export_jsonl(source, out, progress=lambda c: seen.append(c.items))
+        assert (counts.users, counts.sessions, counts.items) == (5, 20, 90)
+        import_jsonl(target, io.StringIO(out.getvalue()))
+        assert snapshot(target) == snapshot(source)
+        assert seen == []  # fewer than 1,000 sessions and items: no progress calls
+
+
+
+def test_unowned_sessions_are_exported_and_imported_unowned(tmp_path: Path) -> None:
+    path = tmp_path / "agents.db"
+    write_like_agents(path, "chat", ['{"n": NaN}', '{"n": Infinity}'],
+                      created_at="2025-03-04 05:06:07")
+    with SessionRepository(path) as repo, SessionRepository(tmp_path / "copy.db") as copy:
+        out = io.StringIO()
+        export_jsonl(repo, out)
+        import_jsonl(copy, io.StringIO(out.getvalue()))
+        (s,) = copy.get_unowned_sessions()
+        assert s.session_id == "chat" and s.user_id is None
+        assert s.created_at.isoformat() == "2025-03-04T05:06:07+00:00"
+        nan, inf = s.get_items()
+        assert nan["n"] != nan["n"] and inf["n"] == float("inf")
+    conn = __import__("sqlite3").connect(tmp_path / "copy.db")
+    assert conn.execute("SELECT created_at FROM agent_sessions").fetchall() == [
+        ("2025-03-04 05:06:07",)]  # as openai-agents writes it
+    conn.close()
+
+
+def test_unowned_sessions_keep_their_order_and_their_timestamp_text(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "agents.db"
+    # Same creation second, out of id order; a time openai-agents never wrote; none.
+    for chat in ("c", "a", "b"):
+        write_like_agents(path, chat, ['"x"'], created_at="2025-01-01 00:00:00")
+    write_like_agents(path, "odd", [], created_at="sometime")
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO agent_sessions (session_id, created_at, updated_at) "
+                 "VALUES ('none', NULL, NULL)")
+    conn.commit()
+    conn.close()
+    with SessionRepository(path) as source, SessionRepository(tmp_path / "copy.db") as copy:
+        import_jsonl(copy, exported(source))
+        listed = [s.session_id for s in source.get_unowned_sessions()]
+        assert [s.session_id for s in copy.get_unowned_sessions()] == listed
+    assert listed == ["odd", "b", "a", "c", "none"]  # ties: the later written first
+    conn = sqlite3.connect(tmp_path / "copy.db")
+    assert conn.execute("SELECT created_at FROM agent_sessions WHERE session_id IN "
+                        "('odd', 'none') ORDER BY session_id").fetchall() == [
+        (None,), ("sometime",)]
+    conn.close()
+
+
+
+def test_an_export_from_a_read_only_repository_that_sees_a_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="long").add_items(list(range(50)))
+    with SessionRepository(path, read_only=True) as reader, SessionRepository(path) as writer:
+        out = DeletesDuringExport(writer, "alice", "long")
+        with pytest.raises(DatabaseError, match=r"was changed by a writer .* run it again"):
+            export_jsonl(reader, out)
+        assert '"type": "end"' not in out.getvalue()  # an import will refuse what was written
