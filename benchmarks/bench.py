@@ -1,6 +1,6 @@
 """Benchmark sessions_dal against raw sqlite3 and openai-agents' SQLiteSession.
 
-    python benchmarks/bench.py            # default sizes (a few minutes on 2 cores)
+    python benchmarks/bench.py            # default sizes (about a minute on 2 cores)
     python benchmarks/bench.py --quick    # tiny sizes: checks the benchmark still runs
 
 Every workload runs on fresh files in a temporary folder. "raw" is hand-written

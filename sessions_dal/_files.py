@@ -25,7 +25,7 @@ def temporary_beside(target: str, prefix: str) -> Iterator[str]:
     try:
         fd, temporary = tempfile.mkstemp(prefix=prefix, dir=folder)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {target!r}: {exc.strerror}") from None
+        raise OSError(exc.errno, exc.strerror, target) from None
     os.close(fd)
     try:
         yield temporary
@@ -58,7 +58,7 @@ def publish(temporary: str, target: str, *, overwrite: bool, mode: int | None = 
     except FileExistsError:
         raise FileExistsError(f"{target!r} already exists") from None
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {target!r}: {exc.strerror}") from None
+        raise OSError(exc.errno, exc.strerror, target) from None
 
 
 def new_file_mode() -> int:

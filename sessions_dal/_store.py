@@ -126,7 +126,7 @@ class Exporter(Protocol):
     def sessions(self, user_id: str) -> Iterator[SessionRow]:
         """The user's sessions, in creation order."""
 
-    def unowned(self) -> Iterator[tuple[str, str | None, str | None]]:
+    def unowned(self) -> Iterator[tuple[str, object, object]]:
         """Sessions no user owns, with openai-agents' own timestamp texts, in listing order."""
 
     def items(self, session_id: str) -> Iterator[tuple[int, str]]:
@@ -143,7 +143,7 @@ class Importer(Protocol):
         """Create the user unless it exists."""
 
     def add_session(self, row: SessionRow, replace: bool,
-                    agents_times: tuple[str | None, str | None]) -> None:
+                    agents_times: tuple[object, object]) -> None:
         """Create a session (owned, or unowned if ``row.user_id`` is ``None``).
 
         An existing id raises :class:`IdTaken`, unless ``replace``, which

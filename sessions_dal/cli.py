@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
+from ._store import COMMITTED_NOTE
 from .errors import SessionsDalError
 from .repository import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, SessionRepository
 from .session import Session
@@ -54,8 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at devnull so the interpreter's final flush cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
-    except KeyboardInterrupt:
-        print("sessions-dal: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if COMMITTED_NOTE in getattr(exc, "__notes__", ()):
+            _error("interrupted after the change was committed: it is in the database")
+        else:
+            print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
         return 130
     except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
         _error(str(exc))
@@ -109,35 +113,40 @@ def _parser() -> argparse.ArgumentParser:
     command("info", _info, "show the path, schema version, counts and SQLite settings")
     command("users", _users, "list users with their session counts")
     sub = command("sessions", _sessions, "list a user's sessions, newest first")
-    sub.add_argument("user")
-    sub.add_argument("--limit", type=_count, default=None, metavar="N")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("--limit", type=_count, default=None, metavar="N",
+                     help="at most N sessions (default: all)")
+    sub.add_argument("--offset", type=_count, default=0, metavar="N",
+                     help="skip the N newest first")
     sub = command("show", _show, "show a session and its items")
-    sub.add_argument("session_id")
-    sub.add_argument("--user", help="only if the session belongs to this user")
+    sub.add_argument("session_id", metavar="SESSION_ID")
+    sub.add_argument("--user", metavar="USER", help="only if the session belongs to USER")
     sub.add_argument("--limit", type=_count, default=None, metavar="N",
                      help="only the latest N items")
     sub = command("create", _create, "create a session for a user; print its id")
-    sub.add_argument("user")
+    sub.add_argument("user", metavar="USER")
     sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
                      help='e.g. \'{"title": "Trip"}\'')
     sub = command("delete", _delete, "delete one of a user's sessions and its items")
-    sub.add_argument("user")
-    sub.add_argument("session_id")
-    sub = command("delete-user", _delete_user, "erase a user with all their sessions and items")
-    sub.add_argument("user")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("session_id", metavar="SESSION_ID")
+    sub = command("delete-user", _delete_user,
+                  "erase a user with all their sessions and items (asks first on a terminal)")
+    sub.add_argument("user", metavar="USER")
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub = command("unowned", _unowned,
                   "list sessions openai-agents wrote that no user owns, newest first")
-    sub.add_argument("--limit", type=_count, default=None, metavar="N")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N")
+    sub.add_argument("--limit", type=_count, default=None, metavar="N",
+                     help="at most N sessions (default: all)")
+    sub.add_argument("--offset", type=_count, default=0, metavar="N",
+                     help="skip the N newest first")
     sub = command("claim", _claim, "give unowned sessions an owner (all of them or none)")
-    sub.add_argument("user")
+    sub.add_argument("user", metavar="USER")
     sub.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
     sub = command("delete-unowned", _delete_unowned, "delete an unowned session and its items")
-    sub.add_argument("session_id")
+    sub.add_argument("session_id", metavar="SESSION_ID")
     sub = command("export", _export, "write users, sessions and items as JSON Lines")
-    sub.add_argument("--user", help="only this user")
+    sub.add_argument("--user", metavar="USER", help="only this user's data")
     sub.add_argument("-o", "--output", metavar="FILE",
                      help="write to FILE ('-' or omitted: standard output)")
     sub.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
@@ -309,6 +318,7 @@ def _info(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(info)
         return 0
+    del info["read_only"]  # always true here: inspection opens read-only
     for key, value in info.items():
         print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")
     if info["schema_version"] == 0:
@@ -439,8 +449,8 @@ def _delete_user(args: argparse.Namespace) -> int:
             sessions = repo.count_sessions(args.user)
             if not sys.stdin.isatty():
                 raise CommandError(
-                    f"refusing to delete user {args.user!r} ({sessions} sessions) without "
-                    "confirmation; pass --yes"
+                    f"refusing to delete user {args.user!r} ({sessions} session(s)) without "
+                    "confirmation (standard input is not a terminal); pass --yes"
                 )
             try:
                 answer = input(f"Delete user {_safe(repr(args.user))} and their {sessions} "
@@ -582,23 +592,39 @@ def _import(args: argparse.Namespace) -> int:
                 f"{name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} is not valid "
                 "UTF-8): an export is UTF-8 JSON Lines; nothing was imported"
             ) from None
+        if isinstance(exc, (SessionsDalError, ValueError)):
+            # The command line's words for the library's keyword arguments.
+            message = str(exc)
+            for keyword, flag in _FLAGS.items():
+                message = message.replace(keyword, flag)
+            raise CommandError(message) from None
         raise
     _summary(args, "imported", counts, sys.stdout)
     return 0
 
 
+_FLAGS = {
+    "import with replace=True (sessions-dal import --replace)": "pass --replace",
+    "import it with require_end=False (sessions-dal import --no-end-record)":
+        "pass --no-end-record",
+}
+
+
 def _remove_if_empty(path: str) -> None:
-    """Remove the database an import created for nothing (nothing was imported)."""
+    """Remove the database an import created for nothing (nothing was imported).
+
+    Not if another process has it open meanwhile (its -wal and -shm stay
+    while it does), nor if it holds anything.
+    """
+    if any(os.path.exists(path + side) for side in ("-wal", "-shm", "-journal")):
+        return
     try:
         with SessionRepository(path, read_only=True) as repo:
             info = repo.info()
     except (SessionsDalError, OSError):
         return
-    # Checked, in case another process has filled it meanwhile.
     if info.users == info.sessions == info.unowned_sessions == info.items == 0:
-        for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
-            if os.path.lexists(leftover):
-                os.unlink(leftover)
+        os.unlink(path)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -29,14 +29,7 @@ from typing import IO, Any
 
 from . import __version__
 from ._store import Exporter, IdTaken, Importer, SessionRow
-from ._validate import (
-    MAX_JSON_DEPTH,
-    MAX_JSON_LENGTH,
-    check_id,
-    decode_metadata,
-    encode_json,
-    json_depth,
-)
+from ._validate import MAX_JSON_LENGTH, check_id, decode_metadata, encode_json
 from .errors import CorruptItemError
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
@@ -210,15 +203,10 @@ class _Records:
                 f"line {number}: an item must follow its session's record "
                 f"(expected session_id {self.current!r})"
             )
-        # Whatever json could read (NaN included) is stored as json writes it,
-        # as openai-agents stores items; but never deeper than any item
-        # sessions_dal writes, so that it reads back from any caller.
-        item = record["item"]
-        if json_depth(item) > MAX_JSON_DEPTH:
-            raise ValueError(
-                f"line {number}: the item is nested more than {MAX_JSON_DEPTH} levels deep"
-            )
-        text = json.dumps(item)
+        # Whatever json could read is stored as json writes it, as openai-agents
+        # stores items: an import restores what the source database held, NaN
+        # or nesting sessions_dal itself would refuse to write included.
+        text = json.dumps(record["item"])
         if len(text) > MAX_JSON_LENGTH:
             raise ValueError(f"line {number}: the item is longer than the database stores")
         self.pending.append(text)
@@ -232,12 +220,18 @@ class _Records:
 
     def session(self, number: int, record: dict[str, Any]) -> None:
         self.flush()
-        session_id = check_id(f"line {number}: session_id", record.get("session_id"))
         if "user_id" not in record:
             raise ValueError(
                 f"line {number}: a session record needs user_id (null for an unowned session)"
             )
         owner = record["user_id"]
+        if owner is None:
+            # Written by openai-agents, whose ids are any text: kept as they are.
+            session_id = record.get("session_id")
+            if not isinstance(session_id, str):
+                raise TypeError(f"line {number}: session_id must be a str")
+        else:
+            session_id = check_id(f"line {number}: session_id", record.get("session_id"))
         if session_id in self.seen:
             raise ValueError(f"line {number}: session {session_id!r} appears twice in the file")
         self.seen.add(session_id)
@@ -327,17 +321,15 @@ def _parse_time(number: int, record: dict[str, Any], key: str) -> datetime:
         ) from None
 
 
-def _agents_column(number: int, record: dict[str, Any], key: str) -> str | None:
-    """An unowned session's time: openai-agents' own text, as the export kept it."""
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
-        raise ValueError(
-            f"line {number}: {key} of an unowned session must be openai-agents' timestamp "
-            f"text (e.g. '2026-01-02 03:04:05') or null, got {value!r}"
-        )
-    return value
+def _agents_column(number: int, record: dict[str, Any], key: str) -> object:
+    """An unowned session's time: openai-agents' own value, as the export kept it."""
+    value: object = record.get(key)
+    if value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return value
+    raise ValueError(
+        f"line {number}: {key} of an unowned session must be openai-agents' timestamp "
+        f"(e.g. '2026-01-02 03:04:05') or null, got {value!r}"
+    )
 
 
 # The functions of 0.1, now methods (so that an interrupt's note reaches them).

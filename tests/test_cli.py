@@ -147,7 +147,8 @@ def test_delete(filled: Path) -> None:
 
 def test_delete_user_asks_first(filled: Path) -> None:
     before = dump(filled / "sessions.db")
-    assert "without confirmation; pass --yes" in fails(filled, "delete-user", "alice", stdin="y\n")
+    assert "(standard input is not a terminal); pass --yes" in fails(
+        filled, "delete-user", "alice", stdin="y\n")
     assert dump(filled / "sessions.db") == before
     assert as_json(filled, "delete-user", "alice", "--yes") == {
         "user_id": "alice", "found": True, "sessions": 2, "items": 3}
@@ -427,7 +428,8 @@ def test_import_problems_are_one_line_naming_the_fix(filled: Path) -> None:
     (filled / "latin1.jsonl").write_bytes('{"type": "user", "user_id": "é"}\n'.encode("latin-1"))
     assert "'latin1.jsonl' is not UTF-8 text (byte 0xe9" in fails(filled, "import", "latin1.jsonl")
     exported = ok(filled, "export", "--user", "bob")
-    assert "(sessions-dal import --replace)" in fails(filled, "import", "-", stdin=exported)
+    refused = fails(filled, "import", "-", stdin=exported)
+    assert refused.endswith("nothing was imported; to overwrite it, pass --replace\n")
     cut = "".join(exported.splitlines(True)[:-1])
     message = fails(filled, "import", "-", stdin=cut.replace('"b1"', '"b9"'))
     assert "without the closing 'end' record" in message and "--no-end-record" in message
@@ -617,7 +619,7 @@ def test_interrupt_and_unexpected_errors_are_one_line(
 
     monkeypatch.setattr(SessionRepository, "get_users", interrupted)
     assert main(["users"]) == 130
-    assert capsys.readouterr().err == "sessions-dal: interrupted\n"
+    assert capsys.readouterr().err == "sessions-dal: interrupted; nothing was changed\n"
 
     def broken(*args: object, **kwargs: object) -> None:
         raise LookupError("a bug")
@@ -702,3 +704,42 @@ def test_swapped_table_names_are_refused_before_any_write(filled: Path) -> None:
         assert "a layout that is neither openai-agents' nor sessions_dal's" in fails(
             filled, *swapped, *command)
     assert dump(filled / "sessions.db") == before
+
+
+def test_an_interrupt_after_the_commit_says_the_change_stayed(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sessions_dal import COMMITTED_NOTE
+
+    def committed_then_interrupted(*args: object, **kwargs: object) -> None:
+        exc = KeyboardInterrupt()
+        exc.__notes__ = [COMMITTED_NOTE]
+        raise exc
+
+    monkeypatch.setattr(SessionRepository, "delete_session", committed_then_interrupted)
+    assert main(["delete", "alice", "trip"]) == 130
+    assert capsys.readouterr().err == (
+        "sessions-dal: error: interrupted after the change was committed: it is in the "
+        "database\n")
+
+
+def test_a_failed_import_keeps_a_new_database_another_program_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    opened: list[SessionRepository] = []
+
+    class Input:  # a cut export; meanwhile an app opens the new file
+        def __iter__(self) -> Any:
+            yield '{"type": "user", "user_id": "u", "created_at": "2026-01-01T00:00:00+00:00"}\n'
+            opened.append(SessionRepository("new.db"))
+
+    monkeypatch.setattr(sys, "stdin", Input())
+    try:
+        assert main(["--db", "new.db", "import", "-"]) == 1
+        opened[0].create_session("app-user")  # the app goes on writing into its file
+    finally:
+        opened[0].close()
+    with SessionRepository("new.db", read_only=True) as repo:
+        assert repo.count_sessions("app-user") == 1

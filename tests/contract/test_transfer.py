@@ -205,8 +205,8 @@ def test_a_write_from_inside_an_import_is_refused_and_nothing_is_imported(
        "updated_at": "2026-01-01T00:00:00+00:00"}, "needs user_id (null for an unowned"),
      ({"type": "session", "session_id": "s", "user_id": None, "metadata": {"t": 1}},
       "an unowned session has no metadata"),
-     ({"type": "session", "session_id": "s", "user_id": None, "created_at": 5},
-      "must be openai-agents' timestamp text")],
+     ({"type": "session", "session_id": "s", "user_id": None, "created_at": [5]},
+      "must be openai-agents' timestamp")],
     ids=["no user_id", "unowned metadata", "unowned time"],
 )
 @pytest.mark.parametrize("kind", KINDS)
@@ -232,16 +232,27 @@ def test_a_session_twice_in_one_file_is_refused_even_with_replace(kind: str) -> 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_an_item_nested_deeper_than_sessions_dal_writes_is_refused(kind: str) -> None:
+def test_what_another_writer_stored_is_restored_as_it_was(kind: str) -> None:
+    # Export reads what openai-agents wrote even where sessions_dal would
+    # refuse to write it; import must take it back, or the backup is useless.
     deep: Any = 1
-    for _ in range(101):
+    for _ in range(150):
         deep = [deep]
-    record = {"type": "item", "session_id": "s", "item": deep}
-    session = {"type": "session", "session_id": "s", "user_id": None}
-    with fresh_repository(kind) as target, pytest.raises(
-        ValueError, match="line 2: the item is nested more than 100 levels"
-    ):
-        import_jsonl(target, [json.dumps(session), json.dumps(record)], require_end=False)
+    odd_id = "x" * 300
+    lines = [json.dumps(record) for record in (
+        {"type": "session", "session_id": odd_id, "user_id": None, "created_at": 12345,
+         "updated_at": None, "metadata": {}},
+        {"type": "item", "session_id": odd_id, "item": deep},
+        {"type": "session", "session_id": "", "user_id": None},
+        {"type": "item", "session_id": "", "item": float("nan")},
+    )]
+    with fresh_repository(kind) as target:
+        import_jsonl(target, lines, require_end=False)
+        by_id = {s.session_id: s for s in target.get_unowned_sessions()}
+        assert set(by_id) == {odd_id, ""}
+        assert by_id[odd_id].get_items() == [deep]
+        (nan,) = by_id[""].get_items()
+        assert nan != nan
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -268,3 +279,23 @@ def test_unowned_sessions_are_exported_and_imported_unowned(backend: Backend) ->
         nan, inf = s.get_items()
         assert nan["n"] != nan["n"] and inf["n"] == float("inf")
         assert copy.get_unowned_sessions()[0].to_dict() == repo.get_unowned_sessions()[0].to_dict()
+
+
+def test_a_commit_elsewhere_inside_a_failed_import_does_not_mark_it_committed(
+    backend: Backend,
+) -> None:
+    from sessions_dal import COMMITTED_NOTE
+
+    with fresh(backend.kind) as other_backend, backend.open() as target, \
+            other_backend.open() as log:
+
+        def lines() -> Any:
+            yield json.dumps({"type": "session", "session_id": "s1", "user_id": "u",
+                              "created_at": "2026-01-01T00:00:00+00:00",
+                              "updated_at": "2026-01-01T00:00:00+00:00"})
+            log.create_session("auditor")  # another repository commits meanwhile
+
+        with pytest.raises(ValueError, match="without the closing 'end' record") as info:
+            import_jsonl(target, lines())
+        assert COMMITTED_NOTE not in getattr(info.value, "__notes__", [])
+        assert target.info().sessions == 0 and log.count_sessions("auditor") == 1

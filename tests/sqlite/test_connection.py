@@ -263,3 +263,26 @@ def test_fork_while_another_thread_is_inside_a_call(memory_repo: SessionReposito
         pytest.fail("the child hung")
     assert os.waitstatus_to_exitcode(status[1]) == 0
     assert memory_repo.count_sessions("alice") == 1  # the parent carries on
+
+
+def test_a_relative_path_keeps_naming_the_same_file_after_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "two")
+    with SessionRepository("app.db") as elsewhere:
+        elsewhere.create_session("mallory")
+    monkeypatch.chdir(tmp_path / "one")
+    with SessionRepository("app.db") as repo:
+        repo.create_session("alice")
+        monkeypatch.chdir(tmp_path / "two")
+        out = io.StringIO()
+        export_jsonl(repo, out)  # reads through a connection opened now
+        assert '"user_id": "alice"' in out.getvalue() and "mallory" not in out.getvalue()
+
+
+def test_a_uri_is_refused_as_a_path(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="looks like an SQLite URI"):
+        SessionRepository(f"file:{tmp_path}/a.db")
+    assert list(tmp_path.iterdir()) == []

@@ -208,3 +208,47 @@ def test_a_hot_journal_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     exc.sqlite_errorcode = 776  # type: ignore[attr-defined]  # SQLITE_READONLY_ROLLBACK
     with pytest.raises(ReadOnlyDatabaseError, match="open it read-write once to recover"):
         _raise_translated(exc, "x.db", 5.0)
+
+
+def test_a_replaced_file_is_noticed(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with SessionRepository(path) as app:
+        app.create_session("old")
+    reader = SessionRepository(path, read_only=True)
+    with SessionRepository(tmp_path / "new.db") as new:
+        new.create_session("new")
+    os.replace(tmp_path / "new.db", path)
+    try:
+        assert [u.user_id for u in reader.get_users()] == ["new"]
+        with SessionRepository(path) as writer:
+            writer.create_session("newer")
+        assert [u.user_id for u in reader.get_users()] == ["new", "newer"]
+    finally:
+        reader.close()
+
+
+def test_a_read_that_saw_the_file_change_is_read_again(tmp_path: Path) -> None:
+    from helpers import sqlite_db
+
+    path = tmp_path / "x.db"
+    SessionRepository(path).close()
+    with SessionRepository(path, read_only=True) as reader:
+        attempts: list[int] = []
+
+        def read(conn: sqlite3.Connection) -> int:
+            attempts.append(1)
+            if len(attempts) == 1:  # a writer changes the file in the middle of the read
+                with SessionRepository(path) as writer:
+                    writer.create_session("alice")
+            count: int = conn.execute("SELECT count(*) FROM agent_user_sessions").fetchone()[0]
+            return count
+
+        assert sqlite_db(reader).read(read) == 1
+        assert len(attempts) == 2
+
+
+def test_a_file_that_cannot_be_read_is_a_library_error() -> None:
+    if not os.path.exists("/proc/self/mem"):
+        pytest.skip("needs /proc/self/mem")
+    with pytest.raises(DatabaseError, match="cannot read database '/proc/self/mem'"):
+        SessionRepository("/proc/self/mem", read_only=True)

@@ -128,9 +128,10 @@ def open_read_only(
     A missing file is an error, not a new database. A WAL file whose ``-wal``
     is absent or empty holds everything in the file itself; a plain read-only
     open would still create ``-wal`` and ``-shm`` beside it, so it is opened
-    ``immutable`` instead, and the fingerprint returned with the connection
-    tells when the file changes and the connection must be replaced. ``inspect``
-    runs before the first read and may refuse the file.
+    ``immutable`` instead. The fingerprint returned with the connection tells
+    when it must be replaced: for an immutable one, once the file changes at
+    all; for any other, once the path names another file (replaced, moved).
+    ``inspect`` runs before the first read and may refuse the file.
     """
     if not os.path.exists(path):
         raise DatabaseError(
@@ -139,7 +140,13 @@ def open_read_only(
         )
     _check_kind(path, allow_devices=True)
     real = os.path.realpath(path)
-    immutable = _needs_immutable(path, real)
+    try:
+        immutable = _needs_immutable(path, real)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot read database {path!r} ({exc.strerror or exc}): check that this process "
+            "may read the file"
+        ) from None
     options = "mode=ro&immutable=1" if immutable else "mode=ro"
     conn = _connect(f"file:{quote(real)}?{options}", path, busy_timeout, uri=True)
     try:
@@ -151,7 +158,7 @@ def open_read_only(
     except BaseException:
         conn.close()
         raise
-    return conn, (_fingerprint(real) if immutable else None)
+    return conn, (_fingerprint(real) if immutable else _identity(real))
 
 
 def _needs_immutable(path: str, real: str) -> bool:
@@ -179,6 +186,19 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except FileNotFoundError:
         return -1
+
+
+def _identity(real: str) -> Fingerprint:
+    """Which file ``real`` names: changes when the file is replaced or moved away."""
+
+    def identity() -> object:
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    return identity
 
 
 def _fingerprint(real: str) -> Fingerprint:
@@ -313,12 +333,37 @@ class Database:
                 conn = self._conn
                 if conn is None or self._care or (not nested and conn.in_transaction):
                     conn = self._ready(nested)
-                return work(conn, *args)
+                if self._fingerprint is None or nested:
+                    return work(conn, *args)
+                return self._read_watched(conn, work, args)
         except sqlite3.Error as exc:
             self._fail(exc)
 
+    def _read_watched(self, conn: sqlite3.Connection, work: Callable[..., _T],
+                      args: tuple[Any, ...]) -> _T:
+        """Read through a read-only connection that may not see the file change.
+
+        If the file changed during the read (a writer checkpointed under an
+        immutable connection, or the file was replaced), what was read may be
+        torn: read again through a fresh connection.
+        """
+        for attempt in range(3):
+            try:
+                result = work(conn, *args)
+            except sqlite3.Error:
+                if attempt == 2 or not self._changed():
+                    raise
+            else:
+                if attempt == 2 or not self._changed():
+                    return result
+            conn = self._ready(nested=False)  # reopens: the file changed
+        raise AssertionError("not reached")  # pragma: no cover
+
     def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         """Every row of one query, under the lock: :meth:`read`, unrolled for the hot path."""
+        if self._care:
+            rows: list[Any] = self.read(_fetchall, sql, parameters)
+            return rows
         if _getpid() != self._pid:
             self._check_process()
         lock = self._lock
@@ -328,8 +373,8 @@ class Database:
                 conn = self._conn
                 if conn is None or self._care or (not nested and conn.in_transaction):
                     conn = self._ready(nested)
-                rows: list[Any] = conn.execute(sql, parameters).fetchall()
-                return rows
+                found: list[Any] = conn.execute(sql, parameters).fetchall()
+                return found
         except sqlite3.Error as exc:
             self._fail(exc)
 
@@ -398,14 +443,17 @@ class Database:
             return result
         with self._lock:
             self._ready(nested=True)  # closed? (no reopen, no repair)
+        verify = _nothing
         try:
             conn, fingerprint = self._reopen()
             try:
+                verify = _verifier(self.path, fingerprint)
                 conn.execute("BEGIN")
-                return work(conn, _verifier(self.path, fingerprint))
+                return work(conn, verify)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
+            verify()  # a read torn by a writer: say so, rather than "damaged"
             self._fail(exc)
 
     def close(self) -> None:
@@ -467,6 +515,10 @@ class Database:
 
 def _nothing() -> None:
     """A verifier for connections that cannot go stale."""
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, parameters: Sequence[object]) -> list[Any]:
+    return conn.execute(sql, parameters).fetchall()
 
 
 def _verifier(path: str, fingerprint: Fingerprint | None) -> Callable[[], None]:

@@ -70,7 +70,14 @@ class SQLiteStore:
         self.description = path
         self.read_only = read_only
         self._sql = sql = SQL(sessions_table, messages_table)
-        memory = path == ":memory:" or path.startswith("file::memory:")
+        memory = path == ":memory:"
+        if path.startswith("file:"):
+            raise ValueError(
+                f"path {path!r} looks like an SQLite URI; pass a plain file path (or ':memory:')"
+            )
+        # Reopened later (a snapshot, a stale connection): by the absolute path,
+        # whatever the process's working directory is by then.
+        self._real = real = path if memory else os.path.abspath(path)
         if read_only:
             if memory:
                 raise ValueError(
@@ -79,7 +86,7 @@ class SQLiteStore:
                 )
 
             def connect() -> Opened:
-                return open_read_only(path, busy_timeout=busy_timeout,
+                return open_read_only(real, busy_timeout=busy_timeout,
                                       inspect=lambda c: inspect_read_only(c, sql))
 
             conn, fingerprint = connect()
@@ -88,7 +95,7 @@ class SQLiteStore:
             return
 
         def connect_rw() -> Opened:
-            conn = open_connection(path, busy_timeout=busy_timeout, synchronous=synchronous,
+            conn = open_connection(real, busy_timeout=busy_timeout, synchronous=synchronous,
                                    inspect=lambda c: inspect_file(c, sql))
             return conn, None
 
@@ -312,7 +319,7 @@ class SQLiteStore:
     def _info(self, conn: sqlite3.Connection) -> StoreInfo:
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()
         journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if self.read_only and _is_wal_file(self.description):
+        if self.read_only and _is_wal_file(self._real):
             journal_mode = "wal"  # an immutable connection reports "delete"
         return StoreInfo(schema_version(conn)[0], bool(pending_steps(conn)),
                          sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
@@ -324,7 +331,7 @@ class SQLiteStore:
         return self._db.read(pending_steps)
 
     def backup(self, target: str) -> None:
-        if is_database_file(target, self.description):
+        if is_database_file(target, self._real):
             raise ValueError(
                 f"backup target {target!r} is the database itself or one of its "
                 "-wal/-shm/-journal files; choose another name"
@@ -378,7 +385,7 @@ class _Exporter:
                 return
             after = (rows[-1][3], rows[-1][5])
 
-    def unowned(self) -> Iterator[tuple[str, str | None, str | None]]:
+    def unowned(self) -> Iterator[tuple[str, object, object]]:
         after = 0
         while True:
             rows = self._conn.execute(self._sql.export_unowned, (after, _PAGE)).fetchall()
@@ -409,7 +416,7 @@ class _Importer:
         self._conn.execute(self._sql.insert_user, (user_id, _text(created_at)))
 
     def add_session(self, row: SessionRow, replace: bool,
-                    agents_times: tuple[str | None, str | None]) -> None:
+                    agents_times: tuple[object, object]) -> None:
         conn, sql, session_id = self._conn, self._sql, row.session_id
         # Check, then insert: nobody writes in between, under BEGIN IMMEDIATE.
         if conn.execute(sql.exists, (session_id, session_id)).fetchone() is not None:
@@ -499,8 +506,11 @@ def _agents_time(text: str | None) -> datetime:
 
 
 def _is_wal_file(path: str) -> bool:
-    with open(path, "rb") as file:
-        return file.read(20)[18:20] == b"\x02\x02"
+    try:
+        with open(path, "rb") as file:
+            return file.read(20)[18:20] == b"\x02\x02"
+    except OSError:
+        return False
 
 
 def _check(conn: sqlite3.Connection) -> list[str]:
