@@ -37,8 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sessions_dal import SessionRepository, __version__
 from sessions_dal.connection import CACHE_KIB
+
+from sessions_dal import SessionRepository, __version__
 from sessions_dal.session import utc_now
 
 try:

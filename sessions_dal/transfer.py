@@ -324,7 +324,7 @@ def _parse_time(number: int, record: dict[str, Any], key: str) -> datetime:
 def _agents_column(number: int, record: dict[str, Any], key: str) -> object:
     """An unowned session's time: openai-agents' own value, as the export kept it."""
     value: object = record.get(key)
-    if value is None or isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
         return value
     raise ValueError(
         f"line {number}: {key} of an unowned session must be openai-agents' timestamp "
