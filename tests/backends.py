@@ -11,10 +11,11 @@ never backend names.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ class Backend:
     def open(self, **options: Any) -> SessionRepository:
         """A new repository on this database: what another process would have."""
         return SessionRepository(self.target, **options)
+
+    def opener(self) -> Callable[[], SessionRepository]:
+        """:meth:`open`, as something another process can be handed (picklable)."""
+        return functools.partial(SessionRepository, self.target)
+
+    def migrations_recorded(self) -> list[int]:
+        """The schema versions recorded as applied, in order (each once, if all is well)."""
+        return [row[0] for row in self._query(
+            "SELECT version FROM sessions_dal_migrations ORDER BY version")]
 
     def snapshot(self) -> list[str]:
         """Every table and row, in a stable order: equal snapshots, equal databases."""
