@@ -95,7 +95,8 @@ def test_two_users_claiming_one_unowned_session_one_wins(backend: Backend) -> No
     for round_ in range(5):
         session_id = f"chat-{round_}"
         backend.write_like_agents(session_id, ['"hello"'])
-        results = together(backend, lambda repo, n: repo.claim_session(f"user{n}", session_id))
+        results = together(
+            backend, lambda repo, n, sid=session_id: repo.claim_session(f"user{n}", sid))
         winners = [r for r in results if not isinstance(r, Exception)]
         losers = [r for r in results if isinstance(r, Exception)]
         assert len(winners) == 1, results
