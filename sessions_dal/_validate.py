@@ -196,16 +196,17 @@ def encode_items(items: object) -> list[str]:
 
     The first bad item raises ``TypeError``/``ValueError`` naming its index.
     """
-    if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
-        raise TypeError(
-            f"items must be a list of JSON values, not {type(items).__name__}; "
-            "to add one item, pass [item]"
-        )
-    if isinstance(items, Set):
-        raise TypeError(
-            f"items must be an ordered collection, not {type(items).__name__}: a set has no "
-            "order, so the stored order would be arbitrary; pass a list"
-        )
+    if type(items) is not list:  # the usual case skips the ABC checks (hot path)
+        if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
+            raise TypeError(
+                f"items must be a list of JSON values, not {type(items).__name__}; "
+                "to add one item, pass [item]"
+            )
+        if isinstance(items, Set):
+            raise TypeError(
+                f"items must be an ordered collection, not {type(items).__name__}: a set has "
+                "no order, so the stored order would be arbitrary; pass a list"
+            )
     texts: list[str] = []
     # The hot loop of a bulk add: no per-item name, no per-item function layers;
     # the index is only formatted when an item is refused.

@@ -254,15 +254,20 @@ class SQLiteStore:
         rows.reverse()
         return rows
 
+    # The hot path of add_items: one method, the owned case first.
+
     def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
         self._db.write(self._add_items, owner, texts, _text(now))
 
     def _add_items(self, conn: sqlite3.Connection, owner: Owner, texts: Sequence[str],
                    now: str) -> None:
-        sql = self._sql
-        self._touch_or_check(conn, owner, now)
-        conn.execute(sql.upsert_agent_session, (owner.session_id,))
-        conn.executemany(sql.insert_item, zip(repeat(owner.session_id), texts))
+        sql, session_id, user_id = self._sql, owner.session_id, owner.user_id
+        if user_id is None:
+            self._require_owner(conn, owner)
+        elif conn.execute(sql.touch, (now, session_id, user_id)).rowcount == 0:
+            raise NotOwned(session_id)
+        conn.execute(sql.upsert_agent_session, (session_id,))
+        conn.executemany(sql.insert_item, zip(repeat(session_id), texts))
 
     def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
                  ) -> tuple[bool, _T | None]:
@@ -441,7 +446,8 @@ class _Importer:
 
 def _key(owner: Owner) -> tuple[str, str]:
     """The parameters of an item statement's owner key (see ``_sql.SQL.items``)."""
-    return (owner.session_id, owner.session_id if owner.user_id is None else owner.user_id)
+    # An owned handle's key parameters are (session_id, user_id): the owner itself.
+    return owner if owner.user_id is not None else (owner.session_id, owner.session_id)  # type: ignore[return-value]
 
 
 def _limit(limit: int | None) -> int:
@@ -449,8 +455,14 @@ def _limit(limit: int | None) -> int:
 
 
 def _text(moment: datetime) -> str:
-    """A time as stored: ISO 8601, UTC, microseconds, fixed width, so text order is time order."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    """A time as stored: ISO 8601, UTC, microseconds, fixed width, so text order is time order.
+
+    The public layer hands over UTC times (``sessions_dal._time.now``); any
+    other offset is converted.
+    """
+    if moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat(timespec="microseconds")
 
 
 def _owned(row: Sequence[Any]) -> SessionRow:

@@ -1,0 +1,239 @@
+"""What the benchmark runs: sessions_dal, the raw driver doing the same work, and the peer.
+
+A target (:class:`SQLiteTarget`) makes fresh databases and the three
+implementations of the same calls on them; the workloads only talk to those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sessions_dal import SessionRepository
+from sessions_dal.backends.sqlite._connection import CACHE_KIB
+
+try:
+    import agents as _agents
+    from agents import SQLiteSession
+except ImportError:  # the peer is optional
+    SQLiteSession = None
+    _agents = None
+
+
+def utc_now() -> str:
+    """The current time as the SQLite store writes it."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+ITEM = {"role": "user", "content": "Find me a train from Paris to Rome tomorrow morning."}
+
+
+@dataclass
+class Result:
+    workload: str
+    operation: str
+    impl: str
+    samples: list[float]  # seconds per operation
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``, append its duration in seconds to ``samples``, return its value."""
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    samples.append(time.perf_counter() - start)
+    return value
+
+
+# -- raw sqlite3: the same statements sessions_dal runs, without the library ----------
+
+
+class Raw:
+    """Hand-written sqlite3 doing what sessions_dal does per call: the practical limit."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        if create:
+            SessionRepository(path).close()  # the same schema
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # as sessions_dal configures it
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def create_session(self, user: str) -> str:
+        session_id, now = str(uuid.uuid4()), utc_now()
+        with self.tx() as c:
+            c.execute("INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) "
+                      "ON CONFLICT (user_id) DO NOTHING", (user, now))
+            c.execute("INSERT INTO agent_sessions (session_id) VALUES (?)", (session_id,))
+            c.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
+                      "created_at, updated_at) VALUES (?, ?, '{}', ?, ?)",
+                      (session_id, user, now, now))
+        return session_id
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        texts = [(session_id, json.dumps(item)) for item in items]
+        with self.tx() as c:
+            c.execute("UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ?",
+                      (utc_now(), session_id))
+            c.execute("INSERT INTO agent_sessions (session_id) VALUES (?) ON CONFLICT "
+                      "(session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP", (session_id,))
+            c.executemany("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                          texts)
+
+    def get_items(self, session_id: str, limit: int) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? "
+            "ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def page(self, user: str, limit: int, offset: int) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "SELECT session_id, user_id, metadata, created_at, updated_at "
+            "FROM agent_user_sessions WHERE user_id = ? ORDER BY created_at DESC, seq DESC "
+            "LIMIT ? OFFSET ?", (user, limit, offset)).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Ours:
+    """sessions_dal itself."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.repo = SessionRepository(path)
+        self.handles: dict[str, Any] = {}
+
+    def create_session(self, user: str) -> str:
+        s = self.repo.create_session(user)
+        self.handles[s.session_id] = s
+        return s.session_id
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        self.handles[session_id].add_items(items)
+
+    def get_items(self, session_id: str, limit: int) -> list[Any]:
+        return self.handles[session_id].get_items(limit)  # type: ignore[no-any-return]
+
+    def page(self, user: str, limit: int, offset: int) -> list[Any]:
+        return self.repo.get_sessions(user, limit=limit, offset=offset)
+
+    def close(self) -> None:
+        self.repo.close()
+
+
+class Peer:
+    """openai-agents' SQLiteSession, from synchronous code: one loop, one call at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.loop = asyncio.new_event_loop()
+        self.sessions: dict[str, Any] = {}
+
+    def session(self, session_id: str) -> Any:
+        if session_id not in self.sessions:
+            self.sessions[session_id] = SQLiteSession(session_id, self.path)
+        return self.sessions[session_id]
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        self.loop.run_until_complete(self.session(session_id).add_items(items))
+
+    def get_items(self, session_id: str, limit: int) -> list[Any]:
+        return self.loop.run_until_complete(  # type: ignore[no-any-return]
+            self.session(session_id).get_items(limit))
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.close()
+        self.loop.close()
+
+
+class SQLiteTarget:
+    """The SQLite backend, on fresh files in ``folder``: what the workloads run against."""
+
+    backend = "sqlite"
+    raw = "raw sqlite3"
+    peer = "SQLiteSession"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def has_peer(self) -> bool:
+        return SQLiteSession is not None
+
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}" + (
+            f", openai-agents {_agents.__version__}" if _agents else "")
+
+    def implementations(self, label: str) -> list[tuple[str, Any]]:
+        """sessions_dal, raw sqlite3 and (if installed) the peer, each on a fresh file."""
+        found: list[tuple[str, Any]] = [
+            ("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
+            (self.raw, Raw(self.folder / f"{label}-raw.db")),
+        ]
+        if self.has_peer:
+            found.append((self.peer, Peer(self.folder / f"{label}-peer.db")))
+        return found
+
+    def filled(self, label: str, owned: dict[str, int], total: int) -> str:
+        """A database with ``owned[user]`` sessions per user, ``total`` in all; its path."""
+        path = self.folder / f"{label}.db"
+        fill_users(path, owned, total)
+        return str(path)
+
+    def raw_on(self, target: str) -> Raw:
+        return Raw(Path(target), create=False)
+
+
+def fill_users(path: Path, owned: dict[str, int], total: int) -> None:
+    """Bulk-load sessions (users' counts in ``owned``, the rest spread over others)."""
+    SessionRepository(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    rows: list[tuple[str, str, str]] = []
+    for user, count in owned.items():
+        rows += [(user, f"{user}-{i}", "") for i in range(count)]
+    rest = total - len(rows)
+    rows += [(f"other{i % 1000}", f"other-{i}", "") for i in range(max(0, rest))]
+    conn.executemany("INSERT OR IGNORE INTO agent_users VALUES (?, ?)",
+                     [(u, base.isoformat()) for u in {r[0] for r in rows}])
+    conn.executemany("INSERT INTO agent_sessions (session_id) VALUES (?)", [(r[1],) for r in rows])
+    conn.executemany(
+        "INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, updated_at)"
+        " VALUES (?, ?, '{}', ?, ?)",
+        [(sid, user, stamp, stamp) for n, (user, sid, _) in enumerate(rows)
+         for stamp in [(base + dt.timedelta(seconds=n)).isoformat(timespec="microseconds")]])
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()

@@ -1,0 +1,140 @@
+"""The workloads W1-W7: what is timed, the same way for every implementation and backend."""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from drivers import ITEM, Ours, Result, timed
+
+from sessions_dal import SessionRepository
+
+
+def round_robin(runners: list[tuple[str, Any]], rounds: int,
+                call: Callable[[str, Any, int], None]) -> dict[str, list[float]]:
+    """Time ``call(name, impl, n)`` for n in range(rounds), alternating implementations.
+
+    On a shared machine a slow spell then hits every implementation alike,
+    instead of whichever happened to run during it.
+    """
+    samples: dict[str, list[float]] = {name: [] for name, _ in runners}
+    for n in range(rounds):
+        for name, impl in runners if n % 2 else runners[::-1]:
+            timed(samples[name], call, name, impl, n)
+    return samples
+
+
+def w1_create(target: Any, n: int) -> list[Result]:
+    runners = [(name, impl) for name, impl in target.implementations("w1")
+               if name != target.peer]
+    samples = round_robin(runners, n, lambda _, impl, i: impl.create_session(f"user{i % 50}"))
+    for _, impl in runners:
+        impl.close()
+    out = [Result("W1", "create_session", name, samples[name]) for name, _ in runners]
+    if target.has_peer:
+        out.append(Result("W1", "create_session", target.peer, [],
+                          f"no equivalent: {target.peer} has no users and no create call"))
+    return out
+
+
+def w2_add_single(target: Any, sessions: int, per_session: int) -> list[Result]:
+    runners = target.implementations("w2")
+    ids = {name: [impl.create_session("alice") if name != target.peer else
+                  str(uuid.uuid4()) for _ in range(sessions)] for name, impl in runners}
+    samples = round_robin(runners, sessions * per_session,
+                          lambda name, impl, n: impl.add_items(ids[name][n % sessions], [ITEM]))
+    for _, impl in runners:
+        impl.close()
+    return [Result("W2", "add_items([1 item])", name, samples[name]) for name, _ in runners]
+
+
+def w3_get_latest(target: Any, items: int, calls: int) -> list[Result]:
+    runners = target.implementations("w3")
+    ids = {}
+    for name, impl in runners:
+        ids[name] = impl.create_session("alice") if name != target.peer else "s"
+        for start in range(0, items, 1000):
+            impl.add_items(ids[name], [dict(ITEM, n=i) for i in range(start, start + 1000)])
+    for name, impl in runners:
+        got = impl.get_items(ids[name], 20)
+        assert len(got) == 20 and got[-1]["n"] == items - 1
+    samples = round_robin(runners, calls, lambda name, impl, _: impl.get_items(ids[name], 20))
+    for _, impl in runners:
+        impl.close()
+    return [Result("W3", "get_items(limit=20)", name, samples[name]) for name, _ in runners]
+
+
+def w5_add_bulk(target: Any, items: int, repeats: int) -> list[Result]:
+    batch = [dict(ITEM, n=i) for i in range(items)]
+    runners = target.implementations("w5")
+    fresh = {name: [impl.create_session("alice") if name != target.peer else
+                    str(uuid.uuid4()) for _ in range(repeats)] for name, impl in runners}
+    samples = round_robin(runners, repeats,
+                          lambda name, impl, n: impl.add_items(fresh[name][n], batch))
+    for _, impl in runners:
+        impl.close()
+    return [Result("W5", f"add_items([{items} items])", name, samples[name])
+            for name, _ in runners]
+
+
+def w4_pages(target: Any, owned: int, total: int, calls: int) -> list[Result]:
+    where = target.filled("w4", {"big": owned}, total)
+    out = []
+    last = owned - 50
+    for impl_name, impl in (("sessions_dal", Ours(where)), (target.raw, target.raw_on(where))):
+        for label, offset in (("offset 0", 0), ("last page", last)):
+            samples: list[float] = []
+            for _ in range(calls):
+                page = timed(samples, impl.page, "big", 50, offset)
+            assert len(page) == 50
+            out.append(Result("W4", f"page of 50, {label} ({owned:,} of {total:,})",
+                              impl_name, samples))
+        impl.close()
+    out += [Result("W4", f"page of 50, {label} ({owned:,} of {total:,})", target.peer, [],
+                   f"no equivalent: {target.peer} cannot list sessions")
+            for label in ("offset 0", "last page")] if target.has_peer else []
+    return out
+
+
+def w6_scaling(target: Any, sizes: list[int], calls: int) -> list[Result]:
+    where = target.filled("w6", {f"u{n}": n for n in sizes}, sum(sizes))
+    out = []
+    with SessionRepository(where) as repo:
+        for n in sizes:
+            user = f"u{n}"
+            samples: list[float] = []
+            for k in range(calls):  # offsets spread over the whole listing
+                offset = (n - 50) * k // max(1, calls - 1)
+                timed(samples, repo.get_sessions, user, limit=50, offset=offset)
+            out.append(Result("W6", f"by offset, {n:,} sessions", "sessions_dal", samples))
+            keyset: list[float] = []
+            # One sample per page (the time to get the next 50), walking the whole
+            # listing as often as needed for as many samples as by offset: a small
+            # listing alone has too few pages for a steady median.
+            while len(keyset) < calls:
+                pages = repo.iter_sessions(user, page_size=50)
+                while True:
+                    start = time.perf_counter()
+                    batch = [s for _, s in zip(range(50), pages, strict=False)]
+                    if not batch:
+                        break
+                    keyset.append(time.perf_counter() - start)
+            out.append(Result("W6", f"by keyset, {n:,} sessions", "sessions_dal", keyset))
+    return out
+
+
+def w7_memory(target: Any, n: int) -> Result:
+    where = target.filled("w7", {"big": n}, n)
+    with SessionRepository(where) as repo:
+        gc.collect()
+        tracemalloc.start()
+        count = sum(1 for _ in repo.iter_sessions("big", page_size=100))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert count == n
+    return Result("W7", f"peak traced memory iterating {n:,} sessions (MB)", "sessions_dal",
+                  [peak / 1e6])
