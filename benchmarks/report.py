@@ -123,20 +123,6 @@ def svg_plot(results: list[Result]) -> str:
     return "\n".join(parts)
 
 
-# True of every run, so written with the results rather than after them.
-NOTES = [
-    "- W5 against SQLiteSession is a tie, and no claim is made either way. One call that",
-    "  inserts 10,000 rows is bound by SQLite's own per-row work, the same in both;",
-    "  sessions_dal also checks that every item is strict JSON and enforces foreign keys,",
-    "  which SQLiteSession does not. Single samples vary about twofold on a shared machine",
-    "  (a WAL checkpoint lands on whichever call crosses 1,000 pages), more than the",
-    "  medians differ: compare the minimums in results.json.",
-    "- SQLiteSession runs with its own defaults (synchronous=FULL in WAL mode, an fsync",
-    "  per commit), which is most of its cost on W2; sessions_dal with",
-    "  synchronous='FULL' pays the same.",
-    "- W4 and W6 by offset grow with the offset, as OFFSET must step over the skipped rows;",
-    "  iter_sessions (keyset) stays flat. SQLiteSession cannot list sessions at all.",
-]
 
 
 

@@ -114,10 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     command("users", _users, "list users with their session counts")
     sub = command("sessions", _sessions, "list a user's sessions, newest first")
     sub.add_argument("user", metavar="USER")
-    sub.add_argument("--limit", type=_count, default=None, metavar="N",
-                     help="at most N sessions (default: all)")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N",
-                     help="skip the N newest first")
+    _page_arguments(sub)
     sub = command("show", _show, "show a session and its items")
     sub.add_argument("session_id", metavar="SESSION_ID")
     sub.add_argument("--user", metavar="USER", help="only if the session belongs to USER")
@@ -136,10 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub = command("unowned", _unowned,
                   "list sessions openai-agents wrote that no user owns, newest first")
-    sub.add_argument("--limit", type=_count, default=None, metavar="N",
-                     help="at most N sessions (default: all)")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N",
-                     help="skip the N newest first")
+    _page_arguments(sub)
     sub = command("claim", _claim, "give unowned sessions an owner (all of them or none)")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
@@ -164,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
     command("check", _check, "run integrity and foreign-key checks; exit 1 on any problem")
     return parser
+
+
+def _page_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--limit", type=_count, default=None, metavar="N",
+                     help="at most N sessions (default: all)")
+    sub.add_argument("--offset", type=_count, default=0, metavar="N",
+                     help="skip the N newest first")
 
 
 def _db_path(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -36,28 +37,19 @@ def test_export_pages_through_many_users_sessions_and_items(
 
 
 
-def test_unowned_sessions_are_exported_and_imported_unowned(tmp_path: Path) -> None:
+def test_an_unowned_sessions_time_is_written_back_as_openai_agents_wrote_it(tmp_path: Path
+                                                                            ) -> None:
     path = tmp_path / "agents.db"
-    write_like_agents(path, "chat", ['{"n": NaN}', '{"n": Infinity}'],
-                      created_at="2025-03-04 05:06:07")
+    write_like_agents(path, "chat", ['"x"'], created_at="2025-03-04 05:06:07")
     with SessionRepository(path) as repo, SessionRepository(tmp_path / "copy.db") as copy:
-        out = io.StringIO()
-        export_jsonl(repo, out)
-        import_jsonl(copy, io.StringIO(out.getvalue()))
-        (s,) = copy.get_unowned_sessions()
-        assert s.session_id == "chat" and s.user_id is None
-        assert s.created_at.isoformat() == "2025-03-04T05:06:07+00:00"
-        nan, inf = s.get_items()
-        assert nan["n"] != nan["n"] and inf["n"] == float("inf")
-    conn = __import__("sqlite3").connect(tmp_path / "copy.db")
+        import_jsonl(copy, exported(repo))
+    conn = sqlite3.connect(tmp_path / "copy.db")
     assert conn.execute("SELECT created_at FROM agent_sessions").fetchall() == [
-        ("2025-03-04 05:06:07",)]  # as openai-agents writes it
+        ("2025-03-04 05:06:07",)]
     conn.close()
 
 
 def test_unowned_sessions_keep_their_order_and_their_timestamp_text(tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "agents.db"
     # Same creation second, out of id order; a time openai-agents never wrote; none.
     for chat in ("c", "a", "b"):

@@ -324,6 +324,8 @@ class Database:
         A call made from inside another call of the same thread (an import's
         progress callback, say) runs inside that call's transaction.
         """
+        # This prologue is repeated in write(), not shared: the lock must be
+        # taken by a `with` in the frame that does the work (see the class).
         if _getpid() != self._pid:
             self._check_process()
         lock = self._lock
@@ -360,23 +362,9 @@ class Database:
         raise AssertionError("not reached")  # pragma: no cover
 
     def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
-        """Every row of one query, under the lock: :meth:`read`, unrolled for the hot path."""
-        if self._care:
-            rows: list[Any] = self.read(_fetchall, sql, parameters)
-            return rows
-        if _getpid() != self._pid:
-            self._check_process()
-        lock = self._lock
-        nested = lock._is_owned()  # type: ignore[attr-defined]
-        try:
-            with lock:
-                conn = self._conn
-                if conn is None or self._care or (not nested and conn.in_transaction):
-                    conn = self._ready(nested)
-                found: list[Any] = conn.execute(sql, parameters).fetchall()
-                return found
-        except sqlite3.Error as exc:
-            self._fail(exc)
+        """Every row of one query, under the lock."""
+        rows: list[Any] = self.read(_fetchall, sql, parameters)
+        return rows
 
     def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
         """The first row of one query (``None`` if there is none), under the lock."""

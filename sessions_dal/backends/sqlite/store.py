@@ -483,22 +483,24 @@ def _parse(text: object) -> datetime:
 
 
 def _session_time(session_id: str, column: str, text: object) -> datetime:
-    try:
-        return _parse(text)
-    except (TypeError, ValueError) as exc:
-        raise CorruptSessionError(
-            f"session {session_id!r} (its agent_user_sessions row) has a {column} that is "
-            f"not a timestamp ({text!r}); repair or delete that row with any SQLite tool"
-        ) from exc
+    return _stored_time(text, CorruptSessionError,
+                        f"session {session_id!r} (its agent_user_sessions row)", column)
 
 
 def _user_time(user_id: str, text: object) -> datetime:
+    return _stored_time(text, CorruptDataError, f"user {user_id!r} (its agent_users row)",
+                        "created_at")
+
+
+def _stored_time(text: object, error: type[CorruptDataError], row: str, column: str
+                 ) -> datetime:
+    """A time sessions_dal stored, or ``error`` naming the row that holds something else."""
     try:
         return _parse(text)
     except (TypeError, ValueError) as exc:
-        raise CorruptDataError(
-            f"user {user_id!r} (its agent_users row) has a created_at that is not a "
-            f"timestamp ({text!r}); repair or delete that row with any SQLite tool"
+        raise error(
+            f"{row} has a {column} that is not a timestamp ({text!r}); repair or delete "
+            "that row with any SQLite tool"
         ) from exc
 
 
