@@ -31,8 +31,8 @@ larger value means the same thing (everything, or nothing left)."""
 
 MAX_JSON_LENGTH = 1_000_000_000
 """The longest stored JSON text of one item or metadata dict: SQLite's default
-maximum string length (SQLITE_MAX_LENGTH). The text is ASCII, so characters
-and bytes agree."""
+maximum string length (SQLITE_MAX_LENGTH), under PostgreSQL's 1 GB per value.
+The text is ASCII, so characters and bytes agree."""
 
 
 def check_id(name: str, value: object) -> str:
@@ -186,7 +186,7 @@ def encode_json(name: str, value: object) -> str:
 def _check_length(name: str, text: str) -> None:
     if len(text) > MAX_JSON_LENGTH:
         raise ValueError(
-            f"{name} is {len(text):,} characters as JSON; SQLite stores at most "
+            f"{name} is {len(text):,} characters as JSON; sessions_dal stores at most "
             f"{MAX_JSON_LENGTH:,}: split it into smaller items"
         )
 
@@ -265,7 +265,7 @@ def decode_metadata(session_id: str, text: object) -> dict[str, Any]:
 def _corrupt(session_id: str, what: str) -> CorruptSessionError:
     return CorruptSessionError(
         f"session {session_id!r} (its agent_user_sessions row) has {what}; repair or "
-        "delete that row with any SQLite tool"
+        "delete that row with the database's own tool (sqlite3, psql)"
     )
 
 

@@ -4,7 +4,8 @@ Every database problem surfaces as a subclass of :class:`SessionsDalError`, so
 ``except SessionsDalError`` is enough to handle them all. Bad arguments are not
 database problems: they raise the built-in ``TypeError`` and ``ValueError``.
 
-The original ``sqlite3`` exception, when there is one, is kept as ``__cause__``.
+The driver's original exception (``sqlite3``'s, psycopg's), when there is one, is
+kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = [
     "CorruptSessionError",
     "DatabaseError",
     "DatabaseLockedError",
+    "DatabaseUnavailableError",
     "DiskFullError",
     "IncompatibleSchemaError",
     "MigrationError",
@@ -76,7 +78,7 @@ class CorruptDataError(SessionsDalError):
     """A stored row cannot be read back: damaged outside sessions_dal.
 
     The message names the table and the row, so it can be inspected or repaired
-    with any SQLite tool. Rows are never skipped silently.
+    with the database's own tools. Rows are never skipped silently.
     """
 
 
@@ -95,7 +97,7 @@ class CorruptSessionError(CorruptDataError):
 
 
 class DatabaseError(SessionsDalError):
-    """SQLite reported an error; ``__cause__`` holds the ``sqlite3`` exception."""
+    """The database reported an error; ``__cause__`` holds the driver's exception."""
 
 
 class NotADatabaseError(DatabaseError):
@@ -112,3 +114,11 @@ class ReadOnlyDatabaseError(DatabaseError):
 
 class DiskFullError(DatabaseError):
     """The disk, or the database's ``max_page_count``, is full."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database server could not be reached, or dropped the connection.
+
+    The next call opens a new connection; a write that was under way when the
+    connection dropped may or may not have committed.
+    """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -96,32 +97,42 @@ class DeletedUser:
 
 
 class SessionRepository:
-    """Users, their sessions and the sessions' items, in one SQLite file.
+    """Users, their sessions and the sessions' items, in an SQLite file or a PostgreSQL database.
 
     Opening creates the file if needed and applies any pending migration from
-    ``schema.sql``; a file from a newer sessions_dal raises
+    ``schema.sql``; a database from a newer sessions_dal raises
     :class:`~sessions_dal.errors.SchemaVersionError` and is left untouched.
 
-    ``path`` is a file path or ``":memory:"`` (one private database for the
-    repository's lifetime). ``busy_timeout`` is how many seconds a call waits
-    for another connection's lock before raising
-    :class:`~sessions_dal.errors.DatabaseLockedError`. ``synchronous`` is
-    SQLite's durability level: ``"NORMAL"`` (the default in WAL mode: safe
-    against application crashes; a power loss may drop the last commits) or
-    ``"FULL"`` (also survives power loss, slower); ``"OFF"`` and ``"EXTRA"``
-    are accepted too. ``sessions_table`` and ``messages_table`` name
-    openai-agents' two tables when its ``SQLiteSession`` was given other names
-    (letters, digits and underscores only); a file holds one such pair.
-    ``read_only=True`` never writes to the file (nor beside it), and refuses
+    ``path`` is a file path, ``":memory:"`` (one private database for the
+    repository's lifetime), or a ``postgresql://`` URL (needs
+    ``pip install 'sessions-dal[postgres]'``; the tables go in the first
+    schema of the connection's ``search_path``). Both backends behave the same.
+
+    ``busy_timeout`` is how many seconds a call waits for another
+    connection's lock before raising
+    :class:`~sessions_dal.errors.DatabaseLockedError` (PostgreSQL: the
+    ``lock_timeout``, and the wait for a free pooled connection).
+    ``synchronous`` is SQLite's durability level: ``"NORMAL"`` (the default in
+    WAL mode: safe against application crashes; a power loss may drop the last
+    commits) or ``"FULL"`` (also survives power loss, slower); ``"OFF"`` and
+    ``"EXTRA"`` are accepted too. ``pool_size`` (PostgreSQL only, default 4)
+    is how many connections the repository's threads share.
+    ``sessions_table`` and ``messages_table`` name openai-agents' two tables
+    when its session class was given other names (letters, digits and
+    underscores only); a database holds one such pair. ``read_only=True``
+    never writes to the database (nor beside an SQLite file), and refuses
     every write with :class:`~sessions_dal.errors.ReadOnlyDatabaseError`.
 
-    A file openai-agents' ``SQLiteSession`` wrote is adopted in place: its
+    A database openai-agents wrote (``SQLiteSession``'s file,
+    ``SQLAlchemySession``'s PostgreSQL tables) is adopted in place: its
     sessions and items are kept as they are, and become *unowned* sessions
-    (see :meth:`get_unowned_sessions` and :meth:`claim_session`).
+    (see :meth:`get_unowned_sessions` and :meth:`claim_session`); both
+    libraries keep working on it.
 
-    One repository is safe to share between threads: it holds one connection
-    and serialises calls on it with a lock. Other processes may open the same
-    file at the same time.
+    One repository is safe to share between threads (SQLite: one connection
+    and a lock; PostgreSQL: a pool). Other processes may open the same
+    database at the same time; docs/concurrency.md says what each call
+    guarantees when they do.
 
     >>> with SessionRepository(":memory:") as repo:
     ...     s = repo.create_session("alice", metadata={"title": "Trip"})
@@ -134,13 +145,12 @@ class SessionRepository:
         path: str | os.PathLike[str],
         *,
         busy_timeout: float = 5.0,
-        synchronous: str = "NORMAL",
+        synchronous: str | None = None,
         sessions_table: str = DEFAULT_SESSIONS_TABLE,
         messages_table: str = DEFAULT_MESSAGES_TABLE,
         read_only: bool = False,
+        pool_size: int | None = None,
     ) -> None:
-        from .backends.sqlite import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS, SQLiteStore
-
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
         if not isinstance(path, str):
@@ -149,24 +159,24 @@ class SessionRepository:
             raise ValueError("path must not be empty; use ':memory:' for an in-memory database")
         if "\x00" in path:
             raise ValueError("path must not contain NUL characters")
-        timeout = check_seconds("busy_timeout", busy_timeout, maximum=MAX_BUSY_TIMEOUT)
-        if not isinstance(synchronous, str):
-            raise TypeError(f"synchronous must be a str, not {type(synchronous).__name__}")
-        level = synchronous.upper()
-        if level not in SYNCHRONOUS_LEVELS:
-            raise ValueError(
-                f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
-            )
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
         sessions = check_table_name("sessions_table", sessions_table)
         messages = check_table_name("messages_table", messages_table)
         if sessions.lower() == messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
-        self._store: Store = SQLiteStore(
-            path, busy_timeout=timeout, synchronous=level, sessions_table=sessions,
-            messages_table=messages, read_only=read_only,
-        )
+        scheme = _URL_SCHEME.match(path)
+        if scheme is None:
+            self._store: Store = _open_sqlite(path, busy_timeout, synchronous, pool_size,
+                                              sessions, messages, read_only)
+        elif scheme.group(1).lower() in ("postgresql", "postgres"):
+            self._store = _open_postgres(path, busy_timeout, synchronous, pool_size,
+                                         sessions, messages, read_only)
+        else:
+            raise ValueError(
+                f"path {scheme.group(0)}... is a URL sessions_dal cannot open: pass a "
+                "postgresql:// URL, or an SQLite file's path (not a URL)"
+            )
 
     @property
     def path(self) -> str:
@@ -532,6 +542,59 @@ class SessionRepository:
         metadata = decode_metadata(row.session_id, row.metadata)
         return Session(self._store, row.session_id, row.user_id, metadata, row.created_at,
                        row.updated_at)
+
+
+# A URL's scheme (two letters at least: "C://x" is a Windows path).
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+_DEFAULT_POOL_SIZE = 4
+
+
+def _open_sqlite(path: str, busy_timeout: float, synchronous: str | None,
+                 pool_size: int | None, sessions: str, messages: str, read_only: bool
+                 ) -> Store:
+    from .backends.sqlite import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS, SQLiteStore
+
+    timeout = check_seconds("busy_timeout", busy_timeout, maximum=MAX_BUSY_TIMEOUT)
+    if synchronous is None:
+        synchronous = "NORMAL"
+    if not isinstance(synchronous, str):
+        raise TypeError(f"synchronous must be a str, not {type(synchronous).__name__}")
+    level = synchronous.upper()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise ValueError(
+            f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
+        )
+    if pool_size is not None:
+        raise ValueError(
+            "pool_size is for PostgreSQL URLs; an SQLite repository holds one connection "
+            "(omit pool_size)"
+        )
+    return SQLiteStore(path, busy_timeout=timeout, synchronous=level,
+                       sessions_table=sessions, messages_table=messages, read_only=read_only)
+
+
+def _open_postgres(url: str, busy_timeout: float, synchronous: str | None,
+                   pool_size: int | None, sessions: str, messages: str, read_only: bool
+                   ) -> Store:
+    if synchronous is not None:
+        raise ValueError(
+            "synchronous is SQLite's durability setting; on PostgreSQL durability is the "
+            "server's synchronous_commit (omit synchronous)"
+        )
+    size = _DEFAULT_POOL_SIZE if pool_size is None else check_int("pool_size", pool_size,
+                                                                  minimum=1)
+    # lock_timeout is a 32-bit count of milliseconds.
+    timeout = check_seconds("busy_timeout", busy_timeout, maximum=2_147_483)
+    try:
+        from .backends.postgres import PostgresStore
+    except ImportError as exc:
+        raise ImportError(
+            f"opening a PostgreSQL URL needs psycopg 3 ({exc}): "
+            "pip install 'sessions-dal[postgres]' (or sessions-dal[postgres-binary], which "
+            "brings its own libpq)"
+        ) from exc
+    return PostgresStore(url, busy_timeout=timeout, pool_size=size, sessions_table=sessions,
+                         messages_table=messages, read_only=read_only)
 
 
 def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:

@@ -15,27 +15,28 @@ import functools
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pg_server
+
 from sessions_dal import SessionRepository
 
-KINDS = ["sqlite"]
-"""The backends this machine can test (see conftest.py)."""
+POSTGRES_URL, POSTGRES_ORIGIN = pg_server.start()
+"""The test server's URL (``None``: PostgreSQL's tests do not run), and where it is from."""
+
+KINDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+"""The backends this machine can test."""
 
 
 class Backend:
     """A clean database of one backend, and what the tests may do with it directly."""
 
-    kind = "sqlite"
-    has_file = True
-    """A file on disk: byte-level checks, SIGKILL durability, read-only files apply."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / "sessions.db"
-        self.target = str(self.path)
+    kind: str
+    target: str
+    """What ``SessionRepository`` is opened with: a path or a URL."""
 
     def open(self, **options: Any) -> SessionRepository:
         """A new repository on this database: what another process would have."""
@@ -44,6 +45,49 @@ class Backend:
     def opener(self) -> Callable[[], SessionRepository]:
         """:meth:`open`, as something another process can be handed (picklable)."""
         return functools.partial(SessionRepository, self.target)
+
+    def migrations_recorded(self) -> list[int]:
+        """The schema versions recorded as applied, in order (each once, if all is well)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> list[str]:
+        """Every table and row, in a stable order: equal snapshots, equal databases."""
+        raise NotImplementedError
+
+    def write_like_agents(self, session_id: str, texts: list[str],
+                          created_at: str | None = None) -> None:
+        """What openai-agents' session class writes for ``session_id``: its row and items.
+
+        ``created_at`` is UTC, as 'YYYY-MM-DD HH:MM:SS'.
+        """
+        raise NotImplementedError
+
+    def stored_items(self, session_id: str) -> list[str]:
+        """The item texts as stored, in order."""
+        raise NotImplementedError
+
+    def insert_item_text(self, session_id: str, text: str) -> int:
+        """Store ``text`` as the session's next item, as another program could; its row id."""
+        raise NotImplementedError
+
+    def set_session_column(self, session_id: str, column: str, value: object) -> None:
+        """Overwrite one column of a session's ownership row (to damage it)."""
+        raise NotImplementedError
+
+    def clear_like_agents(self, session_id: str) -> None:
+        """What openai-agents' ``clear_session()`` does: items and session row gone."""
+        raise NotImplementedError
+
+
+class SQLiteBackend(Backend):
+    """A file in a temporary folder."""
+
+    kind = "sqlite"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "sessions.db"
+        self.target = str(self.path)
 
     def migrations_recorded(self) -> list[int]:
         """The schema versions recorded as applied, in order (each once, if all is well)."""
@@ -99,23 +143,160 @@ class Backend:
             conn.close()
 
 
+class PostgresBackend(Backend):
+    """A schema of its own on the test server, first on the connection's search_path."""
+
+    kind = "postgresql"
+
+    def __init__(self, schema: str | None = None) -> None:
+        assert POSTGRES_URL is not None
+        self._conn: Any = None
+        self.schema = schema or f"t_{uuid.uuid4().hex[:16]}"
+        self._query(f"CREATE SCHEMA {self.schema}", schema=None)
+        self.target = url_with_schema(self.schema)
+
+    def drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._query(f"DROP SCHEMA {self.schema} CASCADE", schema=None)
+
+    def migrations_recorded(self) -> list[int]:
+        return [row[0] for row in self._query(
+            "SELECT version FROM sessions_dal_migrations ORDER BY version")]
+
+    def snapshot(self) -> list[str]:
+        tables = [row[0] for row in self._query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "ORDER BY table_name", self.schema)]
+        lines = [repr(row) for row in self._query(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default "
+            "FROM information_schema.columns WHERE table_schema = %s "
+            "ORDER BY table_name, ordinal_position", self.schema)]
+        lines += [repr(row) for row in self._query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s "
+            "ORDER BY indexname", self.schema)]
+        for table in tables:
+            columns = [row[0] for row in self._query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s ORDER BY ordinal_position", self.schema, table)]
+            order = ", ".join(f'"{c}"' for c in columns)
+            lines += [f"{table}: {row!r}" for row in self._query(
+                f'SELECT * FROM "{table}" ORDER BY {order}')]
+        return lines
+
+    def write_like_agents(self, session_id: str, texts: list[str],
+                          created_at: str | None = None) -> None:
+        # What SQLAlchemySession(create_tables=True) creates, then its add_items.
+        self._query(
+            "CREATE TABLE IF NOT EXISTS agent_sessions (session_id varchar PRIMARY KEY, "
+            "created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+            "updated_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP); "
+            "CREATE TABLE IF NOT EXISTS agent_messages (id serial PRIMARY KEY, "
+            "session_id varchar NOT NULL REFERENCES agent_sessions (session_id) "
+            "ON DELETE CASCADE, message_data text NOT NULL, "
+            "created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP); "
+            "CREATE INDEX IF NOT EXISTS idx_agent_messages_session_time "
+            "ON agent_messages (session_id, created_at)")
+        with self._connect() as conn, conn.transaction():
+            if created_at is None:
+                conn.execute("INSERT INTO agent_sessions (session_id) VALUES (%s) "
+                             "ON CONFLICT DO NOTHING", [session_id])
+            else:
+                local = ("(%s::timestamp AT TIME ZONE 'UTC') "
+                         "AT TIME ZONE current_setting('TimeZone')")
+                conn.execute(f"INSERT INTO agent_sessions VALUES (%s, {local}, {local}) "
+                             "ON CONFLICT DO NOTHING", [session_id, created_at, created_at])
+            conn.cursor().executemany(
+                "INSERT INTO agent_messages (session_id, message_data) VALUES (%s, %s)",
+                [(session_id, text) for text in texts])
+
+    def stored_items(self, session_id: str) -> list[str]:
+        return [row[0] for row in self._query(
+            "SELECT message_data FROM agent_messages WHERE session_id = %s "
+            "ORDER BY created_at, id", session_id)]
+
+    def insert_item_text(self, session_id: str, text: str) -> int:
+        return int(self._query(
+            "INSERT INTO agent_messages (session_id, message_data) VALUES (%s, %s) "
+            "RETURNING id", session_id, text)[0][0])
+
+    def set_session_column(self, session_id: str, column: str, value: object) -> None:
+        assert column in ("metadata", "created_at", "updated_at")
+        self._query(f"UPDATE agent_user_sessions SET {column} = %s WHERE session_id = %s",
+                    value, session_id)
+
+    def clear_like_agents(self, session_id: str) -> None:
+        with self._connect() as conn, conn.transaction():
+            conn.execute("DELETE FROM agent_messages WHERE session_id = %s", [session_id])
+            conn.execute("DELETE FROM agent_sessions WHERE session_id = %s", [session_id])
+
+    def _connect(self, schema: str | None = "") -> Any:
+        import psycopg
+
+        schema = self.schema if schema == "" else schema
+        return psycopg.connect(POSTGRES_URL if schema is None else url_with_schema(schema),
+                               autocommit=True)
+
+    def _query(self, sql: str, *params: object, schema: str | None = "") -> list[Any]:
+        if schema != "":
+            with self._connect(schema) as conn:
+                return _rows(conn.execute(sql, params or None))
+        # One connection for the handle's many small queries (snapshots).
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return _rows(self._conn.execute(sql, params or None))
+
+
+def _rows(cursor: Any) -> list[Any]:
+    return cursor.fetchall() if cursor.description else []
+
+
+def url_with_schema(schema: str) -> str:
+    """The test server's URL, with ``schema`` first on the search_path."""
+    assert POSTGRES_URL is not None
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+def make(kind: str, folder: Path) -> Backend:
+    """A clean database of ``kind`` (SQLite's in ``folder``)."""
+    return SQLiteBackend(folder) if kind == "sqlite" else PostgresBackend()
+
+
 @contextlib.contextmanager
 def fresh(kind: str) -> Iterator[Backend]:
     """A clean database of ``kind``, for tests that cannot take a fixture (Hypothesis)."""
-    assert kind == "sqlite", kind
     folder = Path(tempfile.mkdtemp(prefix="sessions-dal-test-"))
+    backend = make(kind, folder)
     try:
-        yield Backend(folder)
+        yield backend
     finally:
+        if isinstance(backend, PostgresBackend):
+            backend.drop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_spare: dict[str, list[PostgresBackend]] = {}
 
 
 @contextlib.contextmanager
 def fresh_repository(kind: str, **options: Any) -> Iterator[SessionRepository]:
     """A repository on a clean database of ``kind``, closed afterwards.
 
-    Cheap enough for every example of a property: SQLite's is in memory.
+    Cheap enough for every example of a property: SQLite's is in memory;
+    PostgreSQL's schemas are made once and emptied between uses.
     """
-    assert kind == "sqlite", kind
-    with SessionRepository(":memory:", **options) as repo:
-        yield repo
+    if kind == "sqlite":
+        with SessionRepository(":memory:", **options) as repo:
+            yield repo
+        return
+    spare = _spare.setdefault(kind, [])
+    backend = spare.pop() if spare else PostgresBackend()
+    try:
+        with backend.open(**options) as repo:
+            yield repo
+    finally:
+        backend._query(
+            "TRUNCATE agent_messages, agent_sessions, agent_user_sessions, agent_users "
+            "RESTART IDENTITY")
+        spare.append(backend)

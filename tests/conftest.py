@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import KINDS, Backend
+from backends import KINDS, POSTGRES_ORIGIN, Backend, PostgresBackend, make
 from hypothesis import HealthCheck, settings
 
 from sessions_dal import SessionRepository
@@ -28,10 +28,26 @@ collect_ignore = [
 ] if importlib.util.find_spec("agents") is None else []
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if "postgresql" not in KINDS and os.environ.get("CI"):
+        raise pytest.UsageError(
+            f"CI must run the PostgreSQL tests, but there is no server: {POSTGRES_ORIGIN}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if "postgresql" in KINDS:
+        return f"backends: {', '.join(KINDS)} (PostgreSQL: {POSTGRES_ORIGIN})"
+    return f"backends: sqlite only; PostgreSQL's tests are skipped: {POSTGRES_ORIGIN}"
+
+
 @pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """A clean database of each backend this machine can test."""
-    return Backend(tmp_path)
+    made = make(request.param, tmp_path)
+    yield made
+    if isinstance(made, PostgresBackend):
+        made.drop()
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import rows, sqlite_db
+from backends import Backend
+from helpers import rows
 
 from sessions_dal import Session, SessionRepository
 
@@ -260,13 +261,11 @@ def test_rewind_with_pop_item_then_run_again(db_path: Path, scripted: ScriptedMo
         assert texts(run(memory.get_items())) == ["Hi", "Hello!", "Paris?", "Paris, then."]
 
 
-def test_runner_items_round_trip_exactly(repo: SessionRepository, scripted: ScriptedModel
-                                         ) -> None:
+def test_runner_items_round_trip_exactly(repo: SessionRepository, backend: Backend,
+                                         scripted: ScriptedModel) -> None:
     agent = Agent(name="guide", model=scripted)
     memory = AgentsSession(repo.create_session("alice"))
     Runner.run_sync(agent, "Hi", session=memory)
     stored = run(memory.get_items())
-    raw = [r[0] for r in sqlite_db(repo).fetchall(
-        "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
-        (memory.session_id,))]
+    raw = backend.stored_items(memory.session_id)
     assert [json.dumps(item) for item in stored] == raw

@@ -183,7 +183,8 @@ def test_item_or_metadata_larger_than_sqlite_stores_is_refused(
         (lambda: s.add_items([1, {"big": "x" * 10_000}])) if where == "items"
         else (lambda: repo.update_metadata(OK, s.session_id, {"big": "x" * 10_000}))
     )
-    with pytest.raises(ValueError, match=r"is 10,0\d\d characters as JSON; SQLite stores at most"):
+    with pytest.raises(ValueError,
+                       match=r"is 10,0\d\d characters as JSON; sessions_dal stores at most"):
         call()
     assert backend.snapshot() == before
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 
 from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
+from .._migrations import VERSION_TABLE, Migration, parse_migrations, read_migrations
 from ._connection import Database
 from ._sql import SQL, quote
 
@@ -38,96 +37,15 @@ __all__ = [
     "schema_version",
 ]
 
-_VERSION_LINE = re.compile(r"^--\s*version:\s*(\d+)\s*$")
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One numbered block of ``schema.sql``: the statements that reach ``version``."""
-
-    version: int
-    statements: tuple[str, ...]
-    title: str = ""
-    """The block's first comment line: what it does, for ``sessions-dal migrate``."""
-
-
-def parse_migrations(text: str) -> tuple[Migration, ...]:
-    """Split migration text into :class:`Migration` blocks, checking their numbering.
-
-    Versions must run 1, 2, 3, ... with no gap; each block needs at least one
-    complete statement. Statements are split with ``sqlite3.complete_statement``,
-    which understands string literals, comments and trigger bodies.
-
-    >>> [m.version for m in parse_migrations("-- version: 1\\nCREATE TABLE t (x);")]
-    [1]
-    """
-    blocks: list[tuple[int, list[str]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _VERSION_LINE.match(line.strip())
-        if match:
-            version = int(match.group(1))
-            if version != len(blocks) + 1:
-                raise ValueError(
-                    f"schema line {number}: expected '-- version: {len(blocks) + 1}', "
-                    f"found version {version}; versions must run 1, 2, 3, ... without gaps"
-                )
-            blocks.append((version, []))
-        elif blocks:
-            blocks[-1][1].append(line)
-        elif line.strip() and not line.lstrip().startswith("--"):
-            raise ValueError(
-                f"schema line {number}: SQL before the first '-- version: N' line"
-            )
-    return tuple(
-        Migration(version, _split_statements(version, lines), _title(lines))
-        for version, lines in blocks
-    )
-
-
-def _title(lines: list[str]) -> str:
-    for line in lines:
-        text = line.strip()
-        if text:
-            return text[2:].strip() if text.startswith("--") else ""
-    return ""
-
-
-def _split_statements(version: int, lines: list[str]) -> tuple[str, ...]:
-    statements: list[str] = []
-    pending = ""
-    for line in lines:
-        pending += line + "\n"
-        if sqlite3.complete_statement(pending):
-            statement = pending.strip()
-            if _has_sql(statement):
-                statements.append(statement)
-            pending = ""
-    if _has_sql(pending):
-        raise ValueError(f"schema version {version}: incomplete statement (missing ';'?)")
-    if not statements:
-        raise ValueError(f"schema version {version} has no statements")
-    return tuple(statements)
-
-
-def _has_sql(text: str) -> bool:
-    return any(
-        line.strip() and not line.strip().startswith("--") for line in text.splitlines()
-    )
-
-
 def load_migrations() -> tuple[Migration, ...]:
     """The migrations of the ``schema.sql`` shipped with this package."""
-    text = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
-    return parse_migrations(text)
+    return read_migrations(__package__)
 
 
 MIGRATIONS = load_migrations()
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
 """The schema version this sessions_dal writes: the last block of ``schema.sql``."""
 
-
-VERSION_TABLE = "sessions_dal_migrations"
-"""Our record of applied migrations: one row per version."""
 
 _CREATE_VERSION_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "

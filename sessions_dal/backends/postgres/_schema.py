@@ -1,0 +1,214 @@
+"""The PostgreSQL migrations: this package's ``schema.sql``, applied once under an advisory lock.
+
+The version lives in ``sessions_dal_migrations`` (one row per version), in the
+schema the connection's ``search_path`` finds first, beside openai-agents'
+tables. Every pending block is applied in one READ COMMITTED transaction
+whose first statement is ``pg_advisory_xact_lock``: processes that open a new
+database at the same moment queue on that lock, and the first one's work is
+visible to the others when they read the version after it, so each block runs
+exactly once. A database from a newer sessions_dal, or with tables whose
+layout is neither openai-agents' nor ours, is refused before any DDL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+
+from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
+from .._migrations import VERSION_TABLE, Migration, read_migrations
+from ._sql import SQL, quote
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "apply_migrations",
+    "create_stand_ins",
+    "inspect",
+    "pending_steps",
+    "schema_version",
+]
+
+MIGRATIONS = read_migrations(__package__)
+SCHEMA_VERSION: int = MIGRATIONS[-1].version
+
+# One key for every sessions_dal of every version: a 64-bit constant ("sessions").
+_LOCK_KEY = int.from_bytes(b"sessions", "big") >> 1
+
+_Conn = psycopg.Connection[Any]
+
+
+def schema_version(conn: _Conn) -> int:
+    """The database's schema version: 0 when sessions_dal has not set it up."""
+    if conn.execute("SELECT to_regclass(%s)", [quote(VERSION_TABLE)]).fetchone()[0] is None:  # type: ignore[index]
+        return 0
+    row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+def pending_steps(conn: _Conn) -> list[str]:
+    """What :func:`apply_migrations` would do, one line per step."""
+    version = schema_version(conn)
+    return [f"version {m.version}: {m.title}" for m in MIGRATIONS if m.version > version]
+
+
+def apply_migrations(conn: _Conn, path: str, sql: SQL,
+                     migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the database up to the last of ``migrations``; return how many ran.
+
+    ``conn`` is in autocommit mode. An up-to-date database costs two reads.
+    """
+    target = migrations[-1].version
+    if inspect(conn, path, sql, target) == target:
+        return 0
+    conn.execute("BEGIN")
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        # Before any lookup: taking the schema's lock makes this backend read the
+        # catalog changes committed while it waited; to_regclass() alone could
+        # still see "no such table" from its cache, and migrate a second time.
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
+        )
+        # Read again under the lock: another process may have just migrated.
+        current = inspect(conn, path, sql, target)
+        applied = 0
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements:
+                try:
+                    conn.execute(sql.ddl(statement))
+                except psycopg.Error as exc:
+                    if not isinstance(exc, psycopg.errors.ProgrammingError):
+                        raise
+                    raise MigrationError(
+                        f"migrating {path} to schema version {migration.version} failed "
+                        f"({str(exc).strip()}) in: {statement.splitlines()[0]}; the database "
+                        f"is still at version {current}"
+                    ) from exc
+            conn.execute(f"INSERT INTO {VERSION_TABLE} (version, applied_at) VALUES (%s, %s)",
+                         [migration.version, datetime.now(timezone.utc)])
+            applied += 1
+        conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+# The columns a table may have when sessions_dal first meets it: name, then the
+# types accepted (format_type's spelling). openai-agents' SQLAlchemySession
+# makes a 32-bit id; ours is 64-bit. Its timestamps are naive, which the
+# statements read in the server's TimeZone, so they must stay naive.
+_VARCHAR = ("character varying", "text")
+_NAIVE = ("timestamp without time zone",)
+_AGENTS_LAYOUTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "agent_sessions": (("session_id", _VARCHAR), ("created_at", _NAIVE), ("updated_at", _NAIVE)),
+    "agent_messages": (
+        ("id", ("integer", "bigint")), ("session_id", _VARCHAR),
+        # text only: SQLAlchemySession's inserts fail on json or jsonb.
+        ("message_data", _VARCHAR), ("created_at", _NAIVE),
+    ),
+}
+_OWN_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "agent_users": ("user_id", "created_at"),
+    "agent_user_sessions": ("seq", "session_id", "user_id", "metadata", "created_at",
+                            "updated_at"),
+}
+_COLUMNS = (
+    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+
+
+def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> int:
+    """Refuse, before anything is written, a database this sessions_dal must not touch.
+
+    Raises :class:`SchemaVersionError` for a database from a newer sessions_dal,
+    and :class:`IncompatibleSchemaError` when a table has a layout that is
+    neither openai-agents' nor ours, or (custom table names) when the named
+    tables are not the ones the database was set up with. Returns the version.
+    """
+    found = schema_version(conn)
+    if found > newest:
+        raise SchemaVersionError(
+            f"database {path} has schema version {found}, but this sessions_dal supports "
+            f"versions up to {newest}: upgrade sessions_dal (pip install -U sessions-dal) "
+            "to open it; the database was not changed"
+        )
+    names = {"agent_sessions": sql.sessions_table, "agent_messages": sql.messages_table}
+    for default, layout in _AGENTS_LAYOUTS.items():
+        columns = _columns(conn, names[default])
+        if columns is None:
+            if found:
+                raise IncompatibleSchemaError(
+                    f"database {path} has no table {names[default]!r}: it was set up with "
+                    "other sessions_table/messages_table names; open it with the names it "
+                    "was created with"
+                )
+            continue
+        expected = [(name, types) for name, types in layout]
+        if [c[0] for c in columns] != [e[0] for e in expected] or any(
+            kind not in types for (_, kind), (_, types) in zip(columns, expected, strict=False)
+        ):
+            _refuse(path, names[default], columns,
+                    [f"{name} {types[0]}" for name, types in expected])
+    if found == 0:
+        for name, expected_names in _OWN_LAYOUTS.items():
+            columns = _columns(conn, name)
+            if columns is not None and tuple(c[0] for c in columns) != expected_names:
+                _refuse(path, name, columns, list(expected_names))
+    return found
+
+
+def _columns(conn: _Conn, table: str) -> list[tuple[str, str]] | None:
+    rows = conn.execute(_COLUMNS, [quote(table)]).fetchall()
+    return [(name, kind) for name, kind in rows] or None
+
+
+def _refuse(path: str, table: str, columns: list[tuple[str, str]], expected: list[str]
+            ) -> None:
+    found = ", ".join(f"{name} {kind}" for name, kind in columns)
+    raise IncompatibleSchemaError(
+        f"database {path} has a table {table!r} with columns ({found}), a layout that is "
+        f"neither openai-agents' nor sessions_dal's (expected ({', '.join(expected)})); "
+        "nothing was changed. Use another database or schema, or pass other "
+        "sessions_table/messages_table names"
+    )
+
+
+# Empty stand-ins, for a read-only repository on a database sessions_dal has not
+# set up: temporary (this connection only), without constraints (a temporary
+# table may not reference a permanent one).
+_STAND_INS = {
+    "agent_sessions": "(session_id varchar, created_at timestamp, updated_at timestamp)",
+    "agent_messages": "(id bigint, session_id varchar, message_data text, created_at timestamp)",
+    "agent_users": '(user_id text COLLATE "C", created_at timestamptz)',
+    "agent_user_sessions": (
+        '(seq bigint, session_id text, user_id text COLLATE "C", metadata text, '
+        "created_at timestamptz, updated_at timestamptz)"
+    ),
+}
+
+
+def create_stand_ins(conn: _Conn, path: str, sql: SQL) -> None:
+    """Check a database for reading, and stand in for the tables it lacks.
+
+    Runs on each new connection of a ``read_only`` repository, before the
+    connection turns read-only. A repository opened this way before the
+    database was set up keeps its (empty) stand-ins on the connections it has:
+    reopen it to see what was added since.
+    """
+    if inspect(conn, path, sql) > 0:
+        return
+    names = {"agent_sessions": sql.sessions_table, "agent_messages": sql.messages_table}
+    for default, columns in _STAND_INS.items():
+        name = names.get(default, default)
+        if _columns(conn, name) is None:
+            conn.execute(f"CREATE TEMPORARY TABLE {quote(name)} {columns}")

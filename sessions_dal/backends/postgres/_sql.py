@@ -1,0 +1,227 @@
+"""Every SQL statement of the PostgreSQL store, built once from the database's table names.
+
+Names are checked by the public layer and quoted here with
+``psycopg.sql.Identifier``; values are always ``%s`` parameters, bound by the
+server. Items are ordered as openai-agents' ``SQLAlchemySession`` orders them,
+by ``(created_at, id)``, so both libraries see one history in one order.
+"""
+
+from __future__ import annotations
+
+import re
+
+from psycopg import sql as pg
+
+__all__ = ["SQL", "quote"]
+
+_DEFAULT_NAMES = re.compile(
+    r"\b(agent_sessions|agent_messages|idx_agent_messages_session_created_id)\b"
+)
+
+
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier."""
+    return pg.Identifier(name).as_string()
+
+
+class SQL:
+    """The statements for one pair of openai-agents table names."""
+
+    def __init__(self, sessions_table: str, messages_table: str) -> None:
+        self.sessions_table = sessions_table
+        self.messages_table = messages_table
+        self.index = f"idx_{messages_table}_session_created_id"
+        if len(self.index.encode()) > 63:
+            raise ValueError(
+                f"messages_table {messages_table!r} is too long for PostgreSQL: the index "
+                f"name {self.index!r} would pass 63 bytes; use a name of at most "
+                f"{63 - len('idx__session_created_id')} characters"
+            )
+        s, m = quote(sessions_table), quote(messages_table)
+        columns = "session_id, user_id, metadata, created_at, updated_at, seq"
+        order = "ORDER BY created_at DESC, seq DESC"
+        # openai-agents' naive timestamps hold UTC when its writer's TimeZone is the
+        # server's, as its CURRENT_TIMESTAMP defaults are: read them as such.
+        agents_time = "(a.{0} AT TIME ZONE current_setting('TimeZone'))"
+        unowned = (
+            f"FROM {s} a WHERE NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
+        )
+        agents_times = f"{agents_time.format('created_at')}, {agents_time.format('updated_at')}"
+        unowned_columns = f"a.session_id, {agents_times}"
+
+        # -- users and their sessions ---------------------------------------------
+        # DO UPDATE, not DO NOTHING: it locks the user's row, so a delete_user
+        # running meanwhile finishes first and the user is created anew.
+        self.upsert_user = (
+            "INSERT INTO agent_users (user_id, created_at) VALUES (%s, %s) "
+            "ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id"
+        )
+        # DO NOTHING on a taken id: no row back means "exists" (and waits for
+        # a concurrent insert of the same id to commit or roll back first).
+        self.insert_owned = (
+            "INSERT INTO agent_user_sessions "
+            "(session_id, user_id, metadata, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO NOTHING RETURNING seq"
+        )
+        self.insert_agent_session = (
+            f"INSERT INTO {s} (session_id) VALUES (%s) ON CONFLICT (session_id) DO NOTHING"
+        )
+        self.select_one = (
+            f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s AND user_id = %s"
+        )
+        self.lock_metadata = (
+            "SELECT metadata FROM agent_user_sessions WHERE session_id = %s AND user_id = %s "
+            "FOR UPDATE"
+        )
+        self.select_page = (
+            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s {order} "
+            "LIMIT %s OFFSET %s"
+        )
+        self.select_first = (
+            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s {order} LIMIT %s"
+        )
+        self.select_after = (
+            f"SELECT {columns} FROM agent_user_sessions "
+            f"WHERE user_id = %s AND (created_at, seq) < (%s, %s) {order} LIMIT %s"
+        )
+        self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = %s"
+        self.update_metadata = (
+            "UPDATE agent_user_sessions SET metadata = %s WHERE session_id = %s AND user_id = %s "
+            f"RETURNING {columns}"
+        )
+        self.delete_owned = (
+            "DELETE FROM agent_user_sessions WHERE session_id = %s AND user_id = %s"
+        )
+        self.delete_items = f"DELETE FROM {m} WHERE session_id = %s"
+        self.delete_agent_session = f"DELETE FROM {s} WHERE session_id = %s"
+        self.lock_user = "SELECT 1 FROM agent_users WHERE user_id = %s FOR UPDATE"
+        self.delete_user_owned = (
+            "DELETE FROM agent_user_sessions WHERE user_id = %s RETURNING session_id"
+        )
+        self.delete_sessions_items = f"DELETE FROM {m} WHERE session_id = ANY(%s)"
+        self.delete_agent_sessions = f"DELETE FROM {s} WHERE session_id = ANY(%s)"
+        self.delete_user = "DELETE FROM agent_users WHERE user_id = %s"
+        self.select_by_id = f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s"
+        self.select_users = (
+            "SELECT user_id, created_at, (SELECT count(*) FROM agent_user_sessions s "
+            "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT %s OFFSET %s"
+        )
+        self.select_owner = "SELECT user_id FROM agent_user_sessions WHERE session_id = %s"
+
+        # -- sessions openai-agents wrote ------------------------------------------
+        self.select_unowned = (
+            f"SELECT {unowned_columns} {unowned} "
+            'ORDER BY a.created_at DESC, a.session_id COLLATE "C" DESC LIMIT %s OFFSET %s'
+        )
+        self.select_unowned_one = f"SELECT {unowned_columns} {unowned} AND a.session_id = %s"
+        self.count_unowned = f"SELECT count(*) {unowned}"
+        # The row SQLAlchemySession locks before it changes a session's items:
+        # locking it too keeps the two libraries' writers one at a time.
+        self.lock_agent_session = f"SELECT 1 FROM {s} WHERE session_id = %s FOR UPDATE"
+        self.is_owned = "SELECT 1 FROM agent_user_sessions WHERE session_id = %s"
+        # A claimed session keeps its age: openai-agents' times, as instants.
+        self.claim = (
+            "INSERT INTO agent_user_sessions "
+            "(session_id, user_id, metadata, created_at, updated_at) "
+            f"SELECT a.session_id, %s, %s, {agents_times} FROM {s} a "
+            f"WHERE a.session_id = %s ON CONFLICT (session_id) DO NOTHING RETURNING {columns}"
+        )
+
+        # -- items, as a session's owner sees them -----------------------------------
+        owned_key = (
+            "(SELECT session_id FROM agent_user_sessions WHERE session_id = %s AND user_id = %s)"
+        )
+        unowned_key = (
+            "(SELECT %s::varchar WHERE NOT EXISTS "
+            "(SELECT 1 FROM agent_user_sessions WHERE session_id = %s))"
+        )
+        self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
+        """As on SQLite: by whether the handle has an owner; the key's parameters
+        are (session_id, user_id), or (session_id, session_id) for nobody's."""
+        # created_at: the statement's time, not the transaction's start (the
+        # column default), which precedes the wait for the session's lock: a
+        # writer that began first but appends second would sort first.
+        self.insert_item = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            "VALUES (%s, %s, statement_timestamp())"
+        )
+        # Inserts the session's row if openai-agents' clear_session() removed it,
+        # else locks it (and moves its updated_at, as SQLAlchemySession does).
+        self.upsert_agent_session = (
+            f"INSERT INTO {s} (session_id) VALUES (%s) "
+            "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
+        )
+        self.touch = (
+            "UPDATE agent_user_sessions SET updated_at = %s WHERE session_id = %s AND user_id = %s"
+        )
+        self.lock_owned = (
+            "SELECT 1 FROM agent_user_sessions WHERE session_id = %s AND user_id = %s FOR UPDATE"
+        )
+
+        # -- the whole database: counts, export, import --------------------------------
+        self.count_all = (
+            "SELECT (SELECT count(*) FROM agent_users), "
+            "(SELECT count(*) FROM agent_user_sessions), "
+            f"(SELECT count(*) {unowned}), (SELECT count(*) FROM {m})"
+        )
+        self.export_users = (
+            "SELECT user_id, created_at FROM agent_users WHERE user_id > %s "
+            "ORDER BY user_id LIMIT %s"
+        )
+        self.export_user = "SELECT user_id, created_at FROM agent_users WHERE user_id = %s"
+        self.export_sessions = (
+            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s "
+            "AND (created_at, seq) > (%s::timestamptz, %s) ORDER BY created_at, seq LIMIT %s"
+        )
+        # Oldest first; the stored value is the page key, the instant the output.
+        self.export_unowned = (
+            f"SELECT {unowned_columns}, a.created_at {unowned} "
+            "AND (a.created_at, a.session_id COLLATE \"C\") > (%s::timestamp, %s) "
+            'ORDER BY a.created_at, a.session_id COLLATE "C" LIMIT %s'
+        )
+        self.export_items = (
+            f"SELECT id, message_data, created_at FROM {m} WHERE session_id = %s "
+            "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
+        )
+        # openai-agents' naive columns hold the server's local time: convert back.
+        local = "coalesce((%s::timestamptz AT TIME ZONE current_setting('TimeZone')), "
+        self.insert_unowned = (
+            f"INSERT INTO {s} (session_id, created_at, updated_at) "
+            f"VALUES (%s, {local}CURRENT_TIMESTAMP), {local}CURRENT_TIMESTAMP)) "
+            "ON CONFLICT (session_id) DO NOTHING"
+        )
+        self.delete_anywhere = (
+            "DELETE FROM agent_user_sessions WHERE session_id = %s",
+            f"DELETE FROM {m} WHERE session_id = %s",
+            f"DELETE FROM {s} WHERE session_id = %s",
+        )
+
+    def ddl(self, statement: str) -> str:
+        """A statement of this backend's schema.sql (default names) for these names."""
+        names = {"agent_sessions": self.sessions_table, "agent_messages": self.messages_table,
+                 "idx_agent_messages_session_created_id": self.index}
+        return _DEFAULT_NAMES.sub(lambda match: quote(names[match.group(1)]), statement)
+
+
+class _ItemSQL:
+    """The item statements of a handle, given the key expression that guards them."""
+
+    __slots__ = ("all", "clear", "count", "latest", "pop")
+
+    def __init__(self, messages: str, key: str) -> None:
+        self.all = (
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY created_at, id"
+        )
+        self.latest = (
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY created_at DESC, id DESC LIMIT %s"
+        )
+        self.pop = (
+            f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
+            f"WHERE session_id = {key} ORDER BY created_at DESC, id DESC LIMIT 1) "
+            "RETURNING id, message_data"
+        )
+        self.clear = f"DELETE FROM {messages} WHERE session_id = {key}"
+        self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"

@@ -1,0 +1,474 @@
+"""PostgresStore: the store of one PostgreSQL database (schema) behind ``SessionRepository``.
+
+Each public method is one transaction (:meth:`Database.write`) or one
+statement. Under READ COMMITTED nothing is serial for free, as it is under
+SQLite's single writer lock: each read-then-write takes the row locks that
+make it atomic, always in one order, so two calls never wait on each other
+in a cycle:
+
+    the user's row -> the ownership row -> openai-agents' session row -> items
+
+``agent_sessions``' row is the one openai-agents' ``SQLAlchemySession`` locks
+before it appends, pops or clears, so its writers and ours take turns too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import psycopg
+
+from ..._store import (
+    IdTaken,
+    NotFound,
+    NotOwned,
+    OwnedByOther,
+    Owner,
+    SessionRow,
+    StoreInfo,
+    UserRow,
+)
+from ._connection import Database, describe
+from ._schema import (
+    SCHEMA_VERSION,
+    apply_migrations,
+    create_stand_ins,
+    inspect,
+    pending_steps,
+    schema_version,
+)
+from ._sql import SQL
+
+__all__ = ["MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore"]
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[Any]
+_PAGE = 500  # rows per page of an export
+MAX_TEXT_LENGTH = 1_000_000_000
+"""Under PostgreSQL's 1 GB limit on one field and on one protocol message."""
+
+
+class PostgresStore:
+    """Users, sessions and items in one PostgreSQL database, beside SQLAlchemySession's tables.
+
+    Opening connects (``CONNECT_TIMEOUT``), checks the tables and applies
+    pending migrations (unless ``read_only``, which never writes).
+    """
+
+    max_text_length = MAX_TEXT_LENGTH
+
+    def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
+                 sessions_table: str, messages_table: str, read_only: bool) -> None:
+        self._sql = sql = SQL(sessions_table, messages_table)
+        self.read_only = read_only
+        path = describe(url)
+
+        def configure(conn: _Conn) -> None:
+            if read_only:
+                create_stand_ins(conn, path, sql)
+
+        self._db = Database(url, busy_timeout=busy_timeout, pool_size=pool_size,
+                            read_only=read_only, configure=configure)
+        self.description = self._db.path
+        if not read_only:
+            try:
+                self._db.read(apply_migrations, self._db.path, sql)
+            except BaseException:
+                self._db.close()
+                raise
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._db.closed
+
+    def close(self) -> None:
+        """Close the pool; later calls raise ``RepositoryClosedError``."""
+        self._db.close()
+
+    # -- a user's sessions --------------------------------------------------------
+
+    def create_session(self, user_id: str, session_id: str, metadata: str, now: datetime
+                       ) -> None:
+        self._db.write(self._create, user_id, session_id, metadata, now)
+
+    def _create(self, conn: _Conn, user_id: str, session_id: str, metadata: str,
+                now: datetime) -> None:
+        sql = self._sql
+        conn.execute(sql.upsert_user, (user_id, now))
+        if (conn.execute(sql.insert_owned, (session_id, user_id, metadata, now, now)
+                         ).fetchone() is None
+                or conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0):
+            raise IdTaken(session_id)
+
+    def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
+        return None if row is None else _owned(row)
+
+    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_page, (user_id, limit, offset))
+        return [_owned(row) for row in rows]
+
+    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+        if position is None:
+            rows = self._db.fetchall(self._sql.select_first, (user_id, limit))
+        else:
+            rows = self._db.fetchall(self._sql.select_after, (user_id, *position, limit))  # type: ignore[misc]
+        return [_owned(row) for row in rows]
+
+    def count_sessions(self, user_id: str) -> int:
+        count: int = self._db.fetchone(self._sql.count_sessions, (user_id,))[0]
+        return count
+
+    def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
+                        ) -> SessionRow | None:
+        return self._db.write(self._update_metadata, user_id, session_id, change)
+
+    def _update_metadata(self, conn: _Conn, user_id: str, session_id: str,
+                         change: Callable[[str], str]) -> SessionRow | None:
+        # FOR UPDATE: a merge running meanwhile waits, then reads this one's result.
+        row = conn.execute(self._sql.lock_metadata, (session_id, user_id)).fetchone()
+        if row is None:
+            return None
+        new = conn.execute(self._sql.update_metadata,
+                           (change(row[0]), session_id, user_id)).fetchone()
+        return _owned(new)
+
+    def delete_session(self, user_id: str, session_id: str) -> bool:
+        return self._db.write(self._delete_session, user_id, session_id)
+
+    def _delete_session(self, conn: _Conn, user_id: str, session_id: str) -> bool:
+        sql = self._sql
+        if conn.execute(sql.delete_owned, (session_id, user_id)).rowcount == 0:
+            return False
+        conn.execute(sql.delete_items, (session_id,))
+        conn.execute(sql.delete_agent_session, (session_id,))
+        return True
+
+    def delete_user(self, user_id: str) -> tuple[bool, int, int]:
+        return self._db.write(self._delete_user, user_id)
+
+    def _delete_user(self, conn: _Conn, user_id: str) -> tuple[bool, int, int]:
+        sql = self._sql
+        # The user's row first: a create_session for this user waits, and then
+        # creates the user anew.
+        if conn.execute(sql.lock_user, (user_id,)).fetchone() is None:
+            return False, 0, 0
+        ids = [row[0] for row in conn.execute(sql.delete_user_owned, (user_id,))]
+        items = conn.execute(sql.delete_sessions_items, (ids,)).rowcount
+        conn.execute(sql.delete_agent_sessions, (ids,))
+        conn.execute(sql.delete_user, (user_id,))
+        return True, len(ids), items
+
+    def find_session(self, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_by_id, (session_id,))
+        return _owned(row) if row is not None else self.get_unowned(session_id)
+
+    def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
+        rows = self._db.fetchall(self._sql.select_users, (limit, offset))
+        return [UserRow(user, _utc(created), n) for user, created, n in rows]
+
+    # -- sessions openai-agents wrote ----------------------------------------------
+
+    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_unowned, (limit, offset))
+        return [_unowned(*row) for row in rows]
+
+    def get_unowned(self, session_id: str) -> SessionRow | None:
+        row = self._db.fetchone(self._sql.select_unowned_one, (session_id,))
+        return None if row is None else _unowned(*row)
+
+    def count_unowned(self) -> int:
+        count: int = self._db.fetchone(self._sql.count_unowned)[0]
+        return count
+
+    def delete_unowned(self, session_id: str) -> bool:
+        return self._db.write(self._delete_unowned, session_id)
+
+    def _delete_unowned(self, conn: _Conn, session_id: str) -> bool:
+        sql = self._sql
+        # Lock, then check the owner in a statement of its own: a claim that
+        # committed while this waited is seen.
+        if (conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None
+                or conn.execute(sql.is_owned, (session_id,)).fetchone() is not None):
+            return False
+        conn.execute(sql.delete_items, (session_id,))
+        conn.execute(sql.delete_agent_session, (session_id,))
+        return True
+
+    def claim(self, user_id: str, session_ids: Sequence[str], metadata: str | None,
+              now: datetime) -> list[SessionRow]:
+        return self._db.write(self._claim_all, user_id, session_ids, metadata, now)
+
+    def _claim_all(self, conn: _Conn, user_id: str, session_ids: Sequence[str],
+                   metadata: str | None, now: datetime) -> list[SessionRow]:
+        conn.execute(self._sql.upsert_user, (user_id, now))
+        return [self._claim(conn, user_id, session_id, metadata or "{}")
+                for session_id in session_ids]
+
+    def _claim(self, conn: _Conn, user_id: str, session_id: str, metadata: str) -> SessionRow:
+        sql = self._sql
+        # The ownership row decides: of two claimers, the second waits for the
+        # first to commit and inserts nothing.
+        row = conn.execute(sql.claim, (user_id, metadata, session_id)).fetchone()
+        if row is not None:
+            # Still there, and now ours: a delete_unowned waiting on it sees the owner.
+            if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None:
+                raise NotFound(session_id)
+            return _owned(row)
+        owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
+        if owner is None:
+            raise NotFound(session_id)
+        if owner[0] != user_id:
+            raise OwnedByOther(session_id)
+        return _owned(conn.execute(sql.select_one, (session_id, user_id)).fetchone())
+
+    # -- the items of one session, as its owner sees them ---------------------------
+
+    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
+        items = self._sql.items[owner.user_id is not None]
+        if limit is None:
+            return self._db.fetchall(items.all, _key(owner))
+        rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+        rows.reverse()
+        return rows
+
+    def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
+        self._db.write(self._add_items, owner, texts, now)
+
+    def _add_items(self, conn: _Conn, owner: Owner, texts: Sequence[str], now: datetime
+                   ) -> None:
+        sql, session_id = self._sql, owner.session_id
+        if owner.user_id is not None:
+            # Locks the ownership row: the session stays this user's until COMMIT.
+            if conn.execute(sql.touch, (now, *owner)).rowcount == 0:
+                raise NotOwned(session_id)
+            conn.execute(sql.upsert_agent_session, (session_id,))
+        else:
+            conn.execute(sql.upsert_agent_session, (session_id,))
+            self._require_unowned(conn, session_id)
+        with conn.cursor() as cursor:
+            cursor.executemany(sql.insert_item, [(session_id, text) for text in texts])
+
+    def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
+                 ) -> tuple[bool, _T | None]:
+        return self._db.write(self._pop_item, owner, now, decode)
+
+    def _pop_item(self, conn: _Conn, owner: Owner, now: datetime,
+                  decode: Callable[[int, str], _T]) -> tuple[bool, _T | None]:
+        # Locked first, then the latest item found: a pop running meanwhile
+        # waits, then finds the item before this one (never "none" too early).
+        self._lock(conn, owner)
+        row = conn.execute(self._sql.items[owner.user_id is not None].pop,
+                           _key(owner)).fetchone()
+        if row is None:
+            return False, None
+        item = decode(*row)  # a corrupt row raises here, and stays
+        if owner.user_id is not None:
+            conn.execute(self._sql.touch, (now, *owner))
+        return True, item
+
+    def clear_items(self, owner: Owner, now: datetime) -> bool:
+        return self._db.write(self._clear_items, owner, now)
+
+    def _clear_items(self, conn: _Conn, owner: Owner, now: datetime) -> bool:
+        self._lock(conn, owner)
+        if conn.execute(self._sql.items[owner.user_id is not None].clear,
+                        _key(owner)).rowcount == 0:
+            return False
+        if owner.user_id is not None:
+            conn.execute(self._sql.touch, (now, *owner))
+        return True
+
+    def count_items(self, owner: Owner) -> int:
+        count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
+                                       _key(owner))[0]
+        return count
+
+    def _lock(self, conn: _Conn, owner: Owner) -> None:
+        """Lock the session for a pop or clear, in the store's lock order; check its owner."""
+        sql = self._sql
+        if owner.user_id is not None:
+            if conn.execute(sql.lock_owned, owner).fetchone() is None:
+                raise NotOwned(owner.session_id)
+            conn.execute(sql.lock_agent_session, (owner.session_id,))
+        else:
+            conn.execute(sql.lock_agent_session, (owner.session_id,))
+            self._require_unowned(conn, owner.session_id)
+
+    def _require_unowned(self, conn: _Conn, session_id: str) -> None:
+        # A statement of its own, after the lock: it sees a claim that
+        # committed while this call waited.
+        if conn.execute(self._sql.is_owned, (session_id,)).fetchone() is not None:
+            raise NotOwned(session_id)
+
+    # -- the whole database --------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        return self._db.read(self._info)
+
+    def _info(self, conn: _Conn) -> StoreInfo:
+        users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()  # type: ignore[misc]
+        return StoreInfo(schema_version(conn), bool(pending_steps(conn)),
+                         _server_version(conn), "", users, owned, unowned, items)
+
+    def check(self) -> list[str]:
+        return self._db.read(self._check)
+
+    def _check(self, conn: _Conn) -> list[str]:
+        inspect(conn, self.description, self._sql)
+        problems = [f"migration pending: {step}" for step in pending_steps(conn)]
+        for index in (self._sql.index, "idx_agent_user_sessions_user"):
+            if conn.execute("SELECT to_regclass(%s)", [index]).fetchone()[0] is None:  # type: ignore[index]
+                problems.append(
+                    f"index {index} is missing: queries stay correct but slow; recreate it "
+                    "from sessions_dal's schema.sql"
+                )
+        return problems
+
+    def pending_migrations(self) -> list[str]:
+        return self._db.read(pending_steps)
+
+    def backup(self, target: str) -> None:
+        raise NotImplementedError(
+            f"backup() copies SQLite files; for PostgreSQL ({self.description}) use pg_dump, "
+            "or export_to() for a JSON Lines copy any backend can import"
+        )
+
+    def export(self, work: Callable[[Any], _T]) -> _T:
+        return self._db.snapshot(lambda conn, verify: work(_Exporter(conn, self._sql, verify)))
+
+    def import_records(self, work: Callable[[Any], _T]) -> _T:
+        return self._db.write(lambda conn: work(_Importer(conn, self._sql)))
+
+
+class _Exporter:
+    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
+
+    def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None]) -> None:
+        self._conn, self._sql, self.verify = conn, sql, verify
+
+    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
+        if user_id is not None:
+            for user, created in self._conn.execute(self._sql.export_user, (user_id,)):
+                yield user, _utc(created)
+            return
+        after = ""
+        while True:
+            rows = self._conn.execute(self._sql.export_users, (after, _PAGE)).fetchall()
+            for user, created in rows:
+                yield user, _utc(created)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def sessions(self, user_id: str) -> Iterator[SessionRow]:
+        after: tuple[object, int] = ("-infinity", 0)
+        while True:
+            rows = self._conn.execute(self._sql.export_sessions,
+                                      (user_id, *after, _PAGE)).fetchall()
+            for row in rows:
+                yield _owned(row)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][3], rows[-1][5])
+
+    def unowned(self) -> Iterator[tuple[str, object, object]]:
+        after: tuple[object, str] = ("-infinity", "")
+        while True:
+            rows = self._conn.execute(self._sql.export_unowned, (*after, _PAGE)).fetchall()
+            for session_id, created, updated, _ in rows:
+                # As SQLiteSession writes them: UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+                yield session_id, _agents_text(created), _agents_text(updated)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][3], rows[-1][0])
+
+    def items(self, session_id: str) -> Iterator[tuple[int, str]]:
+        after: tuple[object, int] = ("-infinity", 0)
+        while True:
+            rows = self._conn.execute(self._sql.export_items,
+                                      (session_id, *after, _PAGE)).fetchall()
+            for item_id, text, _ in rows:
+                yield item_id, text
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][2], rows[-1][0])
+
+
+class _Importer:
+    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
+
+    def __init__(self, conn: _Conn, sql: SQL) -> None:
+        self._conn, self._sql = conn, sql
+
+    def add_user(self, user_id: str, created_at: datetime) -> None:
+        self._conn.execute(self._sql.upsert_user, (user_id, created_at))
+
+    def add_session(self, row: SessionRow, replace: bool,
+                    agents_times: tuple[object, object]) -> None:
+        conn, sql, session_id = self._conn, self._sql, row.session_id
+        if replace:
+            for statement in sql.delete_anywhere:
+                conn.execute(statement, (session_id,))
+        if row.user_id is None:
+            created, updated = (_agents_instant(value) for value in agents_times)
+            if (conn.execute(sql.is_owned, (session_id,)).fetchone() is not None
+                    or conn.execute(sql.insert_unowned, (session_id, created, updated)
+                                    ).rowcount == 0):
+                raise IdTaken(session_id)
+            return
+        conn.execute(sql.upsert_user, (row.user_id, row.created_at))
+        if (conn.execute(sql.insert_owned, (session_id, row.user_id, row.metadata,
+                                            row.created_at, row.updated_at)).fetchone() is None
+                or conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0):
+            raise IdTaken(session_id)
+
+    def add_items(self, session_id: str, texts: Sequence[str]) -> None:
+        with self._conn.cursor() as cursor:
+            cursor.executemany(self._sql.insert_item, [(session_id, text) for text in texts])
+
+
+# -- rows and times ----------------------------------------------------------------
+
+
+def _key(owner: Owner) -> tuple[str, str]:
+    """The parameters of an item statement's owner key (see ``_sql.SQL.items``)."""
+    return owner if owner.user_id is not None else (owner.session_id, owner.session_id)  # type: ignore[return-value]
+
+
+def _utc(moment: datetime) -> datetime:
+    """A ``timestamptz`` as psycopg returns it (the connection's zone), in UTC."""
+    return moment.astimezone(timezone.utc)
+
+
+def _owned(row: Any) -> SessionRow:
+    session_id, user_id, metadata, created, updated, seq = row
+    return SessionRow(session_id, user_id, metadata, _utc(created), _utc(updated),
+                      (created, seq))
+
+
+def _unowned(session_id: str, created: datetime, updated: datetime) -> SessionRow:
+    return SessionRow(session_id, None, "{}", _utc(created), _utc(updated))
+
+
+def _agents_text(moment: datetime) -> str:
+    return _utc(moment).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _agents_instant(value: object) -> datetime | None:
+    """An exported openai-agents time (UTC text), or ``None`` (now) if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+def _server_version(conn: _Conn) -> str:
+    number = conn.info.server_version
+    return f"{number // 10000}.{number % 10000}"
