@@ -157,6 +157,8 @@ class Importer(Protocol):
 class Store(Protocol):
     """What a backend provides. One method: one transaction, or one consistent read."""
 
+    backend: str
+    """``"sqlite"``, ``"postgresql"``: for reports, never for decisions."""
     description: str
     """The database, as messages name it: a path, or a URL without its password."""
     read_only: bool

@@ -62,11 +62,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
         return 130
     except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
-        _error(str(exc))
+        _error(_in_cli_words(str(exc)))
         return 1
     except Exception as exc:  # a bug of ours: still one line, never a traceback
         _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
         return 1
+
+
+# The library's hints name Python calls; the command line's user needs commands.
+_CLI_WORDS = {
+    "list unowned sessions with get_unowned_sessions()": "list them with 'sessions-dal unowned'",
+    "list the user's sessions with get_sessions()":
+        "list them with 'sessions-dal sessions USER'",
+    "omit session_id to get a new uuid4, or open the existing one with get_session()":
+        "omit it to get a new uuid4",
+}
+
+
+def _in_cli_words(message: str) -> str:
+    for words, command in _CLI_WORDS.items():
+        message = message.replace(words, command)
+    return message
 
 
 def _error(message: str) -> None:
@@ -88,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--db", metavar="PATH", type=_db_path, default=argparse.SUPPRESS,
-        help=f"database file (default: ${ENV_DB}, else ./{DEFAULT_DB})",
+        help=f"SQLite file or postgresql:// URL (default: ${ENV_DB}, else ./{DEFAULT_DB})",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON for machines instead of tables")
@@ -211,7 +227,7 @@ def _path(args: argparse.Namespace) -> str:
 def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False
           ) -> SessionRepository:
     path = _path(args)
-    if not create and path != ":memory:" and not os.path.exists(path):
+    if not create and _is_file(path) and not os.path.exists(path):
         raise CommandError(
             f"no database at {path!r} (nothing was created); "
             f"pass --db PATH or set {ENV_DB}"
@@ -221,6 +237,11 @@ def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = F
         sessions_table=getattr(args, "sessions_table", DEFAULT_SESSIONS_TABLE),
         messages_table=getattr(args, "messages_table", DEFAULT_MESSAGES_TABLE),
     )
+
+
+def _is_file(path: str) -> bool:
+    """An SQLite file's path: not ``:memory:``, not a server's URL."""
+    return path != ":memory:" and "://" not in path
 
 
 def _look(args: argparse.Namespace) -> SessionRepository:
@@ -321,12 +342,13 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     del info["read_only"]  # always true here: inspection opens read-only
     for key, value in info.items():
-        print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")
+        if value != "":  # another backend's setting
+            print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")
     if info["schema_version"] == 0:
-        print("note: sessions_dal has not set this file up yet; "
+        print("note: sessions_dal has not set this database up yet; "
               "'sessions-dal migrate' does (opening it read-write does too)")
     elif info["migration_pending"]:
-        print("note: this file needs an upgrade; run 'sessions-dal migrate'")
+        print("note: this database needs an upgrade; run 'sessions-dal migrate'")
     return 0
 
 
@@ -518,7 +540,7 @@ def _check_output(output: str, database: str, *, force: bool) -> None:
     """Refuse an output path that would destroy something: the database, or a file."""
     if not output:
         raise CommandError("-o needs a file name ('-' for standard output)")
-    if database != ":memory:" and is_database_file(output, database):
+    if _is_file(database) and is_database_file(output, database):
         raise CommandError(
             f"refusing to export to {output!r}: it is the database itself (or one of "
             "its -wal/-shm/-journal files); choose another file"
@@ -575,7 +597,7 @@ def _export_to_file(repo: SessionRepository, output: str, user: str | None, *, f
 def _import(args: argparse.Namespace) -> int:
     name = "standard input" if args.file == "-" else repr(args.file)
     path = _path(args)
-    new = path != ":memory:" and not os.path.exists(path)
+    new = _is_file(path) and not os.path.exists(path)
     try:
         with ExitStack() as stack:
             # The input first: a missing file must not leave a database behind.
@@ -630,6 +652,11 @@ def _remove_if_empty(path: str) -> None:
 
 def _migrate(args: argparse.Namespace) -> int:
     path = _path(args)
+    if args.backup is not None and not _is_file(path):
+        raise CommandError(
+            "--backup copies an SQLite file; back a PostgreSQL database up with pg_dump "
+            "first, then run migrate without --backup"
+        )
     if args.backup is not None and (
         is_database_file(args.backup, path) or os.path.lexists(args.backup)
     ):
@@ -638,15 +665,16 @@ def _migrate(args: argparse.Namespace) -> int:
             "database or one of its -wal/-shm/-journal files"
         )
     with _look(args) as repo:
+        shown = _safe(repr(repo.path))  # a URL without its password
         before = repo.info().schema_version
         steps = repo.pending_migrations()
         if not steps:
             taken = " (so no backup was taken)" if args.backup is not None else ""
-            print(f"{_safe(repr(path))} is at schema version {before}, the newest this "
+            print(f"{shown} is at schema version {before}, the newest this "
                   f"sessions_dal knows: nothing to do{taken}")
             return 0
         what = "not yet set up by sessions_dal" if before == 0 else f"at schema version {before}"
-        print(f"{_safe(repr(path))} is {what}; migrating will:")
+        print(f"{shown} is {what}; migrating will:")
         for step in steps:
             print(f"  - {step}")
         if args.dry_run:
@@ -659,7 +687,7 @@ def _migrate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with _open(args) as repo:
         after = repo.info().schema_version
-    print(f"migrated {_safe(repr(path))} from schema version {before} to {after} "
+    print(f"migrated {shown} from schema version {before} to {after} "
           f"in {time.monotonic() - started:.2f} s")
     return 0
 

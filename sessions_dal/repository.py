@@ -67,13 +67,20 @@ class DatabaseInfo:
     """What :meth:`SessionRepository.info` reports about the database."""
 
     path: str
+    """The file, or the URL without its password."""
+    backend: str
+    """``"sqlite"`` or ``"postgresql"``."""
     schema_version: int
-    """0 for a file sessions_dal has not set up yet (an openai-agents file, say)."""
+    """0 for a database sessions_dal has not set up yet (openai-agents', say)."""
     migration_pending: bool
-    """Whether opening read-write (or ``sessions-dal migrate``) would upgrade the file."""
+    """Whether opening read-write (or ``sessions-dal migrate``) would upgrade it."""
     read_only: bool
+    server_version: str
+    """The SQLite library's version, or the PostgreSQL server's."""
     sqlite_version: str
+    """The SQLite library's version (``""`` on PostgreSQL)."""
     journal_mode: str
+    """SQLite's journal mode (``""`` on PostgreSQL)."""
     users: int
     sessions: int
     """Sessions that have an owner."""
@@ -170,7 +177,10 @@ class SessionRepository:
             self._store: Store = _open_sqlite(path, busy_timeout, synchronous, pool_size,
                                               sessions, messages, read_only)
         elif scheme.group(1).lower() in ("postgresql", "postgres"):
-            self._store = _open_postgres(path, busy_timeout, synchronous, pool_size,
+            # libpq knows the scheme in lower case only (and would otherwise
+            # read the URL as "key=value" text, and quote it, password and all).
+            url = scheme.group(1).lower() + path[len(scheme.group(1)):]
+            self._store = _open_postgres(url, busy_timeout, synchronous, pool_size,
                                          sessions, messages, read_only)
         else:
             raise ValueError(
@@ -458,9 +468,11 @@ class SessionRepository:
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
         i = self._store.info()
-        return DatabaseInfo(self.path, i.schema_version, i.migration_pending, self.read_only,
-                            i.server_version, i.journal_mode, i.users, i.sessions,
-                            i.unowned_sessions, i.items)
+        backend = self._store.backend
+        return DatabaseInfo(self.path, backend, i.schema_version, i.migration_pending,
+                            self.read_only, i.server_version,
+                            i.server_version if backend == "sqlite" else "", i.journal_mode,
+                            i.users, i.sessions, i.unowned_sessions, i.items)
 
     def pending_migrations(self) -> list[str]:
         """What opening read-write would change in the file's schema, one line per step.

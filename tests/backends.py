@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import shutil
 import sqlite3
 import tempfile
@@ -24,7 +25,10 @@ import pg_server
 
 from sessions_dal import SessionRepository
 
-POSTGRES_URL, POSTGRES_ORIGIN = pg_server.start()
+POSTGRES_URL, POSTGRES_ORIGIN = (
+    pg_server.start() if importlib.util.find_spec("psycopg")
+    else (None, "psycopg is not installed (pip install '.[test]')")
+)
 """The test server's URL (``None``: PostgreSQL's tests do not run), and where it is from."""
 
 KINDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -202,9 +206,7 @@ class PostgresBackend(Backend):
                 conn.execute("INSERT INTO agent_sessions (session_id) VALUES (%s) "
                              "ON CONFLICT DO NOTHING", [session_id])
             else:
-                local = ("(%s::timestamp AT TIME ZONE 'UTC') "
-                         "AT TIME ZONE current_setting('TimeZone')")
-                conn.execute(f"INSERT INTO agent_sessions VALUES (%s, {local}, {local}) "
+                conn.execute("INSERT INTO agent_sessions VALUES (%s, %s, %s) "
                              "ON CONFLICT DO NOTHING", [session_id, created_at, created_at])
             conn.cursor().executemany(
                 "INSERT INTO agent_messages (session_id, message_data) VALUES (%s, %s)",

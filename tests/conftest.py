@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 collect_ignore = [
     str(ROOT / "sessions_dal" / "agents.py")
 ] if importlib.util.find_spec("agents") is None else []
+if "postgresql" not in KINDS:  # the header says why (pytest_report_header)
+    collect_ignore += [str(ROOT / "tests" / "postgres"),
+                       str(ROOT / "sessions_dal" / "backends" / "postgres")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -553,7 +553,7 @@ def test_info_says_when_a_file_needs_migrate(here: Path,
     conn.commit()
     conn.close()
     assert main(["info"]) == 0
-    assert "note: this file needs an upgrade; run 'sessions-dal migrate'" in (
+    assert "note: this database needs an upgrade; run 'sessions-dal migrate'" in (
         capsys.readouterr().out)
     assert main(["migrate"]) == 0
     assert "record the schema version in table sessions_dal_migrations" in (

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +23,34 @@ def test_packaged_schema_is_the_root_schema() -> None:
     packaged = resources.files("sessions_dal.backends.sqlite").joinpath("schema.sql").read_text(
         encoding="utf-8")
     assert packaged == (ROOT / "schema.sql").read_text(encoding="utf-8")
+
+
+def test_every_backend_has_the_same_migration_versions() -> None:
+    from sessions_dal.backends._migrations import read_migrations
+
+    sqlite, postgres = (read_migrations(f"sessions_dal.backends.{name}")
+                        for name in ("sqlite", "postgres"))
+    assert [(m.version, m.title) for m in sqlite] == [(m.version, m.title) for m in postgres]
+
+
+def test_the_core_imports_only_the_standard_library(tmp_path: Path) -> None:
+    # A fresh interpreter, even where psycopg is installed: SQLite needs nothing else.
+    script = (
+        "import json, sys, sessions_dal\n"
+        "from sessions_dal import SessionRepository\n"
+        "import sessions_dal.cli, sessions_dal.transfer\n"
+        f"with SessionRepository({str(tmp_path / 'x.db')!r}) as r:\n"
+        "    r.create_session('a').add_items([1])\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "print(json.dumps(sorted(top - set(sys.stdlib_module_names) - {'sessions_dal'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True, cwd=tmp_path, env={**os.environ,
+                                                           "PYTHONPATH": str(ROOT)})
+    # "_...": __main__ and the import hooks of editable installs and setuptools;
+    # "$coverage": coverage's own, when it measures subprocesses.
+    outside = [m for m in json.loads(result.stdout) if not m.startswith(("_", "$", "coverage"))]
+    assert outside == []
 
 
 def test_public_names() -> None:

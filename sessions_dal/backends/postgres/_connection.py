@@ -14,8 +14,13 @@ row lock longer raises :class:`DatabaseLockedError`.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import re
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -38,8 +43,27 @@ from ...errors import (
 __all__ = ["CONNECT_TIMEOUT", "Database", "describe"]
 
 _T = TypeVar("_T")
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the server when opening a repository."""
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when opening a repository (unless the URL's
+``connect_timeout`` says otherwise)."""
+
+
+# libpq's words for an option it cannot use (no password in them).
+_BAD_OPTION = re.compile(r"(invalid \w+ value: \"[^\"]*\"|bad value for \w+: '[^']*')")
+
+
+def _parse(url: str) -> dict[str, Any]:
+    """The URL's parts, or ``ValueError`` saying what is wrong (never quoting the URL)."""
+    problem = None
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        # libpq quotes the part it cannot read, which may hold the password.
+        problem = _reason(exc).split(":")[0].split(" in URI")[0]
+    raise ValueError(
+        f"path is not a valid PostgreSQL URL ({problem}); the form is "
+        "postgresql://user[:password]@host[:port]/database[?option=value&...]"
+    )
 
 
 def describe(url: str) -> str:
@@ -51,7 +75,9 @@ def describe(url: str) -> str:
     host = info.get("host", "") or ""
     port = f":{info['port']}" if info.get("port") else ""
     user = f"{info['user']}@" if info.get("user") else ""
-    return f"postgresql://{user}{host}{port}/{info.get('dbname', '') or ''}"
+    # The options (a search_path, say) tell apart two repositories on one database.
+    options = f"?options={info['options']}" if info.get("options") else ""
+    return f"postgresql://{user}{host}{port}/{info.get('dbname', '') or ''}{options}"
 
 
 class Database:
@@ -59,6 +85,7 @@ class Database:
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int, read_only: bool,
                  configure: Callable[[psycopg.Connection[Any]], None]) -> None:
+        given = _parse(url)
         self.url = url
         self.path = describe(url)
         self.read_only = read_only
@@ -66,25 +93,47 @@ class Database:
         self._extra_configure = configure
         self._pid = os.getpid()
         self._busy = threading.local()  # per thread: inside a write of this database
+        # How long a call waits for a free pooled connection.
+        self._wait = max(busy_timeout, 1.0)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=max(busy_timeout, 1.0),
-            # Checked as lent: a connection the server dropped (restart, killed
-            # backend) is replaced instead of failing the call.
-            check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True}, configure=self._configure,
-            name="sessions_dal",
+            url, min_size=1, max_size=pool_size, open=False, timeout=self._wait,
+            kwargs={"autocommit": True}, configure=self._configure, name="sessions_dal",
         )
-        try:
-            with translate_errors(self.path, busy_timeout):
-                self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-        except BaseException:
-            self._pool.close()
-            self._pool = None
-            raise
+        # One connection first, outside the pool: a wrong address, database or
+        # password fails now with the server's reason, where the pool would
+        # retry until its timeout and report only that.
+        timeout: dict[str, Any] = (
+            {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT})
+        with translate_errors(self.path, busy_timeout):
+            try:
+                probe = psycopg.connect(url, autocommit=True, **timeout)
+            except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+                bad_option = _BAD_OPTION.search(str(exc))
+                if bad_option:
+                    raise ValueError(
+                        f"the URL's options are wrong ({bad_option.group(0)}): see "
+                        "https://www.postgresql.org/docs/current/libpq-connect.html"
+                        "#LIBPQ-PARAMKEYWORDS"
+                    ) from None
+                if exc.sqlstate is not None and not exc.sqlstate.startswith("08"):
+                    raise
+                raise DatabaseUnavailableError(
+                    f"cannot connect to {self.path} ({_reason(exc)}): check the URL, and "
+                    "that the server is running and accepts connections from here"
+                ) from exc
+            # Its checks too (a read-only repository's inspection happens in
+            # configure): a database to refuse is refused here, not in the
+            # pool's background thread.
+            try:
+                self._configure(probe)
+            finally:
+                probe.close()
+        self._pool.open(wait=False)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # Whole milliseconds, at least 1: lock_timeout 0 would mean "wait forever".
         conn.execute("SELECT set_config('lock_timeout', %s, false)",
-                     [f"{round(self.busy_timeout * 1000)}ms"])
+                     [f"{max(1, math.ceil(self.busy_timeout * 1000))}ms"])
         self._extra_configure(conn)
         if self.read_only:
             conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
@@ -113,8 +162,58 @@ class Database:
             raise RepositoryClosedError(
                 f"the repository for {self.path} is closed; open a new SessionRepository"
             )
-        with translate_errors(self.path, self.busy_timeout), pool.connection() as conn:
-            yield conn
+        # The hold is outermost: Ctrl-C is answered once the connection is
+        # back in the pool, never halfway through lending or returning it.
+        with _Hold() as hold, translate_errors(self.path, self.busy_timeout, self._wait):
+            conn = hold.conn = self._checkout(pool)
+            try:
+                yield conn
+            except BaseException as exc:
+                interrupt = exc if not isinstance(exc, Exception) else _interrupt_behind(exc)
+                if interrupt is not None:
+                    # Another signal handler's exception, or one psycopg turned
+                    # into an error: psycopg's state after it (a pipeline half
+                    # done, a reply half read) is not to be trusted. Closed, the
+                    # connection's open transaction is rolled back by the server.
+                    conn.close()
+                    if interrupt is not exc:
+                        raise interrupt from None
+                raise
+            finally:
+                hold.conn = None
+                try:
+                    _abandon(conn)  # nothing half done goes back to the pool
+                finally:
+                    pool.putconn(conn)
+
+    def checkpoint(self) -> None:
+        """Answer a Ctrl-C held back during a long call (an export, an import) now.
+
+        Called between pages and records, where stopping is clean.
+        """
+        if _HOLDS and threading.current_thread() is threading.main_thread():
+            _HOLDS[-1].deliver()
+
+    def _checkout(self, pool: ConnectionPool[psycopg.Connection[Any]]
+                  ) -> psycopg.Connection[Any]:
+        """A pooled connection that answers: one the server dropped is replaced now.
+
+        Done here rather than by the pool's ``check``, which sleeps 1, 2, 4 s
+        between the dead connections it finds: after a server restart every
+        pooled connection is dead, and one empty query tells.
+        """
+        deadline = time.monotonic() + self._wait
+        for attempt in range(2):
+            conn = pool.getconn(max(deadline - time.monotonic(), 0.001))
+            try:
+                conn.execute("")
+                return conn
+            except psycopg.Error:
+                pool.putconn(conn)  # broken: the pool closes and replaces it
+                if attempt:
+                    raise
+                pool.check()  # its idle neighbours most likely died with it
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)``: each statement on its own, no transaction held."""
@@ -154,60 +253,172 @@ class Database:
         self._busy.writing = True
         try:
             with self._connection() as conn:
-                return _in_transaction(conn, work, args)
+                return self._in_transaction(conn, work, args)
         finally:
             self._busy.writing = False
+
+    def _in_transaction(self, conn: psycopg.Connection[Any], work: Callable[..., _T],
+                        args: tuple[Any, ...]) -> _T:
+        committing = False
+        try:
+            # The transaction's id comes with BEGIN (no extra round trip): if an
+            # interrupt leaves the COMMIT's fate unknown, the server can tell.
+            # Two statements in one message: never server-prepared, which
+            # refuses them.
+            cursor = conn.execute("BEGIN; SELECT txid_current()", prepare=False)
+            cursor.nextset()
+            xid: int = cursor.fetchone()[0]  # type: ignore[index]
+            result = work(conn, *args)
+            committing = True
+            conn.execute("COMMIT")
+        except BaseException as failure:
+            # Rolled back on the way out (see _connection), unless the
+            # interrupted COMMIT got through.
+            if (committing and not isinstance(failure, psycopg.Error)
+                    and self._committed(conn, xid)):
+                call_state.token.committed = True
+            raise
+        call_state.token.committed = True
+        return result
+
+    def _committed(self, conn: psycopg.Connection[Any], xid: int) -> bool:
+        """Whether an interrupted COMMIT took effect (it may have just reached the server)."""
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            return True  # its reply was read: committed
+        conn.close()  # the reply is still on its way, or lost
+        deadline = time.monotonic() + max(self.busy_timeout, 5.0)
+        try:
+            with psycopg.connect(self.url, autocommit=True,
+                                 connect_timeout=CONNECT_TIMEOUT) as other:
+                while True:
+                    row = other.execute("SELECT txid_status(%s)", [xid]).fetchone()
+                    if row is None or row[0] != "in progress" or time.monotonic() > deadline:
+                        return row is not None and row[0] == "committed"
+                    time.sleep(0.01)
+        except psycopg.Error:
+            return False  # the server cannot say: the caller is told nothing was kept
 
     def snapshot(self, work: Callable[[psycopg.Connection[Any], Callable[[], None]], _T]
                  ) -> _T:
         """Run ``work(conn, verify)`` in one read-only snapshot (REPEATABLE READ)."""
-        with self._connection() as conn:
+        with self._connection() as conn:  # which rolls the snapshot back at the end
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                return work(conn, _nothing)
-            finally:
-                if conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")
+            return work(conn, _nothing)
 
 
 def _nothing() -> None:
     """A server's snapshot cannot be torn: nothing to verify."""
 
 
-def _in_transaction(conn: psycopg.Connection[Any], work: Callable[..., _T],
-                    args: tuple[Any, ...]) -> _T:
-    conn.execute("BEGIN")
-    try:
-        result = work(conn, *args)
+def _abandon(conn: psycopg.Connection[Any]) -> None:
+    """End a transaction that failed or was interrupted, keeping nothing of it.
+
+    Raises nothing of its own (the exception on its way out is the one the
+    caller sees), only an interrupt that arrives meanwhile.
+    """
+    if conn.closed:
+        return
+    if conn.info.transaction_status == TransactionStatus.ACTIVE:
+        # Interrupted while the server runs a statement: closing is the only
+        # clean way out; the server rolls the transaction back.
+        conn.close()
+        return
+    if conn.info.transaction_status != TransactionStatus.IDLE:
         try:
-            conn.execute("COMMIT")
-        except BaseException as failure:
-            # Not the server's error: something arrived once COMMIT returned.
-            if (not isinstance(failure, psycopg.Error)
-                    and conn.info.transaction_status == TransactionStatus.IDLE):
-                call_state.token.committed = True
-            raise
-        call_state.token.committed = True
-        return result
-    except BaseException:
-        if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
-        raise
+        except psycopg.Error:
+            conn.close()
+        except BaseException:
+            conn.close()
+            raise
+
+
+_HOLDS: list[_Hold] = []
+"""The holds in force in the main thread, innermost last."""
+
+
+class _Hold:
+    """Hold Ctrl-C (SIGINT's handler) back while a call has a pooled connection.
+
+    psycopg and psycopg_pool are Python: an exception raised by a signal
+    handler in the middle of their bookkeeping would lose the connection for
+    good (the pool counts it as lent forever) or leave it half way through a
+    reply. So the handler only records the signal, and cancels the statement
+    the server is running, if any, so that the call ends quickly; the signal
+    is handled (``KeyboardInterrupt`` raised) once the connection is back in
+    the pool, or earlier at a :meth:`Database.checkpoint`. Signals reach the
+    main thread only; elsewhere there is nothing to hold.
+    """
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection[Any] | None = None
+        self.caught: list[tuple[int, Any]] = []
+        self.previous: Any = None
+
+    def __enter__(self) -> _Hold:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # SIG_IGN and SIG_DFL raise nothing in Python
+                self.previous = previous
+                signal.signal(signal.SIGINT, self._catch)
+                _HOLDS.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            _HOLDS.remove(self)
+            self.deliver()
+
+    def _catch(self, number: int, frame: Any) -> None:
+        self.caught.append((number, frame))
+        conn = self.conn
+        if (conn is not None and not conn.closed
+                and conn.info.transaction_status == TransactionStatus.ACTIVE):
+            # If the cancel fails, the statement runs to its end: a delay, no harm.
+            with contextlib.suppress(Exception):
+                conn.cancel_safe(timeout=CONNECT_TIMEOUT)
+
+    def deliver(self) -> None:
+        """Hand a held signal to the handler it was held from (which may raise)."""
+        if self.caught and self.previous is not None:
+            number, frame = self.caught[0]
+            self.caught.clear()
+            self.previous(number, frame)
 
 
 @contextmanager
-def translate_errors(path: str, busy_timeout: float) -> Iterator[None]:
-    """Re-raise psycopg's errors as the library's."""
+def translate_errors(path: str, busy_timeout: float, wait: float | None = None
+                     ) -> Iterator[None]:
+    """Re-raise psycopg's errors as the library's (``wait``: for a pooled connection)."""
     try:
         yield
     except PoolTimeout as exc:
         raise DatabaseUnavailableError(
-            f"no connection to {path} within {busy_timeout:g}s (the server is unreachable, "
-            "or every pooled connection is busy): check the server, or raise pool_size or "
-            "busy_timeout"
+            f"no connection to {path} within {wait or busy_timeout:g}s (the server is "
+            "unreachable, or every pooled connection is busy): check the server, or raise "
+            "pool_size or busy_timeout"
         ) from exc
     except psycopg.Error as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:
+            raise interrupt from None
         _raise_translated(exc, path, busy_timeout)
+
+
+def _interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The interrupt psycopg turned into this error, if it did.
+
+    A ``KeyboardInterrupt`` during ``executemany`` surfaces as "cannot exit
+    pipeline mode while busy", with the interrupt as its context: the caller
+    pressed Ctrl-C, and must see that, not a database error.
+    """
+    seen = exc.__context__
+    while seen is not None:
+        if not isinstance(seen, Exception):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoReturn:
@@ -233,8 +444,19 @@ def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoR
             or (state is None and isinstance(exc, (psycopg.OperationalError,
                                                   psycopg.InterfaceError)))):
         raise DatabaseUnavailableError(
-            f"lost the connection to {path} ({str(exc).strip() or type(exc).__name__}): the "
+            f"lost the connection to {path} ({_reason(exc)}): the "
             "server restarted, stopped or dropped it; a write that was under way may or may "
             "not have committed (read it back); the next call reconnects"
         ) from exc
-    raise DatabaseError(f"PostgreSQL error on {path}: {str(exc).strip()} ({state})") from exc
+    if isinstance(exc, pg_errors.InvalidSchemaName):
+        raise DatabaseError(
+            f"PostgreSQL error on {path}: {_reason(exc)} ({state}): the schema the URL's "
+            "search_path names does not exist; create it (CREATE SCHEMA name) or fix "
+            "options=-csearch_path"
+        ) from exc
+    raise DatabaseError(f"PostgreSQL error on {path}: {_reason(exc)} ({state})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's message on one line (libpq's run over several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -40,9 +40,13 @@ class SQL:
         s, m = quote(sessions_table), quote(messages_table)
         columns = "session_id, user_id, metadata, created_at, updated_at, seq"
         order = "ORDER BY created_at DESC, seq DESC"
-        # openai-agents' naive timestamps hold UTC when its writer's TimeZone is the
-        # server's, as its CURRENT_TIMESTAMP defaults are: read them as such.
-        agents_time = "(a.{0} AT TIME ZONE current_setting('TimeZone'))"
+        # openai-agents' naive timestamps are read as UTC, and ours written in UTC,
+        # as SQLite's CURRENT_TIMESTAMP is: whatever a connection's TimeZone,
+        # every writer of sessions_dal stamps items on one clock, so order is
+        # commit order. SQLAlchemySession's defaults agree when the server's
+        # TimeZone is UTC (see the README).
+        agents_time = "(a.{0} AT TIME ZONE 'UTC')"
+        utc_now = "(now() AT TIME ZONE 'UTC')"
         unowned = (
             f"FROM {s} a WHERE NOT EXISTS "
             "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
@@ -65,7 +69,8 @@ class SQL:
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO NOTHING RETURNING seq"
         )
         self.insert_agent_session = (
-            f"INSERT INTO {s} (session_id) VALUES (%s) ON CONFLICT (session_id) DO NOTHING"
+            f"INSERT INTO {s} (session_id, created_at, updated_at) "
+            f"VALUES (%s, {utc_now}, {utc_now}) ON CONFLICT (session_id) DO NOTHING"
         )
         self.select_one = (
             f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s AND user_id = %s"
@@ -144,13 +149,14 @@ class SQL:
         # writer that began first but appends second would sort first.
         self.insert_item = (
             f"INSERT INTO {m} (session_id, message_data, created_at) "
-            "VALUES (%s, %s, statement_timestamp())"
+            "VALUES (%s, %s, statement_timestamp() AT TIME ZONE 'UTC')"
         )
         # Inserts the session's row if openai-agents' clear_session() removed it,
         # else locks it (and moves its updated_at, as SQLAlchemySession does).
         self.upsert_agent_session = (
-            f"INSERT INTO {s} (session_id) VALUES (%s) "
-            "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
+            f"INSERT INTO {s} (session_id, created_at, updated_at) "
+            f"VALUES (%s, {utc_now}, {utc_now}) "
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now}"
         )
         self.touch = (
             "UPDATE agent_user_sessions SET updated_at = %s WHERE session_id = %s AND user_id = %s"
@@ -184,12 +190,10 @@ class SQL:
             f"SELECT id, message_data, created_at FROM {m} WHERE session_id = %s "
             "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
         )
-        # openai-agents' naive columns hold the server's local time: convert back.
-        local = "coalesce((%s::timestamptz AT TIME ZONE current_setting('TimeZone')), "
+        given = f"coalesce(%s::timestamptz AT TIME ZONE 'UTC', {utc_now})"
         self.insert_unowned = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
-            f"VALUES (%s, {local}CURRENT_TIMESTAMP), {local}CURRENT_TIMESTAMP)) "
-            "ON CONFLICT (session_id) DO NOTHING"
+            f"VALUES (%s, {given}, {given}) ON CONFLICT (session_id) DO NOTHING"
         )
         self.delete_anywhere = (
             "DELETE FROM agent_user_sessions WHERE session_id = %s",

@@ -39,7 +39,7 @@ from ._schema import (
     pending_steps,
     schema_version,
 )
-from ._sql import SQL
+from ._sql import SQL, quote
 
 __all__ = ["MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -57,6 +57,7 @@ class PostgresStore:
     pending migrations (unless ``read_only``, which never writes).
     """
 
+    backend = "postgresql"
     max_text_length = MAX_TEXT_LENGTH
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
@@ -321,7 +322,7 @@ class PostgresStore:
         inspect(conn, self.description, self._sql)
         problems = [f"migration pending: {step}" for step in pending_steps(conn)]
         for index in (self._sql.index, "idx_agent_user_sessions_user"):
-            if conn.execute("SELECT to_regclass(%s)", [index]).fetchone()[0] is None:  # type: ignore[index]
+            if conn.execute("SELECT to_regclass(%s)", [quote(index)]).fetchone()[0] is None:  # type: ignore[index]
                 problems.append(
                     f"index {index} is missing: queries stay correct but slow; recreate it "
                     "from sessions_dal's schema.sql"
@@ -338,17 +339,29 @@ class PostgresStore:
         )
 
     def export(self, work: Callable[[Any], _T]) -> _T:
-        return self._db.snapshot(lambda conn, verify: work(_Exporter(conn, self._sql, verify)))
+        return self._db.snapshot(
+            lambda conn, verify: work(_Exporter(conn, self._sql, verify, self._db.checkpoint)))
 
     def import_records(self, work: Callable[[Any], _T]) -> _T:
-        return self._db.write(lambda conn: work(_Importer(conn, self._sql)))
+        return self._db.write(
+            lambda conn: work(_Importer(conn, self._sql, self._db.checkpoint)))
 
 
 class _Exporter:
-    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
+    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``).
 
-    def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None]) -> None:
+    Each page starts with a checkpoint: a Ctrl-C held back while the caller
+    wrote the previous one is answered there.
+    """
+
+    def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None],
+                 checkpoint: Callable[[], None]) -> None:
         self._conn, self._sql, self.verify = conn, sql, verify
+        self._checkpoint = checkpoint
+
+    def _page(self, statement: str, parameters: Sequence[object]) -> list[Any]:
+        self._checkpoint()
+        return self._conn.execute(statement, parameters).fetchall()
 
     def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
         if user_id is not None:
@@ -357,7 +370,7 @@ class _Exporter:
             return
         after = ""
         while True:
-            rows = self._conn.execute(self._sql.export_users, (after, _PAGE)).fetchall()
+            rows = self._page(self._sql.export_users, (after, _PAGE))
             for user, created in rows:
                 yield user, _utc(created)
             if len(rows) < _PAGE:
@@ -367,8 +380,7 @@ class _Exporter:
     def sessions(self, user_id: str) -> Iterator[SessionRow]:
         after: tuple[object, int] = ("-infinity", 0)
         while True:
-            rows = self._conn.execute(self._sql.export_sessions,
-                                      (user_id, *after, _PAGE)).fetchall()
+            rows = self._page(self._sql.export_sessions, (user_id, *after, _PAGE))
             for row in rows:
                 yield _owned(row)
             if len(rows) < _PAGE:
@@ -378,7 +390,7 @@ class _Exporter:
     def unowned(self) -> Iterator[tuple[str, object, object]]:
         after: tuple[object, str] = ("-infinity", "")
         while True:
-            rows = self._conn.execute(self._sql.export_unowned, (*after, _PAGE)).fetchall()
+            rows = self._page(self._sql.export_unowned, (*after, _PAGE))
             for session_id, created, updated, _ in rows:
                 # As SQLiteSession writes them: UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
                 yield session_id, _agents_text(created), _agents_text(updated)
@@ -389,8 +401,7 @@ class _Exporter:
     def items(self, session_id: str) -> Iterator[tuple[int, str]]:
         after: tuple[object, int] = ("-infinity", 0)
         while True:
-            rows = self._conn.execute(self._sql.export_items,
-                                      (session_id, *after, _PAGE)).fetchall()
+            rows = self._page(self._sql.export_items, (session_id, *after, _PAGE))
             for item_id, text, _ in rows:
                 yield item_id, text
             if len(rows) < _PAGE:
@@ -399,16 +410,21 @@ class _Exporter:
 
 
 class _Importer:
-    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
+    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``).
 
-    def __init__(self, conn: _Conn, sql: SQL) -> None:
-        self._conn, self._sql = conn, sql
+    Each write starts with a checkpoint (see ``_Exporter``).
+    """
+
+    def __init__(self, conn: _Conn, sql: SQL, checkpoint: Callable[[], None]) -> None:
+        self._conn, self._sql, self._checkpoint = conn, sql, checkpoint
 
     def add_user(self, user_id: str, created_at: datetime) -> None:
+        self._checkpoint()
         self._conn.execute(self._sql.upsert_user, (user_id, created_at))
 
     def add_session(self, row: SessionRow, replace: bool,
                     agents_times: tuple[object, object]) -> None:
+        self._checkpoint()
         conn, sql, session_id = self._conn, self._sql, row.session_id
         if replace:
             for statement in sql.delete_anywhere:
@@ -427,6 +443,7 @@ class _Importer:
             raise IdTaken(session_id)
 
     def add_items(self, session_id: str, texts: Sequence[str]) -> None:
+        self._checkpoint()
         with self._conn.cursor() as cursor:
             cursor.executemany(self._sql.insert_item, [(session_id, text) for text in texts])
 

@@ -63,6 +63,7 @@ class SQLiteStore:
     ``read_only``, which never writes: see ``open_read_only``).
     """
 
+    backend = "sqlite"
     max_text_length = MAX_TEXT_LENGTH
 
     def __init__(self, path: str, *, busy_timeout: float, synchronous: str,
