@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 from importlib import resources
@@ -58,38 +56,6 @@ def test_public_names() -> None:
         assert getattr(sessions_dal, name) is not None
         assert name == "__version__" or getattr(sessions_dal, name).__doc__ or name.isupper()
     assert (ROOT / "sessions_dal" / "py.typed").exists()
-
-
-def shell_commands() -> list[str]:
-    return re.findall(r"```sh\n(.*?)\n```", README, re.S)
-
-
-def test_readme_gives_two_commands_and_ci_runs_the_test_one_verbatim() -> None:
-    install_and_run, install_and_test = shell_commands()[:2]
-    assert "sessions-dal create alice" in install_and_run and "sessions-dal show" in install_and_run
-    assert "pytest" in install_and_test
-    assert install_and_test in (ROOT / ".ci" / "run").read_text().splitlines()
-    assert README.index(install_and_test) < 1500  # on the first screen
-
-
-@pytest.mark.parametrize(
-    "block", re.findall(r"```python\n(.*?)\n```", README, re.S), ids=lambda b: b.split("\n")[0]
-)
-def test_readme_python_examples_run_as_written(
-    block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if "from agents" in block:
-        pytest.importorskip("agents", reason="the 'agents' extra is not installed")
-    monkeypatch.chdir(tmp_path)
-    # Runner.run_sync() leaves the thread's default event loop open on purpose:
-    # provide one and close it, as a script's exit would.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 def test_quickstart_example_writes_sessions_db_and_lists_them(

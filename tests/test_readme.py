@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import KINDS, fresh
 
 import sessions_dal
 
@@ -32,9 +34,11 @@ def _shell_blocks() -> list[str]:
     return [code for kind, code in BLOCKS if kind == "sh" and not _installs(code)]
 
 
-def run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(cwd: Path, *args: str, stdin: str | None = None,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SESSIONS_DAL_DB"}
     env["PYTHONPATH"] = IMPORT_ROOT
+    env.update(extra_env or {})
     return subprocess.run(list(args), cwd=cwd, input=stdin, capture_output=True, text=True,
                           timeout=120, env=env, check=False)
 
@@ -57,10 +61,12 @@ def after_first_command(tmp_path: Path) -> Path:
 def test_the_two_first_commands_are_the_ones_ci_runs() -> None:
     first, second = (code.strip() for kind, code in BLOCKS[:2])
     assert first.startswith("python3 -m venv .venv && .venv/bin/pip install -q . && ")
+    assert "sessions-dal create alice" in first and "sessions-dal show" in first
     assert second == (
         "python3 -m venv .venv && .venv/bin/pip install -q '.[test,agents]' && "
         ".venv/bin/python -m pytest")
-    assert second in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert second in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert README.index(second) < 1500  # on the first screen
 
 
 def test_every_shell_example_runs_as_pasted(after_first_command: Path) -> None:
@@ -77,5 +83,11 @@ def test_every_python_example_runs_as_pasted(tmp_path: Path, number: int) -> Non
     code = _python_blocks()[number]
     if "from agents" in code and importlib.util.find_spec("agents") is None:
         pytest.skip("needs the agents extra (pip install '.[agents]')")
-    result = run(tmp_path, sys.executable, "-", stdin=code)
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if "DATABASE_URL" in code:  # the PostgreSQL example: a schema of its own
+            if "postgresql" not in KINDS:
+                pytest.skip("needs a PostgreSQL server (see tests/pg_server.py)")
+            env["DATABASE_URL"] = stack.enter_context(fresh("postgresql")).target
+        result = run(tmp_path, sys.executable, "-", stdin=code, extra_env=env)
     assert result.returncode == 0, f"{code}\n{result.stderr}"

@@ -20,7 +20,7 @@ import pytest
 from backends import Backend
 
 from sessions_dal import SessionRepository
-from sessions_dal.errors import SessionExistsError, SessionOwnedError
+from sessions_dal.errors import SessionExistsError, SessionNotFoundError, SessionOwnedError
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 THREADS = 4
@@ -181,6 +181,74 @@ def test_an_import_racing_create_session_of_the_same_id_one_wins_whole(
         else:
             assert found.user_id == "carol" and found.get_items() == []
             assert repo.get_users()[0].user_id == "carol"  # the losing import left no bob
+
+
+def test_creating_one_session_id_at_once_one_wins(backend: Backend) -> None:
+    for round_ in range(5):
+        results = together(backend, lambda repo, n, r=round_: repo.create_session(
+            f"user{n}", session_id=f"same-{r}", metadata={"by": n}).user_id)
+        winners = [r for r in results if isinstance(r, str)]
+        assert len(winners) == 1, results
+        assert all(isinstance(r, SessionExistsError) for r in results if r not in winners)
+        with backend.open() as repo:
+            found = repo.find_session(f"same-{round_}")
+            assert found is not None and found.user_id == winners[0]
+            assert found.metadata == {"by": int(winners[0][4:])}
+            assert sum(u.sessions for u in repo.get_users()) == round_ + 1
+            assert all(u.sessions for u in repo.get_users())  # losers left no user
+
+
+def test_appends_racing_a_delete_either_land_before_it_or_fail(backend: Backend) -> None:
+    # An append acknowledged after the delete must not leave items behind a
+    # session that no longer exists (nor revive it for anyone).
+    for round_ in range(3):
+        with backend.open() as repo:
+            session_id = repo.create_session("alice").session_id
+
+        def work(repo: SessionRepository, n: int, sid: str = session_id) -> object:
+            if n == 0:
+                return repo.delete_session("alice", sid)
+            s = repo.get_session("alice", sid)
+            if s is None:
+                return "gone"
+            acknowledged = 0
+            for k in range(20):
+                try:
+                    s.add_items([k])
+                except SessionNotFoundError:
+                    return acknowledged
+                acknowledged += 1
+            return acknowledged
+
+        results = together(backend, work)
+        assert results[0] is True, results
+        assert not [r for r in results if isinstance(r, Exception)], results
+        with backend.open() as repo:
+            assert repo.find_session(session_id) is None
+            assert repo.get_unowned_sessions() == []
+            assert repo.info().items == 0, round_  # nothing orphaned
+
+
+def test_clears_racing_appends_keep_whole_batches(backend: Backend) -> None:
+    with backend.open() as repo:
+        session_id = repo.create_session("alice").session_id
+
+    def work(repo: SessionRepository, n: int) -> None:
+        s = repo.get_session("alice", session_id)
+        assert s is not None
+        for k in range(15):
+            if n == 0:
+                s.clear_session()
+            else:
+                s.add_items([[n, k, i] for i in range(5)])
+
+    assert together(backend, work) == [None] * THREADS
+    with backend.open() as repo:
+        items = repo.get_session("alice", session_id).get_items()  # type: ignore[union-attr]
+    assert len(items) % 5 == 0  # a clear never cuts a batch in two
+    for start in range(0, len(items), 5):
+        n, k = items[start][:2]
+        assert items[start:start + 5] == [[n, k, i] for i in range(5)]
 
 
 def _open_at_barrier(opener: Callable[[], SessionRepository], barrier: Any) -> None:
