@@ -2,12 +2,17 @@
 
     python benchmarks/bench.py            # default sizes (about a minute on 2 cores)
     python benchmarks/bench.py --quick    # tiny sizes: checks the benchmark still runs
+    python benchmarks/bench.py --backend postgresql [--url URL]
+                                          # a throwaway server unless --url (or
+                                          # $SESSIONS_DAL_BENCH_URL) names one
 
-Every workload runs on fresh databases. "raw" is the driver (sqlite3) doing the
-same work per call as sessions_dal (same schema and settings, one transaction
-per call): the practical limit. The peer (openai-agents' SQLiteSession, if
-installed) runs with its own defaults, driven from synchronous code through one
-event loop, as a sync user must. Writes RESULTS.md (table, targets, machine,
+Every workload runs on fresh databases (PostgreSQL: fresh schemas). "raw" is
+the driver (sqlite3, psycopg) doing the same work per call as sessions_dal
+(same schema, settings and statements, one transaction per call): the
+practical limit. The peer (openai-agents' SQLiteSession or SQLAlchemySession,
+if installed) runs with its own defaults, driven from synchronous code through
+one event loop, as a sync user must. PostgreSQL's results go to a postgresql/
+folder inside --out. Writes RESULTS.md (table, targets, machine,
 command), results.json and an SVG plot of W6 to --out (default: ./bench-results,
 so a run never overwrites the committed results; --out benchmarks updates them).
 
@@ -18,23 +23,25 @@ they run on), workloads.py (what is timed), report.py (what is written).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import report
 import workloads
-from drivers import Result, SQLiteTarget
+from drivers import PostgresTarget, Result, SQLiteTarget
 
 from sessions_dal import __version__
 
 # True of every run, so written with the results rather than after them.
-NOTES = [
+NOTES = {"sqlite": [
     "- W5 against SQLiteSession is a tie, and no claim is made either way. One call that",
     "  inserts 10,000 rows is bound by SQLite's own per-row work, the same in both;",
     "  sessions_dal also checks that every item is strict JSON and enforces foreign keys,",
@@ -49,13 +56,45 @@ NOTES = [
     "- Every item call of a Session looks its items up by a key that is the session id only",
     "  while the session is still the handle's owner's (sessions_dal 0.2): one index lookup",
     "  per statement, which raw sqlite3 here does not do.",
-]
+    "- W8: SQLite runs one write at a time, so more threads add waiting, not throughput.",
+], "postgresql": [
+    "- Client and server share the machine's 2 cores and talk over TCP on localhost; a",
+    "  round trip is about 0.1 ms, so per-call times count round trips: raw psycopg and",
+    "  sessions_dal make the same ones, except that sessions_dal asks for the transaction's",
+    "  id with its BEGIN (to settle a COMMIT an interrupt cut off) and checks each pooled",
+    "  connection's socket (no round trip) before lending it.",
+    "- The server runs with fsync off (a throwaway test server): commits cost no disk",
+    "  flush here; on a real server every write call pays one.",
+    "- SQLAlchemySession goes through SQLAlchemy's async engine and asyncpg, driven from",
+    "  synchronous code through one event loop.",
+    "- Every item call of a Session looks its items up by a key that is the session id only",
+    "  while the session is still the handle's owner's: a subquery on the ownership row,",
+    "  which raw psycopg here does not run (most of W3's difference).",
+    "- W8: writes to different sessions proceed together, up to the pool's size, until",
+    "  the 2 cores (shared with the server) are busy.",
+]}
+
+
+def _target(args: argparse.Namespace, folder: Path) -> Any:
+    if args.backend == "sqlite":
+        return SQLiteTarget(folder)
+    url = args.url
+    if url is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        import pg_server
+
+        url, origin = pg_server.start()
+        if url is None:
+            raise SystemExit(f"no PostgreSQL server to measure on: {origin}; pass --url")
+    return PostgresTarget(url)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=["sqlite"], default="sqlite",
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
                         help="the backend to measure (default: sqlite)")
+    parser.add_argument("--url", default=os.environ.get("SESSIONS_DAL_BENCH_URL"),
+                        help="PostgreSQL server to measure on (default: a throwaway one)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--out", type=Path, default=Path("bench-results"),
                         help="folder for RESULTS.md, results.json and w6.svg (default: "
@@ -66,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owned", type=int, default=10_000, help="W4 sessions of the user")
     parser.add_argument("--scale", type=int, nargs="+", default=[1000, 10_000, 100_000],
                         help="W6 sessions per user")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 16],
+                        help="W8 threads appending at once")
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.items, args.total, args.owned, args.scale = 50, 1000, 2000, 500, [
@@ -73,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     calls = 20 if args.quick else 200
     started = time.time()
     results: list[Result] = []
+    if args.quick:
+        args.threads = [1, 4]
     with tempfile.TemporaryDirectory() as tmp:
-        target = SQLiteTarget(Path(tmp))
+        target = _target(args, Path(tmp))
         for step in (
             lambda: workloads.w1_create(target, args.sessions),
             lambda: workloads.w2_add_single(target, 20 if args.quick else 200, 10),
@@ -83,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: workloads.w5_add_bulk(target, args.items, 2 if args.quick else 15),
             lambda: workloads.w6_scaling(target, args.scale, calls),
             lambda: [workloads.w7_memory(target, max(args.scale))],
+            lambda: workloads.w8_threads(target, args.threads, 20 if args.quick else 200),
         ):
             results += step()
             print(f"  {results[-1].workload} done ({time.time() - started:.0f} s)",
@@ -90,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         machine = (f"{platform.machine()}, {platform.system()}, Python "
                    f"{platform.python_version()}, {target.describe()}, "
                    f"sessions_dal {__version__}")
+        target.close()
     command = ("python benchmarks/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
                ).strip()
-    text = report.write(args.out, results, target=target, machine=machine, command=command,
-                        seconds=time.time() - started, notes=NOTES)
+    out = args.out / "postgresql" if args.backend == "postgresql" else args.out
+    text = report.write(out, results, target=target, machine=machine, command=command,
+                        seconds=time.time() - started, notes=NOTES[args.backend])
     print(text)
     return 0
 

@@ -214,6 +214,12 @@ class SQLiteTarget:
     def raw_on(self, target: str) -> Raw:
         return Raw(Path(target), create=False)
 
+    def empty(self, label: str) -> str:
+        return str(self.folder / f"{label}.db")
+
+    def close(self) -> None:
+        """Nothing to release: the files go with the folder."""
+
 
 def fill_users(path: Path, owned: dict[str, int], total: int) -> None:
     """Bulk-load sessions (users' counts in ``owned``, the rest spread over others)."""
@@ -237,3 +243,186 @@ def fill_users(path: Path, owned: dict[str, int], total: int) -> None:
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------
+
+
+class RawPG:
+    """Hand-written psycopg doing what sessions_dal does per call, on one connection."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        import psycopg
+
+        if create:
+            SessionRepository(url).close()  # the same schema
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    @contextmanager
+    def tx(self) -> Iterator[Any]:
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def create_session(self, user: str) -> str:
+        session_id, now = str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc)
+        with self.tx() as c:
+            c.execute("INSERT INTO agent_users (user_id, created_at) VALUES (%s, %s) "
+                      "ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id",
+                      (user, now))
+            c.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
+                      "created_at, updated_at) VALUES (%s, %s, '{}', %s, %s)",
+                      (session_id, user, now, now))
+            c.execute("INSERT INTO agent_sessions (session_id) VALUES (%s)", (session_id,))
+        return session_id
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        rows = [(session_id, json.dumps(item)) for item in items]
+        with self.tx() as c:
+            # As sessions_dal: lock the ownership row, then agent_sessions' (upserted,
+            # as SQLAlchemySession's clear_session() may have deleted it), then insert.
+            c.execute(
+                "WITH owned AS (UPDATE agent_user_sessions SET updated_at = %s "
+                "WHERE session_id = %s RETURNING session_id) "
+                "INSERT INTO agent_sessions (session_id) SELECT session_id FROM owned "
+                "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP",
+                (dt.datetime.now(dt.timezone.utc), session_id))
+            if len(rows) == 1:
+                c.execute("INSERT INTO agent_messages (session_id, message_data) "
+                          "VALUES (%s, %s)", rows[0])
+            else:
+                c.cursor().executemany("INSERT INTO agent_messages (session_id, message_data)"
+                                       " VALUES (%s, %s)", rows)
+
+    def get_items(self, session_id: str, limit: int) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s", (session_id, limit)).fetchall()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def page(self, user: str, limit: int, offset: int) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            "SELECT session_id, user_id, metadata, created_at, updated_at "
+            "FROM agent_user_sessions WHERE user_id = %s ORDER BY created_at DESC, seq DESC "
+            "LIMIT %s OFFSET %s", (user, limit, offset)).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PeerPG:
+    """openai-agents' SQLAlchemySession (asyncpg), from synchronous code: one loop."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self.loop = asyncio.new_event_loop()
+        self.engine = create_async_engine(
+            "postgresql+asyncpg://" + url.split("://", 1)[1].split("?", 1)[0],
+            connect_args={"server_settings": {"search_path": schema}})
+        self.sessions: dict[str, Any] = {}
+
+    def session(self, session_id: str) -> Any:
+        from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+
+        if session_id not in self.sessions:
+            self.sessions[session_id] = SQLAlchemySession(session_id, engine=self.engine,
+                                                          create_tables=True)
+        return self.sessions[session_id]
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        self.loop.run_until_complete(self.session(session_id).add_items(items))
+
+    def get_items(self, session_id: str, limit: int) -> list[Any]:
+        return self.loop.run_until_complete(  # type: ignore[no-any-return]
+            self.session(session_id).get_items(limit))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.engine.dispose())
+        self.loop.close()
+
+
+class PostgresTarget:
+    """The PostgreSQL backend, on fresh schemas of one server."""
+
+    backend = "postgresql"
+    raw = "raw psycopg"
+    peer = "SQLAlchemySession"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self.admin = psycopg.connect(url, autocommit=True)
+        self.schemas: list[str] = []
+
+    @property
+    def has_peer(self) -> bool:
+        try:
+            import asyncpg  # noqa: F401
+            import sqlalchemy  # noqa: F401
+        except ImportError:
+            return False
+        return SQLiteSession is not None
+
+    def describe(self) -> str:
+        version = self.admin.info.server_version
+        return (f"PostgreSQL {version // 10000}.{version % 10000} (TCP, same machine)"
+                + (f", openai-agents {_agents.__version__}" if _agents else ""))
+
+    def schema(self, label: str) -> tuple[str, str]:
+        name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+        self.admin.execute(f"CREATE SCHEMA {name}")
+        self.schemas.append(name)
+        separator = "&" if "?" in self.url else "?"
+        return name, f"{self.url}{separator}options=-csearch_path%3D{name}"
+
+    def implementations(self, label: str) -> list[tuple[str, Any]]:
+        found: list[tuple[str, Any]] = [
+            ("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
+            (self.raw, RawPG(self.schema(f"{label}_raw")[1])),
+        ]
+        if self.has_peer:
+            found.append((self.peer, PeerPG(*reversed(self.schema(f"{label}_peer")))))
+        return found
+
+    def filled(self, label: str, owned: dict[str, int], total: int) -> str:
+        _, url = self.schema(label)
+        SessionRepository(url).close()
+        import psycopg
+
+        base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        rows: list[tuple[str, str]] = []
+        for user, count in owned.items():
+            rows += [(user, f"{user}-{i}") for i in range(count)]
+        rows += [(f"other{i % 1000}", f"other-{i}") for i in range(max(0, total - len(rows)))]
+        with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+            with conn.cursor().copy("COPY agent_users (user_id, created_at) FROM STDIN") as copy:
+                for user in sorted({r[0] for r in rows}):
+                    copy.write_row((user, base))
+            with conn.cursor().copy("COPY agent_sessions (session_id) FROM STDIN") as copy:
+                for _, session_id in rows:
+                    copy.write_row((session_id,))
+            with conn.cursor().copy("COPY agent_user_sessions (session_id, user_id, metadata, "
+                                    "created_at, updated_at) FROM STDIN") as copy:
+                for n, (user, session_id) in enumerate(rows):
+                    stamp = base + dt.timedelta(seconds=n)
+                    copy.write_row((session_id, user, "{}", stamp, stamp))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        return url
+
+    def raw_on(self, target: str) -> RawPG:
+        return RawPG(target, create=False)
+
+    def empty(self, label: str) -> str:
+        return self.schema(label)[1]
+
+    def close(self) -> None:
+        for name in self.schemas:
+            self.admin.execute(f"DROP SCHEMA {name} CASCADE")
+        self.admin.close()

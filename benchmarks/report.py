@@ -36,7 +36,8 @@ def table(results: list[Result], raw_name: str, peer_name: str) -> str:
             ratios.append(f"{r.median / peer.median:.2f}x" if peer and peer.samples and
                           r.impl != other else "")
         lines.append(f"| {r.workload} | {r.operation} | {r.impl} | {fmt_time(r.median)} | "
-                     f"{fmt_time(r.p95)} | {1 / r.median:,.0f} | {ratios[0]} | {ratios[1]} |")
+                     f"{fmt_time(r.p95)} | {1 / r.median:,.0f} | {ratios[0]} | "
+                     f"{ratios[1] or r.note} |")
     return "\n".join(lines)
 
 

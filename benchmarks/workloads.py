@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import tracemalloc
 import uuid
@@ -138,3 +139,39 @@ def w7_memory(target: Any, n: int) -> Result:
     assert count == n
     return Result("W7", f"peak traced memory iterating {n:,} sessions (MB)", "sessions_dal",
                   [peak / 1e6])
+
+
+def w8_threads(target: Any, thread_counts: list[int], per_thread: int) -> list[Result]:
+    """Appends from T threads at once, each to a session of its own, through one repository.
+
+    SQLite runs one write at a time whatever T; PostgreSQL's row locks let
+    writes to different sessions proceed together, up to the pool's size.
+    """
+    out = []
+    for threads in thread_counts:
+        where = target.empty(f"w8_{threads}")
+        options = {"pool_size": threads} if target.backend == "postgresql" else {}
+        with SessionRepository(where, busy_timeout=60, **options) as repo:
+            sessions = [repo.create_session(f"user{n}") for n in range(threads)]
+            samples: list[list[float]] = [[] for _ in range(threads)]
+            barrier = threading.Barrier(threads)
+            workers = [threading.Thread(target=_append, args=(
+                barrier, sessions[n], samples[n], per_thread)) for n in range(threads)]
+            start = time.perf_counter()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            elapsed = time.perf_counter() - start
+        every = [x for thread in samples for x in thread]
+        out.append(Result("W8", f"add_items([1 item]), {threads} thread(s) at once",
+                          "sessions_dal", every,
+                          f"{threads * per_thread / elapsed:,.0f} appends/s in all"))
+    return out
+
+
+def _append(barrier: threading.Barrier, session: Any, samples: list[float], count: int
+            ) -> None:
+    barrier.wait()
+    for _ in range(count):
+        timed(samples, session.add_items, [ITEM])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,9 +150,9 @@ def test_idle_pooled_connections_killed_by_the_server_are_replaced(pg: PostgresB
         assert s.get_items() == [1, 2]
 
 
-def test_a_connection_killed_mid_write_loses_the_write_cleanly(
-    repo: SessionRepository, pg: PostgresBackend,
-) -> None:
+def test_a_connection_killed_mid_write_loses_the_write_cleanly(pg: PostgresBackend) -> None:
+    name = f"victim_{pg.schema}"  # the connections to kill, and no other test's
+    repo = SessionRepository(f"{pg.target}&application_name={name}")
     s = repo.create_session("alice", session_id="s1")
     s.add_items(["before"])
     before = pg.snapshot()
@@ -169,7 +171,7 @@ def test_a_connection_killed_mid_write_loses_the_write_cleanly(
     waiting: list[Any] = []
     for _ in range(200):  # until the write waits for the row lock
         waiting = pg._query("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND query LIKE %s", "%agent_sessions%")
+                            "AND application_name = %s", name)
         if waiting:
             break
         time.sleep(0.05)
@@ -184,6 +186,7 @@ def test_a_connection_killed_mid_write_loses_the_write_cleanly(
     assert pg.snapshot() == before
     s.add_items(["after"])  # the next call reconnects
     assert s.get_items() == ["before", "after"]
+    repo.close()
 
 
 def test_a_held_row_lock_past_busy_timeout_is_database_locked(pg: PostgresBackend) -> None:
@@ -218,26 +221,32 @@ def test_a_pool_of_one_serves_many_threads(pg: PostgresBackend) -> None:
         assert sorted(s.get_items()) == list(range(16))
 
 
-def test_a_server_that_refuses_writes_is_read_only_database_error(
-    repo: SessionRepository, pg: PostgresBackend,
-) -> None:
-    s = repo.create_session("alice")
-    pg._query(f"ALTER ROLE CURRENT_USER IN DATABASE {_database(pg)} "
-              "SET default_transaction_read_only = on")
+def test_a_server_that_refuses_writes_is_read_only_database_error(database: str) -> None:
+    with SessionRepository(database) as repo:
+        s = repo.create_session("alice")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:  # type: ignore[arg-type]
+        admin.execute(f"ALTER DATABASE {database.rsplit('/', 1)[1]} "
+                      "SET default_transaction_read_only = on")
+    with SessionRepository(database) as standby:  # as on a hot standby: writes refused
+        t = standby.get_session("alice", s.session_id)
+        assert t is not None
+        with pytest.raises(ReadOnlyDatabaseError, match="nothing was changed"):
+            t.add_items([1])
+        assert t.get_items() == []
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A database of the test's own (for settings that apply to a whole database)."""
+    assert POSTGRES_URL is not None
+    name = f"own_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
     try:
-        with pg.open() as standby:  # as on a hot standby: every write refused by the server
-            t = standby.get_session("alice", s.session_id)
-            assert t is not None
-            with pytest.raises(ReadOnlyDatabaseError, match="nothing was changed"):
-                t.add_items([1])
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        pg._query(f"ALTER ROLE CURRENT_USER IN DATABASE {_database(pg)} "
-                  "RESET default_transaction_read_only")
-    assert s.get_items() == []
-
-
-def _database(pg: PostgresBackend) -> str:
-    return str(pg._query("SELECT current_database()")[0][0])
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -315,3 +324,44 @@ def test_a_search_path_naming_no_schema_says_so(pg: PostgresBackend) -> None:
 def test_check_finds_the_indexes_of_mixed_case_tables(pg: PostgresBackend) -> None:
     with pg.open(sessions_table="MySessions", messages_table="MyMessages") as repo:
         assert repo.check() == []
+
+
+@pytest.mark.parametrize("call", ["delete_session", "delete_user", "import_replace"])
+def test_deletes_take_turns_with_sqlalchemy_sessions_pop(pg: PostgresBackend, call: str
+                                                         ) -> None:
+    with pg.open() as repo:
+        repo.create_session("alice", session_id="x").add_items([1, 2, 3])
+        out = io.StringIO()
+        repo.export_to(out)
+    sqlalchemy_pop = psycopg.connect(url_with_schema(pg.schema))
+    try:
+        # SQLAlchemySession's pop_item: lock the session's row, then delete its latest item.
+        sqlalchemy_pop.execute("SELECT 1 FROM agent_sessions WHERE session_id = 'x' FOR UPDATE")
+        errors: list[BaseException] = []
+
+        def delete() -> None:
+            try:
+                with pg.open(busy_timeout=30) as other:
+                    if call == "delete_session":
+                        assert other.delete_session("alice", "x")
+                    elif call == "delete_user":
+                        assert other.delete_user("alice").sessions == 1
+                    else:
+                        other.import_from(io.StringIO(out.getvalue()), replace=True)
+            except BaseException as exc:
+                errors.append(exc)
+
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        time.sleep(0.3)  # the delete now waits for the row SQLAlchemySession holds
+        sqlalchemy_pop.execute(
+            "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
+            "WHERE session_id = 'x' ORDER BY created_at DESC, id DESC LIMIT 1)")
+        sqlalchemy_pop.commit()
+        deleter.join(30)
+        assert errors == []  # no deadlock: the two took turns
+    finally:
+        sqlalchemy_pop.close()
+    with pg.open() as repo:
+        found = repo.find_session("x")
+        assert (found is None) if call != "import_replace" else (found.get_items() == [1, 2, 3])  # type: ignore[union-attr]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -16,6 +18,8 @@ from sessions_dal.backends._migrations import parse_migrations
 from sessions_dal.backends.postgres import _schema
 from sessions_dal.backends.postgres._sql import SQL
 from sessions_dal.errors import (
+    CorruptDataError,
+    CorruptSessionError,
     IncompatibleSchemaError,
     MigrationError,
     ReadOnlyDatabaseError,
@@ -224,7 +228,7 @@ def test_items_keep_commit_order_across_connection_time_zones(pg: PostgresBacken
 def icu_database() -> Iterator[str]:
     """A database whose default collation sorts 'bob' before 'Bob' (ICU, und)."""
     assert POSTGRES_URL is not None
-    name = f"icu_{PostgresBackend().schema}"
+    name = f"icu_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'und' "
                      "LOCALE 'C.UTF-8' TEMPLATE template0")
@@ -275,3 +279,24 @@ def test_an_append_that_waited_for_a_lock_sorts_after_what_committed_meanwhile(
             assert session.get_items() == ["first", "theirs", "ours, waited"]
     finally:
         holder.close()
+
+
+def test_times_that_are_not_finite_are_named_or_read_as_the_epoch(pg: PostgresBackend
+                                                                   ) -> None:
+    pg.write_like_agents("odd", ['"x"'])
+    pg._query("UPDATE agent_sessions SET created_at = 'infinity', updated_at = '-infinity'")
+    pg._query("UPDATE agent_messages SET created_at = 'infinity'")
+    with pg.open() as repo:
+        [odd] = repo.get_unowned_sessions()
+        assert odd.created_at == datetime(1970, 1, 1, tzinfo=timezone.utc)
+        assert odd.get_items() == ["x"]
+        out = io.StringIO()
+        repo.export_to(out)
+        assert '"session_id": "odd"' in out.getvalue() and '"item": "x"' in out.getvalue()
+        repo.create_session("alice", session_id="hurt")
+        pg.set_session_column("hurt", "updated_at", "infinity")
+        with pytest.raises(CorruptSessionError, match="updated_at that is not a finite"):
+            repo.get_sessions("alice")
+        pg._query("UPDATE agent_users SET created_at = 'infinity'")
+        with pytest.raises(CorruptDataError, match="user 'alice'"):
+            repo.get_users()

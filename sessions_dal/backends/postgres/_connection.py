@@ -15,9 +15,11 @@ row lock longer raises :class:`DatabaseLockedError`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import os
 import re
+import select
 import signal
 import threading
 import time
@@ -186,49 +188,93 @@ class Database:
                 finally:
                     pool.putconn(conn)
 
-    def checkpoint(self) -> None:
-        """Answer a Ctrl-C held back during a long call (an export, an import) now.
+    @contextmanager
+    def running(self, callers_code: bool) -> Iterator[None]:
+        """Mark what runs inside a call: the caller's code, or ours again.
 
-        Called between pages and records, where stopping is clean.
+        An export's output and an import's input are the caller's code, and
+        may block (a full pipe, a terminal waiting for a line): a signal that
+        arrives there is handed to its handler at once, as nothing of ours is
+        half done. Our statements in between are ours: signals wait for them.
         """
-        if _HOLDS and threading.current_thread() is threading.main_thread():
-            _HOLDS[-1].deliver()
+        hold = _HOLDS[-1] if (_HOLDS and threading.current_thread()
+                              is threading.main_thread()) else None
+        if hold is None:
+            yield
+            return
+        before, hold.callers_code = hold.callers_code, callers_code
+        try:
+            if callers_code:
+                hold.deliver()
+            yield
+        finally:
+            hold.callers_code = before
+            if before:
+                hold.deliver()
 
     def _checkout(self, pool: ConnectionPool[psycopg.Connection[Any]]
                   ) -> psycopg.Connection[Any]:
-        """A pooled connection that answers: one the server dropped is replaced now.
+        """A pooled connection, one the server has dropped replaced at once.
 
-        Done here rather than by the pool's ``check``, which sleeps 1, 2, 4 s
-        between the dead connections it finds: after a server restart every
-        pooled connection is dead, and one empty query tells.
+        Done here rather than by the pool's ``check``, which costs a round trip
+        per call and sleeps 1, 2, 4 s between the dead connections it finds
+        (after a server restart, every pooled connection is dead).
         """
         deadline = time.monotonic() + self._wait
-        for attempt in range(2):
-            conn = pool.getconn(max(deadline - time.monotonic(), 0.001))
+        conn = self._getconn(pool, deadline)
+        if _has_died(conn):
+            conn.close()
+            pool.putconn(conn)  # closed: the pool discards and replaces it
+            pool.check()  # its idle neighbours most likely died with it
+            conn = self._getconn(pool, deadline)
+        return conn
+
+    def _getconn(self, pool: ConnectionPool[psycopg.Connection[Any]], deadline: float
+                 ) -> psycopg.Connection[Any]:
+        hold = _HOLDS[-1] if (_HOLDS and threading.current_thread()
+                              is threading.main_thread()) else None
+        if hold is None:
+            return pool.getconn(max(deadline - time.monotonic(), 0.001))
+        # In slices: a signal that arrives while every connection is busy is
+        # handled at once (nothing is lent yet), not when one comes free.
+        while True:
+            left = deadline - time.monotonic()
             try:
-                conn.execute("")
-                return conn
-            except psycopg.Error:
-                pool.putconn(conn)  # broken: the pool closes and replaces it
-                if attempt:
+                return pool.getconn(max(min(left, 0.05), 0.001))
+            except PoolTimeout:
+                if left <= 0.05:
                     raise
-                pool.check()  # its idle neighbours most likely died with it
-        raise AssertionError("unreachable")  # pragma: no cover
+                hold.deliver()
+
+    def _run(self, body: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``body(conn)`` on a pooled connection; again on a fresh one if the first was dead.
+
+        ``body`` raises :class:`_Dropped` only when the connection turned out
+        dead before anything could have changed: the server dropped it while
+        it sat in the pool, and said so too late for :func:`_has_died`.
+        """
+        try:
+            with self._connection() as conn:
+                return body(conn)
+        except _Dropped:
+            pass
+        with self._connection() as conn:
+            try:
+                return body(conn)
+            except _Dropped as twice:  # the server is gone: say so
+                raise twice.__cause__ from None  # type: ignore[misc]
 
     def read(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)``: each statement on its own, no transaction held."""
-        with self._connection() as conn:
-            return work(conn, *args)
+        return self._run(lambda conn: _reading(conn, work, *args))
 
     def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
         """Every row of one query."""
-        with self._connection() as conn:
-            return conn.execute(sql, parameters).fetchall()
+        return self._run(lambda conn: _reading(conn, _fetchall, sql, parameters))
 
     def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
         """The first row of one query (``None`` if there is none)."""
-        with self._connection() as conn:
-            return conn.execute(sql, parameters).fetchone()
+        return self._run(lambda conn: _reading(conn, _fetchone, sql, parameters))
 
     def write(self, work: Callable[..., _T], *args: Any) -> _T:
         """Run ``work(conn, *args)`` in one transaction: ``BEGIN``, then ``COMMIT``.
@@ -252,8 +298,7 @@ class Database:
             )
         self._busy.writing = True
         try:
-            with self._connection() as conn:
-                return self._in_transaction(conn, work, args)
+            return self._run(lambda conn: self._in_transaction(conn, work, args))
         finally:
             self._busy.writing = False
 
@@ -265,7 +310,7 @@ class Database:
             # interrupt leaves the COMMIT's fate unknown, the server can tell.
             # Two statements in one message: never server-prepared, which
             # refuses them.
-            cursor = conn.execute("BEGIN; SELECT txid_current()", prepare=False)
+            cursor = _first(conn, "BEGIN; SELECT txid_current()")
             cursor.nextset()
             xid: int = cursor.fetchone()[0]  # type: ignore[index]
             result = work(conn, *args)
@@ -301,13 +346,64 @@ class Database:
     def snapshot(self, work: Callable[[psycopg.Connection[Any], Callable[[], None]], _T]
                  ) -> _T:
         """Run ``work(conn, verify)`` in one read-only snapshot (REPEATABLE READ)."""
-        with self._connection() as conn:  # which rolls the snapshot back at the end
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        def body(conn: psycopg.Connection[Any]) -> _T:
+            _first(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             return work(conn, _nothing)
+
+        return self._run(body)  # _connection rolls the snapshot back at the end
+
+
+class _Dropped(Exception):
+    """The connection was found dead before the call changed anything: run it again."""
+
+
+def _first(conn: psycopg.Connection[Any], statement: str) -> psycopg.Cursor[Any]:
+    """A call's first statement, which nothing can have preceded (never prepared)."""
+    try:
+        return conn.execute(statement, prepare=False)
+    except psycopg.OperationalError as exc:
+        if conn.closed:
+            raise _Dropped from exc
+        raise
+
+
+def _reading(conn: psycopg.Connection[Any], work: Callable[..., _T], *args: Any) -> _T:
+    """Run reads: should the connection turn out dead, they can simply run again."""
+    try:
+        return work(conn, *args)
+    except psycopg.OperationalError as exc:
+        if conn.closed:
+            raise _Dropped from exc
+        raise
+
+
+def _fetchall(conn: psycopg.Connection[Any], sql: str, parameters: Sequence[object]
+              ) -> list[Any]:
+    return conn.execute(sql, parameters).fetchall()
+
+
+def _fetchone(conn: psycopg.Connection[Any], sql: str, parameters: Sequence[object]) -> Any:
+    return conn.execute(sql, parameters).fetchone()
 
 
 def _nothing() -> None:
     """A server's snapshot cannot be torn: nothing to verify."""
+
+
+def _has_died(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection was dropped by the server, asking the socket only.
+
+    A server that stops, restarts or terminates a backend says so on the
+    socket (a message, then end of file): an idle connection that has
+    anything to read is gone. No round trip; a connection lost without a word
+    (a network cut) shows only when used, and that call fails.
+    """
+    if conn.closed:
+        return True
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
 
 
 def _abandon(conn: psycopg.Connection[Any]) -> None:
@@ -333,58 +429,82 @@ def _abandon(conn: psycopg.Connection[Any]) -> None:
             raise
 
 
+# The C functions behind the signal module's: without its enum conversions, a
+# hold costs about 2 µs instead of 100 (CPython; elsewhere, the module itself).
+try:
+    _signals: Any = importlib.import_module("_signal")
+except ImportError:  # pragma: no cover
+    _signals = signal
+_SIGINT = int(signal.SIGINT)
+# The signals an application may give a Python handler that raises (Ctrl-C's
+# KeyboardInterrupt, a SIGTERM that exits, a SIGALRM timeout, ...).
+_HELD = tuple(int(getattr(signal, name)) for name in (
+    "SIGINT", "SIGTERM", "SIGALRM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGVTALRM",
+    "SIGPROF") if hasattr(signal, name))
+
 _HOLDS: list[_Hold] = []
 """The holds in force in the main thread, innermost last."""
 
 
 class _Hold:
-    """Hold Ctrl-C (SIGINT's handler) back while a call has a pooled connection.
+    """Hold signal handlers back while a call has a pooled connection.
 
     psycopg and psycopg_pool are Python: an exception raised by a signal
     handler in the middle of their bookkeeping would lose the connection for
-    good (the pool counts it as lent forever) or leave it half way through a
-    reply. So the handler only records the signal, and cancels the statement
-    the server is running, if any, so that the call ends quickly; the signal
-    is handled (``KeyboardInterrupt`` raised) once the connection is back in
-    the pool, or earlier at a :meth:`Database.checkpoint`. Signals reach the
-    main thread only; elsewhere there is nothing to hold.
+    good (the pool counts it as lent forever) or leave it halfway through a
+    reply. So while a call has a connection, the handlers of the signals in
+    ``_HELD`` only record the signal; each is handed to its own handler (which
+    may raise) once the connection is back in the pool, or earlier where
+    stopping is clean: while the call waits for a pooled connection, or while
+    the caller's own code runs (see :meth:`Database.running`). For Ctrl-C, whose handler is known to
+    raise, the statement the server is running is also cancelled, so that the
+    call ends at once. Signals reach the main thread only; elsewhere there is
+    nothing to hold.
     """
 
     def __init__(self) -> None:
         self.conn: psycopg.Connection[Any] | None = None
         self.caught: list[tuple[int, Any]] = []
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
+        self.callers_code = False
+        """The caller's code is running (an export's output, an import's input)."""
 
     def __enter__(self) -> _Hold:
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if callable(previous):  # SIG_IGN and SIG_DFL raise nothing in Python
-                self.previous = previous
-                signal.signal(signal.SIGINT, self._catch)
+            for number in _HELD:
+                previous = _signals.getsignal(number)
+                if callable(previous):  # SIG_IGN, SIG_DFL: nothing runs in Python
+                    self.previous[number] = previous
+                    _signals.signal(number, self._catch)
+            if self.previous:
                 _HOLDS.append(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.previous:
+            for number, previous in self.previous.items():
+                _signals.signal(number, previous)
             _HOLDS.remove(self)
             self.deliver()
 
     def _catch(self, number: int, frame: Any) -> None:
+        if self.callers_code:
+            self.previous[number](number, frame)  # nothing of ours is half done
+            return
         self.caught.append((number, frame))
         conn = self.conn
-        if (conn is not None and not conn.closed
+        if (number == _SIGINT and self.previous[number] is signal.default_int_handler
+                and conn is not None and not conn.closed
                 and conn.info.transaction_status == TransactionStatus.ACTIVE):
             # If the cancel fails, the statement runs to its end: a delay, no harm.
             with contextlib.suppress(Exception):
                 conn.cancel_safe(timeout=CONNECT_TIMEOUT)
 
     def deliver(self) -> None:
-        """Hand a held signal to the handler it was held from (which may raise)."""
-        if self.caught and self.previous is not None:
-            number, frame = self.caught[0]
-            self.caught.clear()
-            self.previous(number, frame)
+        """Hand the held signals to their handlers, in order (the first may raise)."""
+        while self.caught:
+            number, frame = self.caught.pop(0)
+            self.previous[number](number, frame)
 
 
 @contextmanager
@@ -423,8 +543,13 @@ def _interrupt_behind(exc: BaseException) -> BaseException | None:
 
 def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoReturn:
     state = exc.sqlstate
-    if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
-                        pg_errors.SerializationFailure)):
+    if isinstance(exc, pg_errors.DeadlockDetected):
+        raise DatabaseLockedError(
+            f"database {path}: this call and another connection each waited for rows the "
+            f"other held ({state}, a deadlock; PostgreSQL cancelled this one); nothing was "
+            "changed: retry"
+        ) from exc
+    if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.SerializationFailure)):
         raise DatabaseLockedError(
             f"database {path} is locked: another connection held rows this call needs for "
             f"longer than busy_timeout={busy_timeout}s ({state}); retry, or open the "

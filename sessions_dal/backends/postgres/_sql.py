@@ -38,14 +38,22 @@ class SQL:
                 f"{63 - len('idx__session_created_id')} characters"
             )
         s, m = quote(sessions_table), quote(messages_table)
-        columns = "session_id, user_id, metadata, created_at, updated_at, seq"
+        # A time that is not finite ('infinity', written by hand) reads as NULL,
+        # for the store to name the row it is in, as a damaged one.
+        finite = "CASE WHEN isfinite({0}) THEN {0} END"
+        columns = (f"session_id, user_id, metadata, {finite.format('created_at')}, "
+                   f"{finite.format('updated_at')}, seq")
+        user_created = finite.format("created_at")
         order = "ORDER BY created_at DESC, seq DESC"
         # openai-agents' naive timestamps are read as UTC, and ours written in UTC,
         # as SQLite's CURRENT_TIMESTAMP is: whatever a connection's TimeZone,
         # every writer of sessions_dal stamps items on one clock, so order is
         # commit order. SQLAlchemySession's defaults agree when the server's
         # TimeZone is UTC (see the README).
-        agents_time = "(a.{0} AT TIME ZONE 'UTC')"
+        # One that is not finite reads as the epoch, as an unreadable one does on SQLite.
+        agents_time = (
+            "coalesce(CASE WHEN isfinite(a.{0}) THEN a.{0} AT TIME ZONE 'UTC' END, 'epoch')"
+        )
         utc_now = "(now() AT TIME ZONE 'UTC')"
         unowned = (
             f"FROM {s} a WHERE NOT EXISTS "
@@ -104,12 +112,16 @@ class SQL:
         self.delete_user_owned = (
             "DELETE FROM agent_user_sessions WHERE user_id = %s RETURNING session_id"
         )
+        # In one order (by id), so two deletes of overlapping sets never deadlock.
+        self.lock_agent_sessions = (
+            f"SELECT 1 FROM {s} WHERE session_id = ANY(%s) ORDER BY session_id FOR UPDATE"
+        )
         self.delete_sessions_items = f"DELETE FROM {m} WHERE session_id = ANY(%s)"
         self.delete_agent_sessions = f"DELETE FROM {s} WHERE session_id = ANY(%s)"
         self.delete_user = "DELETE FROM agent_users WHERE user_id = %s"
         self.select_by_id = f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s"
         self.select_users = (
-            "SELECT user_id, created_at, (SELECT count(*) FROM agent_user_sessions s "
+            f"SELECT user_id, {user_created}, (SELECT count(*) FROM agent_user_sessions s "
             "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT %s OFFSET %s"
         )
         self.select_owner = "SELECT user_id FROM agent_user_sessions WHERE session_id = %s"
@@ -158,6 +170,13 @@ class SQL:
             f"VALUES (%s, {utc_now}, {utc_now}) "
             f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now}"
         )
+        self.touch_and_upsert = (
+            "WITH owned AS (UPDATE agent_user_sessions SET updated_at = %s "
+            "WHERE session_id = %s AND user_id = %s RETURNING session_id) "
+            f"INSERT INTO {s} (session_id, created_at, updated_at) "
+            f"SELECT session_id, {utc_now}, {utc_now} FROM owned "
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} RETURNING 1"
+        )
         self.touch = (
             "UPDATE agent_user_sessions SET updated_at = %s WHERE session_id = %s AND user_id = %s"
         )
@@ -172,22 +191,23 @@ class SQL:
             f"(SELECT count(*) {unowned}), (SELECT count(*) FROM {m})"
         )
         self.export_users = (
-            "SELECT user_id, created_at FROM agent_users WHERE user_id > %s "
+            f"SELECT user_id, {user_created} FROM agent_users WHERE user_id > %s "
             "ORDER BY user_id LIMIT %s"
         )
-        self.export_user = "SELECT user_id, created_at FROM agent_users WHERE user_id = %s"
+        self.export_user = f"SELECT user_id, {user_created} FROM agent_users WHERE user_id = %s"
         self.export_sessions = (
             f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s "
             "AND (created_at, seq) > (%s::timestamptz, %s) ORDER BY created_at, seq LIMIT %s"
         )
-        # Oldest first; the stored value is the page key, the instant the output.
+        # Oldest first. The stored value, as text (it may be 'infinity'), is the
+        # page key; the instant is the output.
         self.export_unowned = (
-            f"SELECT {unowned_columns}, a.created_at {unowned} "
+            f"SELECT {unowned_columns}, a.created_at::text {unowned} "
             "AND (a.created_at, a.session_id COLLATE \"C\") > (%s::timestamp, %s) "
             'ORDER BY a.created_at, a.session_id COLLATE "C" LIMIT %s'
         )
         self.export_items = (
-            f"SELECT id, message_data, created_at FROM {m} WHERE session_id = %s "
+            f"SELECT id, message_data, created_at::text FROM {m} WHERE session_id = %s "
             "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
         )
         given = f"coalesce(%s::timestamptz AT TIME ZONE 'UTC', {utc_now})"
@@ -195,8 +215,10 @@ class SQL:
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"VALUES (%s, {given}, {given}) ON CONFLICT (session_id) DO NOTHING"
         )
+        # In the store's lock order (see store.py).
         self.delete_anywhere = (
             "DELETE FROM agent_user_sessions WHERE session_id = %s",
+            f"SELECT 1 FROM {s} WHERE session_id = %s FOR UPDATE",
             f"DELETE FROM {m} WHERE session_id = %s",
             f"DELETE FROM {s} WHERE session_id = %s",
         )

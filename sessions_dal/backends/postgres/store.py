@@ -15,6 +15,7 @@ before it appends, pops or clears, so its writers and ours take turns too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from ..._store import (
     StoreInfo,
     UserRow,
 )
+from ...errors import CorruptDataError, CorruptSessionError
 from ._connection import Database, describe
 from ._schema import (
     SCHEMA_VERSION,
@@ -144,6 +146,9 @@ class PostgresStore:
         sql = self._sql
         if conn.execute(sql.delete_owned, (session_id, user_id)).rowcount == 0:
             return False
+        # The agent_sessions row before the items, as SQLAlchemySession's pop
+        # and clear lock it: either order alone would deadlock with them.
+        conn.execute(sql.lock_agent_session, (session_id,))
         conn.execute(sql.delete_items, (session_id,))
         conn.execute(sql.delete_agent_session, (session_id,))
         return True
@@ -158,6 +163,7 @@ class PostgresStore:
         if conn.execute(sql.lock_user, (user_id,)).fetchone() is None:
             return False, 0, 0
         ids = [row[0] for row in conn.execute(sql.delete_user_owned, (user_id,))]
+        conn.execute(sql.lock_agent_sessions, (ids,))
         items = conn.execute(sql.delete_sessions_items, (ids,)).rowcount
         conn.execute(sql.delete_agent_sessions, (ids,))
         conn.execute(sql.delete_user, (user_id,))
@@ -169,7 +175,7 @@ class PostgresStore:
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
         rows = self._db.fetchall(self._sql.select_users, (limit, offset))
-        return [UserRow(user, _utc(created), n) for user, created, n in rows]
+        return [UserRow(user, _user_time(user, created), n) for user, created, n in rows]
 
     # -- sessions openai-agents wrote ----------------------------------------------
 
@@ -243,15 +249,14 @@ class PostgresStore:
                    ) -> None:
         sql, session_id = self._sql, owner.session_id
         if owner.user_id is not None:
-            # Locks the ownership row: the session stays this user's until COMMIT.
-            if conn.execute(sql.touch, (now, *owner)).rowcount == 0:
+            # One statement, two locks in the store's order: the ownership row
+            # (the session stays this user's until COMMIT), then agent_sessions'.
+            if conn.execute(sql.touch_and_upsert, (now, *owner)).fetchone() is None:
                 raise NotOwned(session_id)
-            conn.execute(sql.upsert_agent_session, (session_id,))
         else:
             conn.execute(sql.upsert_agent_session, (session_id,))
             self._require_unowned(conn, session_id)
-        with conn.cursor() as cursor:
-            cursor.executemany(sql.insert_item, [(session_id, text) for text in texts])
+        _insert_items(conn, sql, session_id, texts)
 
     def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
                  ) -> tuple[bool, _T | None]:
@@ -338,41 +343,48 @@ class PostgresStore:
             "or export_to() for a JSON Lines copy any backend can import"
         )
 
+    # An export's output and an import's input are the caller's code: a
+    # signal there is answered at once; our statements in between wait for it.
+
     def export(self, work: Callable[[Any], _T]) -> _T:
-        return self._db.snapshot(
-            lambda conn, verify: work(_Exporter(conn, self._sql, verify, self._db.checkpoint)))
+        def run(conn: _Conn, verify: Callable[[], None]) -> _T:
+            with self._db.running(callers_code=True):
+                return work(_Exporter(conn, self._sql, verify, self._db.running))
+
+        return self._db.snapshot(run)
 
     def import_records(self, work: Callable[[Any], _T]) -> _T:
-        return self._db.write(
-            lambda conn: work(_Importer(conn, self._sql, self._db.checkpoint)))
+        def run(conn: _Conn) -> _T:
+            with self._db.running(callers_code=True):
+                return work(_Importer(conn, self._sql, self._db.running))
+
+        return self._db.write(run)
+
+
+_Running = Callable[[bool], AbstractContextManager[None]]
 
 
 class _Exporter:
-    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``).
+    """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
 
-    Each page starts with a checkpoint: a Ctrl-C held back while the caller
-    wrote the previous one is answered there.
-    """
-
-    def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None],
-                 checkpoint: Callable[[], None]) -> None:
-        self._conn, self._sql, self.verify = conn, sql, verify
-        self._checkpoint = checkpoint
+    def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None], running: _Running
+                 ) -> None:
+        self._conn, self._sql, self.verify, self._running = conn, sql, verify, running
 
     def _page(self, statement: str, parameters: Sequence[object]) -> list[Any]:
-        self._checkpoint()
-        return self._conn.execute(statement, parameters).fetchall()
+        with self._running(False):
+            return self._conn.execute(statement, parameters).fetchall()
 
     def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
         if user_id is not None:
-            for user, created in self._conn.execute(self._sql.export_user, (user_id,)):
-                yield user, _utc(created)
+            for user, created in self._page(self._sql.export_user, (user_id,)):
+                yield user, _user_time(user, created)
             return
         after = ""
         while True:
             rows = self._page(self._sql.export_users, (after, _PAGE))
             for user, created in rows:
-                yield user, _utc(created)
+                yield user, _user_time(user, created)
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
@@ -410,21 +422,22 @@ class _Exporter:
 
 
 class _Importer:
-    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``).
+    """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
 
-    Each write starts with a checkpoint (see ``_Exporter``).
-    """
-
-    def __init__(self, conn: _Conn, sql: SQL, checkpoint: Callable[[], None]) -> None:
-        self._conn, self._sql, self._checkpoint = conn, sql, checkpoint
+    def __init__(self, conn: _Conn, sql: SQL, running: _Running) -> None:
+        self._conn, self._sql, self._running = conn, sql, running
 
     def add_user(self, user_id: str, created_at: datetime) -> None:
-        self._checkpoint()
-        self._conn.execute(self._sql.upsert_user, (user_id, created_at))
+        with self._running(False):
+            self._conn.execute(self._sql.upsert_user, (user_id, created_at))
 
     def add_session(self, row: SessionRow, replace: bool,
                     agents_times: tuple[object, object]) -> None:
-        self._checkpoint()
+        with self._running(False):
+            self._add_session(row, replace, agents_times)
+
+    def _add_session(self, row: SessionRow, replace: bool,
+                     agents_times: tuple[object, object]) -> None:
         conn, sql, session_id = self._conn, self._sql, row.session_id
         if replace:
             for statement in sql.delete_anywhere:
@@ -443,12 +456,19 @@ class _Importer:
             raise IdTaken(session_id)
 
     def add_items(self, session_id: str, texts: Sequence[str]) -> None:
-        self._checkpoint()
-        with self._conn.cursor() as cursor:
-            cursor.executemany(self._sql.insert_item, [(session_id, text) for text in texts])
+        with self._running(False):
+            _insert_items(self._conn, self._sql, session_id, texts)
 
 
 # -- rows and times ----------------------------------------------------------------
+
+
+def _insert_items(conn: _Conn, sql: SQL, session_id: str, texts: Sequence[str]) -> None:
+    if len(texts) == 1:  # the common case, without executemany's pipeline set-up
+        conn.execute(sql.insert_item, (session_id, texts[0]))
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(sql.insert_item, [(session_id, text) for text in texts])
 
 
 def _key(owner: Owner) -> tuple[str, str]:
@@ -463,8 +483,23 @@ def _utc(moment: datetime) -> datetime:
 
 def _owned(row: Any) -> SessionRow:
     session_id, user_id, metadata, created, updated, seq = row
+    if created is None or updated is None:
+        column = "created_at" if created is None else "updated_at"
+        raise CorruptSessionError(
+            f"session {session_id!r} (its agent_user_sessions row) has a {column} that is "
+            "not a finite timestamp; repair or delete that row with psql"
+        )
     return SessionRow(session_id, user_id, metadata, _utc(created), _utc(updated),
                       (created, seq))
+
+
+def _user_time(user_id: str, created: datetime | None) -> datetime:
+    if created is None:
+        raise CorruptDataError(
+            f"user {user_id!r} (its agent_users row) has a created_at that is not a finite "
+            "timestamp; repair or delete that row with psql"
+        )
+    return _utc(created)
 
 
 def _unowned(session_id: str, created: datetime, updated: datetime) -> SessionRow:
