@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import re
@@ -44,6 +45,9 @@ class CommandError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     args = _parser().parse_args(argv)
+    # psycopg_pool logs a warning for each connection it discards (after a
+    # server restart, an interrupt): the command's own message says enough.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to answer
         _error("standard output is closed; run the command with somewhere to print to")
         return 1

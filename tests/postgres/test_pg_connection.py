@@ -16,12 +16,15 @@ import pg_server
 import psycopg
 import pytest
 from backends import POSTGRES_URL, PostgresBackend, url_with_schema
+from psycopg import errors as pg_errors
 
 from sessions_dal import SessionRepository
+from sessions_dal.backends.postgres._connection import translate_errors
 from sessions_dal.errors import (
     DatabaseError,
     DatabaseLockedError,
     DatabaseUnavailableError,
+    DiskFullError,
     ReadOnlyDatabaseError,
     RepositoryClosedError,
 )
@@ -365,3 +368,42 @@ def test_deletes_take_turns_with_sqlalchemy_sessions_pop(pg: PostgresBackend, ca
     with pg.open() as repo:
         found = repo.find_session("x")
         assert (found is None) if call != "import_replace" else (found.get_items() == [1, 2, 3])  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "words"),
+    [(pg_errors.DiskFull("no space"), DiskFullError, "free disk space"),
+     (pg_errors.InsufficientPrivilege("denied"), ReadOnlyDatabaseError, "may not write"),
+     (pg_errors.ReadOnlySqlTransaction("standby"), ReadOnlyDatabaseError, "read-only"),
+     (pg_errors.DeadlockDetected("cycle"), DatabaseLockedError, "a deadlock"),
+     (pg_errors.SerializationFailure("retry"), DatabaseLockedError, "busy_timeout"),
+     (pg_errors.AdminShutdown("bye"), DatabaseUnavailableError, "lost the connection"),
+     (psycopg.OperationalError("server closed the connection"), DatabaseUnavailableError,
+      "may or may not have committed"),
+     (psycopg.ProgrammingError("a bug of ours"), DatabaseError, "PostgreSQL error on"),
+     (pg_errors.InvalidSchemaName("no schema"), DatabaseError, "CREATE SCHEMA")],
+)
+def test_every_driver_error_becomes_the_librarys(error: Exception, expected: type[Exception],
+                                                  words: str) -> None:
+    with pytest.raises(expected, match=re.escape(words)) as caught, \
+            translate_errors("postgresql://u@h/db", 5.0):
+        raise error
+    assert caught.value.__cause__ is error
+
+
+def test_an_interrupted_commit_is_settled_by_the_servers_word(pg: PostgresBackend) -> None:
+    with pg.open() as repo:
+        db = repo._store._db  # type: ignore[attr-defined]
+        with psycopg.connect(pg.target, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            committed = conn.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            aborted = conn.execute("SELECT txid_current()").fetchone()[0]  # type: ignore[index]
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN")  # a reply never read: the connection is not idle
+            assert db._committed(conn, committed) is True
+            assert conn.closed
+        with psycopg.connect(pg.target, autocommit=True) as conn:
+            conn.execute("BEGIN")
+            assert db._committed(conn, aborted) is False

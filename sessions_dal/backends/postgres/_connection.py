@@ -7,9 +7,11 @@ connection goes back to the pool. Reads run statement by statement; a
 snapshot runs in one ``REPEATABLE READ READ ONLY`` transaction.
 
 Threads share the pool (``pool_size`` connections); a call holds one
-connection for one transaction, never across a ``yield`` to user code.
+connection for one transaction (an export, for its whole snapshot).
 ``busy_timeout`` becomes the server's ``lock_timeout``: a call waiting for a
-row lock longer raises :class:`DatabaseLockedError`.
+row lock longer raises :class:`DatabaseLockedError`. While a connection is
+lent, signal handlers are held back (:class:`_Hold`), so that an exception
+they raise never lands inside psycopg's or the pool's bookkeeping.
 """
 
 from __future__ import annotations
