@@ -162,6 +162,13 @@ class PostgresBackend(Backend):
     def drop(self) -> None:
         if self._conn is not None:
             self._conn.close()
+        # A test that failed may have left a connection holding locks in the
+        # schema (kept alive by its traceback): end it, or DROP waits forever.
+        self._query(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+            "JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND l.pid <> pg_backend_pid()", self.schema, schema=None)
         self._query(f"DROP SCHEMA {self.schema} CASCADE", schema=None)
 
     def migrations_recorded(self) -> list[int]:

@@ -103,7 +103,9 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
         other = self.repos[1 - via].get_session(user, session_id)
         assert other is not None
         old = self.handles[session_id]
-        # A handle of the same user follows the session; another user's must not.
+        # A handle of the same user follows the session (even one that went
+        # stale when another user had the id in between); another user's must not.
+        self.stale = [h for h in self.stale if (h.session_id, h.user_id) != (session_id, user)]
         self.stale += [h for h in old if h.user_id != user]
         self.handles[session_id] = (s, other) if via == 0 else (other, s)
         self.model[session_id] = ModelSession(session_id, user, stamp, self.order)

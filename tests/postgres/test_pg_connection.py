@@ -160,29 +160,30 @@ def test_a_connection_killed_mid_write_loses_the_write_cleanly(pg: PostgresBacke
     s.add_items(["before"])
     before = pg.snapshot()
     holder = psycopg.connect(url_with_schema(pg.schema))
-    holder.execute("SELECT 1 FROM agent_sessions WHERE session_id = 's1' FOR UPDATE")
-    errors: list[BaseException] = []
+    try:
+        holder.execute("SELECT 1 FROM agent_sessions WHERE session_id = 's1' FOR UPDATE")
+        errors: list[BaseException] = []
 
-    def write() -> None:
-        try:
-            s.add_items(["lost"])
-        except BaseException as exc:
-            errors.append(exc)
+        def write() -> None:
+            try:
+                s.add_items(["lost"])
+            except BaseException as exc:
+                errors.append(exc)
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    waiting: list[Any] = []
-    for _ in range(200):  # until the write waits for the row lock
-        waiting = pg._query("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND application_name = %s", name)
-        if waiting:
-            break
-        time.sleep(0.05)
-    assert waiting, "the write never waited for the lock"
-    pg._query("SELECT pg_terminate_backend(%s)", waiting[0][0])
-    writer.join(30)
-    holder.rollback()
-    holder.close()
+        writer = threading.Thread(target=write)
+        writer.start()
+        waiting: list[Any] = []
+        for _ in range(200):  # until the write waits for the row lock
+            waiting = pg._query("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                "AND application_name = %s", name)
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, "the write never waited for the lock"
+        pg._query("SELECT pg_terminate_backend(%s)", waiting[0][0])
+        writer.join(30)
+    finally:
+        holder.close()
     [error] = errors
     assert isinstance(error, DatabaseUnavailableError)
     assert "may or may not have committed" in str(error)

@@ -230,19 +230,20 @@ def test_ctrl_c_while_waiting_for_a_free_connection(pg: PostgresBackend,
     with pg.open(pool_size=1, busy_timeout=30) as repo:
         session = repo.create_session("alice", session_id="s1")
         holder = psycopg.connect(url_with_schema(pg.schema))
-        holder.execute("SELECT 1 FROM agent_user_sessions WHERE session_id = 's1' FOR UPDATE")
-        # Another thread's write waits for that lock, holding the only connection.
-        busy = threading.Thread(target=session.add_items, args=([1],))
-        busy.start()
-        time.sleep(0.2)
-        _sigint_in(0.2)
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt) as caught:
-            session.add_items([2])
-        assert time.monotonic() - started < 10  # not the 30 s a connection may take
-        assert COMMITTED_NOTE not in getattr(caught.value, "__notes__", ())
-        holder.rollback()
-        holder.close()
+        try:
+            holder.execute("SELECT 1 FROM agent_user_sessions WHERE session_id = 's1' FOR UPDATE")
+            # Another thread's write waits for that lock, holding the only connection.
+            busy = threading.Thread(target=session.add_items, args=([1],))
+            busy.start()
+            time.sleep(0.2)
+            _sigint_in(0.2)
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt) as caught:
+                session.add_items([2])
+            assert time.monotonic() - started < 10  # not the 30 s a connection may take
+            assert COMMITTED_NOTE not in getattr(caught.value, "__notes__", ())
+        finally:
+            holder.close()  # ends its transaction: the waiting write goes on
         busy.join(30)
         assert session.get_items() == [1]
 
