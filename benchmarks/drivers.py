@@ -45,6 +45,8 @@ class Result:
     impl: str
     samples: list[float]  # seconds per operation
     note: str = ""
+    throughput: float | None = None
+    """Operations per second of all threads together (W8); else 1 / median."""
 
     @property
     def median(self) -> float:
@@ -116,11 +118,16 @@ class Raw:
             "ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
         return [json.loads(r[0]) for r in reversed(rows)]
 
-    def page(self, user: str, limit: int, offset: int) -> list[tuple[Any, ...]]:
-        return self.conn.execute(
+    def page(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        # Sessions ready to use, as sessions_dal returns them: metadata decoded,
+        # times parsed.
+        rows = self.conn.execute(
             "SELECT session_id, user_id, metadata, created_at, updated_at "
             "FROM agent_user_sessions WHERE user_id = ? ORDER BY created_at DESC, seq DESC "
             "LIMIT ? OFFSET ?", (user, limit, offset)).fetchall()
+        parse = dt.datetime.fromisoformat
+        return [{"session_id": r[0], "user_id": r[1], "metadata": json.loads(r[2]),
+                 "created_at": parse(r[3]), "updated_at": parse(r[4])} for r in rows]
 
     def close(self) -> None:
         self.conn.close()
@@ -304,11 +311,13 @@ class RawPG:
             "ORDER BY created_at DESC, id DESC LIMIT %s", (session_id, limit)).fetchall()
         return [json.loads(r[0]) for r in reversed(rows)]
 
-    def page(self, user: str, limit: int, offset: int) -> list[tuple[Any, ...]]:
-        return self.conn.execute(
+    def page(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
             "SELECT session_id, user_id, metadata, created_at, updated_at "
             "FROM agent_user_sessions WHERE user_id = %s ORDER BY created_at DESC, seq DESC "
             "LIMIT %s OFFSET %s", (user, limit, offset)).fetchall()
+        return [{"session_id": r[0], "user_id": r[1], "metadata": json.loads(r[2]),
+                 "created_at": r[3], "updated_at": r[4]} for r in rows]
 
     def close(self) -> None:
         self.conn.close()

@@ -165,8 +165,8 @@ def w8_threads(target: Any, thread_counts: list[int], per_thread: int) -> list[R
             elapsed = time.perf_counter() - start
         every = [x for thread in samples for x in thread]
         out.append(Result("W8", f"add_items([1 item]), {threads} thread(s) at once",
-                          "sessions_dal", every,
-                          f"{threads * per_thread / elapsed:,.0f} appends/s in all"))
+                          "sessions_dal", every, "ops/s: all threads together",
+                          throughput=threads * per_thread / elapsed))
     return out
 
 

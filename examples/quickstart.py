@@ -20,6 +20,7 @@ with SessionRepository("sessions.db") as repo:
     print(f"{repo.count_sessions('alice')} session(s) for alice in {repo.path}, newest first:")
     for s in repo.get_sessions("alice", limit=10):
         items = s.get_items()
-        last = items[-1]["content"] if items else ""
-        print(f"  {s.created_at:%Y-%m-%d %H:%M:%S}  {s.metadata['title']:<14}  "
+        last = items[-1].get("content", "") if items and isinstance(items[-1], dict) else ""
+        title = s.metadata.get("title", "(untitled)")  # `sessions-dal create` sets none
+        print(f"  {s.created_at:%Y-%m-%d %H:%M:%S}  {title:<14}  "
               f"{len(items)} items  {s.session_id}  last: {last}")

@@ -44,7 +44,11 @@ class CommandError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help(sys.stderr)  # a first try without arguments: what there is to do
+        return 2
+    args = parser.parse_args(argv)
     # psycopg_pool logs a warning for each connection it discards (after a
     # server restart, an interrupt): the command's own message says enough.
     logging.getLogger("psycopg").setLevel(logging.ERROR)
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    command("info", _info, "show the path, schema version, counts and SQLite settings")
+    command("info", _info, "show the path, backend, schema version, counts and settings")
     command("users", _users, "list users with their session counts")
     sub = command("sessions", _sessions, "list a user's sessions, newest first")
     sub.add_argument("user", metavar="USER")
@@ -345,6 +349,8 @@ def _info(args: argparse.Namespace) -> int:
         _print_json(info)
         return 0
     del info["read_only"]  # always true here: inspection opens read-only
+    if info["sqlite_version"] == info["server_version"]:
+        del info["sqlite_version"]  # the same line twice (kept in --json)
     for key, value in info.items():
         if value != "":  # another backend's setting
             print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")

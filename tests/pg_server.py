@@ -126,12 +126,20 @@ def _free_port() -> int:
 
 
 if __name__ == "__main__":
+    import signal
+    import sys
+
+    # Stopped by Ctrl-C or `kill PID` alike (a shell's background job ignores
+    # SIGINT): either way the server is stopped and its folder removed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     url, origin = start()
     if url is None:
         raise SystemExit(origin)
-    print(f"export {ENV}={url}  # {origin}; Ctrl-C stops it", flush=True)
+    print(f"export {ENV}={url}  # {origin}; Ctrl-C or `kill {os.getpid()}` stops it",
+          flush=True)
     try:
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass

@@ -743,3 +743,10 @@ def test_a_failed_import_keeps_a_new_database_another_program_opened(
         opened[0].close()
     with SessionRepository("new.db", read_only=True) as repo:
         assert repo.count_sessions("app-user") == 1
+
+
+def test_no_arguments_prints_what_there_is_to_do(tmp_path: Path) -> None:
+    result = cli(tmp_path)
+    assert result.returncode == 2
+    assert "create" in result.stderr and "export" in result.stderr and "--db" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -468,9 +468,19 @@ def _text(moment: datetime) -> str:
 
 def _owned(row: Sequence[Any]) -> SessionRow:
     session_id, user_id, metadata, created, updated, seq = row
+    try:  # the hot path of every listing: as sessions_dal writes them, UTC with an offset
+        created_at, updated_at = _fromisoformat(created), _fromisoformat(updated)
+        if created_at.tzinfo is not None and updated_at.tzinfo is not None:
+            return SessionRow(session_id, user_id, metadata, created_at, updated_at,
+                              (created, seq))
+    except (TypeError, ValueError):
+        pass
     return SessionRow(session_id, user_id, metadata,
                       _session_time(session_id, "created_at", created),
                       _session_time(session_id, "updated_at", updated), (created, seq))
+
+
+_fromisoformat = datetime.fromisoformat
 
 
 def _unowned(session_id: str, created: str | None, updated: str | None) -> SessionRow:
