@@ -79,6 +79,7 @@ def stress_process(path: str, proc: int, threads: int, seconds: float, out: str)
 def crash_writer(path: str, round_id: int) -> None:
     """Write until killed, printing one line per acknowledged (committed) write."""
     rng = random.Random(round_id)
+    print("R", flush=True)  # started: the killer's clock starts here, not at exec
     with SessionRepository(path) as repo:
         batch = 0
         while True:

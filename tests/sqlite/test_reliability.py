@@ -106,7 +106,10 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
     for round_id in range(KILLS):
         proc = subprocess.Popen([sys.executable, str(WORKERS), "crash", str(path), str(round_id)],
                                 stdout=subprocess.PIPE, text=True, env=env)
-        time.sleep(0.15 + rng.random() * 0.35)  # some rounds die while opening
+        # Wait for the interpreter to start (slow on a loaded machine, and
+        # slower measured by coverage), then kill: some rounds die while opening.
+        assert proc.stdout is not None and proc.stdout.readline() == "R\n"
+        time.sleep(rng.random() * 0.35)
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == -signal.SIGKILL
