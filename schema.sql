@@ -66,3 +66,35 @@ CREATE TABLE IF NOT EXISTS agent_user_sessions (
 -- so is the keyset step (created_at, seq) < (?, ?).
 CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_user
     ON agent_user_sessions (user_id, created_at, seq);
+
+-- version: 2
+-- Sessions by last activity: an index, and triggers that carry openai-agents' writes to it.
+
+-- A page of a user's sessions by activity (order="updated") is a range scan;
+-- so is its keyset step (updated_at, created_at, seq) < (?, ?, ?).
+CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_activity
+    ON agent_user_sessions (user_id, updated_at, created_at, seq);
+
+-- openai-agents' SQLiteSession knows nothing of agent_user_sessions, so the
+-- file moves a session's last activity itself when SQLiteSession adds items
+-- (it then sets agent_sessions.updated_at), pops or clears them. sessions_dal's
+-- own writes fire these too, then stamp the session last, with their clock.
+-- 'now' has milliseconds; padded to our fixed-width text, so text order stays
+-- time order, and a stamp never moves backwards.
+CREATE TRIGGER IF NOT EXISTS sessions_dal_activity_on_update
+AFTER UPDATE OF updated_at ON agent_sessions
+BEGIN
+    UPDATE agent_user_sessions
+    SET updated_at = strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')
+    WHERE session_id = NEW.session_id
+      AND updated_at < strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now');
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_activity_on_delete
+AFTER DELETE ON agent_messages
+BEGIN
+    UPDATE agent_user_sessions
+    SET updated_at = strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')
+    WHERE session_id = OLD.session_id
+      AND updated_at < strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now');
+END;

@@ -177,10 +177,13 @@ class Store(Protocol):
 
     def get_session(self, user_id: str, session_id: str) -> SessionRow | None: ...
 
-    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
-        """Newest first, ties by creation order (later first)."""
+    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
+                      ) -> list[SessionRow]:
+        """``order`` ``"created"``: newest first, ties by creation order (later
+        first); ``"updated"``: last active first, ties as for ``"created"``."""
 
-    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+    def sessions_after(self, user_id: str, order: str, position: object, limit: int
+                       ) -> list[SessionRow]:
         """The next ``limit`` sessions after ``position`` (``None``: the first), same order."""
 
     def count_sessions(self, user_id: str) -> int: ...
@@ -188,6 +191,13 @@ class Store(Protocol):
     def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
                         ) -> SessionRow | None:
         """Replace the metadata text by ``change(old_text)``, atomically; ``None`` if absent."""
+
+    def fork(self, user_id: str, session_id: str, new_id: str, upto: int | None,
+             metadata: Callable[[int], str], now: datetime) -> None:
+        """Create ``new_id`` for ``user_id`` with a copy of the first ``upto``
+        items of ``session_id`` (all if ``None``), in one transaction;
+        ``metadata(copied)`` gives its metadata text. :class:`NotOwned` if
+        ``session_id`` is not the user's."""
 
     def delete_session(self, user_id: str, session_id: str) -> bool: ...
 
@@ -218,8 +228,15 @@ class Store(Protocol):
         """
 
     # -- the items of one session, as its owner sees them -------------------------
-    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
-        """The latest ``limit`` items (all if ``None``), oldest first, with row ids."""
+    def get_items(self, owner: Owner, limit: int | None, offset: int
+                  ) -> list[tuple[int, str]]:
+        """The latest ``limit`` items (all if ``None``) before the newest
+        ``offset`` ones, oldest first, with row ids."""
+
+    def items_page(self, owner: Owner, position: object, limit: int, newest_first: bool
+                   ) -> tuple[list[tuple[int, str]], object]:
+        """The next ``limit`` items after ``position`` (``None``: from the
+        first, or the newest), and the position of the last one (opaque)."""
 
     def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
         """Append, in one transaction; :class:`NotOwned` if the session is not the owner's."""

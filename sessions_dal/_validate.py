@@ -78,6 +78,22 @@ def check_limit(value: object) -> int | None:
     return check_int("limit", value)
 
 
+ORDERS = ("created", "updated")
+"""The orders a user's sessions list in: by creation, or by last activity."""
+
+
+def check_order(value: object) -> str:
+    """Check an ``order``: one of :data:`ORDERS`."""
+    if not isinstance(value, str):
+        raise TypeError(f"order must be a str ('created' or 'updated'), not {type(value).__name__}")
+    if value not in ORDERS:
+        raise ValueError(
+            f"order must be 'created' (newest first) or 'updated' (last active first), "
+            f"got {value!r}"
+        )
+    return value
+
+
 def check_seconds(name: str, value: object, *, maximum: float) -> float:
     """Check a duration in seconds: a real number, not a ``bool``, from 0 to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

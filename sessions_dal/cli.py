@@ -27,7 +27,8 @@ from typing import Any, NoReturn, TextIO
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
 from ._store import COMMITTED_NOTE
-from .errors import SessionsDalError
+from ._validate import ORDERS
+from .errors import SessionNotFoundError, SessionsDalError
 from .repository import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, SessionRepository
 from .session import Session
 from .transfer import TransferCounts, export_jsonl, import_jsonl
@@ -136,18 +137,33 @@ def _parser() -> argparse.ArgumentParser:
 
     command("info", _info, "show the path, backend, schema version, counts and settings")
     command("users", _users, "list users with their session counts")
-    sub = command("sessions", _sessions, "list a user's sessions, newest first")
+    sub = command("sessions", _sessions,
+                  "list a user's sessions, newest first (or last active first)")
     sub.add_argument("user", metavar="USER")
+    sub.add_argument("--sort", choices=ORDERS, default="created",
+                     help="created: newest first (default); updated: last active first")
     _page_arguments(sub)
-    sub = command("show", _show, "show a session and its items")
+    sub = command("show", _show, "show a session and its latest items, one line each")
     sub.add_argument("session_id", metavar="SESSION_ID")
     sub.add_argument("--user", metavar="USER", help="only if the session belongs to USER")
-    sub.add_argument("--limit", type=_count, default=None, metavar="N",
-                     help="only the latest N items")
+    shown = sub.add_mutually_exclusive_group()
+    shown.add_argument("--limit", type=_count, default=None, metavar="N",
+                       help=f"how many items, the latest (default {SHOW_LATEST})")
+    shown.add_argument("--all", action="store_true", help="every item, from the first")
+    sub.add_argument("--offset", type=_count, default=0, metavar="N",
+                     help="scroll back: skip the latest N items")
     sub = command("create", _create, "create a session for a user; print its id")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
                      help='e.g. \'{"title": "Trip"}\'')
+    sub = command("fork", _fork,
+                  "branch a session: a new one of the same user with its first items; print its id")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("session_id", metavar="SESSION_ID")
+    sub.add_argument("--upto", type=_count, default=None, metavar="N",
+                     help="copy only the first N items (default: all)")
+    sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
+                     help='the new session\'s metadata, e.g. \'{"title": "Trip (train)"}\'')
     sub = command("delete", _delete, "delete one of a user's sessions and its items")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("session_id", metavar="SESSION_ID")
@@ -389,7 +405,8 @@ def _session_rows(args: argparse.Namespace, page: list[Session], empty: str) -> 
 
 def _sessions(args: argparse.Namespace) -> int:
     with _look(args) as repo:
-        page = repo.get_sessions(args.user, limit=args.limit, offset=args.offset)
+        page = repo.get_sessions(args.user, limit=args.limit, offset=args.offset,
+                                 order=args.sort)
         _session_rows(args, page, f"(no sessions for user {args.user!r})")
     return 0
 
@@ -401,7 +418,14 @@ def _unowned(args: argparse.Namespace) -> int:
     return 0
 
 
+SHOW_LATEST = 20
+"""How many items ``show`` prints unless told otherwise: a screenful."""
+
+
 def _show(args: argparse.Namespace) -> int:
+    if args.all and args.offset:
+        raise CommandError("--all shows every item; leave out --offset (or use --limit)")
+    limit = None if args.all else SHOW_LATEST if args.limit is None else args.limit
     with _look(args) as repo:
         if args.user is None:
             session = repo.find_session(args.session_id)
@@ -411,20 +435,66 @@ def _show(args: argparse.Namespace) -> int:
             owner = "" if args.user is None else f" for user {args.user!r}"
             raise CommandError(f"no session {args.session_id!r}{owner}")
         total = session.count_items()
-        items = session.get_items(args.limit)
+        items = session.get_items(limit, offset=args.offset)
+    # Numbered from the oldest; counted before the read, so a write in between
+    # can only make the numbers of this page start later, never overlap.
+    first = max(total - args.offset - len(items), 0) + 1
     if _wants_json(args):
-        _print_json({**_session_json(session, total), "items_shown": items})
+        _print_json({**_session_json(session, total), "offset": args.offset,
+                     "first_shown": first if items else None, "items_shown": items})
         return 0
     print(f"session:  {_safe(session.session_id)}")
     print(f"user:     {_safe(str(session.user_id))}")
     print(f"created:  {_when(session.created_at)} UTC")
     print(f"updated:  {_when(session.updated_at)} UTC")
     print(f"metadata: {_text(session.metadata)}")
-    shown = f" (latest {len(items)} shown)" if len(items) < total else ""
-    print(f"items:    {total}{shown}")
-    for number, item in enumerate(items, start=total - len(items) + 1):
-        print(f"  {number:>4}  {_text(item)}")
+    print(f"items:    {total}")
+    earlier = first - 1
+    if earlier > 0:
+        back = args.offset + len(items)
+        print(f"  ... {earlier} earlier item{'s' if earlier != 1 else ''} "
+              f"(--offset {back} to scroll back, --all for every item)")
+    elif args.offset and not items:
+        print(f"  (no items before the latest {args.offset})")
+    for number, item in enumerate(items, start=first):
+        print(f"  {number:>4}  {_item_line(item)}")
     return 0
+
+
+def _item_line(item: Any, width: int = 160) -> str:
+    """One readable line for the item shapes agents store; JSON for any other."""
+    line = _readable(item) if isinstance(item, dict) else None
+    text = _text(item) if line is None else _safe(" ".join(line.split()))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _readable(item: dict[str, Any]) -> str | None:
+    kind, role = item.get("type"), item.get("role")
+    if isinstance(role, str) and kind in (None, "message"):
+        text = _content_text(item.get("content"))
+        return None if text is None else f"{role}: {text}"
+    if kind == "function_call" and isinstance(item.get("name"), str):
+        arguments = item.get("arguments", "")
+        return f"tool call {item['name']}({arguments if isinstance(arguments, str) else ''})"
+    if kind == "function_call_output":
+        output = item.get("output")
+        text = output if isinstance(output, str) else _content_text(output)
+        return None if text is None else f"tool output: {text}"
+    if kind == "reasoning" and isinstance(item.get("summary"), list):
+        text = _content_text(item["summary"])
+        return None if text is None else f"reasoning: {text}"
+    return None
+
+
+def _content_text(content: Any) -> str | None:
+    """The text of a message's content: a string, or the text of its parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [part.get("text") if isinstance(part, dict) else None for part in content]
+        if parts and all(isinstance(part, str) for part in parts):
+            return " ".join(parts)  # type: ignore[arg-type]
+    return None
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -434,6 +504,22 @@ def _create(args: argparse.Namespace) -> int:
         _print_json(_session_json(session, 0))
     else:
         print(_safe(session.session_id))
+    return 0
+
+
+def _fork(args: argparse.Namespace) -> int:
+    with _open(args) as repo:
+        try:
+            branch = repo.fork_session(args.user, args.session_id, upto=args.upto,
+                                       metadata=args.metadata)
+        except SessionNotFoundError:
+            raise CommandError(
+                f"user {args.user!r} has no session {args.session_id!r}; nothing was created"
+            ) from None
+    if _wants_json(args):
+        _print_json(_session_json(branch, branch.metadata["forked_from"]["items"]))
+    else:
+        print(_safe(branch.session_id))
     return 0
 
 

@@ -21,6 +21,7 @@ from . import _time
 from ._store import (
     IdTaken,
     NotFound,
+    NotOwned,
     OwnedByOther,
     SessionRow,
     Store,
@@ -30,6 +31,7 @@ from ._validate import (
     check_id,
     check_int,
     check_limit,
+    check_order,
     check_seconds,
     check_table_name,
     decode_metadata,
@@ -268,7 +270,8 @@ class SessionRepository:
         return None if row is None else self._session(row)
 
     def get_sessions(
-        self, user_id: str, *, limit: int | None = None, offset: int = 0
+        self, user_id: str, *, limit: int | None = None, offset: int = 0,
+        order: str = "created",
     ) -> list[Session]:
         """Return a page of the user's sessions, newest first.
 
@@ -276,30 +279,48 @@ class SessionRepository:
         time are broken by creation order (later first), so walking the pages
         with ``offset`` neither skips nor repeats a session while none is
         created. An unknown user has no sessions: ``[]``.
+
+        ``order="updated"`` lists the last active first, as a chat sidebar
+        does: by ``updated_at``, which moves whenever items are added, popped
+        or cleared (also by openai-agents on the same database, see
+        ``docs/concurrency.md``), ties as for ``"created"``. Either order is
+        an index range scan: a page costs the same at any number of sessions.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     old, new = repo.create_session("alice"), repo.create_session("alice")
+        ...     old.add_items([{"role": "user", "content": "back again"}])
+        ...     repo.get_sessions("alice", order="updated")[0] == old
+        True
         """
         check_id("user_id", user_id)
         count, start = check_limit(limit), check_int("offset", offset)
-        return [self._session(row) for row in self._store.list_sessions(user_id, count, start)]
+        rows = self._store.list_sessions(user_id, check_order(order), count, start)
+        return [self._session(row) for row in rows]
 
-    def iter_sessions(self, user_id: str, *, page_size: int = 100) -> Iterator[Session]:
-        """Yield all the user's sessions, newest first, ``page_size`` at a time.
+    def iter_sessions(self, user_id: str, *, page_size: int = 100,
+                      order: str = "created") -> Iterator[Session]:
+        """Yield all the user's sessions, in ``order`` (as :meth:`get_sessions`),
+        ``page_size`` at a time.
 
         Pages are fetched by keyset (after the last one seen), not by offset,
         so each page costs the same however deep the walk, memory stays at one
-        page, and sessions created meanwhile never make it repeat one.
+        page, and sessions created meanwhile never make it repeat one. With
+        ``order="updated"``, a session written during the walk moves to the
+        front: it is not seen again (or, if not yet seen, is skipped); every
+        other session is yielded exactly once.
         """
         check_id("user_id", user_id)
         size = check_int("page_size", page_size, minimum=1)
-        return self._iter_pages(user_id, size)
+        return self._iter_pages(user_id, check_order(order), size)
 
-    def _iter_pages(self, user_id: str, page_size: int) -> Iterator[Session]:
-        rows = self._store.sessions_after(user_id, None, page_size)
+    def _iter_pages(self, user_id: str, order: str, page_size: int) -> Iterator[Session]:
+        rows = self._store.sessions_after(user_id, order, None, page_size)
         while rows:
             for row in rows:
                 yield self._session(row)
             if len(rows) < page_size:
                 return
-            rows = self._store.sessions_after(user_id, rows[-1].position, page_size)
+            rows = self._store.sessions_after(user_id, order, rows[-1].position, page_size)
 
     def count_sessions(self, user_id: str) -> int:
         """How many sessions ``user_id`` owns (0 for an unknown user)."""
@@ -343,6 +364,50 @@ class SessionRepository:
         if row is None:
             raise _not_found(user_id, session_id)
         return self._session(row)
+
+    @write_call
+    def fork_session(
+        self, user_id: str, session_id: str, *, upto: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Session:
+        """Branch a conversation: a new session of the same user with a copy of
+        the first ``upto`` items of ``session_id`` (all if ``None``).
+
+        For "edit an earlier message and continue from there": fork up to the
+        message before it, then add the edited one to the new session. The
+        original is left untouched. Items are copied in order, in one
+        transaction, with ``upto`` capped at the session's length. The new
+        session gets a uuid4 id and the metadata given (not the original's),
+        plus ``"forked_from": {"session_id": ..., "items": <how many copied>}``.
+        Raises :class:`~sessions_dal.errors.SessionNotFoundError` if the
+        session is not ``user_id``'s.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     s = repo.create_session("alice", session_id="trip")
+        ...     s.add_items(["Rome?", "Yes, Rome.", "By plane?"])
+        ...     branch = repo.fork_session("alice", "trip", upto=2, metadata={"title": "Trip"})
+        ...     branch.add_items(["By train?"])
+        ...     branch.get_items(), branch.metadata["forked_from"]
+        (['Rome?', 'Yes, Rome.', 'By train?'], {'session_id': 'trip', 'items': 2})
+        """
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        count = None if upto is None else check_int("upto", upto)
+        given = {} if metadata is None else json.loads(encode_metadata(metadata))
+        new_id = str(uuid.uuid4())
+        now = _time.now()
+        made: dict[str, Any] = {}
+
+        def describe(copied: int) -> str:
+            made.clear()
+            made.update(given, forked_from={"session_id": session_id, "items": copied})
+            return encode_metadata(made)
+
+        try:
+            self._store.fork(user_id, session_id, new_id, count, describe, now)
+        except NotOwned:
+            raise _not_found(user_id, session_id) from None
+        return Session(self._store, new_id, user_id, dict(made), now, now)
 
     @write_call
     def delete_session(self, user_id: str, session_id: str) -> bool:

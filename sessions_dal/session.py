@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from json import loads
 from typing import Any
 
 from . import _time
 from ._store import NotOwned, Owner, Store, write_call
-from ._validate import check_limit, encode_items
+from ._validate import check_int, check_limit, encode_items
 from .errors import CorruptItemError, SessionNotFoundError
 
 __all__ = ["Session"]
@@ -64,21 +64,57 @@ class Session:
         self.created_at = created_at
         """When the session was created (timezone-aware, UTC)."""
         self.updated_at = updated_at
-        """When items were last added, popped or cleared through sessions_dal (UTC)."""
+        """When items were last added, popped or cleared (UTC), by sessions_dal or,
+        on the same database, by openai-agents (see ``docs/concurrency.md``)."""
 
-    def get_items(self, limit: int | None = None) -> list[Any]:
+    def get_items(self, limit: int | None = None, *, offset: int = 0) -> list[Any]:
         """Return the latest ``limit`` items, oldest first (all items if ``None``).
 
-        ``limit=0`` returns ``[]``. A stored row that is not valid JSON raises
-        :class:`~sessions_dal.errors.CorruptItemError` naming the row; rows are
-        never skipped silently. A session that is no longer this handle's
-        (deleted, or now another user's) has no items: ``[]``.
+        ``offset`` counts back from the newest, to scroll back through a long
+        conversation: ``get_items(20, offset=20)`` is the 20 items before the
+        latest 20, oldest first. The cost is that of ``limit + offset`` items,
+        whatever the session's length. ``limit=0`` returns ``[]``. A stored row
+        that is not valid JSON raises :class:`~sessions_dal.errors.CorruptItemError`
+        naming the row; rows are never skipped silently. A session that is no
+        longer this handle's (deleted, or now another user's) has no items: ``[]``.
+
+        >>> from sessions_dal import SessionRepository
+        >>> with SessionRepository(":memory:") as repo:
+        ...     s = repo.create_session("alice")
+        ...     s.add_items(list(range(1, 8)))
+        ...     s.get_items(3), s.get_items(3, offset=3), s.get_items(3, offset=6)
+        ([5, 6, 7], [2, 3, 4], [1])
         """
-        rows = self._store.get_items(self._owner, check_limit(limit))
+        rows = self._store.get_items(self._owner, check_limit(limit),
+                                     check_int("offset", offset))
         try:
             return [loads(text) for _, text in rows]
         except (ValueError, TypeError, RecursionError):
             return [self._decode(row_id, text) for row_id, text in rows]  # names the bad row
+
+    def iter_items(self, *, page_size: int = 100, newest_first: bool = False) -> Iterator[Any]:
+        """Yield every item, oldest first (or newest first), ``page_size`` at a time.
+
+        Pages are fetched by keyset (after the last item yielded), so memory
+        stays at one page and each page costs the same however deep the walk.
+        Items appended during an oldest-first walk are yielded at its end; an
+        item popped or cleared before the walk reaches it is not yielded. If
+        the session stops being this handle's, the walk ends.
+        """
+        size = check_int("page_size", page_size, minimum=1)
+        if not isinstance(newest_first, bool):
+            raise TypeError(f"newest_first must be a bool, not {type(newest_first).__name__}")
+        return self._iter_pages(size, newest_first)
+
+    def _iter_pages(self, page_size: int, newest_first: bool) -> Iterator[Any]:
+        position: object = None
+        while True:
+            rows, position = self._store.items_page(self._owner, position, page_size,
+                                                    newest_first)
+            for row_id, text in rows:
+                yield self._decode(row_id, text)
+            if len(rows) < page_size:
+                return
 
     @write_call
     def add_items(self, items: Iterable[Any]) -> None:

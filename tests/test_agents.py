@@ -118,6 +118,25 @@ def test_sqlite_session_clear_keeps_owner_and_metadata(db_path: Path) -> None:
         assert repo.check() == []
 
 
+def test_sqlite_session_writes_move_the_session_to_the_front(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice")
+        other = repo.create_session("alice")
+        peer = Peer(db_path, s.session_id)
+        for method, args in [("add_items", ([{"n": 1}, {"n": 2}],)), ("pop_item", ()),
+                             ("clear_session", ())]:
+            other.add_items([{"n": 0}])  # now other is the last active
+            assert repo.get_sessions("alice", order="updated")[0] == other
+            before = repo.get_session("alice", s.session_id).updated_at  # type: ignore[union-attr]
+            peer(method, *args)
+            now = repo.get_session("alice", s.session_id)
+            assert now is not None and now.updated_at > before, method
+            assert repo.get_sessions("alice", order="updated")[0] == s, method
+        peer("pop_item")  # nothing left to pop: no activity
+        assert repo.get_session("alice", s.session_id).updated_at == now.updated_at  # type: ignore[union-attr]
+        assert repo.check() == []
+
+
 def test_custom_table_names_with_the_real_sqlite_session(db_path: Path) -> None:
     names = {"sessions_table": "chat_sessions", "messages_table": "chat_messages"}
     Peer(db_path, "legacy", **names)("add_items", [{"n": 1}])

@@ -115,15 +115,104 @@ def test_sessions_with_limit_and_offset(filled: Path) -> None:
     assert ok(filled, "sessions", "nobody").strip() == "(no sessions for user 'nobody')"
 
 
+def test_sessions_sorted_by_last_activity(filled: Path) -> None:
+    with SessionRepository(filled / "sessions.db") as repo:
+        repo.get_session("alice", "trip").add_items(["back"])  # type: ignore[union-attr]
+    assert [s["session_id"] for s in as_json(filled, "sessions", "alice")] == ["work", "trip"]
+    by_activity = as_json(filled, "sessions", "alice", "--sort", "updated")
+    assert [s["session_id"] for s in by_activity] == ["trip", "work"]
+    assert [s["session_id"] for s in as_json(filled, "sessions", "alice", "--sort", "updated",
+                                             "--offset", "1")] == ["work"]
+    text = ok(filled, "sessions", "alice", "--sort", "updated")
+    assert [line.split()[0] for line in text.splitlines()[1:]] == ["trip", "work"]
+    assert "invalid choice: 'newest'" in fails(filled, "sessions", "alice", "--sort", "newest",
+                                               code=2)
+
+
 def test_show_with_user_and_limit(filled: Path) -> None:
     shown = as_json(filled, "show", "trip", "--user", "alice", "--limit", "2")
     assert shown["items"] == 3
     assert shown["items_shown"] == [{"role": "assistant", "content": "yo"},
                                     {"role": "user", "content": "train?"}]
     text = ok(filled, "show", "trip", "--limit", "1")
-    assert "items:    3 (latest 1 shown)" in text
-    assert text.rstrip().endswith('3  {"role": "user", "content": "train?"}')
+    assert "items:    3\n  ... 2 earlier items (--offset 1 to scroll back" in text
+    assert text.rstrip().endswith("3  user: train?")
     assert "no session 'trip' for user 'bob'" in fails(filled, "show", "trip", "--user", "bob")
+
+
+def test_show_prints_the_latest_20_and_scrolls_back(tmp_path: Path) -> None:
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        repo.create_session("alice", session_id="long").add_items(
+            [{"role": "user", "content": f"message {n}"} for n in range(1, 46)])
+    text = ok(tmp_path, "show", "long")
+    lines = text.splitlines()
+    assert "  ... 25 earlier items (--offset 20 to scroll back, --all for every item)" in lines
+    assert lines[-20].split() == ["26", "user:", "message", "26"]
+    assert lines[-1].split() == ["45", "user:", "message", "45"]
+    back = ok(tmp_path, "show", "long", "--offset", "20").splitlines()
+    assert "  ... 5 earlier items (--offset 40 to scroll back, --all for every item)" in back
+    assert [line.split()[0] for line in back[-20:]] == [str(n) for n in range(6, 26)]
+    first = ok(tmp_path, "show", "long", "--offset", "40").splitlines()
+    assert not any("earlier" in line for line in first)
+    assert [line.split()[0] for line in first[-5:]] == ["1", "2", "3", "4", "5"]
+    every = ok(tmp_path, "show", "long", "--all").splitlines()
+    assert [line.split()[0] for line in every[-45:]] == [str(n) for n in range(1, 46)]
+    assert "(no items before the latest 45)" in ok(tmp_path, "show", "long", "--offset", "45")
+    shown = as_json(tmp_path, "show", "long", "--offset", "40", "--limit", "2")
+    assert (shown["items"], shown["offset"], shown["first_shown"]) == (45, 40, 4)
+    assert shown["items_shown"] == [{"role": "user", "content": "message 4"},
+                                    {"role": "user", "content": "message 5"}]
+    assert "not allowed with argument" in fails(tmp_path, "show", "long", "--all", "--limit",
+                                                "3", code=2)
+    assert "leave out --offset" in fails(tmp_path, "show", "long", "--all", "--offset", "3")
+    assert "must be >= 0" in fails(tmp_path, "show", "long", "--offset", "-1", code=2)
+
+
+def test_show_prints_common_agent_items_one_readable_line_each(tmp_path: Path) -> None:
+    items = [
+        {"role": "user", "content": "Where to?\nRome, maybe"},
+        {"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": "Rome", "annotations": []},
+            {"type": "output_text", "text": "by train."}]},
+        {"type": "function_call", "call_id": "c1", "name": "book", "arguments": '{"to": "Rome"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "booked\x1b[31m"},
+        {"type": "reasoning", "id": "r1", "summary": [{"type": "summary_text", "text": "cheap"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_image"}]},
+        [1, "two"],
+        "x" * 500,
+    ]
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        repo.create_session("alice", session_id="s").add_items(items)
+    lines = ok(tmp_path, "show", "s").splitlines()[-len(items):]
+    assert [line.split(None, 1)[1] for line in lines[:5]] == [
+        "user: Where to? Rome, maybe",
+        "assistant: Rome by train.",
+        'tool call book({"to": "Rome"})',
+        "tool output: booked\\x1b[31m",  # escaped: never acts on the terminal
+        "reasoning: cheap",
+    ]
+    assert lines[5].endswith('{"type": "message", "role": "user", "content": [{"type": '
+                             '"input_image"}]}')  # no text: the JSON
+    assert lines[6].endswith('[1, "two"]')
+    assert len(lines[7]) < 200 and lines[7].endswith("x…")
+    assert as_json(tmp_path, "show", "s")["items_shown"] == items  # --json: the raw items
+
+
+def test_fork_branches_a_session_from_the_command_line(filled: Path) -> None:
+    branch = ok(filled, "fork", "alice", "trip", "--upto", "2").strip()
+    with SessionRepository(filled / "sessions.db") as repo:
+        made = repo.get_session("alice", branch)
+        assert made is not None and made.get_items() == [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+        assert made.metadata == {"forked_from": {"session_id": "trip", "items": 2}}
+    shown = as_json(filled, "fork", "alice", "trip", "--metadata", '{"title": "Again"}')
+    assert shown["items"] == 3 and shown["metadata"]["title"] == "Again"
+    assert shown["user_id"] == "alice" and shown["session_id"] != branch
+    assert "user 'bob' has no session 'trip'; nothing was created" in fails(
+        filled, "fork", "bob", "trip")
+    assert "must be >= 0" in fails(filled, "fork", "alice", "trip", "--upto", "-2", code=2)
+    assert "no database at" in fails(filled, "--db", "elsewhere.db", "fork", "alice", "trip")
+    assert len(as_json(filled, "sessions", "alice")) == 4
 
 
 def test_create_json_and_bad_metadata(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from backends import PostgresBackend, fresh
 from test_cli import as_json, fails, ok
 
 from sessions_dal import SessionRepository
+from sessions_dal.backends.postgres._schema import MIGRATIONS
 
 
 def test_the_commands_work_on_a_url(pg: PostgresBackend, tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_adopting_an_sqlalchemy_session_database_from_the_command_line(
     assert not _has_version_table(pg)
     assert "--backup copies an SQLite file" in fails(tmp_path, *db, "migrate", "--backup", "b")
     assert "migrated" in ok(tmp_path, *db, "migrate")
-    assert pg.migrations_recorded() == [1]
+    assert pg.migrations_recorded() == [m.version for m in MIGRATIONS]
     assert [s["session_id"] for s in as_json(tmp_path, *db, "unowned")] == ["chat"]
     ok(tmp_path, *db, "claim", "alice", "chat")
     assert as_json(tmp_path, *db, "sessions", "alice")[0]["session_id"] == "chat"

@@ -20,6 +20,7 @@ from psycopg import errors as pg_errors
 
 from sessions_dal import SessionRepository
 from sessions_dal.backends.postgres._connection import translate_errors
+from sessions_dal.backends.postgres._schema import MIGRATIONS
 from sessions_dal.errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -41,7 +42,8 @@ def test_info_names_the_backend_and_the_server(repo: SessionRepository, pg: Post
                                                ) -> None:
     repo.create_session("alice").add_items([1, 2])
     info = repo.info()
-    assert (info.backend, info.schema_version, info.migration_pending) == ("postgresql", 1, False)
+    assert (info.backend, info.schema_version, info.migration_pending) == (
+        "postgresql", len(MIGRATIONS), False)
     assert info.server_version.split(".")[0].isdigit() and info.sqlite_version == ""
     assert (info.users, info.sessions, info.items, info.journal_mode) == (1, 1, 2, "")
     assert repo.path.startswith("postgresql://")

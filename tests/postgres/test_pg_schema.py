@@ -26,6 +26,8 @@ from sessions_dal.errors import (
     SchemaVersionError,
 )
 
+ALL = list(range(1, len(_schema.MIGRATIONS) + 1))  # every version, as recorded
+
 
 def test_a_new_schema_gets_sqlalchemy_sessions_layout_and_ours(pg: PostgresBackend) -> None:
     pg.open().close()
@@ -42,7 +44,7 @@ def test_a_new_schema_gets_sqlalchemy_sessions_layout_and_ours(pg: PostgresBacke
         ("agent_sessions", "created_at", "timestamp without time zone", "NO"),
         ("agent_sessions", "updated_at", "timestamp without time zone", "NO"),
     ]
-    assert pg.migrations_recorded() == [1]
+    assert pg.migrations_recorded() == ALL
     first = pg.snapshot()
     pg.open().close()  # opening again changes nothing
     assert pg.snapshot() == first
@@ -111,11 +113,13 @@ def test_other_table_names_are_refused_once_set_up(pg: PostgresBackend) -> None:
 def test_a_failing_migration_changes_nothing(pg: PostgresBackend) -> None:
     pg.open().close()
     before = pg.snapshot()
+    latest = len(ALL)
+    filler = "".join(f"-- version: {v}\nSELECT 1;\n" for v in ALL)
     broken = (*_schema.MIGRATIONS, *parse_migrations(
-        "-- version: 1\nSELECT 1;\n-- version: 2\nCREATE TABLE extra (x int);\n"
-        "ALTER TABLE no_such_table ADD COLUMN y int;\n")[1:])
+        f"{filler}-- version: {latest + 1}\nCREATE TABLE extra (x int);\n"
+        "ALTER TABLE no_such_table ADD COLUMN y int;\n")[latest:])
     with psycopg.connect(pg.target, autocommit=True) as conn, \
-            pytest.raises(MigrationError, match="the database is still at version 1"):
+            pytest.raises(MigrationError, match=f"the database is still at version {latest}"):
         _schema.apply_migrations(conn, "test", SQL("agent_sessions", "agent_messages"),
                                  broken)
     assert pg.snapshot() == before
@@ -127,9 +131,9 @@ def test_processes_see_a_migration_made_while_they_waited(pg: PostgresBackend) -
     with psycopg.connect(pg.target, autocommit=True) as early, \
             psycopg.connect(pg.target, autocommit=True) as other:
         assert _schema.schema_version(early) == 0
-        assert _schema.apply_migrations(other, "test", sql) == 1
+        assert _schema.apply_migrations(other, "test", sql) == len(ALL)
         assert _schema.apply_migrations(early, "test", sql) == 0
-    assert pg.migrations_recorded() == [1]
+    assert pg.migrations_recorded() == ALL
 
 
 # -- read-only --------------------------------------------------------------------
@@ -144,8 +148,10 @@ def test_read_only_on_an_empty_schema_reads_nothing_and_creates_nothing(
         info = repo.info()
         assert (info.schema_version, info.migration_pending) == (0, True)
         assert repo.pending_migrations() == [
+            f"version {m.version}: {m.title}" for m in _schema.MIGRATIONS]
+        assert repo.pending_migrations()[0] == (
             "version 1: Users, ownership and metadata beside openai-agents' tables, "
-            "and their indexes."]
+            "and their indexes.")
         with pytest.raises(ReadOnlyDatabaseError, match="read_only=True"):
             repo.create_session("alice")
     assert pg.snapshot() == []
@@ -300,3 +306,46 @@ def test_times_that_are_not_finite_are_named_or_read_as_the_epoch(pg: PostgresBa
         pg._query("UPDATE agent_users SET created_at = 'infinity'")
         with pytest.raises(CorruptDataError, match="user 'alice'"):
             repo.get_users()
+
+
+@pytest.mark.parametrize("order", ["created", "updated"])
+def test_a_page_of_sessions_in_either_order_can_be_an_index_range_scan(
+    pg: PostgresBackend, order: str
+) -> None:
+    pg.open().close()
+    sql = SQL("agent_sessions", "agent_messages")
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    keys = (now, 1) if order == "created" else (now, now, 1)
+    index = "activity" if order == "updated" else "user"
+    with psycopg.connect(pg.target, autocommit=True) as conn:
+        # Forbid what the planner may prefer on a tiny table: an index that serves
+        # the order must then be there, or the plan would still scan and sort.
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_sort = off")
+        for statement, params in [(sql.select_page[order], ("alice", 10, 5)),
+                                  (sql.select_first[order], ("alice", 10)),
+                                  (sql.select_after[order], ("alice", *keys, 10))]:
+            plan = "\n".join(row[0] for row in conn.execute(
+                f"EXPLAIN {statement}", params).fetchall())  # type: ignore[arg-type]
+            assert f"Index Scan Backward using idx_agent_user_sessions_{index}" in plan, plan
+            assert "Sort" not in plan, plan
+
+
+def test_a_version_1_database_upgrades_to_the_activity_order(pg: PostgresBackend) -> None:
+    sql = SQL("agent_sessions", "agent_messages")
+    with psycopg.connect(pg.target, autocommit=True) as conn:
+        assert _schema.apply_migrations(conn, "test", sql, _schema.MIGRATIONS[:1]) == 1
+        conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00Z')")
+        conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('old')")
+        conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, created_at, "
+                     "updated_at) VALUES ('old', 'alice', '2026-01-01Z', '2026-01-01Z')")
+    with pg.open() as repo:
+        assert pg.migrations_recorded() == ALL
+        newer = repo.create_session("alice")
+        with psycopg.connect(pg.target, autocommit=True) as conn:  # as SQLAlchemySession adds
+            conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES ('old', '{}')")
+            conn.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP "
+                         "WHERE session_id = 'old'")
+        assert [s.session_id for s in repo.get_sessions("alice", order="updated")] == [
+            "old", newer.session_id]

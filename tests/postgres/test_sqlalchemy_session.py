@@ -36,8 +36,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
-from backends import POSTGRES_URL, PostgresBackend
+from backends import POSTGRES_URL, PostgresBackend, url_with_schema
 
 from sessions_dal import SessionRepository
 
@@ -290,6 +291,52 @@ def test_sqlalchemy_clear_session_leaves_the_owner(agents_db: PostgresBackend) -
                 assert repo.count_unowned_sessions() == 1
 
     asyncio.run(body())
+
+
+def test_sqlalchemy_session_writes_move_the_session_to_the_front(pg: PostgresBackend) -> None:
+    async def body() -> None:
+        async with agents_engine(pg) as engine:
+            with SessionRepository(pg.target) as repo:
+                s, other = repo.create_session("alice"), repo.create_session("alice")
+                sa = agents(engine, s.session_id)
+                for method, args in [("add_items", (ONE + CHAT_B,)), ("pop_item", ()),
+                                     ("clear_session", ())]:
+                    other.add_items(ONE)  # now other is the last active
+                    assert repo.get_sessions("alice", order="updated")[0] == other
+                    before = repo.get_session("alice", s.session_id).updated_at  # type: ignore[union-attr]
+                    await getattr(sa, method)(*args)
+                    now = repo.get_session("alice", s.session_id)
+                    assert now is not None and now.updated_at > before, method
+                    assert repo.get_sessions("alice", order="updated")[0] == s, method
+                assert await sa.pop_item() is None  # nothing left to pop: no activity
+                assert repo.get_session("alice", s.session_id).updated_at == now.updated_at  # type: ignore[union-attr]
+
+    asyncio.run(body())
+
+
+def test_an_agents_write_never_waits_for_a_session_sessions_dal_holds(
+    pg: PostgresBackend,
+) -> None:
+    # SQLAlchemySession locks its session row first, sessions_dal the ownership
+    # row first: the activity trigger must skip a held ownership row, or the two
+    # would deadlock. The held row keeps its stamp; the agents' write goes on.
+    with SessionRepository(pg.target) as repo:
+        s = repo.create_session("alice")
+        before = repo.get_session("alice", s.session_id).updated_at  # type: ignore[union-attr]
+        holder = psycopg.connect(url_with_schema(pg.schema))
+        try:
+            holder.execute("SELECT 1 FROM agent_user_sessions WHERE session_id = %s FOR UPDATE",
+                           (s.session_id,))
+
+            async def write() -> None:
+                async with agents_engine(pg) as engine:
+                    await asyncio.wait_for(agents(engine, s.session_id).add_items(ONE), 20)
+
+            asyncio.run(write())
+        finally:
+            holder.close()
+        assert s.get_items() == ONE
+        assert repo.get_session("alice", s.session_id).updated_at == before  # type: ignore[union-attr]
 
 
 def test_sqlalchemy_session_opens_a_database_sessions_dal_made(pg: PostgresBackend) -> None:

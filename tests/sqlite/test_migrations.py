@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import dump
+from helpers import dump, rows
 
 from sessions_dal import SCHEMA_VERSION, SessionRepository
 from sessions_dal.backends.sqlite._connection import Database, open_connection
@@ -357,6 +357,12 @@ def test_file_of_sessions_dal_0_1_upgrades_in_place(db_path: Path) -> None:
         (s,) = repo.get_sessions("alice")
         assert s.metadata == {"t": 1} and s.get_items() == [[1]]
         assert repo.pending_migrations() == [] and not repo.info().migration_pending
+        newer = repo.create_session("alice")
+        s.add_items([2])  # the activity order, added by version 2, serves old rows too
+        assert repo.get_sessions("alice", order="updated") == [s, newer]
+    assert {name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = "
+                                              "'trigger'")} == {
+        "sessions_dal_activity_on_update", "sessions_dal_activity_on_delete"}
     assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
     assert user_version(db_path) == 1  # left as 0.1 set it
 

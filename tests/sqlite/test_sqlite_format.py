@@ -55,3 +55,38 @@ def test_a_damaged_user_row_is_a_library_error(repo: SessionRepository, db_path:
     damage(db_path, "UPDATE agent_users SET created_at = 'soon'")
     with pytest.raises(CorruptDataError, match=r"user 'alice' \(its agent_users row\)"):
         repo.get_users()
+
+
+@pytest.mark.parametrize("order", ["created", "updated"])
+def test_a_page_of_sessions_in_either_order_is_an_index_range_scan(
+    repo: SessionRepository, db_path: Path, order: str
+) -> None:
+    from sessions_dal.backends.sqlite._sql import SQL
+
+    sql = SQL("agent_sessions", "agent_messages")
+    keys = ("2026", 1) if order == "created" else ("2026", "2026", 1)
+    conn = sqlite3.connect(db_path)
+    for statement, params in [(sql.select_page[order], ("alice", 10, 5)),
+                              (sql.select_first[order], ("alice", 10)),
+                              (sql.select_after[order], ("alice", *keys, 10))]:
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}",
+                                                          params))
+        index = "activity" if order == "updated" else "user"
+        assert f"INDEX idx_agent_user_sessions_{index} (user_id=?" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # no sort of all the user's sessions
+    conn.close()
+
+
+def test_the_activity_stamp_openai_agents_causes_is_our_fixed_width_utc_text(
+    repo: SessionRepository, db_path: Path
+) -> None:
+    s = repo.create_session("alice")
+    s.add_items([1, 2])
+    conn = sqlite3.connect(db_path)  # as SQLiteSession pops
+    conn.execute("DELETE FROM agent_messages WHERE id = (SELECT max(id) FROM agent_messages)")
+    conn.commit()
+    conn.close()
+    (stamp,) = rows(db_path, "SELECT updated_at FROM agent_user_sessions")[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}000\+00:00", str(stamp)), stamp
+    again = repo.get_session("alice", s.session_id)
+    assert again is not None and again.updated_at > s.updated_at

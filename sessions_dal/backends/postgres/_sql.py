@@ -44,7 +44,9 @@ class SQL:
         columns = (f"session_id, user_id, metadata, {finite.format('created_at')}, "
                    f"{finite.format('updated_at')}, seq")
         user_created = finite.format("created_at")
-        order = "ORDER BY created_at DESC, seq DESC"
+        # As on SQLite: newest first, ties by insertion order; by activity,
+        # ties fall back to that order. Each is a range scan of an index.
+        orders = {"created": ("created_at", "seq"), "updated": ("updated_at", "created_at", "seq")}
         # openai-agents' naive timestamps are read as UTC, and ours written in UTC,
         # as SQLite's CURRENT_TIMESTAMP is: whatever a connection's TimeZone,
         # every writer of sessions_dal stamps items on one clock, so order is
@@ -87,17 +89,19 @@ class SQL:
             "SELECT metadata FROM agent_user_sessions WHERE session_id = %s AND user_id = %s "
             "FOR UPDATE"
         )
-        self.select_page = (
-            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s {order} "
-            "LIMIT %s OFFSET %s"
-        )
-        self.select_first = (
-            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s {order} LIMIT %s"
-        )
-        self.select_after = (
-            f"SELECT {columns} FROM agent_user_sessions "
-            f"WHERE user_id = %s AND (created_at, seq) < (%s, %s) {order} LIMIT %s"
-        )
+        self.select_page: dict[str, str] = {}
+        self.select_first: dict[str, str] = {}
+        self.select_after: dict[str, str] = {}
+        """By order: the next page after a keyset, the row value of the order's columns."""
+        for name, keys in orders.items():
+            order = "ORDER BY " + ", ".join(f"{key} DESC" for key in keys)
+            select = f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s"
+            self.select_page[name] = f"{select} {order} LIMIT %s OFFSET %s"
+            self.select_first[name] = f"{select} {order} LIMIT %s"
+            self.select_after[name] = (
+                f"{select} AND ({', '.join(keys)}) < ({', '.join(['%s'] * len(keys))}) "
+                f"{order} LIMIT %s"
+            )
         self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = %s"
         self.update_metadata = (
             "UPDATE agent_user_sessions SET metadata = %s WHERE session_id = %s AND user_id = %s "
@@ -136,6 +140,21 @@ class SQL:
         # The row SQLAlchemySession locks before it changes a session's items:
         # locking it too keeps the two libraries' writers one at a time.
         self.lock_agent_session = f"SELECT 1 FROM {s} WHERE session_id = %s FOR UPDATE"
+        # fork_session: the original is held FOR SHARE (its ownership row, then
+        # its agent_sessions row, which SQLAlchemySession locks to append), so
+        # no append, pop or delete lands between counting and copying.
+        self.share_owned = (
+            "SELECT 1 FROM agent_user_sessions WHERE session_id = %s AND user_id = %s FOR SHARE"
+        )
+        self.share_agent_session = f"SELECT 1 FROM {s} WHERE session_id = %s FOR SHARE"
+        self.count_items = f"SELECT count(*) FROM {m} WHERE session_id = %s"
+        # Ids come from the sequence in the order the sorted SELECT yields rows,
+        # and each copy keeps its time: the copy orders as the original does.
+        self.copy_items = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            f"SELECT %s, message_data, created_at FROM {m} WHERE session_id = %s "
+            "ORDER BY created_at, id LIMIT %s"
+        )
         self.is_owned = "SELECT 1 FROM agent_user_sessions WHERE session_id = %s"
         # A claimed session keeps its age: openai-agents' times, as instants.
         self.claim = (
@@ -233,7 +252,7 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "latest", "pop")
+    __slots__ = ("all", "clear", "count", "latest", "latest_before", "page", "pop")
 
     def __init__(self, messages: str, key: str) -> None:
         self.all = (
@@ -244,6 +263,28 @@ class _ItemSQL:
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
             "ORDER BY created_at DESC, id DESC LIMIT %s"
         )
+        # Scrolling back: the index walks back past the newest ``offset`` items
+        # (LIMIT NULL is no limit), so the cost is what is skipped plus what is read.
+        self.latest_before = (
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
+        )
+        # The position's time travels as text: exact, and 'infinity' (which
+        # psycopg cannot load as a datetime) compares like any other.
+        select = (
+            f"SELECT id, message_data, created_at::text FROM {messages} "
+            f"WHERE session_id = {key}"
+        )
+        self.page = {
+            # (newest_first, from the start): keyset pages of iter_items, by
+            # the row value (created_at, id) the index is ordered by
+            (False, True): f"{select} ORDER BY created_at, id LIMIT %s",
+            (False, False): f"{select} AND (created_at, id) > (%s::timestamp, %s) "
+                            "ORDER BY created_at, id LIMIT %s",
+            (True, True): f"{select} ORDER BY created_at DESC, id DESC LIMIT %s",
+            (True, False): f"{select} AND (created_at, id) < (%s::timestamp, %s) "
+                           "ORDER BY created_at DESC, id DESC LIMIT %s",
+        }
         self.pop = (
             f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
             f"WHERE session_id = {key} ORDER BY created_at DESC, id DESC LIMIT 1) "

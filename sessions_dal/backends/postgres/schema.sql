@@ -50,3 +50,54 @@ CREATE TABLE IF NOT EXISTS agent_user_sessions (
 
 CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_user
     ON agent_user_sessions (user_id, created_at, seq);
+
+-- version: 2
+-- Sessions by last activity: an index, and triggers that carry openai-agents' writes to it.
+
+CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_activity
+    ON agent_user_sessions (user_id, updated_at, created_at, seq);
+
+-- openai-agents' SQLAlchemySession knows nothing of agent_user_sessions, so the
+-- database moves a session's last activity itself when SQLAlchemySession adds
+-- items (it then sets agent_sessions.updated_at), pops or clears them. Rules:
+-- a session this transaction has already stamped (xmin: sessions_dal's own
+-- writes) keeps its stamp; one another transaction holds locked is skipped,
+-- never waited for (SQLAlchemySession locks agent_sessions first, sessions_dal
+-- the ownership row first: waiting could deadlock); a stamp never moves back.
+-- Bodies are quoted strings, not $$, and triggers CREATE OR REPLACE (PostgreSQL
+-- 14+): schema.sql is split into statements by one tokenizer for both backends.
+-- SECURITY DEFINER: an openai-agents app may connect as a role with no
+-- rights on sessions_dal's tables; its writes must not fail for that.
+CREATE OR REPLACE FUNCTION sessions_dal_activity(ids text[]) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS '
+    UPDATE agent_user_sessions SET updated_at = statement_timestamp()
+    WHERE seq IN (
+        SELECT seq FROM agent_user_sessions
+        WHERE session_id = ANY(ids) AND updated_at < statement_timestamp()
+          AND xmin <> pg_current_xact_id()::xid
+        FOR UPDATE SKIP LOCKED)
+';
+
+CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS '
+BEGIN
+    PERFORM sessions_dal_activity(ARRAY[NEW.session_id::text]);
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_activity_on_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS '
+BEGIN
+    PERFORM sessions_dal_activity(ARRAY(SELECT DISTINCT session_id::text FROM gone));
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE TRIGGER sessions_dal_activity_on_update
+AFTER UPDATE OF updated_at ON agent_sessions
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_activity_on_update();
+
+-- Once per statement, over the rows it deleted: clearing a long session is
+-- one update, not one per item.
+CREATE OR REPLACE TRIGGER sessions_dal_activity_on_delete
+AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_activity_on_delete();

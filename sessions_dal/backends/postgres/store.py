@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 
@@ -110,15 +110,18 @@ class PostgresStore:
         row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
         return None if row is None else _owned(row)
 
-    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_page, (user_id, limit, offset))
+    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
+                      ) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_page[order], (user_id, limit, offset))
         return [_owned(row) for row in rows]
 
-    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+    def sessions_after(self, user_id: str, order: str, position: object, limit: int
+                       ) -> list[SessionRow]:
         if position is None:
-            rows = self._db.fetchall(self._sql.select_first, (user_id, limit))
+            rows = self._db.fetchall(self._sql.select_first[order], (user_id, limit))
         else:
-            rows = self._db.fetchall(self._sql.select_after, (user_id, *position, limit))  # type: ignore[misc]
+            rows = self._db.fetchall(self._sql.select_after[order],
+                                     (user_id, *_keyset(order, position), limit))
         return [_owned(row) for row in rows]
 
     def count_sessions(self, user_id: str) -> int:
@@ -138,6 +141,26 @@ class PostgresStore:
         new = conn.execute(self._sql.update_metadata,
                            (change(row[0]), session_id, user_id)).fetchone()
         return _owned(new)
+
+    def fork(self, user_id: str, session_id: str, new_id: str, upto: int | None,
+             metadata: Callable[[int], str], now: datetime) -> None:
+        self._db.write(self._fork, user_id, session_id, new_id, upto, metadata, now)
+
+    def _fork(self, conn: _Conn, user_id: str, session_id: str, new_id: str,
+              upto: int | None, metadata: Callable[[int], str], now: datetime) -> None:
+        sql = self._sql
+        # The store's lock order: the user's row, ownership rows, agent_sessions rows.
+        conn.execute(sql.upsert_user, (user_id, now))
+        if conn.execute(sql.share_owned, (session_id, user_id)).fetchone() is None:
+            raise NotOwned(session_id)
+        conn.execute(sql.share_agent_session, (session_id,))
+        (count,) = cast("tuple[int]", conn.execute(sql.count_items, (session_id,)).fetchone())
+        copied = count if upto is None else min(count, upto)
+        if (conn.execute(sql.insert_owned, (new_id, user_id, metadata(copied), now, now)
+                         ).fetchone() is None
+                or conn.execute(sql.insert_agent_session, (new_id,)).rowcount == 0):
+            raise IdTaken(new_id)
+        conn.execute(sql.copy_items, (new_id, session_id, copied))
 
     def delete_session(self, user_id: str, session_id: str) -> bool:
         return self._db.write(self._delete_session, user_id, session_id)
@@ -234,13 +257,28 @@ class PostgresStore:
 
     # -- the items of one session, as its owner sees them ---------------------------
 
-    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
+    def get_items(self, owner: Owner, limit: int | None, offset: int
+                  ) -> list[tuple[int, str]]:
         items = self._sql.items[owner.user_id is not None]
-        if limit is None:
+        if offset:
+            rows = self._db.fetchall(items.latest_before, (*_key(owner), limit, offset))
+        elif limit is None:
             return self._db.fetchall(items.all, _key(owner))
-        rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+        else:
+            rows = self._db.fetchall(items.latest, (*_key(owner), limit))
         rows.reverse()
         return rows
+
+    def items_page(self, owner: Owner, position: object, limit: int, newest_first: bool
+                   ) -> tuple[list[tuple[int, str]], object]:
+        statement = self._sql.items[owner.user_id is not None].page[newest_first,
+                                                                      position is None]
+        after = () if position is None else cast("tuple[str, int]", position)
+        rows = self._db.fetchall(statement, (*_key(owner), *after, limit))
+        if not rows:
+            return [], position
+        row_id, _, created = rows[-1]
+        return [(row[0], row[1]) for row in rows], (created, row_id)
 
     def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
         self._db.write(self._add_items, owner, texts, now)
@@ -481,6 +519,12 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+def _keyset(order: str, position: object) -> tuple[object, ...]:
+    """The values of the order's columns, from a row's position (see ``_owned``)."""
+    created, updated, seq = cast("tuple[object, object, int]", position)
+    return (created, seq) if order == "created" else (updated, created, seq)
+
+
 def _owned(row: Any) -> SessionRow:
     session_id, user_id, metadata, created, updated, seq = row
     if created is None or updated is None:
@@ -490,7 +534,7 @@ def _owned(row: Any) -> SessionRow:
             "not a finite timestamp; repair or delete that row with psql"
         )
     return SessionRow(session_id, user_id, metadata, _utc(created), _utc(updated),
-                      (created, seq))
+                      (created, updated, seq))
 
 
 def _user_time(user_id: str, created: datetime | None) -> datetime:

@@ -33,8 +33,10 @@ class SQL:
         s, m = quote(sessions_table), quote(messages_table)
         columns = "session_id, user_id, metadata, created_at, updated_at"
         # Newest first, ties by insertion order (later first): a total order,
-        # so offset pages never skip or repeat while nothing is inserted.
-        order = "ORDER BY created_at DESC, seq DESC"
+        # so offset pages never skip or repeat while nothing is inserted. By
+        # activity, ties fall back to that order. Each is a range scan of an
+        # index on (user_id, <the order's columns>), whatever the user's count.
+        orders = {"created": ("created_at", "seq"), "updated": ("updated_at", "created_at", "seq")}
         owned_ids = "SELECT session_id FROM agent_user_sessions WHERE user_id = ?"
         # Sessions openai-agents wrote that nobody has claimed: an anti-join,
         # so the cost grows with the sessions table; for adoption, not hot paths.
@@ -60,18 +62,19 @@ class SQL:
         self.select_one = (
             f"SELECT {columns}, seq FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
         )
-        self.select_page = (
-            f"SELECT {columns}, seq FROM agent_user_sessions WHERE user_id = ? {order} "
-            "LIMIT ? OFFSET ?"
-        )
-        self.select_first = (
-            f"SELECT {columns}, seq FROM agent_user_sessions WHERE user_id = ? {order} LIMIT ?"
-        )
-        # The row value (created_at, seq) walks the (user_id, created_at, seq) index.
-        self.select_after = (
-            f"SELECT {columns}, seq FROM agent_user_sessions "
-            f"WHERE user_id = ? AND (created_at, seq) < (?, ?) {order} LIMIT ?"
-        )
+        self.select_page: dict[str, str] = {}
+        self.select_first: dict[str, str] = {}
+        self.select_after: dict[str, str] = {}
+        """By order: the next page after a keyset, the row value of the order's columns."""
+        for name, keys in orders.items():
+            order = "ORDER BY " + ", ".join(f"{key} DESC" for key in keys)
+            select = f"SELECT {columns}, seq FROM agent_user_sessions WHERE user_id = ?"
+            self.select_page[name] = f"{select} {order} LIMIT ? OFFSET ?"
+            self.select_first[name] = f"{select} {order} LIMIT ?"
+            self.select_after[name] = (
+                f"{select} AND ({', '.join(keys)}) < ({', '.join('?' * len(keys))}) "
+                f"{order} LIMIT ?"
+            )
         self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
         self.update_metadata = (
             "UPDATE agent_user_sessions SET metadata = ? WHERE session_id = ? AND user_id = ? "
@@ -127,6 +130,15 @@ class SQL:
         """By whether the handle has an owner; the key's parameters are
         (session_id, user_id), or (session_id, session_id) for nobody's."""
         self.insert_item = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
+        # fork_session: rowids are given in the order the SELECT yields rows,
+        # so the copy keeps the original's order; each item keeps its time.
+        self.is_owned = "SELECT 1 FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
+        self.count_items = f"SELECT count(*) FROM {m} WHERE session_id = ?"
+        self.copy_items = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            f"SELECT ?, message_data, created_at FROM {m} WHERE session_id = ? "
+            "ORDER BY id LIMIT ?"
+        )
         # SQLiteSession.clear_session() deletes this row, so re-create it when
         # missing (the items have a foreign key to it); like SQLiteSession,
         # bump updated_at.
@@ -194,7 +206,7 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "latest", "mine", "pop")
+    __slots__ = ("all", "clear", "count", "latest", "latest_before", "mine", "page", "pop")
 
     def __init__(self, messages: str, key: str) -> None:
         self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"
@@ -202,6 +214,20 @@ class _ItemSQL:
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
             "ORDER BY id DESC LIMIT ?"
         )
+        # Scrolling back: the index walks back past the newest ``offset`` items
+        # (LIMIT -1 is no limit), so the cost is what is skipped plus what is read.
+        self.latest_before = (
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY id DESC LIMIT ? OFFSET ?"
+        )
+        select = f"SELECT id, message_data FROM {messages} WHERE session_id = {key}"
+        self.page = {
+            # (newest_first, from the start): keyset pages of iter_items
+            (False, True): f"{select} ORDER BY id LIMIT ?",
+            (False, False): f"{select} AND id > ? ORDER BY id LIMIT ?",
+            (True, True): f"{select} ORDER BY id DESC LIMIT ?",
+            (True, False): f"{select} AND id < ? ORDER BY id DESC LIMIT ?",
+        }
         self.pop = (
             f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
             f"WHERE session_id = {key} ORDER BY id DESC LIMIT 1) RETURNING id, message_data"

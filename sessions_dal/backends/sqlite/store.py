@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from itertools import repeat
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..._files import is_database_file, publish, temporary_beside
 from ..._store import (
@@ -136,15 +136,18 @@ class SQLiteStore:
         row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
         return None if row is None else _owned(row)
 
-    def list_sessions(self, user_id: str, limit: int | None, offset: int) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_page, (user_id, _limit(limit), offset))
+    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
+                      ) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_page[order], (user_id, _limit(limit), offset))
         return [_owned(row) for row in rows]
 
-    def sessions_after(self, user_id: str, position: object, limit: int) -> list[SessionRow]:
+    def sessions_after(self, user_id: str, order: str, position: object, limit: int
+                       ) -> list[SessionRow]:
         if position is None:
-            rows = self._db.fetchall(self._sql.select_first, (user_id, limit))
+            rows = self._db.fetchall(self._sql.select_first[order], (user_id, limit))
         else:
-            rows = self._db.fetchall(self._sql.select_after, (user_id, *position, limit))  # type: ignore[misc]
+            rows = self._db.fetchall(self._sql.select_after[order],
+                                     (user_id, *_keyset(order, position), limit))
         return [_owned(row) for row in rows]
 
     def count_sessions(self, user_id: str) -> int:
@@ -164,6 +167,21 @@ class SQLiteStore:
         new = conn.execute(self._sql.update_metadata,
                            (change(row[2]), session_id, user_id)).fetchone()
         return _owned(new)
+
+    def fork(self, user_id: str, session_id: str, new_id: str, upto: int | None,
+             metadata: Callable[[int], str], now: datetime) -> None:
+        self._db.write(self._fork, user_id, session_id, new_id, upto, metadata, _text(now))
+
+    def _fork(self, conn: sqlite3.Connection, user_id: str, session_id: str, new_id: str,
+              upto: int | None, metadata: Callable[[int], str], now: str) -> None:
+        sql = self._sql
+        # Under BEGIN IMMEDIATE nothing changes the original between these.
+        if conn.execute(sql.is_owned, (session_id, user_id)).fetchone() is None:
+            raise NotOwned(session_id)
+        (count,) = conn.execute(sql.count_items, (session_id,)).fetchone()
+        copied = count if upto is None else min(count, upto)
+        self._create(conn, user_id, new_id, metadata(copied), now)
+        conn.execute(sql.copy_items, (new_id, session_id, copied))
 
     def delete_session(self, user_id: str, session_id: str) -> bool:
         return self._db.write(self._delete_session, user_id, session_id)
@@ -247,13 +265,25 @@ class SQLiteStore:
 
     # -- the items of one session, as its owner sees them ---------------------------
 
-    def get_items(self, owner: Owner, limit: int | None) -> list[tuple[int, str]]:
+    def get_items(self, owner: Owner, limit: int | None, offset: int
+                  ) -> list[tuple[int, str]]:
         items = self._sql.items[owner.user_id is not None]
-        if limit is None:
+        if offset:
+            rows = self._db.fetchall(items.latest_before, (*_key(owner), _limit(limit), offset))
+        elif limit is None:
             return self._db.fetchall(items.all, _key(owner))
-        rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+        else:
+            rows = self._db.fetchall(items.latest, (*_key(owner), limit))
         rows.reverse()
         return rows
+
+    def items_page(self, owner: Owner, position: object, limit: int, newest_first: bool
+                   ) -> tuple[list[tuple[int, str]], object]:
+        statement = self._sql.items[owner.user_id is not None].page[newest_first,
+                                                                      position is None]
+        after = () if position is None else (position,)
+        rows = self._db.fetchall(statement, (*_key(owner), *after, limit))
+        return rows, rows[-1][0] if rows else position
 
     # The hot path of add_items: one method, the owned case first.
 
@@ -265,10 +295,13 @@ class SQLiteStore:
         sql, session_id, user_id = self._sql, owner.session_id, owner.user_id
         if user_id is None:
             self._require_owner(conn, owner)
-        elif conn.execute(sql.touch, (now, session_id, user_id)).rowcount == 0:
-            raise NotOwned(session_id)
         conn.execute(sql.upsert_agent_session, (session_id,))
         conn.executemany(sql.insert_item, zip(repeat(session_id), texts))
+        # Last: the activity trigger the upsert fired must not have the last
+        # word. Not ours (any more): the transaction rolls back, nothing written.
+        if user_id is not None and conn.execute(sql.touch, (now, session_id, user_id)
+                                                ).rowcount == 0:
+            raise NotOwned(session_id)
 
     def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
                  ) -> tuple[bool, _T | None]:
@@ -466,18 +499,24 @@ def _text(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+def _keyset(order: str, position: object) -> tuple[object, ...]:
+    """The values of the order's columns, from a row's position (see ``_owned``)."""
+    created, updated, seq = cast("tuple[object, object, int]", position)
+    return (created, seq) if order == "created" else (updated, created, seq)
+
+
 def _owned(row: Sequence[Any]) -> SessionRow:
     session_id, user_id, metadata, created, updated, seq = row
     try:  # the hot path of every listing: as sessions_dal writes them, UTC with an offset
         created_at, updated_at = _fromisoformat(created), _fromisoformat(updated)
         if created_at.tzinfo is not None and updated_at.tzinfo is not None:
             return SessionRow(session_id, user_id, metadata, created_at, updated_at,
-                              (created, seq))
+                              (created, updated, seq))
     except (TypeError, ValueError):
         pass
     return SessionRow(session_id, user_id, metadata,
                       _session_time(session_id, "created_at", created),
-                      _session_time(session_id, "updated_at", updated), (created, seq))
+                      _session_time(session_id, "updated_at", updated), (created, updated, seq))
 
 
 _fromisoformat = datetime.fromisoformat
