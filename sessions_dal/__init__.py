@@ -26,7 +26,7 @@ from ._store import COMMITTED_NOTE
 from ._validate import MAX_ID_LENGTH
 from .backends.sqlite import SCHEMA_VERSION
 from .errors import SchemaVersionError, SessionsDalError
-from .repository import DatabaseInfo, DeletedUser, SessionRepository, UserSummary
+from .repository import DatabaseInfo, DeletedUser, PruneReport, SessionRepository, UserSummary
 from .session import Session
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "DatabaseInfo",
     "DeletedUser",
+    "PruneReport",
     "SchemaVersionError",
     "Session",
     "SessionRepository",

@@ -204,6 +204,26 @@ class Store(Protocol):
     def delete_user(self, user_id: str) -> tuple[bool, int, int]:
         """Delete the user with all sessions and items: (found, sessions, items)."""
 
+    def prune_candidates(self, user_id: str | None, cutoff: datetime | None,
+                         keep_last: int | None, unowned: bool
+                         ) -> list[tuple[str, str | None, object]]:
+        """The sessions a prune would delete now: ``(session_id, user_id, stamp)``.
+
+        Owned sessions last active before ``cutoff``, or beyond the
+        ``keep_last`` most recently active of their user (of ``user_id``
+        only, if given); with ``unowned``, instead, the unowned sessions whose
+        openai-agents ``updated_at`` is before ``cutoff``. ``stamp`` is
+        opaque: :meth:`prune` deletes a session only if it still has it.
+        """
+
+    def count_items_of(self, session_ids: Sequence[str]) -> int:
+        """How many items these sessions hold, together."""
+
+    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
+        """Delete, in one transaction, each session of ``rows`` (as
+        :meth:`prune_candidates` returns them) that has not been written or
+        claimed since; return how many sessions and items were deleted."""
+
     def find_session(self, session_id: str) -> SessionRow | None:
         """The session whoever owns it, or nobody."""
 

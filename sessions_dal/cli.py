@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
@@ -65,8 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
     except KeyboardInterrupt as exc:
-        if COMMITTED_NOTE in getattr(exc, "__notes__", ()):
+        notes = getattr(exc, "__notes__", ())
+        done = [note for note in notes if note.startswith("sessions_dal: prune had deleted")]
+        if COMMITTED_NOTE in notes:
             _error("interrupted after the change was committed: it is in the database")
+        elif done:
+            _error("interrupted; " + done[0].removeprefix("sessions_dal: "))
         else:
             print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
         return 130
@@ -170,6 +174,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete-user", _delete_user,
                   "erase a user with all their sessions and items (asks first on a terminal)")
     sub.add_argument("user", metavar="USER")
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub = command("prune", _prune,
+                  "delete sessions not active lately, or all but each user's latest "
+                  "(asks first on a terminal)")
+    sub.add_argument("--older-than", type=_age, default=None, metavar="AGE",
+                     help="last active before AGE ago (90d, 12h, 30m, 2w) or before an "
+                          "ISO 8601 time (UTC unless it says otherwise)")
+    sub.add_argument("--keep-last", type=_count, default=None, metavar="N",
+                     help="keep only each user's N most recently active sessions")
+    sub.add_argument("--user", metavar="USER", help="only USER's sessions")
+    sub.add_argument("--unowned", action="store_true",
+                     help="prune the sessions no user owns instead, by openai-agents' own "
+                          "time (with --older-than only)")
+    sub.add_argument("--dry-run", action="store_true",
+                     help="report what would be deleted; delete nothing")
     sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub = command("unowned", _unowned,
                   "list sessions openai-agents wrote that no user owns, newest first")
@@ -589,6 +608,66 @@ def _delete_user(args: argparse.Namespace) -> int:
         print(f"deleted user {_safe(args.user)}: {report.sessions} session(s), "
               f"{report.items} item(s)")
     return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if args.older_than is None and args.keep_last is None:
+        raise CommandError("prune needs --older-than, --keep-last or both")
+    options = {"older_than": args.older_than, "keep_last": args.keep_last,
+               "user_id": args.user, "unowned": args.unowned}
+    with _open(args) as repo:
+        planned = repo.prune(**options, dry_run=True)
+        if args.dry_run or not planned.sessions:
+            report = planned
+        else:
+            if not args.yes:
+                _confirm(f"Delete {planned.sessions} session(s) with {planned.items} "
+                         "item(s)?", "--yes")
+            terminal = sys.stderr.isatty()
+            report = repo.prune(**options, progress=_prune_progress if terminal else None)
+            if terminal:
+                print(file=sys.stderr)  # end the progress line
+    if _wants_json(args):
+        _print_json(asdict(report))
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        print(f"{verb} {report.sessions} session(s), {report.items} item(s)")
+    return 0
+
+
+def _prune_progress(done: int, total: int) -> None:
+    print(f"\rdeleted {done} of {total} sessions", end="", file=sys.stderr, flush=True)
+
+
+def _confirm(question: str, flag: str) -> None:
+    """Ask on a terminal; without one, refuse unless ``flag`` was given."""
+    if not sys.stdin.isatty():
+        raise CommandError(
+            f"refusing without confirmation (standard input is not a terminal); pass {flag}")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        answer = ""
+        print()
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError("nothing deleted")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _age(text: str) -> timedelta | datetime:
+    """``--older-than``: a number and a unit (90d), or an ISO 8601 time."""
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    try:
+        if match:
+            return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"expected an age such as 90d, 12h, 30m or 2w, or an ISO 8601 time, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _progress(verb: str) -> Callable[[TransferCounts], None] | None:

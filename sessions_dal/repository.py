@@ -11,9 +11,9 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ._store import (
     OwnedByOther,
     SessionRow,
     Store,
+    _add_note,
     write_call,
 )
 from ._validate import (
@@ -103,6 +104,20 @@ class DeletedUser:
     """How many of the user's sessions were deleted."""
     items: int
     """How many items those sessions held."""
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`SessionRepository.prune` deleted (or, with ``dry_run``, would delete)."""
+
+    sessions: int
+    items: int
+    dry_run: bool = False
+
+
+PRUNE_BATCH = 500
+"""Sessions deleted per transaction by :meth:`SessionRepository.prune`: the
+write lock is held for one batch at a time, so other writers go on meanwhile."""
 
 
 class SessionRepository:
@@ -420,6 +435,75 @@ class SessionRepository:
         check_id("session_id", session_id)
         return self._store.delete_session(user_id, session_id)
 
+    def prune(
+        self, *, older_than: timedelta | datetime | None = None, keep_last: int | None = None,
+        user_id: str | None = None, unowned: bool = False, dry_run: bool = False,
+        progress: Callable[[int, int], object] | None = None,
+    ) -> PruneReport:
+        """Delete old sessions with their items, to keep storage bounded.
+
+        Deletes every session (of ``user_id``, or of every user) that matches
+        either rule given: its last activity (``updated_at``) is before
+        ``older_than`` (a ``timedelta`` back from now, or an aware
+        ``datetime``), or it is not among the ``keep_last`` most recently
+        active sessions of its user. Users themselves stay, and so do sessions
+        no user owns. To prune those instead, pass ``unowned=True`` with
+        ``older_than`` only: it deletes the unowned sessions whose
+        openai-agents ``updated_at`` (which it sets when it adds items) is
+        before it. ``dry_run=True`` deletes nothing and reports what would be
+        deleted now.
+
+        Sessions are found first, then deleted :data:`PRUNE_BATCH` to a
+        transaction, each only if it was not written (or claimed) since it was
+        found: a conversation that comes back to life meanwhile stays.
+        ``progress(done, total)`` is called after each batch. If the call is
+        interrupted, the batches before stay deleted (the exception's note says
+        how many); run it again to finish.
+
+        >>> from datetime import timedelta
+        >>> with SessionRepository(":memory:") as repo:
+        ...     for n in range(5):
+        ...         repo.create_session("alice").add_items([n])
+        ...     print(repo.prune(keep_last=2, dry_run=True))
+        ...     print(repo.prune(keep_last=2))
+        PruneReport(sessions=3, items=3, dry_run=True)
+        PruneReport(sessions=3, items=3, dry_run=False)
+        """
+        cutoff = _cutoff(older_than)
+        limit = None if keep_last is None else check_int("keep_last", keep_last)
+        if user_id is not None:
+            check_id("user_id", user_id)
+        for name, flag in (("unowned", unowned), ("dry_run", dry_run)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+        if cutoff is None and limit is None:
+            raise ValueError("prune needs older_than, keep_last or both: which sessions to delete")
+        if unowned and (user_id is not None or cutoff is None or limit is not None):
+            raise ValueError(
+                "unowned=True prunes the sessions no user owns, by age: give older_than "
+                "only (no keep_last, no user_id)"
+            )
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+        found = self._store.prune_candidates(user_id, cutoff, limit, unowned)
+        if dry_run:
+            items = sum(self._store.count_items_of([row[0] for row in found[n:n + PRUNE_BATCH]])
+                        for n in range(0, len(found), PRUNE_BATCH))
+            return PruneReport(len(found), items, dry_run=True)
+        sessions = items = 0
+        try:
+            for start in range(0, len(found), PRUNE_BATCH):
+                deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH])
+                sessions, items = sessions + deleted, items + gone
+                if progress is not None:
+                    progress(min(start + PRUNE_BATCH, len(found)), len(found))
+        except BaseException as exc:
+            if sessions:
+                _add_note(exc, f"sessions_dal: prune had deleted {sessions} sessions "
+                               f"({items} items) before this; run it again to finish")
+            raise
+        return PruneReport(sessions, items)
+
     @write_call
     def delete_user(self, user_id: str) -> DeletedUser:
         """Erase the user, all their sessions and all their items, in one transaction.
@@ -672,6 +756,29 @@ def _open_postgres(url: str, busy_timeout: float, synchronous: str | None,
         ) from exc
     return PostgresStore(url, busy_timeout=timeout, pool_size=size, sessions_table=sessions,
                          messages_table=messages, read_only=read_only)
+
+
+def _cutoff(older_than: object) -> datetime | None:
+    """The instant before which a session is old, from ``prune``'s ``older_than``."""
+    if older_than is None:
+        return None
+    if isinstance(older_than, timedelta):
+        if older_than < timedelta(0):
+            raise ValueError(f"older_than must not be negative, got {older_than!r}")
+        try:
+            return _time.now() - older_than
+        except OverflowError:
+            raise ValueError(f"older_than reaches before year 1: {older_than!r}") from None
+    if isinstance(older_than, datetime):
+        if older_than.tzinfo is None or older_than.utcoffset() is None:
+            raise ValueError(
+                "older_than must be timezone-aware (e.g. datetime.now(timezone.utc) - "
+                f"timedelta(days=90)), got naive {older_than!r}"
+            )
+        return older_than
+    raise TypeError(
+        f"older_than must be a timedelta or an aware datetime, not {type(older_than).__name__}"
+    )
 
 
 def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:

@@ -217,7 +217,20 @@ class Session:
         return hash(self.session_id)
 
     def __repr__(self) -> str:
+        """Who, what and when, as a notebook or a debugger shows it; never a query.
+
+        The title (``metadata["title"]``, cut at 40 characters) when there is
+        one, and the last activity, to the second.
+        """
+        title = self.metadata.get("title") if isinstance(self.metadata, dict) else None
+        shown = "" if title is None else f"title={_cut(title)!r}, "
         return (
-            f"Session(session_id={self.session_id!r}, user_id={self.user_id!r}, "
-            f"created_at='{self.created_at.isoformat()}')"
+            f"Session(session_id={self.session_id!r}, user_id={self.user_id!r}, {shown}"
+            f"updated_at='{self.updated_at.isoformat(timespec='seconds')}')"
         )
+
+
+def _cut(value: object, width: int = 40) -> object:
+    if isinstance(value, str) and len(value) > width:
+        return value[: width - 1] + "…"
+    return value

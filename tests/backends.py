@@ -50,6 +50,18 @@ class Backend:
         """:meth:`open`, as something another process can be handed (picklable)."""
         return functools.partial(SessionRepository, self.target)
 
+    def emptied(self) -> bool:
+        """Delete every row but the migrations' (restarting ids); ``False`` if that
+        waited too long for a lock a failed test left held."""
+        try:
+            with self._connect() as conn:
+                conn.execute("SET lock_timeout = '2s'")
+                conn.execute("TRUNCATE agent_messages, agent_sessions, agent_user_sessions, "
+                             "agent_users RESTART IDENTITY")
+        except Exception:
+            return False
+        return True
+
     def migrations_recorded(self) -> list[int]:
         """The schema versions recorded as applied, in order (each once, if all is well)."""
         raise NotImplementedError
@@ -274,15 +286,36 @@ def make(kind: str, folder: Path) -> Backend:
 
 @contextlib.contextmanager
 def fresh(kind: str) -> Iterator[Backend]:
-    """A clean database of ``kind``, for tests that cannot take a fixture (Hypothesis)."""
+    """A clean database of ``kind``, for tests that cannot take a fixture (Hypothesis).
+
+    PostgreSQL's is a schema already set up by sessions_dal and emptied after
+    use (making and migrating a schema per example would take most of the
+    suite's time); tests of a schema sessions_dal has not seen use ``pg``.
+    """
+    if kind == "postgresql":
+        backend = _migrated.pop() if _migrated else _new_migrated()
+        try:
+            yield backend
+        finally:
+            if not backend.emptied():
+                backend.drop()
+            else:
+                _migrated.append(backend)
+        return
     folder = Path(tempfile.mkdtemp(prefix="sessions-dal-test-"))
-    backend = make(kind, folder)
     try:
-        yield backend
+        yield make(kind, folder)
     finally:
-        if isinstance(backend, PostgresBackend):
-            backend.drop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_migrated: list[PostgresBackend] = []
+
+
+def _new_migrated() -> PostgresBackend:
+    backend = PostgresBackend()
+    backend.open().close()
+    return backend
 
 
 _spare: dict[str, list[PostgresBackend]] = {}

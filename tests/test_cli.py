@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,109 @@ def test_delete_user_prompt_on_a_terminal(
     assert prompts == ["Delete user 'alice' and their 2 session(s) with all items? [y/N] "]
     with SessionRepository("sessions.db") as repo:
         assert repo.count_sessions("alice") == (0 if deleted else 2)
+
+
+@pytest.fixture
+def aged(tmp_path: Path) -> Path:
+    """alice: sessions last active 100, 50 and 1 days ago (2 items each); bob: 200 days."""
+    now = datetime.now(timezone.utc)
+    with SessionRepository(tmp_path / "sessions.db") as repo:
+        for user, days in (("alice", 100), ("alice", 50), ("alice", 1), ("bob", 200)):
+            s = repo.create_session(user, session_id=f"{user}-{days}")
+            s.add_items([1, 2])
+        conn = sqlite3.connect(tmp_path / "sessions.db")  # back-date their activity
+        for user, days in (("alice", 100), ("alice", 50), ("alice", 1), ("bob", 200)):
+            stamp = (now - timedelta(days=days)).isoformat(timespec="microseconds")
+            conn.execute("UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ?",
+                         (stamp, f"{user}-{days}"))
+        conn.commit()
+        conn.close()
+    return tmp_path
+
+
+def test_prune_dry_run_then_for_real(aged: Path) -> None:
+    assert ok(aged, "prune", "--older-than", "90d", "--dry-run").strip() == (
+        "would delete 2 session(s), 4 item(s)")
+    assert as_json(aged, "prune", "--keep-last", "1", "--dry-run") == {
+        "sessions": 2, "items": 4, "dry_run": True}
+    assert as_json(aged, "prune", "--keep-last", "1", "--user", "bob", "--dry-run")[
+        "sessions"] == 0
+    assert "pass --yes" in fails(aged, "prune", "--older-than", "90d")  # no terminal to ask
+    assert len(as_json(aged, "sessions", "alice")) == 3
+    assert ok(aged, "prune", "--older-than", "7w", "--keep-last", "1", "--yes").strip() == (
+        "deleted 3 session(s), 6 item(s)")
+    assert [s["session_id"] for s in as_json(aged, "sessions", "alice")] == ["alice-1"]
+    assert ok(aged, "prune", "--older-than", "1w", "--yes").strip() == (
+        "would delete 0 session(s), 0 item(s)")
+
+
+def test_prune_takes_a_time_as_well_as_an_age(aged: Path) -> None:
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=75)).replace(tzinfo=None)
+    assert as_json(aged, "prune", "--older-than", cutoff.isoformat(), "--dry-run")[
+        "sessions"] == 2  # a time without an offset is UTC
+    assert as_json(aged, "prune", "--older-than", "2000-01-01T00:00:00+05:00", "--dry-run")[
+        "sessions"] == 0
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    ([], 1, "prune needs --older-than, --keep-last or both"),
+    (["--user", "alice"], 1, "prune needs --older-than, --keep-last or both"),
+    (["--older-than", "90"], 2, "expected an age such as 90d"),
+    (["--older-than", "90y"], 2, "expected an age such as 90d"),
+    (["--older-than=-3d"], 2, "expected an age such as 90d"),
+    (["--older-than", "99999999999d"], 2, "expected an age such as 90d"),
+    (["--keep-last", "-1"], 2, "must be >= 0"),
+    (["--keep-last", "1", "--unowned"], 1, "give older_than only"),
+    (["--older-than", "999999d", "--dry-run"], 1, "older_than reaches before year 1"),
+])
+def test_prune_misused(aged: Path, args: list[str], code: int, message: str) -> None:
+    assert message in fails(aged, "prune", *args, code=code)
+    assert len(as_json(aged, "sessions", "alice")) == 3
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("y", True), ("no", False), ("", False)])
+def test_prune_asks_on_a_terminal_and_shows_progress(
+    aged: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    answer: str, deleted: bool
+) -> None:
+    monkeypatch.chdir(aged)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or answer)
+    assert main(["prune", "--keep-last", "0"]) == (0 if deleted else 1)
+    assert prompts == ["Delete 4 session(s) with 8 item(s)? [y/N] "]
+    out, err = capsys.readouterr()
+    if deleted:
+        assert err == "\rdeleted 4 of 4 sessions\n" and out == "deleted 4 session(s), 8 item(s)\n"
+    else:
+        assert err == "sessions-dal: error: nothing deleted\n"
+    with SessionRepository("sessions.db") as repo:
+        assert repo.count_sessions("alice") == (0 if deleted else 3)
+
+
+def test_prune_interrupted_says_what_was_deleted(
+    aged: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sessions_dal.repository
+
+    monkeypatch.chdir(aged)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    monkeypatch.setattr(sessions_dal.repository, "PRUNE_BATCH", 1)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    calls: list[int] = []
+
+    def interrupt_second(done: int, total: int) -> None:
+        calls.append(done)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sessions_dal.cli._prune_progress", interrupt_second)
+    assert main(["prune", "--keep-last", "0", "--yes"]) == 130
+    assert capsys.readouterr().err.endswith(
+        "sessions-dal: error: interrupted; prune had deleted 2 sessions (4 items) before "
+        "this; run it again to finish\n")
 
 
 def test_export_and_import_round_trip(filled: Path, tmp_path_factory: pytest.TempPathFactory

@@ -26,8 +26,10 @@ ANYTHING = st.one_of(
 )
 REPO_METHODS = ["create_session", "get_session", "get_sessions", "iter_sessions",
                 "count_sessions", "update_metadata", "delete_session", "delete_user",
-                "claim_session", "get_unowned_session", "find_session", "get_users"]
-SESSION_METHODS = ["add_items", "get_items", "pop_item", "clear_session", "count_items"]
+                "claim_session", "get_unowned_session", "find_session", "get_users",
+                "fork_session"]
+SESSION_METHODS = ["add_items", "get_items", "iter_items", "pop_item", "clear_session",
+                   "count_items"]
 
 
 def plausible(name: str, known: list[str]) -> st.SearchStrategy[Any]:
@@ -38,6 +40,8 @@ def plausible(name: str, known: list[str]) -> st.SearchStrategy[Any]:
         "limit": st.sampled_from([None, 0, 1, 3]),
         "offset": st.sampled_from([0, 1, 2]),
         "page_size": st.sampled_from([1, 2, 100]),
+        "upto": st.sampled_from([None, 0, 1, 5]),
+        "newest_first": st.booleans(),
         "metadata": st.sampled_from([None, {}, {"title": "t"}]),
         "items": st.lists(st.dictionaries(st.text(max_size=2), st.integers(), max_size=2)
                           | st.integers() | st.text(max_size=3), max_size=3),
@@ -85,7 +89,7 @@ def test_random_calls_raise_only_documented_errors_and_keep_state(kind: str, dat
             args, kwargs = arguments(data, func, live)
             try:
                 result = func(*args, **kwargs)
-                if name == "iter_sessions":
+                if name in ("iter_sessions", "iter_items"):
                     result = list(result)
             except DatabaseError:
                 raise  # no I/O fault here: a database-level error is a bug
@@ -113,8 +117,11 @@ def apply(model: dict[str, tuple[str, list[Any]]], order: list[str], name: str,
         elif name == "clear_session":
             items.clear()
         elif name == "get_items":
-            limit = args[0]
-            assert result == (items if limit is None else items[-limit:] if limit else [])
+            limit, offset = args[0], kwargs.get("offset", 0)
+            before = items[:max(len(items) - offset, 0)]
+            assert result == (before if limit is None else before[-limit:] if limit else [])
+        elif name == "iter_items":
+            assert result == (items[::-1] if kwargs.get("newest_first") else items)
         elif name == "count_items":
             assert result == len(items)
         return
@@ -140,6 +147,14 @@ def apply(model: dict[str, tuple[str, list[Any]]], order: list[str], name: str,
         assert (result is not None) is owned
     elif name == "get_unowned_session":
         assert result is None  # every session here has an owner
+    elif name == "fork_session":
+        user, parent = args[0], args[1]
+        assert model[parent][0] == user == result.user_id
+        upto = kwargs.get("upto")
+        copied = model[parent][1][:upto] if upto is not None else list(model[parent][1])
+        assert result.metadata["forked_from"] == {"session_id": parent, "items": len(copied)}
+        model[result.session_id] = (user, copied)
+        order.append(result.session_id)
     elif name == "claim_session":  # no unowned sessions here: only re-claiming one's own
         assert args[1] in model and model[args[1]][0] == args[0] == result.user_id
 

@@ -310,7 +310,25 @@ def test_repr_is_short_and_runs_no_query(backend: Backend) -> None:
     repo.close()
     # Both reprs work on a closed repository, so neither touches the database.
     assert repr(repo) == f"<SessionRepository {repo.path!r} closed>"
-    assert repr(s).startswith("Session(session_id='s1', user_id='alice', created_at='")
+    assert repr(s) == (f"Session(session_id='s1', user_id='alice', "
+                       f"updated_at='{s.updated_at.isoformat(timespec='seconds')}')")
+
+
+def test_repr_shows_the_title_and_the_last_activity(repo: SessionRepository,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_time, "now", lambda: datetime(2026, 3, 1, 9, 30, 15, 123456,
+                                                       tzinfo=timezone.utc))
+    s = repo.create_session("alice", session_id="s1", metadata={"title": "Trip to Rome"})
+    assert repr(s) == ("Session(session_id='s1', user_id='alice', title='Trip to Rome', "
+                       "updated_at='2026-03-01T09:30:15+00:00')")
+    monkeypatch.setattr(_time, "now", lambda: datetime(2026, 3, 2, tzinfo=timezone.utc))
+    s.add_items([1])
+    assert repr(s).endswith("updated_at='2026-03-02T00:00:00+00:00')")
+    long = repo.create_session("alice", metadata={"title": "x" * 100 + "\x1b[2J"})
+    assert f"title='{'x' * 39}…'" in repr(long) and "\x1b" not in repr(long)
+    odd = repo.create_session("alice", metadata={"title": ["not", "text"]})
+    assert "title=['not', 'text']" in repr(odd)
+    assert s.to_dict()["metadata"] == {"title": "Trip to Rome"}  # to_dict: the plain values
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,26 @@ def test_the_commands_work_on_a_url(pg: PostgresBackend, tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []  # no file was made for the URL
 
 
+def test_the_chat_app_commands_work_on_a_url(pg: PostgresBackend, tmp_path: Path) -> None:
+    db = ("--db", pg.target)
+    with pg.open() as repo:
+        old = repo.create_session("alice", session_id="old")
+        old.add_items([{"role": "user", "content": f"m{n}"} for n in range(30)])
+        repo.create_session("alice", session_id="new")
+        old.add_items([{"role": "user", "content": "back"}])
+    assert [s["session_id"] for s in as_json(tmp_path, *db, "sessions", "alice", "--sort",
+                                             "updated")] == ["old", "new"]
+    text = ok(tmp_path, *db, "show", "old", "--offset", "20", "--limit", "3")
+    assert "  ... 8 earlier items (--offset 23" in text and text.rstrip().endswith("user: m10")
+    branch = ok(tmp_path, *db, "fork", "alice", "old", "--upto", "2").strip()
+    assert as_json(tmp_path, *db, "show", branch)["items"] == 2
+    assert as_json(tmp_path, *db, "prune", "--keep-last", "1", "--dry-run") == {
+        "sessions": 2, "items": 31, "dry_run": True}  # the branch is the last active
+    assert ok(tmp_path, *db, "prune", "--keep-last", "1", "--yes").strip() == (
+        "deleted 2 session(s), 31 item(s)")
+    assert [s["session_id"] for s in as_json(tmp_path, *db, "sessions", "alice")] == [branch]
+
+
 def test_adopting_an_sqlalchemy_session_database_from_the_command_line(
     pg: PostgresBackend, tmp_path: Path,
 ) -> None:

@@ -139,6 +139,38 @@ class SQL:
         self.count_unowned = f"SELECT count(*) {unowned}"
         # The row SQLAlchemySession locks before it changes a session's items:
         # locking it too keeps the two libraries' writers one at a time.
+        # -- prune: the sessions to delete, then each if it is still as found ------
+        # As on SQLite; a time that is not finite marks a damaged row: left alone.
+        rank = ("row_number() OVER (PARTITION BY user_id "
+                "ORDER BY updated_at DESC, created_at DESC, seq DESC)")
+        self.prune_candidates: dict[bool, str] = {}
+        for by_user in (False, True):
+            where = "AND user_id = %s" if by_user else ""
+            self.prune_candidates[by_user] = (
+                f"SELECT session_id, user_id, updated_at FROM (SELECT session_id, user_id, "
+                f"updated_at, {rank} AS r FROM agent_user_sessions "
+                f"WHERE isfinite(updated_at) {where}) ranked "
+                "WHERE r > %s OR updated_at < %s ORDER BY user_id, updated_at"
+            )
+        self.prune_unowned_candidates = (
+            f"SELECT a.session_id, a.updated_at {unowned} AND isfinite(a.updated_at) "
+            "AND a.updated_at < %s ORDER BY a.updated_at"
+        )
+        # Ownership rows locked in one order (of session_id), then agent_sessions'.
+        self.lock_owned_as_found = (
+            "SELECT seq FROM agent_user_sessions WHERE (session_id, user_id, updated_at) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) "
+            "ORDER BY session_id FOR UPDATE"
+        )
+        self.delete_owned_seqs = (
+            "DELETE FROM agent_user_sessions WHERE seq = ANY(%s) RETURNING session_id"
+        )
+        self.lock_unowned_as_found = (
+            f"SELECT a.session_id {unowned} AND (a.session_id, a.updated_at) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::timestamp[])) ORDER BY a.session_id "
+            "FOR UPDATE OF a"
+        )
+        self.count_items_of = f"SELECT count(*) FROM {m} WHERE session_id = ANY(%s)"
         self.lock_agent_session = f"SELECT 1 FROM {s} WHERE session_id = %s FOR UPDATE"
         # fork_session: the original is held FOR SHARE (its ownership row, then
         # its agent_sessions row, which SQLAlchemySession locks to append), so

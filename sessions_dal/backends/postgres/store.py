@@ -192,6 +192,46 @@ class PostgresStore:
         conn.execute(sql.delete_user, (user_id,))
         return True, len(ids), items
 
+    def prune_candidates(self, user_id: str | None, cutoff: datetime | None,
+                         keep_last: int | None, unowned: bool
+                         ) -> list[tuple[str, str | None, object]]:
+        sql = self._sql
+        if unowned and cutoff is not None:
+            # openai-agents' naive times are UTC (see _sql.SQL).
+            naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
+            return [(session_id, None, stamp) for session_id, stamp in self._db.fetchall(
+                sql.prune_unowned_candidates, (naive,))]
+        by_user = () if user_id is None else (user_id,)
+        return self._db.fetchall(sql.prune_candidates[user_id is not None],
+                                 (*by_user, keep_last, cutoff))
+
+    def count_items_of(self, session_ids: Sequence[str]) -> int:
+        count: int = self._db.fetchone(self._sql.count_items_of, (list(session_ids),))[0]
+        return count
+
+    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
+        return self._db.write(self._prune, rows)
+
+    def _prune(self, conn: _Conn, rows: Sequence[tuple[str, str | None, object]]
+               ) -> tuple[int, int]:
+        sql = self._sql
+        owned = [row for row in rows if row[1] is not None]
+        nobodys = [row for row in rows if row[1] is None]
+        # As found, or not at all: written since (or claimed), a session stays.
+        seqs = [seq for (seq,) in conn.execute(sql.lock_owned_as_found, (
+            [r[0] for r in owned], [r[1] for r in owned], [r[2] for r in owned])).fetchall()]
+        gone = [session_id for (session_id,) in
+                conn.execute(sql.delete_owned_seqs, (seqs,)).fetchall()]
+        gone += [session_id for (session_id,) in conn.execute(sql.lock_unowned_as_found, (
+            [r[0] for r in nobodys], [r[2] for r in nobodys])).fetchall()]
+        if not gone:
+            return 0, 0
+        # The agent_sessions rows before the items, as in _delete_session.
+        conn.execute(sql.lock_agent_sessions, (gone,))
+        items = conn.execute(sql.delete_sessions_items, (gone,)).rowcount
+        conn.execute(sql.delete_agent_sessions, (gone,))
+        return len(gone), items
+
     def find_session(self, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_by_id, (session_id,))
         return _owned(row) if row is not None else self.get_unowned(session_id)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
@@ -104,6 +105,9 @@ def open_connection(
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # Whitelisted by the caller; PRAGMA values cannot be bound.
             conn.execute(f"PRAGMA synchronous = {synchronous}")
+            # Deleted cells and freed pages are zeroed, not left for a hex
+            # editor (many builds default to this; not all do).
+            conn.execute("PRAGMA secure_delete = ON")
             _enable_wal(conn, busy_timeout)
     except BaseException:
         conn.close()
@@ -268,6 +272,8 @@ def _enable_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
 
 _T = TypeVar("_T")
 _getpid = os.getpid
+_EMPTY_WAL_WAIT = 0.1
+"""Seconds :meth:`Database.empty_wal` waits for other connections to finish."""
 
 
 class Database:
@@ -415,6 +421,38 @@ class Database:
                 return result
         except sqlite3.Error as exc:
             self._fail(exc)
+
+    def empty_wal(self) -> None:
+        """Best effort: copy the WAL into the file and truncate it to nothing.
+
+        The WAL keeps pages as they were before a write, deleted texts
+        included, until a checkpoint resets it. This runs on a connection of
+        its own with a short timeout: if another connection is reading or
+        writing at that moment, it gives up, and the next one (or the last
+        close) finishes the job. Errors are ignored: the delete has committed.
+        """
+        with self._lock:
+            if self._conn is None:
+                return
+            # The file SQLite has open, by its full name: never another one
+            # (the working directory may have changed), and never created.
+            try:
+                file = self._conn.execute("PRAGMA database_list").fetchone()[2]
+            except sqlite3.Error:
+                return
+        if not file:  # in memory
+            return
+        try:
+            conn = sqlite3.connect(f"{Path(file).as_uri()}?mode=rw", uri=True,
+                                   timeout=_EMPTY_WAL_WAIT, isolation_level=None)
+        except (sqlite3.Error, ValueError):
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            pass
+        finally:
+            conn.close()
 
     def snapshot(self, work: Callable[[sqlite3.Connection, Callable[[], None]], _T]) -> _T:
         """Run ``work(conn, verify)`` on reads that all see one point in time.

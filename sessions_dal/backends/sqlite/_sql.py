@@ -83,6 +83,26 @@ class SQL:
         self.delete_owned = "DELETE FROM agent_user_sessions WHERE session_id = ? AND user_id = ?"
         self.delete_items = f"DELETE FROM {m} WHERE session_id = ?"
         self.delete_agent_session = f"DELETE FROM {s} WHERE session_id = ?"
+        # Erasing: before a delete, each text is overwritten in place with as
+        # many '0's as it has bytes (same size, so SQLite rewrites the cell where
+        # it is). Deleting alone is not enough even with secure_delete: when a
+        # delete rebalances the tree, cells still to be deleted are copied and
+        # stale copies stay in the pages' free space.
+        def scrub(column: str) -> str:
+            size = f"length(CAST({column} AS BLOB))"
+            return f"{column} = substr(hex(zeroblob({size})), 1, {size})"
+
+        self.scrub_items = f"UPDATE {m} SET {scrub('message_data')} WHERE session_id = ?"
+        self.scrub_user_items = (
+            f"UPDATE {m} SET {scrub('message_data')} WHERE session_id IN ({owned_ids})"
+        )
+        self.scrub_owned = (
+            f"UPDATE agent_user_sessions SET {scrub('metadata')} "
+            "WHERE session_id = ? AND user_id = ?"
+        )
+        self.scrub_user_owned = (
+            f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE user_id = ?"
+        )
         self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
         self.delete_user_agent_sessions = f"DELETE FROM {s} WHERE session_id IN ({owned_ids})"
         self.delete_user_owned = "DELETE FROM agent_user_sessions WHERE user_id = ?"
@@ -93,6 +113,33 @@ class SQL:
             "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT ? OFFSET ?"
         )
         self.select_owner = "SELECT user_id FROM agent_user_sessions WHERE session_id = ?"
+
+        # -- prune: the sessions to delete, then each if it is still as found ------
+        # A window over each user's sessions in the activity order ranks them;
+        # NULL for keep_last or the cutoff leaves that test out. By one user,
+        # a range of the activity index; for all, one pass over the table.
+        rank = ("row_number() OVER (PARTITION BY user_id "
+                "ORDER BY updated_at DESC, created_at DESC, seq DESC)")
+        self.prune_candidates: dict[bool, str] = {}
+        for by_user in (False, True):
+            where = "WHERE user_id = ?" if by_user else ""
+            self.prune_candidates[by_user] = (
+                f"SELECT session_id, user_id, updated_at FROM (SELECT session_id, user_id, "
+                f"updated_at, {rank} AS r FROM agent_user_sessions {where}) "
+                "WHERE r > ? OR updated_at < ? ORDER BY user_id, updated_at"
+            )
+        self.prune_unowned_candidates = (
+            f"SELECT a.session_id, a.updated_at {unowned} AND a.updated_at < ? "
+            "ORDER BY a.updated_at"
+        )
+        self.scrub_owned_as_found = (
+            f"UPDATE agent_user_sessions SET {scrub('metadata')} "
+            "WHERE session_id = ? AND user_id = ? AND updated_at = ?"
+        )
+        self.unowned_as_found = (
+            f"SELECT 1 {unowned} AND a.session_id = ? AND a.updated_at = ?"
+        )
+        self.count_items_of = f"SELECT count(*) FROM {m} WHERE session_id = ?"
 
         # -- sessions openai-agents wrote ----------------------------------------
         self.select_unowned = (

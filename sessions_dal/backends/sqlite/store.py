@@ -183,27 +183,84 @@ class SQLiteStore:
         self._create(conn, user_id, new_id, metadata(copied), now)
         conn.execute(sql.copy_items, (new_id, session_id, copied))
 
+    # Deletes erase: texts are overwritten before their rows are deleted (see
+    # _sql.SQL.scrub_items), deleted cells are zeroed (secure_delete), and the
+    # WAL, which still holds the pages as they were, is emptied after commit.
+
     def delete_session(self, user_id: str, session_id: str) -> bool:
-        return self._db.write(self._delete_session, user_id, session_id)
+        deleted = self._db.write(self._delete_session, user_id, session_id)
+        if deleted:
+            self._db.empty_wal()
+        return deleted
 
     def _delete_session(self, conn: sqlite3.Connection, user_id: str, session_id: str) -> bool:
         sql = self._sql
-        if conn.execute(sql.delete_owned, (session_id, user_id)).rowcount == 0:
+        if conn.execute(sql.scrub_owned, (session_id, user_id)).rowcount == 0:
             return False
+        conn.execute(sql.scrub_items, (session_id,))
+        conn.execute(sql.delete_owned, (session_id, user_id))
         conn.execute(sql.delete_items, (session_id,))
         conn.execute(sql.delete_agent_session, (session_id,))
         return True
 
     def delete_user(self, user_id: str) -> tuple[bool, int, int]:
-        return self._db.write(self._delete_user, user_id)
+        found, sessions, items = self._db.write(self._delete_user, user_id)
+        if found:
+            self._db.empty_wal()
+        return found, sessions, items
 
     def _delete_user(self, conn: sqlite3.Connection, user_id: str) -> tuple[bool, int, int]:
         sql = self._sql
+        conn.execute(sql.scrub_user_items, (user_id,))
+        conn.execute(sql.scrub_user_owned, (user_id,))
         items = conn.execute(sql.delete_user_items, (user_id,)).rowcount
         conn.execute(sql.delete_user_agent_sessions, (user_id,))
         sessions = conn.execute(sql.delete_user_owned, (user_id,)).rowcount
         found = conn.execute(sql.delete_user, (user_id,)).rowcount > 0
         return found, sessions, items
+
+    def prune_candidates(self, user_id: str | None, cutoff: datetime | None,
+                         keep_last: int | None, unowned: bool
+                         ) -> list[tuple[str, str | None, object]]:
+        sql = self._sql
+        if unowned and cutoff is not None:
+            # openai-agents' CURRENT_TIMESTAMP text: 'YYYY-MM-DD HH:MM:SS', UTC.
+            agents_before = cutoff.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            return [(session_id, None, stamp) for session_id, stamp in self._db.fetchall(
+                sql.prune_unowned_candidates, (agents_before,))]
+        by_user = () if user_id is None else (user_id,)
+        before = None if cutoff is None else _text(cutoff)
+        return self._db.fetchall(sql.prune_candidates[user_id is not None],
+                                 (*by_user, keep_last, before))
+
+    def count_items_of(self, session_ids: Sequence[str]) -> int:
+        return sum(self._db.fetchone(self._sql.count_items_of, (session_id,))[0]
+                   for session_id in session_ids)
+
+    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
+        sessions, items = self._db.write(self._prune, rows)
+        if sessions:
+            self._db.empty_wal()
+        return sessions, items
+
+    def _prune(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, object]]
+               ) -> tuple[int, int]:
+        sql, items = self._sql, 0
+        # As found, or not at all: written since (or claimed), a session stays.
+        # Every text of the batch is overwritten before any row is deleted.
+        gone: list[tuple[str, str | None]] = []
+        for session_id, user_id, stamp in rows:
+            if (conn.execute(sql.scrub_owned_as_found, (session_id, user_id, stamp)).rowcount
+                    if user_id is not None else
+                    conn.execute(sql.unowned_as_found, (session_id, stamp)).fetchone()):
+                gone.append((session_id, user_id))
+                conn.execute(sql.scrub_items, (session_id,))
+        for session_id, user_id in gone:
+            if user_id is not None:
+                conn.execute(sql.delete_owned, (session_id, user_id))
+            items += conn.execute(sql.delete_items, (session_id,)).rowcount
+            conn.execute(sql.delete_agent_session, (session_id,))
+        return len(gone), items
 
     def find_session(self, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_by_id, (session_id,))

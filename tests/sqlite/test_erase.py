@@ -1,0 +1,85 @@
+"""Erase means erased: after a delete, the deleted text is not in the database's files."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sessions_dal import SessionRepository
+
+
+def traces(db_path: Path, marker: bytes) -> dict[str, int]:
+    """How often ``marker`` occurs in the database file and its WAL."""
+    found = {}
+    for suffix in ("", "-wal"):
+        path = Path(f"{db_path}{suffix}")
+        if path.exists():
+            found[suffix or "db"] = path.read_bytes().count(marker)
+    return found
+
+
+def fill(repo: SessionRepository, marker: str) -> str:
+    """A session of alice's full of ``marker``: items of most of a page, then short ones."""
+    s = repo.create_session("alice", metadata={"title": f"{marker} trip"})
+    s.add_items([{"content": f"{marker} " + "y" * 3000} for _ in range(5)])
+    s.add_items([f"{marker} {n}" for n in range(20)])
+    return s.session_id
+
+
+DELETES: dict[str, Callable[[SessionRepository, str], object]] = {
+    "delete_session": lambda repo, session_id: repo.delete_session("alice", session_id),
+    "delete_user": lambda repo, session_id: repo.delete_user("alice"),
+    "prune": lambda repo, session_id: repo.prune(keep_last=0, user_id="alice"),
+}
+
+
+@pytest.mark.parametrize("delete", DELETES)
+def test_deleted_text_is_gone_from_the_file_and_the_wal(db_path: Path, delete: str) -> None:
+    marker = f"MARK-{uuid.uuid4().hex}"
+    kept = f"KEEP-{uuid.uuid4().hex}"
+    with SessionRepository(db_path) as repo:
+        session_id = fill(repo, marker)
+        # Then another user's many small items: the pages alice's items end in
+        # also hold bob's, so deleting hers rebalances the tree around his, the
+        # case where SQLite's secure_delete alone leaves copies behind.
+        bob = repo.create_session("bob", metadata={"title": kept})
+        bob.add_items(["x" * 100] * 500)
+        second = fill(repo, marker)  # alice has a second session, after bob's
+        # Longer than a page (overflow pages) and not ASCII, too.
+        repo.get_session("alice", second).add_items(  # type: ignore[union-attr]
+            [{"content": f"{marker} " + "z" * 9000}, f"{marker} é ü ✓"])
+        assert traces(db_path, marker.encode())["-wal"] > 0  # the test sees text that is there
+        DELETES[delete](repo, session_id)
+        if delete == "delete_session":
+            repo.delete_session("alice", second)
+        assert traces(db_path, marker.encode()) == {"db": 0, "-wal": 0}
+        assert traces(db_path, kept.encode())["db"] == 1  # bob's stays
+        assert len(bob.get_items()) == 500 and repo.check() == []
+    assert traces(db_path, marker.encode()) == {"db": 0}
+
+
+def test_a_reader_holding_the_wal_delays_the_erase_to_the_next_one(db_path: Path) -> None:
+    marker = f"MARK-{uuid.uuid4().hex}"
+    with SessionRepository(db_path) as repo:
+        session_id = fill(repo, marker)
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM agent_messages").fetchone()  # holds a snapshot
+        repo.delete_session("alice", session_id)
+        assert traces(db_path, marker.encode())["-wal"] > 0  # the reader may still read it
+        reader.execute("COMMIT")
+        reader.close()
+        repo.prune(older_than=timedelta(0))  # the next erase (here: of nothing) ...
+        repo.create_session("carol")
+        repo.delete_user("carol")  # ... finishes the job
+        assert traces(db_path, marker.encode()) == {"db": 0, "-wal": 0}
+
+
+def test_secure_delete_is_on_for_the_repository(repo: SessionRepository) -> None:
+    db = repo._store._db  # type: ignore[attr-defined]
+    assert db._conn.execute("PRAGMA secure_delete").fetchone() == (1,)
