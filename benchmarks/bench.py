@@ -57,6 +57,13 @@ NOTES = {"sqlite": [
     "  while the session is still the handle's owner's (sessions_dal 0.2): one index lookup",
     "  per statement, which raw sqlite3 here does not do.",
     "- W8: SQLite runs one write at a time, so more threads add waiting, not throughput.",
+    "- W9 reads the first page by last activity (an index range scan): flat in the user's",
+    "  session count. W10's offset costs what it skips: deep offsets step over that many",
+    "  index entries, in both. W11 compares fork_session (INSERT ... SELECT inside the",
+    "  database) with add_items of the same items, which must encode and send each one.",
+    "- W12's raw run executes sessions_dal's own statements (its SQL class) in the same",
+    "  batches, including the erasing (each text overwritten before its row is deleted,",
+    "  the WAL truncated after each batch): what differs is the library around them.",
 ], "postgresql": [
     "- Client and server share the machine's 2 cores and talk over TCP on localhost; a",
     "  round trip is about 0.1 ms, so per-call times count round trips: raw psycopg and",
@@ -72,6 +79,9 @@ NOTES = {"sqlite": [
     "  which raw psycopg here does not run (most of W3's difference).",
     "- W8: writes to different sessions proceed together, up to the pool's size, until",
     "  the 2 cores (shared with the server) are busy.",
+    "- W9 reads the first page by last activity (an index range scan): flat in the user's",
+    "  session count. W10's offset costs what it skips. W12's raw run executes",
+    "  sessions_dal's own statements (its SQL class) in the same batches.",
 ]}
 
 
@@ -107,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="W6 sessions per user")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 16],
                         help="W8 threads appending at once")
+    parser.add_argument("--prune", type=int, default=100_000, help="W12 sessions pruned")
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.items, args.total, args.owned, args.scale = 50, 1000, 2000, 500, [
             100, 1000]
+        args.prune = 1000
     calls = 20 if args.quick else 200
     started = time.time()
     results: list[Result] = []
@@ -127,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             lambda: workloads.w6_scaling(target, args.scale, calls),
             lambda: [workloads.w7_memory(target, max(args.scale))],
             lambda: workloads.w8_threads(target, args.threads, 20 if args.quick else 200),
+            lambda: workloads.w9_activity_pages(target, args.scale, calls),
+            lambda: workloads.w10_scroll_back(target, args.items, 50 if args.quick else 500),
+            lambda: workloads.w11_fork(target, args.items, 2 if args.quick else 10),
+            lambda: workloads.w12_prune(target, args.prune),
         ):
             results += step()
             print(f"  {results[-1].workload} done ({time.time() - started:.0f} s)",

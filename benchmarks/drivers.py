@@ -21,6 +21,7 @@ from typing import Any
 
 from sessions_dal import SessionRepository
 from sessions_dal.backends.sqlite._connection import CACHE_KIB
+from sessions_dal.backends.sqlite._sql import SQL as SQLiteSQL
 
 try:
     import agents as _agents
@@ -112,22 +113,61 @@ class Raw:
             c.executemany("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
                           texts)
 
-    def get_items(self, session_id: str, limit: int) -> list[Any]:
+    def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
         rows = self.conn.execute(
             "SELECT message_data FROM agent_messages WHERE session_id = ? "
-            "ORDER BY id DESC LIMIT ?", (session_id, limit)).fetchall()
+            "ORDER BY id DESC LIMIT ? OFFSET ?", (session_id, limit, offset)).fetchall()
         return [json.loads(r[0]) for r in reversed(rows)]
 
-    def page(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    def page(self, user: str, limit: int, offset: int, order: str = "created"
+             ) -> list[dict[str, Any]]:
         # Sessions ready to use, as sessions_dal returns them: metadata decoded,
         # times parsed.
+        by = ("created_at DESC, seq DESC" if order == "created"
+              else "updated_at DESC, created_at DESC, seq DESC")
         rows = self.conn.execute(
             "SELECT session_id, user_id, metadata, created_at, updated_at "
-            "FROM agent_user_sessions WHERE user_id = ? ORDER BY created_at DESC, seq DESC "
+            f"FROM agent_user_sessions WHERE user_id = ? ORDER BY {by} "
             "LIMIT ? OFFSET ?", (user, limit, offset)).fetchall()
         parse = dt.datetime.fromisoformat
         return [{"session_id": r[0], "user_id": r[1], "metadata": json.loads(r[2]),
                  "created_at": parse(r[3]), "updated_at": parse(r[4])} for r in rows]
+
+    def fork(self, session_id: str) -> str:
+        new_id, now = str(uuid.uuid4()), utc_now()
+        with self.tx() as c:
+            (user,) = c.execute("SELECT user_id FROM agent_user_sessions WHERE session_id = ?",
+                                (session_id,)).fetchone()
+            (count,) = c.execute("SELECT count(*) FROM agent_messages WHERE session_id = ?",
+                                 (session_id,)).fetchone()
+            meta = json.dumps({"forked_from": {"session_id": session_id, "items": count}})
+            c.execute("INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) "
+                      "ON CONFLICT (user_id) DO NOTHING", (user, now))
+            c.execute("INSERT INTO agent_sessions (session_id) VALUES (?)", (new_id,))
+            c.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
+                      "created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                      (new_id, user, meta, now, now))
+            c.execute("INSERT INTO agent_messages (session_id, message_data, created_at) "
+                      "SELECT ?, message_data, created_at FROM agent_messages "
+                      "WHERE session_id = ? ORDER BY id LIMIT ?", (new_id, session_id, count))
+        return new_id
+
+    def prune_all(self) -> int:
+        # sessions_dal's own statements (its SQL class), run by hand in the same
+        # batches: what is measured is the library around them.
+        sql = SQLiteSQL("agent_sessions", "agent_messages")
+        found = self.conn.execute(sql.prune_candidates[False], (0, None)).fetchall()
+        for start in range(0, len(found), 500):
+            with self.tx() as c:
+                for session_id, user_id, stamp in found[start:start + 500]:
+                    c.execute(sql.scrub_owned_as_found, (session_id, user_id, stamp))
+                    c.execute(sql.scrub_items, (session_id,))
+                for session_id, user_id, _ in found[start:start + 500]:
+                    c.execute(sql.delete_owned, (session_id, user_id))
+                    c.execute(sql.delete_items, (session_id,))
+                    c.execute(sql.delete_agent_session, (session_id,))
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(found)
 
     def close(self) -> None:
         self.conn.close()
@@ -148,11 +188,18 @@ class Ours:
     def add_items(self, session_id: str, items: list[Any]) -> None:
         self.handles[session_id].add_items(items)
 
-    def get_items(self, session_id: str, limit: int) -> list[Any]:
-        return self.handles[session_id].get_items(limit)  # type: ignore[no-any-return]
+    def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
+        return self.handles[session_id].get_items(limit, offset=offset)  # type: ignore[no-any-return]
 
-    def page(self, user: str, limit: int, offset: int) -> list[Any]:
-        return self.repo.get_sessions(user, limit=limit, offset=offset)
+    def page(self, user: str, limit: int, offset: int, order: str = "created") -> list[Any]:
+        return self.repo.get_sessions(user, limit=limit, offset=offset, order=order)
+
+    def fork(self, session_id: str) -> str:
+        s = self.handles[session_id]
+        return self.repo.fork_session(s.user_id, session_id).session_id
+
+    def prune_all(self) -> int:
+        return self.repo.prune(keep_last=0).sessions
 
     def close(self) -> None:
         self.repo.close()
@@ -212,10 +259,18 @@ class SQLiteTarget:
             found.append((self.peer, Peer(self.folder / f"{label}-peer.db")))
         return found
 
-    def filled(self, label: str, owned: dict[str, int], total: int) -> str:
-        """A database with ``owned[user]`` sessions per user, ``total`` in all; its path."""
+    def filled(self, label: str, owned: dict[str, int], total: int, *, items: bool = False
+               ) -> str:
+        """A database with ``owned[user]`` sessions per user, ``total`` in all (each with
+        one item if ``items``); its path."""
         path = self.folder / f"{label}.db"
         fill_users(path, owned, total)
+        if items:
+            conn = sqlite3.connect(path)
+            conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                         "SELECT session_id, ? FROM agent_user_sessions", (json.dumps(ITEM),))
+            conn.commit()
+            conn.close()
         return str(path)
 
     def raw_on(self, target: str) -> Raw:
@@ -305,19 +360,60 @@ class RawPG:
                 c.cursor().executemany("INSERT INTO agent_messages (session_id, message_data)"
                                        " VALUES (%s, %s)", rows)
 
-    def get_items(self, session_id: str, limit: int) -> list[Any]:
+    def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
         rows = self.conn.execute(
             "SELECT message_data FROM agent_messages WHERE session_id = %s "
-            "ORDER BY created_at DESC, id DESC LIMIT %s", (session_id, limit)).fetchall()
+            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+            (session_id, limit, offset)).fetchall()
         return [json.loads(r[0]) for r in reversed(rows)]
 
-    def page(self, user: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    def page(self, user: str, limit: int, offset: int, order: str = "created"
+             ) -> list[dict[str, Any]]:
+        by = ("created_at DESC, seq DESC" if order == "created"
+              else "updated_at DESC, created_at DESC, seq DESC")
         rows = self.conn.execute(
             "SELECT session_id, user_id, metadata, created_at, updated_at "
-            "FROM agent_user_sessions WHERE user_id = %s ORDER BY created_at DESC, seq DESC "
+            f"FROM agent_user_sessions WHERE user_id = %s ORDER BY {by} "
             "LIMIT %s OFFSET %s", (user, limit, offset)).fetchall()
         return [{"session_id": r[0], "user_id": r[1], "metadata": json.loads(r[2]),
                  "created_at": r[3], "updated_at": r[4]} for r in rows]
+
+    def fork(self, session_id: str) -> str:
+        new_id, now = str(uuid.uuid4()), dt.datetime.now(dt.timezone.utc)
+        with self.tx() as c:
+            (user,) = c.execute("SELECT user_id FROM agent_user_sessions WHERE session_id = %s "
+                                "FOR SHARE", (session_id,)).fetchone()
+            c.execute("SELECT 1 FROM agent_sessions WHERE session_id = %s FOR SHARE",
+                      (session_id,))
+            (count,) = c.execute("SELECT count(*) FROM agent_messages WHERE session_id = %s",
+                                 (session_id,)).fetchone()
+            meta = json.dumps({"forked_from": {"session_id": session_id, "items": count}})
+            c.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
+                      "created_at, updated_at) VALUES (%s, %s, %s, %s, %s)",
+                      (new_id, user, meta, now, now))
+            c.execute("INSERT INTO agent_sessions (session_id) VALUES (%s)", (new_id,))
+            c.execute("INSERT INTO agent_messages (session_id, message_data, created_at) "
+                      "SELECT %s, message_data, created_at FROM agent_messages "
+                      "WHERE session_id = %s ORDER BY created_at, id LIMIT %s",
+                      (new_id, session_id, count))
+        return new_id
+
+    def prune_all(self) -> int:
+        # sessions_dal's own statements, run by hand in the same batches.
+        from sessions_dal.backends.postgres._sql import SQL
+
+        sql = SQL("agent_sessions", "agent_messages")
+        found = self.conn.execute(sql.prune_candidates[False], (0, None)).fetchall()
+        for start in range(0, len(found), 500):
+            batch = found[start:start + 500]
+            with self.tx() as c:
+                seqs = [seq for (seq,) in c.execute(sql.lock_owned_as_found, (
+                    [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]))]
+                gone = [sid for (sid,) in c.execute(sql.delete_owned_seqs, (seqs,))]
+                c.execute(sql.lock_agent_sessions, (gone,))
+                c.execute(sql.delete_sessions_items, (gone,))
+                c.execute(sql.delete_agent_sessions, (gone,))
+        return len(found)
 
     def close(self) -> None:
         self.conn.close()
@@ -399,7 +495,8 @@ class PostgresTarget:
             found.append((self.peer, PeerPG(*reversed(self.schema(f"{label}_peer")))))
         return found
 
-    def filled(self, label: str, owned: dict[str, int], total: int) -> str:
+    def filled(self, label: str, owned: dict[str, int], total: int, *, items: bool = False
+               ) -> str:
         _, url = self.schema(label)
         SessionRepository(url).close()
         import psycopg
@@ -422,6 +519,10 @@ class PostgresTarget:
                     stamp = base + dt.timedelta(seconds=n)
                     copy.write_row((session_id, user, "{}", stamp, stamp))
         with psycopg.connect(url, autocommit=True) as conn:
+            if items:
+                conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                             "SELECT session_id, %s FROM agent_user_sessions",
+                             (json.dumps(ITEM),))
             conn.execute("ANALYZE")
         return url
 

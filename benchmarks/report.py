@@ -62,6 +62,17 @@ def targets(results: list[Result], raw_name: str, peer_name: str) -> list[tuple[
         ratio = keyset[-1].median / keyset[0].median
         checks.append((f"keyset page at {keyset[-1].operation.split(', ')[1]} <= 1.5x at "
                        f"{keyset[0].operation.split(', ')[1]}", ratio <= 1.5, f"{ratio:.2f}x"))
+    activity = [r for r in results if r.workload == "W9" and r.impl == "sessions_dal"]
+    if len(activity) >= 2:
+        ratio = activity[-1].median / activity[0].median
+        checks.append((f"activity page at {activity[-1].operation.split(', ')[1]} <= 1.5x at "
+                       f"{activity[0].operation.split(', ')[1]}", ratio <= 1.5, f"{ratio:.2f}x"))
+    for r in results:
+        raw = get.get((r.workload, r.operation, raw_name))
+        if r.impl == "sessions_dal" and raw and r.workload in ("W9", "W10", "W11", "W12"):
+            ratio = r.median / raw.median
+            checks.append((f"{r.workload} {r.operation} <= 1.3x raw", ratio <= 1.3,
+                           f"{ratio:.2f}x"))
     for r in results:
         if r.workload == "W7":
             checks.append(("W7 peak memory < 10 MB", r.samples[0] < 10, f"{r.samples[0]:.2f} MB"))

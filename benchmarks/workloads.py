@@ -175,3 +175,86 @@ def _append(barrier: threading.Barrier, session: Any, samples: list[float], coun
     barrier.wait()
     for _ in range(count):
         timed(samples, session.add_items, [ITEM])
+
+
+# -- issue 13: what a chat app needs ---------------------------------------------
+
+
+def w9_activity_pages(target: Any, sizes: list[int], calls: int) -> list[Result]:
+    """The first page of a user's sessions by last activity, at several sizes: flat."""
+    where = target.filled("w9", {f"u{n}": n for n in sizes}, sum(sizes))
+    out = []
+    for impl_name, impl in (("sessions_dal", Ours(where)), (target.raw, target.raw_on(where))):
+        for n in sizes:
+            samples: list[float] = []
+            for _ in range(calls):
+                page = timed(samples, impl.page, f"u{n}", 50, 0, "updated")
+            assert len(page) == 50
+            out.append(Result("W9", f"page of 50 by activity, {n:,} sessions", impl_name,
+                              samples))
+        impl.close()
+    return out
+
+
+def w10_scroll_back(target: Any, items: int, calls: int) -> list[Result]:
+    """get_items(20, offset=k): near the newest, and deep in a long conversation."""
+    runners = [(name, impl) for name, impl in target.implementations("w10")
+               if name != target.peer]
+    ids = {}
+    for name, impl in runners:
+        ids[name] = impl.create_session("alice")
+        for start in range(0, items, 1000):
+            impl.add_items(ids[name], [dict(ITEM, n=i) for i in range(start, start + 1000)])
+    out = []
+    for offset in (0, 100, items - 20):
+        for name, impl in runners:
+            got = impl.get_items(ids[name], 20, offset)
+            assert got[-1]["n"] == items - 1 - offset
+        samples = round_robin(runners, calls,
+                              lambda name, impl, _, k=offset: impl.get_items(ids[name], 20, k))
+        out += [Result("W10", f"get_items(20, offset={offset:,}) of {items:,}", name,
+                       samples[name]) for name, _ in runners]
+    for _, impl in runners:
+        impl.close()
+    return out
+
+
+def w11_fork(target: Any, items: int, repeats: int) -> list[Result]:
+    """fork_session of a long session, against add_items of the same items."""
+    runners = [(name, impl) for name, impl in target.implementations("w11")
+               if name != target.peer]
+    batch = [dict(ITEM, n=i) for i in range(items)]
+    parents = {}
+    for name, impl in runners:
+        parents[name] = impl.create_session("alice")
+        impl.add_items(parents[name], batch)
+    samples = round_robin(runners, repeats,
+                          lambda name, impl, _: impl.fork(parents[name]))
+    out = [Result("W11", f"fork_session of {items:,} items", name, samples[name])
+           for name, _ in runners]
+    ours = dict(runners)["sessions_dal"]
+    fresh = [ours.create_session("alice") for _ in range(repeats)]
+    adds: list[float] = []
+    for session_id in fresh:
+        timed(adds, ours.add_items, session_id, batch)
+    out.append(Result("W11", f"fork_session of {items:,} items", "add_items (same items)",
+                      adds, "sessions_dal's add_items of the same items, for scale"))
+    for _, impl in runners:
+        impl.close()
+    return out
+
+
+def w12_prune(target: Any, sessions: int) -> list[Result]:
+    """prune(keep_last=0) of every session of 100 users, one item each: one run each."""
+    owned = {f"u{n}": sessions // 100 for n in range(100)}
+    out = []
+    for impl_name in ("sessions_dal", target.raw):
+        where = target.filled(f"w12_{len(out)}", owned, sessions, items=True)
+        impl = Ours(where) if impl_name == "sessions_dal" else target.raw_on(where)
+        samples: list[float] = []
+        deleted = timed(samples, impl.prune_all)
+        assert deleted == sessions, deleted
+        impl.close()
+        out.append(Result("W12", f"prune {sessions:,} sessions (1 item each)", impl_name,
+                          samples, "one run"))
+    return out
