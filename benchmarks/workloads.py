@@ -183,15 +183,16 @@ def _append(barrier: threading.Barrier, session: Any, samples: list[float], coun
 def w9_activity_pages(target: Any, sizes: list[int], calls: int) -> list[Result]:
     """The first page of a user's sessions by last activity, at several sizes: flat."""
     where = target.filled("w9", {f"u{n}": n for n in sizes}, sum(sizes))
+    runners = [("sessions_dal", Ours(where)), (target.raw, target.raw_on(where))]
     out = []
-    for impl_name, impl in (("sessions_dal", Ours(where)), (target.raw, target.raw_on(where))):
-        for n in sizes:
-            samples: list[float] = []
-            for _ in range(calls):
-                page = timed(samples, impl.page, f"u{n}", 50, 0, "updated")
-            assert len(page) == 50
-            out.append(Result("W9", f"page of 50 by activity, {n:,} sessions", impl_name,
-                              samples))
+    for n in sizes:
+        for _, impl in runners:
+            assert len(impl.page(f"u{n}", 50, 0, "updated")) == 50
+        samples = round_robin(runners, calls,
+                              lambda _, impl, __, user=f"u{n}": impl.page(user, 50, 0, "updated"))
+        out += [Result("W9", f"page of 50 by activity, {n:,} sessions", name, samples[name])
+                for name, _ in runners]
+    for _, impl in runners:
         impl.close()
     return out
 

@@ -136,7 +136,11 @@ class Database:
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         # Whole milliseconds, at least 1: lock_timeout 0 would mean "wait forever".
-        conn.execute("SELECT set_config('lock_timeout', %s, false)",
+        # TimeZone UTC: psycopg then returns timestamptz values in
+        # datetime.timezone.utc, as the library hands them out, with no
+        # conversion per value. No statement of ours reads the session's zone.
+        conn.execute("SELECT set_config('lock_timeout', %s, false), "
+                     "set_config('TimeZone', 'UTC', false)",
                      [f"{max(1, math.ceil(self.busy_timeout * 1000))}ms"])
         self._extra_configure(conn)
         if self.read_only:

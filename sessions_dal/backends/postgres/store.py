@@ -555,8 +555,9 @@ def _key(owner: Owner) -> tuple[str, str]:
 
 
 def _utc(moment: datetime) -> datetime:
-    """A ``timestamptz`` as psycopg returns it (the connection's zone), in UTC."""
-    return moment.astimezone(timezone.utc)
+    """A ``timestamptz`` as psycopg returns it, in ``timezone.utc``: already so on
+    our connections (TimeZone UTC), converted on any other."""
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
 
 
 def _keyset(order: str, position: object) -> tuple[object, ...]:
