@@ -1,4 +1,4 @@
-"""Write a few sessions for a user to ./sessions.db and print that user's sessions.
+"""Add a session for a user to ./sessions.db and print that user's sessions.
 
 Run it again and again: each run adds one session, and the listing grows.
 """
@@ -21,6 +21,6 @@ with SessionRepository("sessions.db") as repo:
     for s in repo.get_sessions("alice", limit=10):
         items = s.get_items()
         last = items[-1].get("content", "") if items and isinstance(items[-1], dict) else ""
-        title = s.metadata.get("title", "(untitled)")  # `sessions-dal create` sets none
+        title = s.metadata.get("title", "(untitled)")  # a session may have no title
         print(f"  {s.created_at:%Y-%m-%d %H:%M:%S}  {title:<14}  "
               f"{len(items)} items  {s.session_id}  last: {last}")

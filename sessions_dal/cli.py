@@ -29,7 +29,12 @@ from ._files import is_database_file, publish, temporary_beside
 from ._store import COMMITTED_NOTE
 from ._validate import ORDERS
 from .errors import SessionNotFoundError, SessionsDalError
-from .repository import DEFAULT_MESSAGES_TABLE, DEFAULT_SESSIONS_TABLE, SessionRepository
+from .repository import (
+    DEFAULT_MESSAGES_TABLE,
+    DEFAULT_SESSIONS_TABLE,
+    PruneReport,
+    SessionRepository,
+)
 from .session import Session
 from .transfer import TransferCounts, export_jsonl, import_jsonl
 
@@ -136,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, run: Callable[[argparse.Namespace], int], text: str
                 ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=text, description=text)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=run, usage=sub.error)  # usage(message): exit 2, as argparse
         return sub
 
     command("info", _info, "show the path, backend, schema version, counts and settings")
@@ -153,7 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     shown = sub.add_mutually_exclusive_group()
     shown.add_argument("--limit", type=_count, default=None, metavar="N",
                        help=f"how many items, the latest (default {SHOW_LATEST})")
-    shown.add_argument("--all", action="store_true", help="every item, from the first")
+    shown.add_argument("--all", action="store_true",
+                       help="every item, from the first (with --offset: all before those)")
     sub.add_argument("--offset", type=_count, default=0, metavar="N",
                      help="scroll back: skip the latest N items")
     sub = command("create", _create, "create a session for a user; print its id")
@@ -161,7 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
                      help='e.g. \'{"title": "Trip"}\'')
     sub = command("fork", _fork,
-                  "branch a session: a new one of the same user with its first items; print its id")
+                  "branch a session: a new one of the same user with a copy of its first "
+                  "items; print its id. Its metadata is --metadata (not the original's) plus "
+                  "forked_from: the original's id and how many items were copied")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("session_id", metavar="SESSION_ID")
     sub.add_argument("--upto", type=_count, default=None, metavar="N",
@@ -442,8 +450,6 @@ SHOW_LATEST = 20
 
 
 def _show(args: argparse.Namespace) -> int:
-    if args.all and args.offset:
-        raise CommandError("--all shows every item; leave out --offset (or use --limit)")
     limit = None if args.all else SHOW_LATEST if args.limit is None else args.limit
     with _look(args) as repo:
         if args.user is None:
@@ -469,7 +475,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"metadata: {_text(session.metadata)}")
     print(f"items:    {total}")
     earlier = first - 1
-    if earlier > 0:
+    if earlier > 0 and items:
         back = args.offset + len(items)
         print(f"  ... {earlier} earlier item{'s' if earlier != 1 else ''} "
               f"(--offset {back} to scroll back, --all for every item)")
@@ -585,18 +591,9 @@ def _delete_user(args: argparse.Namespace) -> int:
     with _open(args) as repo:
         if not args.yes:
             sessions = repo.count_sessions(args.user)
-            if not sys.stdin.isatty():
-                raise CommandError(
-                    f"refusing to delete user {args.user!r} ({sessions} session(s)) without "
-                    "confirmation (standard input is not a terminal); pass --yes"
-                )
-            try:
-                answer = input(f"Delete user {_safe(repr(args.user))} and their {sessions} "
-                               "session(s) with all items? [y/N] ")
-            except EOFError:  # Ctrl-D: no answer is a no
-                answer = ""
-                print()
-            if answer.strip().lower() not in ("y", "yes"):
+            if not _confirm(f"Delete user {_safe(repr(args.user))} and their {sessions} "
+                            "session(s) with all items?",
+                            f"user {args.user!r} ({sessions} session(s))"):
                 print("nothing deleted")
                 return 1
         report = repo.delete_user(args.user)
@@ -612,17 +609,25 @@ def _delete_user(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     if args.older_than is None and args.keep_last is None:
-        raise CommandError("prune needs --older-than, --keep-last or both")
+        args.usage("prune needs --older-than, --keep-last or both")
+    if args.unowned and (args.older_than is None or args.keep_last is not None
+                         or args.user is not None):
+        args.usage("--unowned prunes the sessions no user owns, by age: give --older-than "
+                   "only (no --keep-last, no --user)")
     options = {"older_than": args.older_than, "keep_last": args.keep_last,
                "user_id": args.user, "unowned": args.unowned}
     with _open(args) as repo:
         planned = repo.prune(**options, dry_run=True)
-        if args.dry_run or not planned.sessions:
+        if args.dry_run:
             report = planned
+        elif not planned.sessions:
+            report = PruneReport(0, 0)
         else:
-            if not args.yes:
-                _confirm(f"Delete {planned.sessions} session(s) with {planned.items} "
-                         "item(s)?", "--yes")
+            if not args.yes and not _confirm(
+                    f"Delete {planned.sessions} session(s) with {planned.items} item(s)?",
+                    f"{planned.sessions} session(s)"):
+                print("nothing deleted")
+                return 1
             terminal = sys.stderr.isatty()
             report = repo.prune(**options, progress=_prune_progress if terminal else None)
             if terminal:
@@ -639,18 +644,19 @@ def _prune_progress(done: int, total: int) -> None:
     print(f"\rdeleted {done} of {total} sessions", end="", file=sys.stderr, flush=True)
 
 
-def _confirm(question: str, flag: str) -> None:
-    """Ask on a terminal; without one, refuse unless ``flag`` was given."""
+def _confirm(question: str, what: str) -> bool:
+    """Ask on a terminal whether to delete ``what``; without one, refuse (``--yes``
+    skips this)."""
     if not sys.stdin.isatty():
         raise CommandError(
-            f"refusing without confirmation (standard input is not a terminal); pass {flag}")
+            f"refusing to delete {what} without confirmation (standard input is not a "
+            "terminal); pass --yes")
     try:
         answer = input(f"{question} [y/N] ")
     except EOFError:  # Ctrl-D: no answer is a no
         answer = ""
         print()
-    if answer.strip().lower() not in ("y", "yes"):
-        raise CommandError("nothing deleted")
+    return answer.strip().lower() in ("y", "yes")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -661,7 +667,10 @@ def _age(text: str) -> timedelta | datetime:
     match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
     try:
         if match:
-            return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+            age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+            if age > datetime.now(timezone.utc) - datetime.min.replace(tzinfo=timezone.utc):
+                raise OverflowError  # reaches back past year 1
+            return age
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(

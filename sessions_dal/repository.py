@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -453,9 +453,10 @@ class SessionRepository:
         before it. ``dry_run=True`` deletes nothing and reports what would be
         deleted now.
 
-        Sessions are found first, then deleted :data:`PRUNE_BATCH` to a
-        transaction, each only if it was not written (or claimed) since it was
-        found: a conversation that comes back to life meanwhile stays.
+        Sessions are found first, then deleted 500 to a transaction
+        (``sessions_dal.repository.PRUNE_BATCH``), each only if it was not
+        written (or claimed) since it was found: a conversation that comes
+        back to life meanwhile stays.
         ``progress(done, total)`` is called after each batch. If the call is
         interrupted, the batches before stay deleted (the exception's note says
         how many); run it again to finish.
@@ -775,7 +776,11 @@ def _cutoff(older_than: object) -> datetime | None:
                 "older_than must be timezone-aware (e.g. datetime.now(timezone.utc) - "
                 f"timedelta(days=90)), got naive {older_than!r}"
             )
-        return older_than
+        try:
+            return older_than.astimezone(timezone.utc)
+        except OverflowError:  # within a day of year 1 or 9999: the edge means the same
+            edge = datetime.min if older_than.year == 1 else datetime.max
+            return edge.replace(tzinfo=timezone.utc)
     raise TypeError(
         f"older_than must be a timedelta or an aware datetime, not {type(older_than).__name__}"
     )

@@ -222,15 +222,18 @@ class Session:
         The title (``metadata["title"]``, cut at 40 characters) when there is
         one, and the last activity, to the second.
         """
-        title = self.metadata.get("title") if isinstance(self.metadata, dict) else None
-        shown = "" if title is None else f"title={_cut(title)!r}, "
+        title = self.metadata.get("title")
+        shown = "" if title is None else f"title={_cut(title)}, "
         return (
             f"Session(session_id={self.session_id!r}, user_id={self.user_id!r}, {shown}"
             f"updated_at='{self.updated_at.isoformat(timespec='seconds')}')"
         )
 
 
-def _cut(value: object, width: int = 40) -> object:
-    if isinstance(value, str) and len(value) > width:
-        return value[: width - 1] + "…"
-    return value
+def _cut(value: object, width: int = 40) -> str:
+    """``repr(value)`` of at most about ``width`` characters: a str cut inside its
+    quotes, anything else cut with an ellipsis."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= width else value[: width - 1] + "…")
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -120,6 +120,20 @@ def test_unowned_sessions_are_pruned_only_when_asked(history: SessionRepository,
     assert len(left(history, "alice")) == 4 and len(left(history, "bob")) == 2
 
 
+def test_cutoffs_at_the_edges_of_time_mean_what_they_say(history: SessionRepository,
+                                                         backend: Backend) -> None:
+    backend.write_like_agents("chat", ["1"])
+    long_ago = [datetime(900, 1, 1, tzinfo=timezone.utc), datetime(26, 1, 1, tzinfo=timezone.utc),
+                datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),  # before year 1 in UTC
+                datetime.min.replace(tzinfo=timezone.utc)]
+    for cutoff in long_ago:  # nothing is older than these
+        assert history.prune(older_than=cutoff, dry_run=True) == PruneReport(0, 0, True)
+        assert history.prune(older_than=cutoff, unowned=True) == PruneReport(0, 0)
+    far = datetime.max.replace(tzinfo=timezone(timedelta(hours=-5)))  # after 9999 in UTC
+    assert history.prune(older_than=far, dry_run=True).sessions == 6
+    assert history.prune(older_than=far, unowned=True) == PruneReport(1, 1)
+
+
 def test_a_session_written_after_it_was_found_stays(
     history: SessionRepository, clock: list[datetime], monkeypatch: pytest.MonkeyPatch
 ) -> None:

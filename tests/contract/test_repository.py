@@ -328,6 +328,8 @@ def test_repr_shows_the_title_and_the_last_activity(repo: SessionRepository,
     assert f"title='{'x' * 39}…'" in repr(long) and "\x1b" not in repr(long)
     odd = repo.create_session("alice", metadata={"title": ["not", "text"]})
     assert "title=['not', 'text']" in repr(odd)
+    huge = repo.create_session("alice", metadata={"title": {"deep": ["x" * 1000] * 100}})
+    assert "title={'deep': ['xxx" in repr(huge) and len(repr(huge)) < 200
     assert s.to_dict()["metadata"] == {"title": "Trip to Rome"}  # to_dict: the plain values
 
 

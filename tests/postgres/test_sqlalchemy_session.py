@@ -32,8 +32,11 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -452,3 +455,85 @@ def test_concurrent_pops_from_both_libraries_hand_out_each_item_once(
         # latest: what any one popper got came out newest first.
         ns = [item["n"] for item in result]
         assert ns == sorted(ns, reverse=True)
+
+
+def test_a_prune_keeps_a_session_sqlalchemy_appended_to_while_it_ran(pg: PostgresBackend
+                                                                     ) -> None:
+    # SQLAlchemySession's append locks the agent_sessions row, inserts, then sets
+    # its updated_at; our trigger skips the ownership row the prune holds. The
+    # prune must see the append in openai-agents' own stamp and keep the session.
+    with SessionRepository(pg.target) as repo:
+        old = repo.create_session("alice", session_id="old")
+        old.add_items(["old"])
+        agent = psycopg.connect(url_with_schema(pg.schema))
+        pruned: list[Any] = []
+        try:
+            agent.execute("SELECT 1 FROM agent_sessions WHERE session_id = 'old' FOR UPDATE")
+            pruner = threading.Thread(
+                target=lambda: pruned.append(repo.prune(older_than=timedelta(0))))
+            pruner.start()
+            for _ in range(400):  # until the prune waits for the agent's row
+                if pg._query("SELECT 1 FROM pg_stat_activity WHERE %s = ANY("
+                             "pg_blocking_pids(pid))", agent.info.backend_pid):
+                    break
+                time.sleep(0.025)
+            else:
+                pytest.fail("the prune never waited for the agent_sessions row")
+            agent.execute("INSERT INTO agent_messages (session_id, message_data) "
+                          "VALUES ('old', '\"back\"')")
+            agent.execute("UPDATE agent_sessions SET updated_at = CURRENT_TIMESTAMP "
+                          "WHERE session_id = 'old'")
+            agent.commit()
+            pruner.join(30)
+        finally:
+            agent.close()
+        assert [(r.sessions, r.items) for r in pruned] == [(0, 0)]
+        assert old.get_items() == ["old", "back"]
+
+
+def test_agents_writes_work_where_execute_is_revoked_by_default(pg: PostgresBackend) -> None:
+    # A hardened database: functions are not executable by PUBLIC unless
+    # granted, and the app using SQLAlchemySession is a role with rights on
+    # openai-agents' tables only. Our triggers must not break its writes.
+    tag = uuid.uuid4().hex[:8]
+    owner, app, schema = f"owner_{tag}", f"app_{tag}", f"hard_{tag}"
+    try:
+        pg._query(f"CREATE ROLE {owner} LOGIN; CREATE ROLE {app} LOGIN", schema=None)
+    except psycopg.Error:
+        pytest.skip("the test server's user cannot create roles")
+    try:
+        pg._query(f"CREATE SCHEMA {schema} AUTHORIZATION {owner}; "
+                  f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} "
+                  "REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC", schema=None)
+        assert POSTGRES_URL is not None and "://postgres@" in POSTGRES_URL
+        as_owner = url_with_schema(schema).replace("://postgres@", f"://{owner}@", 1)
+        with SessionRepository(as_owner) as repo:
+            mine = repo.create_session("alice")
+            mine.add_items(ONE)
+            before = repo.get_session("alice", mine.session_id).updated_at  # type: ignore[union-attr]
+            pg._query(f"GRANT USAGE ON SCHEMA {schema} TO {app}; "
+                      "GRANT SELECT, INSERT, UPDATE, DELETE ON "
+                      f"{schema}.agent_sessions, {schema}.agent_messages TO {app}; "
+                      f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {app}", schema=None)
+
+            async def write() -> None:
+                engine = create_async_engine(
+                    ASYNC_URL.set(username=app),
+                    connect_args={"server_settings": {"search_path": schema}})
+                try:
+                    theirs = SQLAlchemySession("theirs", engine=engine)
+                    await theirs.add_items(CHAT_B)
+                    ours = SQLAlchemySession(mine.session_id, engine=engine)
+                    await ours.add_items(FROM_AGENTS)
+                    assert await ours.pop_item() == FROM_AGENTS[0]
+                    await ours.clear_session()
+                finally:
+                    await engine.dispose()
+
+            asyncio.run(write())
+            again = repo.get_session("alice", mine.session_id)
+            assert again is not None and again.updated_at > before and again.get_items() == []
+            assert repo.get_unowned_session("theirs").get_items() == CHAT_B  # type: ignore[union-attr]
+    finally:
+        pg._query(f"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP OWNED BY {owner}, {app}; "
+                  f"DROP ROLE {owner}; DROP ROLE {app}", schema=None)

@@ -146,11 +146,14 @@ class SQL:
         self.prune_candidates: dict[bool, str] = {}
         for by_user in (False, True):
             where = "AND user_id = %s" if by_user else ""
+            # With openai-agents' own stamp (text: exact), which SQLAlchemySession
+            # moves when it appends: its trigger may not reach a row a prune holds.
             self.prune_candidates[by_user] = (
-                f"SELECT session_id, user_id, updated_at FROM (SELECT session_id, user_id, "
-                f"updated_at, {rank} AS r FROM agent_user_sessions "
-                f"WHERE isfinite(updated_at) {where}) ranked "
-                "WHERE r > %s OR updated_at < %s ORDER BY user_id, updated_at"
+                f"SELECT o.session_id, o.user_id, o.updated_at, a.updated_at::text "
+                f"FROM (SELECT session_id, user_id, updated_at, {rank} AS r "
+                f"FROM agent_user_sessions WHERE isfinite(updated_at) {where}) o "
+                f"LEFT JOIN {s} a ON a.session_id = o.session_id "
+                "WHERE o.r > %s OR o.updated_at < %s ORDER BY o.user_id, o.updated_at"
             )
         self.prune_unowned_candidates = (
             f"SELECT a.session_id, a.updated_at {unowned} AND isfinite(a.updated_at) "
@@ -158,8 +161,13 @@ class SQL:
         )
         # Ownership rows locked in one order (of session_id), then agent_sessions'.
         self.lock_owned_as_found = (
-            "SELECT seq FROM agent_user_sessions WHERE (session_id, user_id, updated_at) IN "
+            "SELECT seq, session_id FROM agent_user_sessions "
+            "WHERE (session_id, user_id, updated_at) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) "
+            "ORDER BY session_id FOR UPDATE"
+        )
+        self.lock_agent_stamps = (
+            f"SELECT session_id, updated_at::text FROM {s} WHERE session_id = ANY(%s) "
             "ORDER BY session_id FOR UPDATE"
         )
         self.delete_owned_seqs = (

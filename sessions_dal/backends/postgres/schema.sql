@@ -66,29 +66,32 @@ CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_activity
 -- the ownership row first: waiting could deadlock); a stamp never moves back.
 -- Bodies are quoted strings, not $$, and triggers CREATE OR REPLACE (PostgreSQL
 -- 14+): schema.sql is split into statements by one tokenizer for both backends.
--- SECURITY DEFINER: an openai-agents app may connect as a role with no
--- rights on sessions_dal's tables; its writes must not fail for that.
-CREATE OR REPLACE FUNCTION sessions_dal_activity(ids text[]) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path FROM CURRENT AS '
+-- SECURITY DEFINER, with the search_path fixed: an openai-agents app may
+-- connect as a role with no rights on sessions_dal's tables; its writes must
+-- not fail for that. Trigger functions need no EXECUTE right to fire, so a
+-- database that revokes EXECUTE from PUBLIC by default still works.
+CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+BEGIN
     UPDATE agent_user_sessions SET updated_at = statement_timestamp()
     WHERE seq IN (
         SELECT seq FROM agent_user_sessions
-        WHERE session_id = ANY(ids) AND updated_at < statement_timestamp()
+        WHERE session_id = NEW.session_id AND updated_at < statement_timestamp()
           AND xmin <> pg_current_xact_id()::xid
-        FOR UPDATE SKIP LOCKED)
-';
-
-CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS '
-BEGIN
-    PERFORM sessions_dal_activity(ARRAY[NEW.session_id::text]);
+        FOR UPDATE SKIP LOCKED);
     RETURN NULL;
 END';
 
 CREATE OR REPLACE FUNCTION sessions_dal_activity_on_delete() RETURNS trigger
-LANGUAGE plpgsql SET search_path FROM CURRENT AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
 BEGIN
-    PERFORM sessions_dal_activity(ARRAY(SELECT DISTINCT session_id::text FROM gone));
+    UPDATE agent_user_sessions SET updated_at = statement_timestamp()
+    WHERE seq IN (
+        SELECT seq FROM agent_user_sessions
+        WHERE session_id IN (SELECT session_id FROM gone)
+          AND updated_at < statement_timestamp()
+          AND xmin <> pg_current_xact_id()::xid
+        FOR UPDATE SKIP LOCKED);
     RETURN NULL;
 END';
 

@@ -202,8 +202,9 @@ class PostgresStore:
             return [(session_id, None, stamp) for session_id, stamp in self._db.fetchall(
                 sql.prune_unowned_candidates, (naive,))]
         by_user = () if user_id is None else (user_id,)
-        return self._db.fetchall(sql.prune_candidates[user_id is not None],
-                                 (*by_user, keep_last, cutoff))
+        return [(session_id, owner, (updated, agents_updated))
+                for session_id, owner, updated, agents_updated in self._db.fetchall(
+                    sql.prune_candidates[user_id is not None], (*by_user, keep_last, cutoff))]
 
     def count_items_of(self, session_ids: Sequence[str]) -> int:
         count: int = self._db.fetchone(self._sql.count_items_of, (list(session_ids),))[0]
@@ -215,13 +216,23 @@ class PostgresStore:
     def _prune(self, conn: _Conn, rows: Sequence[tuple[str, str | None, object]]
                ) -> tuple[int, int]:
         sql = self._sql
-        owned = [row for row in rows if row[1] is not None]
+        owned = [(session_id, user_id, cast("tuple[datetime, str | None]", stamp))
+                 for session_id, user_id, stamp in rows if user_id is not None]
         nobodys = [row for row in rows if row[1] is None]
         # As found, or not at all: written since (or claimed), a session stays.
-        seqs = [seq for (seq,) in conn.execute(sql.lock_owned_as_found, (
-            [r[0] for r in owned], [r[1] for r in owned], [r[2] for r in owned])).fetchall()]
-        gone = [session_id for (session_id,) in
-                conn.execute(sql.delete_owned_seqs, (seqs,)).fetchall()]
+        # The ownership rows first: our writers wait for those.
+        locked = conn.execute(sql.lock_owned_as_found, (
+            [r[0] for r in owned], [r[1] for r in owned], [r[2][0] for r in owned])).fetchall()
+        # Then the agent_sessions rows, which SQLAlchemySession locks to append:
+        # an append that committed meanwhile (its trigger skipped our locked row)
+        # shows in its own stamp, and that session stays.
+        found = {session_id: stamp[1] for session_id, _, stamp in owned}
+        ours = [session_id for _, session_id in locked]
+        now = dict(conn.execute(sql.lock_agent_stamps, (ours,)).fetchall())
+        keep = {session_id for session_id in ours if now.get(session_id) != found[session_id]}
+        gone = [session_id for (session_id,) in conn.execute(
+            sql.delete_owned_seqs, ([seq for seq, session_id in locked
+                                     if session_id not in keep],)).fetchall()]
         gone += [session_id for (session_id,) in conn.execute(sql.lock_unowned_as_found, (
             [r[0] for r in nobodys], [r[2] for r in nobodys])).fetchall()]
         if not gone:

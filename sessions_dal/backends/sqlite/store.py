@@ -224,8 +224,10 @@ class SQLiteStore:
                          ) -> list[tuple[str, str | None, object]]:
         sql = self._sql
         if unowned and cutoff is not None:
-            # openai-agents' CURRENT_TIMESTAMP text: 'YYYY-MM-DD HH:MM:SS', UTC.
-            agents_before = cutoff.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            # openai-agents' CURRENT_TIMESTAMP text: 'YYYY-MM-DD HH:MM:SS', UTC;
+            # the year padded by hand (strftime does not pad it below 1000).
+            utc = cutoff.astimezone(timezone.utc)
+            agents_before = f"{utc.year:04d}-{utc:%m-%d %H:%M:%S}"
             return [(session_id, None, stamp) for session_id, stamp in self._db.fetchall(
                 sql.prune_unowned_candidates, (agents_before,))]
         by_user = () if user_id is None else (user_id,)
