@@ -25,6 +25,9 @@ from backends import PostgresBackend, url_with_schema
 import sessions_dal
 from sessions_dal import COMMITTED_NOTE, Session
 
+# Signal handlers raise in these tests: see the fixture.
+pytestmark = pytest.mark.usefixtures("signals_are_safe")
+
 PACKAGE = os.path.dirname(sessions_dal.__file__)
 
 

@@ -29,6 +29,9 @@ import sessions_dal
 from sessions_dal import COMMITTED_NOTE, Session, SessionRepository
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
+# Signal handlers raise in these tests: see the fixture.
+pytestmark = pytest.mark.usefixtures("signals_are_safe")
+
 PACKAGE = str(Path(sessions_dal.__file__).parent)
 
 
