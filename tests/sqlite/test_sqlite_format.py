@@ -90,3 +90,17 @@ def test_the_activity_stamp_openai_agents_causes_is_our_fixed_width_utc_text(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}000\+00:00", str(stamp)), stamp
     again = repo.get_session("alice", s.session_id)
     assert again is not None and again.updated_at > s.updated_at
+
+
+def test_prune_leaves_a_session_with_a_damaged_time_alone(repo: SessionRepository,
+                                                          db_path: Path) -> None:
+    from datetime import timedelta
+
+    damaged = repo.create_session("alice", session_id="damaged")
+    repo.create_session("alice", session_id="fine")
+    damage(db_path, "UPDATE agent_user_sessions SET updated_at = 'garbage' "
+                    "WHERE session_id = 'damaged'")
+    assert repo.prune(keep_last=0, dry_run=True).sessions == 1  # "fine" only
+    assert repo.prune(older_than=timedelta(0)).sessions == 1
+    assert rows(db_path, "SELECT session_id FROM agent_user_sessions") == [("damaged",)]
+    assert damaged.get_items() == []  # still there, still readable by id

@@ -117,12 +117,15 @@ class SQL:
         # -- prune: the sessions to delete, then each if it is still as found ------
         # A window over each user's sessions in the activity order ranks them;
         # NULL for keep_last or the cutoff leaves that test out. By one user,
-        # a range of the activity index; for all, one pass over the table.
+        # a range of the activity index; for all, one pass over the table. A
+        # time that is not ours (edited by hand) marks a damaged row: left alone,
+        # as on PostgreSQL, and counted by neither rule.
         rank = ("row_number() OVER (PARTITION BY user_id "
                 "ORDER BY updated_at DESC, created_at DESC, seq DESC)")
+        ours = "updated_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*'"
         self.prune_candidates: dict[bool, str] = {}
         for by_user in (False, True):
-            where = "WHERE user_id = ?" if by_user else ""
+            where = f"WHERE {ours} AND user_id = ?" if by_user else f"WHERE {ours}"
             self.prune_candidates[by_user] = (
                 f"SELECT session_id, user_id, updated_at FROM (SELECT session_id, user_id, "
                 f"updated_at, {rank} AS r FROM agent_user_sessions {where}) "
