@@ -65,7 +65,7 @@ def arguments(data: st.DataObject, func: Any, known: list[str]) -> tuple[list[An
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.data())
 def test_random_calls_raise_only_documented_errors_and_keep_state(kind: str, data: st.DataObject
                                                                  ) -> None:

@@ -211,5 +211,5 @@ class TwoRepositoriesAgreeWithModel(RuleBasedStateMachine):
 def test_two_repositories_agree_with_a_model(kind: str) -> None:
     run_state_machine_as_test(
         lambda: TwoRepositoriesAgreeWithModel(kind),
-        settings=settings(max_examples=60, stateful_step_count=25, deadline=None),
+        settings=settings(max_examples=40, stateful_step_count=25, deadline=None),
     )

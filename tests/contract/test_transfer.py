@@ -12,7 +12,7 @@ from unittest import mock
 import pytest
 from backends import KINDS, Backend, fresh, fresh_repository
 from helpers import DeletesDuringExport, exported, snapshot
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions_dal import _time
@@ -56,6 +56,7 @@ def body(export: str) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=60)  # two databases per example: the suite's slowest property
 @given(SESSIONS, UNOWNED, st.sampled_from([None, *USERS]))
 def test_export_then_import_is_lossless(kind: str, sessions: list[Any], unowned: list[Any],
                                         only: str | None) -> None:
