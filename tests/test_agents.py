@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def test_sqlite_session_writes_move_the_session_to_the_front(db_path: Path) -> N
             other.add_items([{"n": 0}])  # now other is the last active
             assert repo.get_sessions("alice", order="updated")[0] == other
             before = repo.get_session("alice", s.session_id).updated_at  # type: ignore[union-attr]
+            time.sleep(0.002)  # SQLite's trigger clock has milliseconds: be in the next one
             peer(method, *args)
             now = repo.get_session("alice", s.session_id)
             assert now is not None and now.updated_at > before, method

@@ -82,6 +82,11 @@ def test_the_activity_stamp_openai_agents_causes_is_our_fixed_width_utc_text(
 ) -> None:
     s = repo.create_session("alice")
     s.add_items([1, 2])
+    # SQLite's clock has milliseconds, and a stamp never moves back: start from
+    # an older one, or a pop within the same millisecond would leave ours.
+    damage(db_path, "UPDATE agent_user_sessions SET updated_at = "
+                    "'2026-01-01T00:00:00.000000+00:00'")
+    s = repo.get_session("alice", s.session_id)  # type: ignore[assignment]
     conn = sqlite3.connect(db_path)  # as SQLiteSession pops
     conn.execute("DELETE FROM agent_messages WHERE id = (SELECT max(id) FROM agent_messages)")
     conn.commit()
