@@ -203,6 +203,8 @@ def test_another_signal_handler_that_raises_leaks_no_connection(
                 assert found in (expected, [*expected, n]), f"round {n}"
                 expected = found
             _still_serves(session)
+        # Wherever the timeouts landed, Ctrl-C is the application's again.
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGALRM, previous)
 
@@ -267,3 +269,62 @@ def test_ctrl_c_while_an_import_waits_for_its_input(pg: PostgresBackend,
             repo.import_from(lines(), require_end=False)
         assert time.monotonic() - started < 10
         assert repo.get_users() == []
+
+
+class _RaisesOnce:
+    """The signal module, except that its ``k``-th ``signal()`` call raises first.
+
+    ``signal.signal()`` runs the handlers of pending signals before it changes
+    one; an application's handler may raise there (a SIGALRM timeout).
+    """
+
+    def __init__(self, real: Any, k: int) -> None:
+        self.real, self.k, self.calls = real, k, 0
+
+    def getsignal(self, number: int) -> Any:
+        return self.real.getsignal(number)
+
+    def signal(self, number: int, handler: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.k:
+            raise Timeout
+        return self.real.signal(number, handler)
+
+
+def test_a_handler_raising_while_signals_are_held_or_released_leaves_them_as_they_were(
+    pg: PostgresBackend, alarm_sends_sigint: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def alarm(number: int, frame: object) -> None:
+        raise Timeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    try:
+        _every_moment_of_holding(pg, monkeypatch)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _every_moment_of_holding(pg: PostgresBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessions_dal.backends.postgres import _connection
+
+    handlers = {number: signal.getsignal(number) for number in _connection._HELD}
+    with pg.open(pool_size=1) as repo:
+        session = repo.create_session("alice", session_id="s1")
+        real = _connection._signals
+        counting = _RaisesOnce(real, 0)
+        monkeypatch.setattr(_connection, "_signals", counting)
+        session.add_items([0])
+        calls = counting.calls  # holding, then releasing, SIGINT and SIGALRM
+        assert calls == 4
+        for k in range(1, calls + 1):
+            monkeypatch.setattr(_connection, "_signals", _RaisesOnce(real, k))
+            with pytest.raises(Timeout):
+                session.add_items([k])
+            monkeypatch.undo()
+            assert {n: signal.getsignal(n) for n in _connection._HELD} == handlers, k
+            assert _connection._HOLDS == [], k
+            # Ctrl-C still works, and the pool of one still serves.
+            _sigint_in(0.05)
+            with pytest.raises(KeyboardInterrupt):
+                time.sleep(5)
+            _still_serves(session)

@@ -474,28 +474,67 @@ class _Hold:
         self.previous: dict[int, Any] = {}
         self.callers_code = False
         """The caller's code is running (an export's output, an import's input)."""
+        self.active = False
+        """Put in place and not yet over: only then are signals held."""
 
     def __enter__(self) -> _Hold:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        # A handler may raise at any moment, so putting the hold in place and
+        # taking it away may each stop halfway. What that leaves (a hold
+        # in _HOLDS or a handler of a hold that is over) passes signals on,
+        # as if it were not there, and is cleared here, at the next call.
+        if _HOLDS and not _HOLDS[-1].active:
+            _HOLDS[:] = [hold for hold in _HOLDS if hold.active]
+        try:
             for number in _HELD:
                 previous = _signals.getsignal(number)
+                while isinstance(getattr(previous, "__self__", None), _Hold) and not (
+                        previous.__self__.active):
+                    previous = previous.__self__.previous[number]
                 if callable(previous):  # SIG_IGN, SIG_DFL: nothing runs in Python
                     self.previous[number] = previous
                     _signals.signal(number, self._catch)
             if self.previous:
+                self.active = True  # from here on, signals are only recorded
                 _HOLDS.append(self)
+        except BaseException:
+            # signal.signal() runs the handlers of pending signals first, and
+            # one may raise (a SIGALRM timeout): no connection is lent yet.
+            self.active = False
+            self._uninstall()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.previous:
-            for number, previous in self.previous.items():
-                _signals.signal(number, previous)
-            _HOLDS.remove(self)
+        if not self.active:
+            return
+        # The connection is back in the pool: signals go to their handlers
+        # again, first those held, in order (the first may raise).
+        self.active = False
+        try:
             self.deliver()
+        finally:
+            if self in _HOLDS:
+                _HOLDS.remove(self)
+            self._uninstall()
+
+    def _uninstall(self) -> None:
+        first: BaseException | None = None
+        for number, previous in self.previous.items():
+            while _signals.getsignal(number) == self._catch:
+                try:
+                    _signals.signal(number, previous)
+                except BaseException as exc:  # a pending signal's handler ran, and raised
+                    first = first or exc
+        if first is not None:
+            raise first
 
     def _catch(self, number: int, frame: Any) -> None:
-        if self.callers_code:
-            self.previous[number](number, frame)  # nothing of ours is half done
+        if self.callers_code or not self.active:
+            # Nothing of ours is half done, or no connection is lent (the
+            # hold is being put in place, or is over): the handler runs now.
+            self.previous[number](number, frame)
             return
         self.caught.append((number, frame))
         conn = self.conn
