@@ -98,3 +98,95 @@ BEGIN
     WHERE session_id = OLD.session_id
       AND updated_at < strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now');
 END;
+
+-- version: 3
+-- Search: a full-text index (FTS5) of the words in items and session titles, kept by triggers.
+
+-- One row per item (rowid: the item's id) and per titled session (rowid: minus
+-- its seq). words: the item's string values, except those of the keys below,
+-- which hold ids and fixed values ("message", "completed"), never anyone's words.
+-- owner: a token for the owning user and one for the session (hex: any id is
+-- one token), so that a search reads only that user's (or session's) entries.
+-- Where this SQLite has no FTS5, this block is skipped (search then says so),
+-- and done at a later read-write open by an SQLite that has it.
+CREATE VIRTUAL TABLE IF NOT EXISTS sessions_dal_search USING fts5(
+    words, owner, tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- Items that are not valid JSON (openai-agents writes whatever it is given)
+-- are not indexed, and never make an insert fail.
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_insert
+AFTER INSERT ON agent_messages WHEN json_valid(NEW.message_data)
+BEGIN
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT NEW.id, words, coalesce(
+        (SELECT 'u' || hex(user_id) || ' s' || hex(session_id)
+         FROM agent_user_sessions WHERE session_id = NEW.session_id), '')
+    FROM (SELECT group_concat(value, ' ') AS words FROM json_tree(NEW.message_data)
+          WHERE type = 'text' AND (key IS NULL OR key NOT IN (
+              'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+              'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data')))
+    WHERE words IS NOT NULL;
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_delete
+AFTER DELETE ON agent_messages
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = OLD.id;
+END;
+
+-- A session claimed, created or given up: its items' owner tokens follow,
+-- and its title is indexed under the new owner.
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_own
+AFTER INSERT ON agent_user_sessions
+BEGIN
+    UPDATE sessions_dal_search
+    SET owner = 'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = NEW.session_id);
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -NEW.seq, json_extract(NEW.metadata, '$.title'),
+           'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text';
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_disown
+AFTER DELETE ON agent_user_sessions
+BEGIN
+    UPDATE sessions_dal_search SET owner = ''
+    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = OLD.session_id);
+    DELETE FROM sessions_dal_search WHERE rowid = -OLD.seq;
+END;
+
+-- Not for metadata that is not JSON: the zeros a delete first overwrites it
+-- with (the session's index rows are overwritten too, then deleted).
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_title
+AFTER UPDATE OF metadata, user_id, session_id ON agent_user_sessions
+WHEN json_valid(NEW.metadata)
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = -OLD.seq;
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -NEW.seq, json_extract(NEW.metadata, '$.title'),
+           'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text';
+END;
+
+-- The items already stored, in batches of ids (:after, :upto], so that
+-- sessions-dal migrate can show its progress; all in this block's transaction.
+INSERT INTO sessions_dal_search (rowid, words, owner)
+SELECT id, words, owner FROM (
+    SELECT m.id,
+           (SELECT group_concat(value, ' ') FROM json_tree(m.message_data)
+            WHERE type = 'text' AND (key IS NULL OR key NOT IN (
+                'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+                'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data'))) AS words,
+           coalesce('u' || hex(o.user_id) || ' s' || hex(o.session_id), '') AS owner
+    FROM agent_messages m
+    LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id
+    WHERE m.id > :after AND m.id <= :upto AND json_valid(m.message_data))
+WHERE words IS NOT NULL;
+
+INSERT INTO sessions_dal_search (rowid, words, owner)
+SELECT -seq, json_extract(metadata, '$.title'),
+       'u' || hex(user_id) || ' s' || hex(session_id)
+FROM agent_user_sessions
+WHERE json_valid(metadata) AND json_type(metadata, '$.title') = 'text';

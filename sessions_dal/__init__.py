@@ -22,6 +22,7 @@ Layers (data flows down only)::
 
 __version__ = "0.2.0"
 
+from ._search import SearchHit
 from ._store import COMMITTED_NOTE
 from ._validate import MAX_ID_LENGTH
 from .backends.sqlite import SCHEMA_VERSION
@@ -37,6 +38,7 @@ __all__ = [
     "DeletedUser",
     "PruneReport",
     "SchemaVersionError",
+    "SearchHit",
     "Session",
     "SessionRepository",
     "SessionsDalError",

@@ -34,7 +34,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from ._search import Term
 
 __all__ = [
     "COMMITTED_NOTE",
@@ -45,6 +48,7 @@ __all__ = [
     "NotOwned",
     "OwnedByOther",
     "Owner",
+    "SearchRow",
     "SessionRow",
     "Store",
     "StoreInfo",
@@ -66,6 +70,14 @@ class SessionRow(NamedTuple):
     updated_at: datetime
     position: object = None
     """Where the session stands in its user's listing, for keyset paging (opaque)."""
+
+
+class SearchRow(NamedTuple):
+    """A search result as stored: its session, and the item's JSON text (``None``: the title)."""
+
+    session: SessionRow
+    item_id: int | None
+    item: str | None
 
 
 class UserRow(NamedTuple):
@@ -226,6 +238,12 @@ class Store(Protocol):
 
     def find_session(self, session_id: str) -> SessionRow | None:
         """The session whoever owns it, or nobody."""
+
+    def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
+               limit: int | None) -> list[SearchRow]:
+        """The user's items and titles that contain every term (in one session, if
+        given), best first, ties newest first; one consistent read. Raises
+        :class:`~sessions_dal.errors.SearchUnavailableError` where it cannot run."""
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]: ...
 

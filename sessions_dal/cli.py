@@ -28,6 +28,7 @@ from . import __version__
 from ._files import is_database_file, publish, temporary_beside
 from ._store import COMMITTED_NOTE
 from ._validate import ORDERS
+from .backends._migrations import PROGRESS
 from .errors import SessionNotFoundError, SessionsDalError
 from .repository import (
     DEFAULT_MESSAGES_TABLE,
@@ -162,6 +163,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="every item, from the first (with --offset: all before those)")
     sub.add_argument("--offset", type=_count, default=0, metavar="N",
                      help="scroll back: skip the latest N items")
+    sub = command("search", _search,
+                  "search a user's conversations: words, \"quoted phrases\", prefix*; "
+                  "best match first, one line each (session id, then the text around "
+                  "the match, matched words in [brackets])")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("query", metavar="QUERY")
+    sub.add_argument("--session", metavar="SESSION_ID", default=None,
+                     help="only in this session of the user's")
+    sub.add_argument("--limit", type=_count, default=20, metavar="N",
+                     help="at most N results (default 20)")
     sub = command("create", _create, "create a session for a user; print its id")
     sub.add_argument("user", metavar="USER")
     sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
@@ -532,6 +543,21 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace) -> int:
+    with _look(args) as repo:
+        hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session)
+    if _wants_json(args):
+        _print_json([{"session_id": hit.session.session_id, "title": hit.item is None,
+                      "item": hit.item, "snippet": hit.snippet} for hit in hits])
+    elif not hits:
+        print("no matches")
+    else:
+        for hit in hits:
+            where = "title: " if hit.item is None else ""
+            print(f"{_safe(hit.session.session_id)}  {where}{_safe(hit.snippet)}")
+    return 0
+
+
 def _fork(args: argparse.Namespace) -> int:
     with _open(args) as repo:
         try:
@@ -869,11 +895,28 @@ def _migrate(args: argparse.Namespace) -> int:
             print(f"backed up to {_safe(repr(args.backup))} "
                   f"({os.path.getsize(args.backup):,} bytes)")
     started = time.monotonic()
-    with _open(args) as repo:
-        after = repo.info().schema_version
+    token = PROGRESS.set(_migration_progress())
+    try:
+        with _open(args) as repo:
+            after = repo.info().schema_version
+    finally:
+        PROGRESS.reset(token)
     print(f"migrated {shown} from schema version {before} to {after} "
           f"in {time.monotonic() - started:.2f} s")
     return 0
+
+
+def _migration_progress() -> Callable[[str, float], None]:
+    """Print how far a long step is, every 5% (on stderr: stdout stays the summary)."""
+    shown: dict[str, int] = {}
+
+    def report(step: str, fraction: float) -> None:
+        percent = int(fraction * 100) // 5 * 5
+        if shown.get(step, -1) < percent:
+            shown[step] = percent
+            print(f"  {step}: {percent}%", file=sys.stderr, flush=True)
+
+    return report
 
 
 def _check(args: argparse.Namespace) -> int:

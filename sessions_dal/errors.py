@@ -24,6 +24,7 @@ __all__ = [
     "ReadOnlyDatabaseError",
     "RepositoryClosedError",
     "SchemaVersionError",
+    "SearchUnavailableError",
     "SessionExistsError",
     "SessionNotFoundError",
     "SessionOwnedError",
@@ -56,6 +57,13 @@ class MigrationError(SessionsDalError):
 
 class UnsupportedSQLiteError(SessionsDalError):
     """The SQLite library Python is linked against is too old."""
+
+
+class SearchUnavailableError(SessionsDalError):
+    """Search cannot run here: SQLite without FTS5, or a database not migrated yet.
+
+    Everything else keeps working; the message says what would enable search.
+    """
 
 
 class RepositoryClosedError(SessionsDalError):

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from . import _time
+from ._search import SearchHit, item_texts, parse_query, snippet
 from ._store import (
     IdTaken,
     NotFound,
@@ -517,6 +518,45 @@ class SessionRepository:
         check_id("user_id", user_id)
         found, sessions, items = self._store.delete_user(user_id)
         return DeletedUser(user_id, found, sessions, items)
+
+    def search(self, user_id: str, query: str, *, limit: int | None = 20,
+               session_id: str | None = None) -> list[SearchHit]:
+        """Return the user's items (and session titles) that contain every word of ``query``.
+
+        Best match first (ties: newest first); only ``user_id``'s sessions, or
+        only ``session_id`` of theirs. A query is words, ``"quoted phrases"``
+        and ``prefix*`` words; case and Latin accents are ignored, every other
+        character separates words (see the README's "Search" section). Searched
+        are the string values inside items and the session's ``title``, not
+        keys, ids or fixed values such as ``"message"``. A query without words
+        is a ``ValueError``; a database that cannot search (SQLite without
+        FTS5) raises :class:`~sessions_dal.errors.SearchUnavailableError`.
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     s = repo.create_session("alice", metadata={"title": "Holidays"})
+        ...     s.add_items([{"role": "user", "content": "Trains from Rome to Naples?"}])
+        ...     [hit.snippet for hit in repo.search("alice", "rome train*")]
+        ['[Trains] from [Rome] to Naples?']
+        """
+        check_id("user_id", user_id)
+        terms = parse_query(query)
+        count = check_limit(limit)
+        if session_id is not None:
+            check_id("session_id", session_id)
+        hits: list[SearchHit] = []
+        sessions: dict[str, Session] = {}
+        for row in self._store.search(user_id, terms, session_id, count):
+            session = sessions.get(row.session.session_id)
+            if session is None:
+                session = sessions[row.session.session_id] = self._session(row.session)
+            if row.item is None:
+                title = session.metadata.get("title")
+                texts = [title] if isinstance(title, str) else []
+                hits.append(SearchHit(session, None, snippet(texts, terms)))
+            else:
+                item = session._decode(row.item_id or 0, row.item)
+                hits.append(SearchHit(session, item, snippet(list(item_texts(item)), terms)))
+        return hits
 
     def find_session(self, session_id: str) -> Session | None:
         """Return the session with this id whoever owns it (or nobody), or ``None``.

@@ -57,7 +57,7 @@ class Backend:
             with self._connect() as conn:
                 conn.execute("SET lock_timeout = '2s'")
                 conn.execute("TRUNCATE agent_messages, agent_sessions, agent_user_sessions, "
-                             "agent_users RESTART IDENTITY")
+                             "agent_users, sessions_dal_search RESTART IDENTITY")
         except Exception:
             return False
         return True
@@ -339,6 +339,6 @@ def fresh_repository(kind: str, **options: Any) -> Iterator[SessionRepository]:
             yield repo
     finally:
         backend._query(
-            "TRUNCATE agent_messages, agent_sessions, agent_user_sessions, agent_users "
-            "RESTART IDENTITY")
+            "TRUNCATE agent_messages, agent_sessions, agent_user_sessions, agent_users, "
+            "sessions_dal_search RESTART IDENTITY")
         spare.append(backend)

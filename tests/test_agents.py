@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -290,3 +291,41 @@ def test_runner_items_round_trip_exactly(repo: SessionRepository, backend: Backe
     stored = run(memory.get_items())
     raw = backend.stored_items(memory.session_id)
     assert [json.dumps(item) for item in stored] == raw
+
+
+def test_what_sqlite_session_writes_is_searchable_and_what_it_pops_is_not(
+    db_path: Path,
+) -> None:
+    with SessionRepository(db_path) as repo:
+        owned = repo.create_session("alice")
+    Peer(db_path, owned.session_id)("add_items", [
+        {"role": "user", "content": "Gelato in Bologna?"},
+        {"role": "assistant", "content": "Yes, and tortellini."}])
+    Peer(db_path, "theirs")("add_items", [{"role": "user", "content": "tortellini recipe"}])
+    with SessionRepository(db_path) as repo:
+        assert [h.item["content"] for h in repo.search("alice", "tortellini")] == [
+            "Yes, and tortellini."]  # "theirs" is nobody's yet
+        repo.claim_session("alice", "theirs")
+        assert len(repo.search("alice", "tortellini")) == 2
+    Peer(db_path, owned.session_id)("pop_item")
+    Peer(db_path, "theirs")("clear_session")
+    with SessionRepository(db_path) as repo:
+        assert [h.item["content"] for h in repo.search("alice", "gelato")] == [
+            "Gelato in Bologna?"]
+        assert repo.search("alice", "tortellini") == []
+
+
+def test_an_item_that_is_not_json_is_stored_and_not_indexed(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice")
+    conn = sqlite3.connect(db_path)
+    with conn:  # what SQLiteSession stores is whatever it is given
+        conn.execute("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                     (s.session_id, "not json: pizza"))
+        conn.execute("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                     (s.session_id, '{"content": "pizza", "x": NaN}'))
+    conn.close()
+    with SessionRepository(db_path) as repo:
+        assert repo.search("alice", "pizza") == []
+        repo.get_session("alice", s.session_id).add_items(["pizza"])  # type: ignore[union-attr]
+        assert [h.item for h in repo.search("alice", "pizza")] == ["pizza"]

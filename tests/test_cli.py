@@ -949,3 +949,24 @@ def test_no_arguments_prints_what_there_is_to_do(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "create" in result.stderr and "export" in result.stderr and "--db" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_search_from_the_command_line(filled: Path) -> None:
+    before = dump(filled / "sessions.db")
+    assert ok(filled, "search", "alice", "TRAIN").splitlines() == ["trip  [train]?"]
+    assert ok(filled, "search", "alice", "tri*").splitlines() == ["trip  title: [Trip]"]
+    assert ok(filled, "search", "alice", "train", "--session", "work") == "no matches\n"
+    assert ok(filled, "search", "bob", "train") == "no matches\n"
+    # OR is a word, not an operator: no item has all of hi, or, yo, train.
+    assert ok(filled, "search", "alice", "hi OR yo OR train*", "--limit", "5") == "no matches\n"
+    hits = as_json(filled, "search", "alice", "hi")
+    assert hits == [{"session_id": "trip", "title": False,
+                     "item": {"role": "user", "content": "hi"}, "snippet": "[hi]"}]
+    assert as_json(filled, "search", "alice", "trip")[0]["title"] is True
+    assert as_json(filled, "search", "alice", "hi", "--limit", "0") == []
+    assert "has no words" in fails(filled, "search", "alice", "--- ()")
+    assert "must be >= 0" in fails(filled, "search", "alice", "x", "--limit", "-1", code=2)
+    assert "user_id must not be empty" in fails(filled, "search", "", "x")
+    assert "no database at" in fails(filled, "--db", "elsewhere.db", "search", "alice", "x")
+    assert not (filled / "elsewhere.db").exists()
+    assert dump(filled / "sessions.db") == before  # searching never writes

@@ -10,13 +10,39 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["VERSION_TABLE", "Migration", "parse_migrations", "read_migrations"]
+__all__ = [
+    "BATCH",
+    "PROGRESS",
+    "VERSION_TABLE",
+    "Migration",
+    "is_batched",
+    "parse_migrations",
+    "read_migrations",
+]
 
 VERSION_TABLE = "sessions_dal_migrations"
 """Our record of applied migrations: one row per version."""
+
+PROGRESS: ContextVar[Callable[[str, float], None] | None] = ContextVar(
+    "sessions_dal_migration_progress", default=None)
+"""Who hears how far a long migration step is: ``(step, fraction done)``.
+
+Set by ``sessions-dal migrate`` around the opening that migrates; a statement
+that works through the items in batches reports after each batch.
+"""
+
+BATCH = 20_000
+"""How many item ids a batched statement covers at a time."""
+
+
+def is_batched(statement: str) -> bool:
+    """Whether ``statement`` is run once per range of item ids ``(:after, :upto]``."""
+    return ":after" in statement and ":upto" in statement
 
 _VERSION_LINE = re.compile(r"^--\s*version:\s*(\d+)\s*$")
 

@@ -537,3 +537,42 @@ def test_agents_writes_work_where_execute_is_revoked_by_default(pg: PostgresBack
     finally:
         pg._query(f"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP OWNED BY {owner}, {app}; "
                   f"DROP ROLE {owner}; DROP ROLE {app}", schema=None)
+
+
+def test_what_sqlalchemy_session_writes_is_searchable_and_what_it_removes_is_not(
+    pg: PostgresBackend,
+) -> None:
+    async def body() -> None:
+        async with agents_engine(pg) as engine:
+            with SessionRepository(pg.target) as repo:
+                s = repo.create_session("alice")
+                sa = agents(engine, s.session_id)
+                await sa.add_items([{"role": "user", "content": "Gelato in Bologna?"},
+                                    {"role": "assistant", "content": "Yes, and tortellini."}])
+                await agents(engine, "theirs").add_items([{"content": "tortellini recipe"}])
+                assert [h.item["content"] for h in repo.search("alice", "tortellini")] == [
+                    "Yes, and tortellini."]
+                repo.claim_session("alice", "theirs")
+                assert len(repo.search("alice", "tortellini")) == 2
+                await sa.pop_item()
+                await agents(engine, "theirs").clear_session()
+                assert repo.search("alice", "tortellini") == []
+                assert [h.item["content"] for h in repo.search("alice", "bologna")] == [
+                    "Gelato in Bologna?"]
+
+    asyncio.run(body())
+
+
+def test_an_item_that_is_not_json_is_stored_and_not_indexed(pg: PostgresBackend) -> None:
+    with SessionRepository(pg.target) as repo:
+        s = repo.create_session("alice")
+        with psycopg.connect(url_with_schema(pg.schema), autocommit=True) as conn:
+            for text in ["not json: pizza", '{"content": "pizza", "x": NaN}',
+                         '"pizza \\ud800"', '"' + "pizza " * 300_000 + '"']:
+                conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                             "VALUES (%s, %s)", (s.session_id, text))
+        assert len(pg._query("SELECT id FROM agent_messages")) == 4  # every insert went in
+        assert [h.item for h in repo.search("alice", "pizza")] in ([], [
+            "pizza " * 300_000])  # a huge item: indexed, or (past tsvector's limits) not
+        s.add_items(["pizza"])
+        assert "pizza" in [h.item for h in repo.search("alice", "pizza")]

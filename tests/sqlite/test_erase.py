@@ -58,7 +58,7 @@ def test_deleted_text_is_gone_from_the_file_and_the_wal(db_path: Path, delete: s
         if delete == "delete_session":
             repo.delete_session("alice", second)
         assert traces(db_path, marker.encode()) == {"db": 0, "-wal": 0}
-        assert traces(db_path, kept.encode())["db"] == 1  # bob's stays
+        assert traces(db_path, kept.encode())["db"] == 2  # bob's stays (and in the index)
         assert len(bob.get_items()) == 500 and repo.check() == []
     assert traces(db_path, marker.encode()) == {"db": 0}
 
@@ -83,3 +83,24 @@ def test_a_reader_holding_the_wal_delays_the_erase_to_the_next_one(db_path: Path
 def test_secure_delete_is_on_for_the_repository(repo: SessionRepository) -> None:
     db = repo._store._db  # type: ignore[attr-defined]
     assert db._conn.execute("PRAGMA secure_delete").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("delete", DELETES)
+def test_deleted_words_are_gone_from_the_search_index(db_path: Path, delete: str) -> None:
+    # The index keeps words lower-cased and one by one: look for a word alone.
+    word = uuid.uuid4().hex
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice", metadata={"title": f"about {word}"})
+        s.add_items([f"{word} {n}" for n in range(50)])
+        bob = repo.create_session("bob")
+        bob.add_items([f"bob {n}" for n in range(300)])  # more segments around hers
+        repo.create_session("alice").add_items([{"content": f"x {word}"}])
+        assert len(repo.search("alice", word, limit=None)) == 52
+        assert sum(traces(db_path, word.encode()).values()) > 0
+        DELETES[delete](repo, s.session_id)
+        if delete == "delete_session":
+            for other in repo.get_sessions("alice"):
+                repo.delete_session("alice", other.session_id)
+        assert repo.search("alice", word) == []
+        assert traces(db_path, word.encode()) == {"db": 0, "-wal": 0}
+        assert len(repo.search("bob", "bob", limit=None)) == 300

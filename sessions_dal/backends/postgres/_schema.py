@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
-from .._migrations import VERSION_TABLE, Migration, read_migrations
+from .._migrations import BATCH, PROGRESS, VERSION_TABLE, Migration, is_batched, read_migrations
 from ._sql import SQL, quote
 
 __all__ = [
@@ -81,7 +81,7 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
                 continue
             for statement in migration.statements:
                 try:
-                    conn.execute(sql.ddl(statement))
+                    _execute(conn, sql, migration, statement)
                 except psycopg.Error as exc:
                     if not isinstance(exc, psycopg.errors.ProgrammingError):
                         raise
@@ -99,6 +99,27 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
             conn.execute("ROLLBACK")
         raise
     return applied
+
+
+def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> None:
+    """One statement of a migration; one over all items in batches, with progress."""
+    ddl = sql.ddl(statement)
+    if not is_batched(statement):
+        conn.execute(ddl)
+        return
+    batch = ddl.replace(":after", "%(after)s").replace(":upto", "%(upto)s")
+    row = conn.execute(f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
+    first, last = row if row is not None else (None, None)
+    if first is None:
+        return
+    report = PROGRESS.get()
+    after = first - 1
+    while after < last:
+        upto = min(after + BATCH, last)
+        conn.execute(batch, {"after": after, "upto": upto})
+        after = upto
+        if report is not None:
+            report(migration.title, (after - first + 1) / (last - first + 1))
 
 
 # The columns a table may have when sessions_dal first meets it: name, then the

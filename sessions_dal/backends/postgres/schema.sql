@@ -104,3 +104,130 @@ FOR EACH ROW EXECUTE FUNCTION sessions_dal_activity_on_update();
 CREATE OR REPLACE TRIGGER sessions_dal_activity_on_delete
 AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_activity_on_delete();
+
+-- version: 3
+-- Search: a full-text index (tsvector, GIN) of the words in items, kept by triggers.
+
+-- Text as search compares it: Latin accents removed, every character but
+-- letters and digits a space (PostgreSQL's parser would keep "rome-train" or
+-- "a@b.com" whole), lower case. IMMUTABLE: stored vectors depend on it.
+CREATE OR REPLACE FUNCTION sessions_dal_fold(words text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
+    SELECT lower(regexp_replace(regexp_replace(normalize(words, NFKD),
+        ''[\u0300-\u036f]'', '''', ''g''), ''[^[:alnum:]]+'', '' '', ''g''))';
+
+-- The words of an item: its string values, except those of the keys below,
+-- which hold ids and fixed values ("message", "completed"), never anyone's
+-- words. An item that is not valid JSON (openai-agents stores whatever it is
+-- given) has no words: the insert must never fail for it.
+CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
+DECLARE
+    found text;
+BEGIN
+    -- json, not jsonb: a "\u0000" inside a string is an error either way when
+    -- read as text, so it is dropped first.
+    WITH RECURSIVE tree (key, value) AS (
+        SELECT NULL::text, replace(item, ''\u0000'', '''')::json
+        UNION ALL
+        SELECT child.key, child.value FROM tree, LATERAL (
+            SELECT member.key, member.value FROM json_each(
+                CASE WHEN json_typeof(tree.value) = ''object'' THEN tree.value END) AS member
+            UNION ALL
+            SELECT NULL, element.value FROM json_array_elements(
+                CASE WHEN json_typeof(tree.value) = ''array'' THEN tree.value END) AS element
+        ) AS child
+    )
+    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM tree
+    WHERE json_typeof(value) = ''string'' AND (key IS NULL OR key <> ALL (ARRAY[
+        ''type'', ''id'', ''call_id'', ''item_id'', ''response_id'', ''role'', ''status'',
+        ''detail'', ''encrypted_content'', ''image_url'', ''file_id'', ''file_data'']));
+    RETURN to_tsvector(''simple'', sessions_dal_fold(coalesce(found, '''')));
+EXCEPTION WHEN others THEN
+    RETURN ''''::tsvector;
+END';
+
+-- One row per item with words (item_id: the item's id), and per titled
+-- session (minus its seq); its session, for a search within one user's
+-- sessions; no foreign key, so that openai-agents' writes take no lock here
+-- beyond the rows they add.
+CREATE TABLE IF NOT EXISTS sessions_dal_search (
+    item_id bigint PRIMARY KEY,
+    session_id text NOT NULL,
+    words tsvector NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS idx_sessions_dal_search_words
+    ON sessions_dal_search USING gin (words);
+
+CREATE INDEX IF NOT EXISTS idx_sessions_dal_search_session
+    ON sessions_dal_search (session_id);
+
+-- Once per statement, over the rows it added or deleted. SECURITY DEFINER,
+-- as for the activity triggers: an openai-agents app's role may have no
+-- rights on sessions_dal's tables.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+BEGIN
+    INSERT INTO sessions_dal_search (item_id, session_id, words)
+    SELECT id, session_id, words FROM (
+        SELECT id, session_id, sessions_dal_words(message_data) AS words FROM added
+    ) AS indexed
+    WHERE words <> ''''::tsvector;
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+BEGIN
+    DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone);
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
+AFTER INSERT ON agent_messages REFERENCING NEW TABLE AS added
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_insert();
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_delete
+AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_delete();
+
+-- A session's title, under minus its seq, as sessions_dal writes it.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_title() RETURNS trigger
+LANGUAGE plpgsql AS '
+BEGIN
+    IF TG_OP <> ''INSERT'' THEN
+        DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
+    END IF;
+    IF TG_OP <> ''DELETE'' THEN
+        INSERT INTO sessions_dal_search (item_id, session_id, words)
+        SELECT -NEW.seq, NEW.session_id, words FROM (
+            SELECT CASE WHEN json_typeof(NEW.metadata::json -> ''title'') = ''string''
+                   THEN sessions_dal_words((NEW.metadata::json -> ''title'')::text) END AS words
+        ) AS title
+        WHERE words <> ''''::tsvector;
+    END IF;
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_title
+AFTER INSERT OR DELETE OR UPDATE OF metadata, session_id ON agent_user_sessions
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_title();
+
+-- The items already stored, in batches of ids (:after, :upto], so that
+-- sessions-dal migrate can show its progress; all in this block's transaction.
+INSERT INTO sessions_dal_search (item_id, session_id, words)
+SELECT id, session_id, words FROM (
+    SELECT id, session_id, sessions_dal_words(message_data) AS words
+    FROM agent_messages WHERE id > :after AND id <= :upto
+) AS indexed
+WHERE words <> ''::tsvector;
+
+INSERT INTO sessions_dal_search (item_id, session_id, words)
+SELECT -seq, session_id, words FROM (
+    SELECT seq, session_id,
+           CASE WHEN json_typeof(metadata::json -> 'title') = 'string'
+           THEN sessions_dal_words((metadata::json -> 'title')::text) END AS words
+    FROM agent_user_sessions
+) AS titles
+WHERE words <> ''::tsvector;

@@ -21,17 +21,19 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 
+from ..._search import Term, fold, split_words
 from ..._store import (
     IdTaken,
     NotFound,
     NotOwned,
     OwnedByOther,
     Owner,
+    SearchRow,
     SessionRow,
     StoreInfo,
     UserRow,
 )
-from ...errors import CorruptDataError, CorruptSessionError
+from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
 from ._connection import Database, describe
 from ._schema import (
     SCHEMA_VERSION,
@@ -246,6 +248,18 @@ class PostgresStore:
     def find_session(self, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_by_id, (session_id,))
         return _owned(row) if row is not None else self.get_unowned(session_id)
+
+    def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
+               limit: int | None) -> list[SearchRow]:
+        if not self._db.fetchone(self._sql.has_search_index)[0]:
+            raise SearchUnavailableError(
+                f"database {self.description} has no search index yet: open it read-write "
+                "once, or run 'sessions-dal migrate'"
+            )
+        rows = self._db.fetchall(self._sql.search, (
+            _tsquery(terms), user_id, session_id, session_id, limit))
+        return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
+                for row in rows]
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
         rows = self._db.fetchall(self._sql.select_users, (limit, offset))
@@ -575,6 +589,19 @@ def _keyset(order: str, position: object) -> tuple[object, ...]:
     """The values of the order's columns, from a row's position (see ``_owned``)."""
     created, updated, seq = cast("tuple[object, object, int]", position)
     return (created, seq) if order == "created" else (updated, created, seq)
+
+
+def _tsquery(terms: tuple[Term, ...]) -> str:
+    """A tsquery of the terms, folded as the index is (words of letters and digits
+    only: nothing of the user's query can be tsquery syntax)."""
+    parts = []
+    for term in terms:
+        words = [word for given in term.words for word in split_words(fold(given))]
+        if not words:
+            continue
+        phrase = " <-> ".join(f"'{word}'" for word in words)
+        parts.append(f"({phrase}{':*' if term.prefix else ''})")
+    return " & ".join(parts)
 
 
 def _owned(row: Any) -> SessionRow:

@@ -20,7 +20,15 @@ import sqlite3
 from datetime import datetime, timezone
 
 from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
-from .._migrations import VERSION_TABLE, Migration, parse_migrations, read_migrations
+from .._migrations import (
+    BATCH,
+    PROGRESS,
+    VERSION_TABLE,
+    Migration,
+    is_batched,
+    parse_migrations,
+    read_migrations,
+)
 from ._connection import Database
 from ._sql import SQL, quote
 
@@ -29,6 +37,8 @@ __all__ = [
     "VERSION_TABLE",
     "Migration",
     "apply_migrations",
+    "ensure_search",
+    "has_fts5",
     "inspect_file",
     "inspect_read_only",
     "load_migrations",
@@ -118,17 +128,81 @@ def _migrate(conn: sqlite3.Connection, path: str, sql: SQL, migration: Migration
     if current >= migration.version:
         return applied
     conn.execute(_CREATE_VERSION_TABLE)
-    for statement in migration.statements:
-        try:
-            conn.execute(sql.ddl(statement))
-        except sqlite3.Error as exc:
-            raise MigrationError(
-                f"migrating {path!r} to schema version {migration.version} "
-                f"failed ({exc}) in: {statement.splitlines()[0]}; the database "
-                f"is still at version {current}"
-            ) from exc
+    try:
+        _run(conn, sql, migration)
+    except _Failed as failed:
+        raise MigrationError(
+            f"migrating {path!r} to schema version {migration.version} "
+            f"failed ({failed.__cause__}) in: {failed.args[0].splitlines()[0]}; the "
+            f"database is still at version {current}"
+        ) from failed.__cause__
     conn.execute(_RECORD_VERSION, (migration.version, _now()))
     return applied + 1
+
+
+def _needs_fts5(migration: Migration) -> bool:
+    return any("USING fts5" in statement for statement in migration.statements)
+
+
+def has_fts5(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has the FTS5 full-text module that search needs."""
+    row = conn.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()
+    return bool(row[0])
+
+
+class _Failed(Exception):
+    """A statement of a migration failed (args: the statement; cause: the error)."""
+
+
+def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration) -> None:
+    """The statements of ``migration``; those over all items in batches, with progress."""
+    if _needs_fts5(migration) and not has_fts5(conn):
+        return  # the search block: done later by an SQLite with FTS5 (ensure_search)
+    for statement in migration.statements:
+        try:
+            _execute(conn, sql, migration, statement)
+        except sqlite3.Error as exc:
+            raise _Failed(statement) from exc
+
+
+def _execute(conn: sqlite3.Connection, sql: SQL, migration: Migration, statement: str
+             ) -> None:
+    ddl = sql.ddl(statement)
+    if not is_batched(statement):
+        conn.execute(ddl)
+        return
+    first, last = conn.execute(
+        f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
+    if first is None:
+        return
+    report = PROGRESS.get()
+    after = first - 1
+    while after < last:
+        upto = min(after + BATCH, last)
+        conn.execute(ddl, {"after": after, "upto": upto})
+        after = upto
+        if report is not None:
+            report(migration.title, (after - first + 1) / (last - first + 1))
+
+
+def ensure_search(db: Database, sql: SQL) -> bool:
+    """Build the search index of a file migrated by an SQLite without FTS5; True if built."""
+    search = next((m for m in MIGRATIONS if _needs_fts5(m)), None)
+    if search is None or not db.read(_lacks_index, search):
+        return False
+    return bool(db.write(_build_index, sql, search))
+
+
+def _lacks_index(conn: sqlite3.Connection, search: Migration) -> bool:
+    return (schema_version(conn)[0] >= search.version and has_fts5(conn)
+            and not _table_exists(conn, "sessions_dal_search"))
+
+
+def _build_index(conn: sqlite3.Connection, sql: SQL, search: Migration) -> bool:
+    if not _lacks_index(conn, search):  # another process built it meanwhile
+        return False
+    _run(conn, sql, search)
+    return True
 
 
 def _now() -> str:

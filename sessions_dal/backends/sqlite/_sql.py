@@ -76,6 +76,27 @@ class SQL:
                 f"{order} LIMIT ?"
             )
         self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
+        # The index answers for the owner's tokens (see schema.sql, version 3);
+        # the joins check ownership again, from the tables themselves. Best
+        # first (bm25, the owner column weighing nothing), ties newest first.
+        self.search = (
+            f"SELECT f.rowid, m.message_data, {', '.join('o.' + c for c in columns.split(', '))},"
+            " o.seq FROM (SELECT rowid, bm25(sessions_dal_search, 1.0, 0.0) AS score "
+            "FROM sessions_dal_search WHERE sessions_dal_search MATCH ? "
+            "ORDER BY score, rowid DESC LIMIT ?) AS f "
+            f"LEFT JOIN {m} m ON f.rowid > 0 AND m.id = f.rowid "
+            "LEFT JOIN agent_user_sessions t ON f.rowid < 0 AND t.seq = -f.rowid "
+            "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
+            "WHERE o.user_id = ? AND (? IS NULL OR o.session_id = ?) "
+            "ORDER BY f.score, f.rowid DESC"
+        )
+        self.optimize_search_index = (
+            "INSERT INTO sessions_dal_search (sessions_dal_search) VALUES ('optimize')"
+        )
+        self.has_search_index = (
+            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
+            "AND name = 'sessions_dal_search'"
+        )
         self.update_metadata = (
             "UPDATE agent_user_sessions SET metadata = ? WHERE session_id = ? AND user_id = ? "
             f"RETURNING {columns}, seq"
@@ -102,6 +123,20 @@ class SQL:
         )
         self.scrub_user_owned = (
             f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE user_id = ?"
+        )
+        # The search index's rows of those items and titles too (its stored
+        # text, and the owner's tokens): an update of an FTS5 row re-indexes
+        # it, so the index stays consistent, and the content is overwritten.
+        search_scrub = f"UPDATE sessions_dal_search SET {scrub('words')}, {scrub('owner')}"
+        self.scrub_search = (
+            f"{search_scrub} WHERE rowid IN (SELECT id FROM {m} WHERE session_id = ?)",
+            f"{search_scrub} WHERE rowid IN "
+            "(SELECT -seq FROM agent_user_sessions WHERE session_id = ?)",
+        )
+        self.scrub_user_search = (
+            f"{search_scrub} WHERE rowid IN (SELECT id FROM {m} WHERE session_id IN ({owned_ids}))",
+            f"{search_scrub} WHERE rowid IN "
+            "(SELECT -seq FROM agent_user_sessions WHERE user_id = ?)",
         )
         self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
         self.delete_user_agent_sessions = f"DELETE FROM {s} WHERE session_id IN ({owned_ids})"

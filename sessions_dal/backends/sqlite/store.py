@@ -18,17 +18,19 @@ from itertools import repeat
 from typing import Any, TypeVar, cast
 
 from ..._files import is_database_file, publish, temporary_beside
+from ..._search import Term
 from ..._store import (
     IdTaken,
     NotFound,
     NotOwned,
     OwnedByOther,
     Owner,
+    SearchRow,
     SessionRow,
     StoreInfo,
     UserRow,
 )
-from ...errors import CorruptDataError, CorruptSessionError
+from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
 from ._connection import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -40,6 +42,8 @@ from ._connection import (
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,
+    ensure_search,
+    has_fts5,
     inspect_file,
     inspect_read_only,
     pending_steps,
@@ -104,6 +108,7 @@ class SQLiteStore:
                             reopen=None if memory else connect_rw)
         try:
             apply_migrations(self._db, sql)
+            ensure_search(self._db, sql)
         except BaseException:
             self._db.close()
             raise
@@ -198,9 +203,13 @@ class SQLiteStore:
         if conn.execute(sql.scrub_owned, (session_id, user_id)).rowcount == 0:
             return False
         conn.execute(sql.scrub_items, (session_id,))
-        conn.execute(sql.delete_owned, (session_id, user_id))
+        searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
+        # Items first: deleting the owner first would re-index them as nobody's.
         conn.execute(sql.delete_items, (session_id,))
+        conn.execute(sql.delete_owned, (session_id, user_id))
         conn.execute(sql.delete_agent_session, (session_id,))
+        if searchable:
+            self._erase_from_index(conn)
         return True
 
     def delete_user(self, user_id: str) -> tuple[bool, int, int]:
@@ -213,11 +222,33 @@ class SQLiteStore:
         sql = self._sql
         conn.execute(sql.scrub_user_items, (user_id,))
         conn.execute(sql.scrub_user_owned, (user_id,))
+        searchable = self._scrub_index(conn, sql.scrub_user_search, (user_id,))
         items = conn.execute(sql.delete_user_items, (user_id,)).rowcount
         conn.execute(sql.delete_user_agent_sessions, (user_id,))
         sessions = conn.execute(sql.delete_user_owned, (user_id,)).rowcount
         found = conn.execute(sql.delete_user, (user_id,)).rowcount > 0
+        if sessions and searchable:
+            self._erase_from_index(conn)
         return found, sessions, items
+
+    def _scrub_index(self, conn: sqlite3.Connection, statements: tuple[str, str],
+                     parameters: tuple[str, ...]) -> bool:
+        """Overwrite the search index's rows of what is deleted; False: no index."""
+        if conn.execute(self._sql.has_search_index).fetchone() is None:
+            return False
+        for statement in statements:
+            conn.execute(statement, parameters)
+        return True
+
+    def _erase_from_index(self, conn: sqlite3.Connection) -> None:
+        """Rewrite the search index without what was deleted.
+
+        An FTS5 delete only records that the row is gone; its words stay in
+        the index's older segments until they are merged. 'optimize' merges
+        them all into one (time and writes in proportion to the whole index,
+        see the README), after which secure_delete zeroes the old pages.
+        """
+        conn.execute(self._sql.optimize_search_index)
 
     def prune_candidates(self, user_id: str | None, cutoff: datetime | None,
                          keep_last: int | None, unowned: bool
@@ -247,7 +278,7 @@ class SQLiteStore:
 
     def _prune(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, object]]
                ) -> tuple[int, int]:
-        sql, items = self._sql, 0
+        sql, items, searchable = self._sql, 0, False
         # As found, or not at all: written since (or claimed), a session stays.
         # Every text of the batch is overwritten before any row is deleted.
         gone: list[tuple[str, str | None]] = []
@@ -257,16 +288,41 @@ class SQLiteStore:
                     conn.execute(sql.unowned_as_found, (session_id, stamp)).fetchone()):
                 gone.append((session_id, user_id))
                 conn.execute(sql.scrub_items, (session_id,))
+                searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
         for session_id, user_id in gone:
+            items += conn.execute(sql.delete_items, (session_id,)).rowcount
             if user_id is not None:
                 conn.execute(sql.delete_owned, (session_id, user_id))
-            items += conn.execute(sql.delete_items, (session_id,)).rowcount
             conn.execute(sql.delete_agent_session, (session_id,))
+        if gone and searchable:
+            self._erase_from_index(conn)
         return len(gone), items
 
     def find_session(self, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_by_id, (session_id,))
         return _owned(row) if row is not None else self.get_unowned(session_id)
+
+    def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
+               limit: int | None) -> list[SearchRow]:
+        if self._db.fetchone(self._sql.has_search_index, ()) is None:
+            raise self._no_search()
+        rows = self._db.fetchall(self._sql.search, (
+            _match(user_id, session_id, terms), _limit(limit), user_id, session_id, session_id))
+        return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
+                for row in rows]
+
+    def _no_search(self) -> SearchUnavailableError:
+        if not self._db.read(has_fts5):
+            return SearchUnavailableError(
+                f"search needs SQLite's FTS5 module, which the SQLite {sqlite3.sqlite_version} "
+                "this Python uses lacks; everything else works. Use a Python whose sqlite3 "
+                "has FTS5 (python.org's builds and most Linux distributions' do); the "
+                "index is built when such a Python opens the database read-write"
+            )
+        return SearchUnavailableError(
+            f"database {self.description!r} has no search index yet: open it read-write "
+            "once, or run 'sessions-dal migrate'"
+        )
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
         rows = self._db.fetchall(self._sql.select_users, (_limit(limit), offset))
@@ -556,6 +612,17 @@ def _text(moment: datetime) -> str:
     if moment.utcoffset():
         moment = moment.astimezone(timezone.utc)
     return moment.isoformat(timespec="microseconds")
+
+
+def _match(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> str:
+    """An FTS5 query: the owner's tokens, then the terms (only letters and digits:
+    nothing of the user's query can be FTS5 syntax)."""
+    owner = f'owner:"u{user_id.encode().hex()}"'
+    if session_id is not None:
+        owner += f' AND owner:"s{session_id.encode().hex()}"'
+    words = " AND ".join(
+        '"' + " ".join(term.words) + '"' + ("*" if term.prefix else "") for term in terms)
+    return f"{owner} AND words:({words})"
 
 
 def _keyset(order: str, position: object) -> tuple[object, ...]:

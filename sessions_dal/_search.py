@@ -1,0 +1,195 @@
+"""Search queries and results, the same on every backend.
+
+A query is words, ``"quoted phrases"`` and a trailing ``*`` for a prefix; all
+must match (AND). Every other character is a separator, never syntax: quotes
+that do not pair, ``-``, ``(``, ``:``, ``NEAR`` and ``OR`` are punctuation or
+words like any other, so no query text is ever read as the database's own
+query language. Each backend turns the parsed :class:`Term` s into its query
+syntax from words that contain only letters and digits.
+
+Which text is searched: every string value inside an item, except the values
+of :data:`EXCLUDED_KEYS` (ids and fixed values such as ``"message"`` or
+``"completed"``); keys and JSON syntax never. The backends' index triggers
+apply the same rule; :func:`item_texts` applies it here, for snippets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = [
+    "EXCLUDED_KEYS",
+    "MAX_QUERY_LENGTH",
+    "MAX_TERMS",
+    "SearchHit",
+    "Term",
+    "fold",
+    "item_texts",
+    "parse_query",
+    "snippet",
+    "split_words",
+]
+
+EXCLUDED_KEYS = frozenset({
+    "type", "id", "call_id", "item_id", "response_id", "role", "status",
+    "detail", "encrypted_content", "image_url", "file_id", "file_data",
+})
+"""Keys whose string values are ids, fixed values or binary data: not searched."""
+
+MAX_QUERY_LENGTH = 1000
+MAX_TERMS = 32
+
+# A word: letters and digits (any script), as the backends' tokenizers cut
+# text (FTS5 unicode61; PostgreSQL after replacing non-alphanumerics).
+_WORD = re.compile(r"[^\W_]+")
+_PART = re.compile(r'"([^"]*)"(\*?)|([^"]+)|"')
+_UNQUOTED = re.compile(r"([^\W_]+)(\*?)")
+
+
+class Term(NamedTuple):
+    """One thing all results must contain: a word, or a phrase of adjacent words.
+
+    ``prefix``: the last word may be the start of a longer one (``trai*``).
+    """
+
+    words: tuple[str, ...]
+    prefix: bool = False
+
+
+def parse_query(query: object) -> tuple[Term, ...]:
+    """The terms of a search query, or a ``TypeError``/``ValueError`` saying what is wrong.
+
+    >>> parse_query('rome "night train" sleep*')
+    (Term(words=('rome',), prefix=False), Term(words=('night', 'train'), prefix=False), \
+Term(words=('sleep',), prefix=True))
+    """
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, not {type(query).__name__}")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise ValueError(
+            f"query is {len(query)} characters long; the maximum is {MAX_QUERY_LENGTH}"
+        )
+    text = unicodedata.normalize("NFC", query)
+    terms: list[Term] = []
+    for phrase, star, plain in _parts(text):
+        if plain is not None:
+            terms += [Term((word,), bool(mark)) for word, mark in _UNQUOTED.findall(plain)]
+            continue
+        words = tuple(_WORD.findall(phrase))
+        if words:
+            terms.append(Term(words, bool(star) or phrase.rstrip().endswith("*")))
+    if not terms:
+        raise ValueError(
+            f"query {query!r} has no words to search for: give at least one word of "
+            "letters or digits"
+        )
+    if len(terms) > MAX_TERMS:
+        raise ValueError(f"query has {len(terms)} words or phrases; the maximum is {MAX_TERMS}")
+    return tuple(dict.fromkeys(terms))
+
+
+def _parts(text: str) -> Iterator[tuple[str, str, str | None]]:
+    """(phrase, star, None) for each pair of quotes; ("", "", text) for the rest."""
+    for match in _PART.finditer(text):
+        phrase, star, plain = match.groups()
+        if plain is not None:
+            yield "", "", plain
+        elif phrase is not None:
+            yield phrase, star, None
+        # A quote without its pair: a separator.
+
+
+def split_words(text: str) -> list[str]:
+    """The words of ``text``: runs of letters and digits."""
+    return _WORD.findall(text)
+
+
+def fold(text: str) -> str:
+    """``text`` as search compares it: lower case, Latin accents removed.
+
+    >>> fold("Été à Zürich")
+    'ete a zurich'
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not "\u0300" <= c <= "\u036f").lower()
+
+
+def item_texts(value: Any, key: object = None) -> Iterator[str]:
+    """The searchable strings of an item, in document order (see :data:`EXCLUDED_KEYS`)."""
+    if isinstance(value, str):
+        if not (isinstance(key, str) and key in EXCLUDED_KEYS):
+            yield value
+    elif isinstance(value, dict):
+        for name, member in value.items():
+            yield from item_texts(member, name)
+    elif isinstance(value, list):
+        for member in value:
+            yield from item_texts(member)
+
+
+def snippet(texts: list[str], terms: tuple[Term, ...], width: int = 16) -> str:
+    """A piece of ``texts`` around the first match, matched words in ``[brackets]``.
+
+    At most ``width`` words; ``…`` where text was cut.
+
+    >>> snippet(["We took the night train to Rome, then a bus."], parse_query("rome"), 6)
+    '… night train to [Rome], then a bus.'
+    """
+    wanted = [(tuple(fold(w) for w in term.words), term.prefix) for term in terms]
+    for text in texts:
+        words = list(_WORD.finditer(text))
+        folded = [fold(m.group()) for m in words]
+        marked = _matches(folded, wanted)
+        if not marked:
+            continue
+        first = min(marked)
+        start = max(0, min(first - width // 3, len(words) - width))
+        end = min(len(words), start + width)
+        pieces = ["…" if start > 0 else ""]
+        cursor = words[start].start() if start > 0 else 0
+        for n in range(start, end):
+            match = words[n]
+            pieces.append(text[cursor:match.start()])
+            pieces.append(f"[{match.group()}]" if n in marked else match.group())
+            cursor = match.end()
+        pieces.append(text[cursor:] if end == len(words) else " …")
+        return " ".join("".join(pieces).split())
+    return ""
+
+
+def _matches(folded: list[str], wanted: list[tuple[tuple[str, ...], bool]]) -> set[int]:
+    """The positions of the words that match a term (all words of a phrase)."""
+    marked: set[int] = set()
+    for words, prefix in wanted:
+        size = len(words)
+        for n in range(len(folded) - size + 1):
+            if all(folded[n + k] == words[k] for k in range(size - 1)) and (
+                folded[n + size - 1].startswith(words[-1]) if prefix
+                else folded[n + size - 1] == words[-1]
+            ):
+                marked.update(range(n, n + size))
+    return marked
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: an item (or a session's title) that has every term.
+
+    ``item`` is the decoded item, or ``None`` when the session's title matched.
+    ``snippet`` is a short piece of its text with the matched words in
+    ``[brackets]``.
+    """
+
+    session: Session
+    item: Any
+    snippet: str
+
+    def __repr__(self) -> str:
+        return f"<SearchHit {self.session.session_id!r} {self.snippet!r}>"

@@ -1,0 +1,256 @@
+"""repo.search: a user's conversations by their words, on every backend."""
+
+from __future__ import annotations
+
+import io
+import json
+import string
+from datetime import timedelta
+
+import pytest
+from backends import KINDS, fresh_repository
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sessions_dal import SearchHit, Session, SessionRepository
+from sessions_dal._search import fold
+
+# The shapes openai-agents stores: a user's message, an assistant's message,
+# a tool call and its output, a reasoning summary.
+AGENT_ITEMS = [
+    {"role": "user", "content": "Which trains go from Rome to Naples?"},
+    {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+     "content": [{"type": "output_text", "text": "The Frecciarossa, in 70 minutes.",
+                  "annotations": []}]},
+    {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "lookup_timetable",
+     "arguments": json.dumps({"from": "Roma Termini", "to": "Napoli"}),
+     "status": "completed"},
+    {"type": "function_call_output", "call_id": "call_9", "output": "departures 08:10 09:40"},
+    {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text",
+                                                     "text": "Compare fares first"}]},
+]
+
+
+def found(repo: SessionRepository, query: str, user: str = "alice", **kwargs: object
+          ) -> list[object]:
+    return [hit.item for hit in repo.search(user, query, limit=None, **kwargs)]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def trip(repo: SessionRepository) -> Session:
+    s = repo.create_session("alice", session_id="trip", metadata={"title": "Italy by rail"})
+    s.add_items(AGENT_ITEMS)
+    return s
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    ("naples", 0), ("frecciarossa", 1), ("lookup_timetable", 2), ("termini", 2),
+    ("napoli", 2), ("departures", 3), ("fares", 4),
+])
+def test_the_words_people_and_tools_wrote_are_found(repo: SessionRepository, trip: Session,
+                                                    query: str, index: int) -> None:
+    assert found(repo, query) == [AGENT_ITEMS[index]]
+
+
+@pytest.mark.parametrize("query", [
+    "role", "content", "type", "text", "message", "completed", "assistant", "user",
+    "function_call", "output_text", "msg_1", "call_9", "fc_1", "rs_1", "summary_text",
+    "annotations", "arguments", "status", "true", "null",
+])
+def test_keys_ids_and_fixed_values_are_not_words(repo: SessionRepository, trip: Session,
+                                                 query: str) -> None:
+    assert found(repo, query) == []
+
+
+def test_a_hit_carries_its_session_item_and_a_snippet(repo: SessionRepository,
+                                                      trip: Session) -> None:
+    [hit] = repo.search("alice", "naples")
+    assert isinstance(hit, SearchHit)
+    assert hit.session == trip and hit.session.user_id == "alice"
+    assert hit.session.metadata == {"title": "Italy by rail"}
+    assert hit.item == AGENT_ITEMS[0]
+    assert hit.snippet == "Which trains go from Rome to [Naples]?"
+    assert "Naples" in repr(hit)
+
+
+def test_the_title_is_searched_and_a_title_hit_has_no_item(repo: SessionRepository,
+                                                           trip: Session) -> None:
+    [hit] = repo.search("alice", "rail")
+    assert hit.item is None and hit.session == trip and hit.snippet == "Italy by [rail]"
+    repo.update_metadata("alice", "trip", {"title": "Summer"})
+    assert found(repo, "rail") == [] and found(repo, "summer") == [None]
+    repo.update_metadata("alice", "trip", {"title": None})
+    assert found(repo, "summer") == []
+    repo.update_metadata("alice", "trip", {"title": 42, "note": "rail pass"})
+    assert found(repo, "42") == [] and found(repo, "pass") == []  # other metadata: no
+
+
+def test_words_are_anded_phrases_are_adjacent_and_a_star_is_a_prefix(
+    repo: SessionRepository, trip: Session
+) -> None:
+    assert found(repo, "rome naples") == [AGENT_ITEMS[0]]
+    assert found(repo, "rome frecciarossa") == []
+    assert found(repo, '"rome to naples"') == [AGENT_ITEMS[0]]
+    assert found(repo, '"naples to rome"') == []
+    assert found(repo, "frecc*") == [AGENT_ITEMS[1]]
+    assert found(repo, "frecc") == []
+    assert found(repo, '"roma term*"') == [AGENT_ITEMS[2]]
+    assert found(repo, '"roma term"*') == [AGENT_ITEMS[2]]
+
+
+@pytest.mark.parametrize(("text", "query"), [
+    ("Café crème à Zürich", "CAFE creme zurich"),
+    ("ÉTÉ", "été"),
+    ("Встреча в Москве", "москве"),
+    ("ΑΘΗΝΑ", "αθηνα"),
+    ("東京 大阪", "大阪"),
+    ("naïve coöperation", "naive cooperation"),
+])
+def test_case_and_accents_do_not_matter_in_any_script(repo: SessionRepository, text: str,
+                                                      query: str) -> None:
+    repo.create_session("alice").add_items([{"content": text}, {"content": "other"}])
+    assert found(repo, query) == [{"content": text}]
+
+
+@pytest.mark.parametrize("query", [
+    'rome OR paris', "NEAR(rome naples)", "rome NOT naples", "content:rome", "-naples rome",
+    "(rome)", "rome AND naples", '"rome', 'rome"', '""rome', "^rome", "rome:*", "'rome'",
+    "rome; DROP TABLE agent_messages", "{rome}", "rome & naples | x", "!rome", "rome <-> naples",
+    "rome\\", "rome\x00", "*rome",
+])
+def test_query_syntax_of_the_databases_is_plain_text(repo: SessionRepository, trip: Session,
+                                                     query: str) -> None:
+    # Each is words (OR, NEAR, NOT, AND, content, DROP...) joined by AND, never
+    # operators: the results are those of the words alone.
+    words = "".join(c if c.isalnum() else " " for c in query).split()
+    expected = found(repo, " ".join(words))
+    assert found(repo, query) == expected
+    assert repo.get_session("alice", "trip") is not None
+
+
+@pytest.mark.parametrize("query", ["", "   ", "-", '"', '""', "*", "!?", "--", "()",
+                                   "_", "\x00", "\u0301"])
+def test_a_query_without_words_is_a_value_error(repo: SessionRepository, query: str) -> None:
+    with pytest.raises(ValueError, match="no words"):
+        repo.search("alice", query)
+
+
+def test_bad_arguments_name_themselves(repo: SessionRepository) -> None:
+    with pytest.raises(TypeError, match="query must be a str"):
+        repo.search("alice", b"rome")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="user_id"):
+        repo.search(None, "rome")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="user_id"):
+        repo.search("", "rome")
+    with pytest.raises(ValueError, match="session_id"):
+        repo.search("alice", "rome", session_id="")
+    with pytest.raises(TypeError, match="limit"):
+        repo.search("alice", "rome", limit="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit"):
+        repo.search("alice", "rome", limit=-1)
+    with pytest.raises(ValueError, match="maximum"):
+        repo.search("alice", "rome " * 300)
+    with pytest.raises(ValueError, match="maximum"):
+        repo.search("alice", " ".join(f"w{n}" for n in range(40)))
+
+
+def test_only_the_users_own_sessions_and_one_session_when_asked(
+    repo: SessionRepository, trip: Session
+) -> None:
+    other = repo.create_session("alice", session_id="other")
+    other.add_items(["rome again"])
+    bobs = repo.create_session("bob", session_id="bobs")
+    bobs.add_items(["rome for bob"])
+    assert found(repo, "rome", "bob") == ["rome for bob"]
+    assert found(repo, "rome") == ["rome again", AGENT_ITEMS[0]]
+    assert found(repo, "rome", session_id="other") == ["rome again"]
+    assert found(repo, "rome", session_id="bobs") == []  # bob's: not alice's to search
+    assert found(repo, "rome", session_id="nope") == []
+    assert found(repo, "rome", "carol") == []
+
+
+def test_limit_and_a_deterministic_order_best_first(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    s.add_items(["rome", "rome rome rome", "a long text that mentions rome once among many "
+                 "other words about trains and buses and ferries", "rome rome"])
+    hits = found(repo, "rome")
+    # Backends weigh repeats and length differently (bm25, ts_rank); both put
+    # the long text that mentions the word once last.
+    assert hits[0] in ("rome", "rome rome rome") and hits[-1].startswith("a long text")  # type: ignore[union-attr]
+    assert found(repo, "rome") == hits
+    assert found(repo, "rome")[:2] == [hit.item for hit in repo.search("alice", "rome", limit=2)]
+    assert repo.search("alice", "rome", limit=0) == []
+    same = repo.create_session("alice")
+    same.add_items(["tie", "tie"])
+    assert [hit.item for hit in repo.search("alice", "tie")] == ["tie", "tie"]
+
+
+def test_changes_of_items_show_at_once(repo: SessionRepository, trip: Session) -> None:
+    assert trip.pop_item() == AGENT_ITEMS[-1]
+    assert found(repo, "fares") == []
+    trip.add_items(["fares again"])
+    assert found(repo, "fares") == ["fares again"]
+    trip.clear_session()
+    assert found(repo, "fares") == [] and found(repo, "naples") == []
+    assert found(repo, "rail") == [None]  # the title stays with the session
+    repo.delete_session("alice", "trip")
+    assert found(repo, "rail") == []
+
+
+def test_deleted_users_and_pruned_sessions_are_not_found(repo: SessionRepository,
+                                                         trip: Session) -> None:
+    old = repo.create_session("bob")
+    old.add_items(["rome"])
+    repo.prune(keep_last=0, user_id="bob")
+    assert found(repo, "rome", "bob") == []
+    repo.delete_user("alice")
+    assert found(repo, "naples") == [] and found(repo, "rail") == []
+    repo.prune(older_than=timedelta(0))
+
+
+def test_a_stale_id_reused_by_another_user_leaks_nothing(repo: SessionRepository) -> None:
+    repo.create_session("alice", session_id="t", metadata={"title": "secret"}).add_items(
+        ["alice secret"])
+    repo.delete_session("alice", "t")
+    repo.create_session("bob", session_id="t", metadata={"title": "secret"}).add_items(
+        ["bob secret"])
+    assert found(repo, "secret") == []
+    assert sorted(found(repo, "secret", "bob"), key=str) == [None, "bob secret"]
+
+
+def test_a_fork_is_searchable_on_its_own(repo: SessionRepository, trip: Session) -> None:
+    branch = repo.fork_session("alice", "trip", upto=1)
+    assert found(repo, "naples", session_id=branch.session_id) == [AGENT_ITEMS[0]]
+    assert len(found(repo, "naples")) == 2
+
+
+def test_imported_sessions_are_searchable(repo: SessionRepository) -> None:
+    s = repo.create_session("alice", metadata={"title": "Moving"})
+    s.add_items(["boxes and tape"])
+    out = io.StringIO()
+    repo.export_to(out)
+    repo.delete_user("alice")
+    assert found(repo, "boxes") == []
+    repo.import_from(out.getvalue().splitlines(keepends=True))
+    assert found(repo, "boxes") == ["boxes and tape"] and found(repo, "moving") == [None]
+
+
+_WORDS = st.text(string.ascii_lowercase + "éü", min_size=3, max_size=6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["alice", "bob"]),
+                          st.lists(_WORDS, min_size=1, max_size=5)), min_size=1, max_size=12),
+       _WORDS)
+def test_every_item_with_the_word_is_found_and_no_other(
+    kind: str, items: list[tuple[str, list[str]]], word: str
+) -> None:
+    with fresh_repository(kind) as repo:
+        sessions = {user: repo.create_session(user) for user in ("alice", "bob")}
+        for user, words in items:
+            sessions[user].add_items([{"role": "user", "content": " ".join(words)}])
+        expected = sorted(" ".join(words) for user, words in items
+                          if user == "alice" and fold(word) in {fold(w) for w in words})
+        got = sorted(hit.item["content"] for hit in repo.search("alice", word, limit=None))
+        assert got == expected

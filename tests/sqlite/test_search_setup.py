@@ -1,0 +1,94 @@
+"""Search on SQLite: without FTS5, and when the index is added to an existing file."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sessions_dal import SessionRepository
+from sessions_dal.backends.sqlite import _schema
+from sessions_dal.errors import SearchUnavailableError
+
+
+def make_version_2(path: Path, items: int) -> None:
+    """A file as sessions_dal with schema version 2 left it, ``items`` items in it."""
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", session_id="s", metadata={"title": "Old trip"})
+        s.add_items([{"role": "user", "content": f"word{n} rome"} for n in range(items)])
+        repo.create_session("bob").add_items(["rome"])
+    conn = sqlite3.connect(path)
+    with conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'sessions_dal_search%'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("DROP TABLE sessions_dal_search")
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version = 3")
+    conn.close()
+
+
+def test_opening_read_write_adds_search_to_an_older_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    make_version_2(path, 50)
+    with SessionRepository(path, read_only=True) as repo:
+        assert repo.pending_migrations() == [
+            "version 3: Search: a full-text index (FTS5) of the words in items and session "
+            "titles, kept by triggers."]
+        with pytest.raises(SearchUnavailableError, match="sessions-dal migrate"):
+            repo.search("alice", "rome")
+    with SessionRepository(path) as repo:
+        assert len(repo.search("alice", "rome", limit=None)) == 50
+        assert [h.item for h in repo.search("alice", "word7")] == [
+            {"role": "user", "content": "word7 rome"}]
+        assert repo.search("alice", "trip")[0].item is None
+        assert [h.item for h in repo.search("bob", "rome")] == ["rome"]
+
+
+def test_migrate_shows_its_progress_through_the_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "old.db"
+    make_version_2(path, 1000)
+    monkeypatch.setattr("sessions_dal.backends._migrations.BATCH", 300)
+    monkeypatch.setattr(_schema, "BATCH", 300)
+    from sessions_dal.cli import main
+
+    assert main(["--db", str(path), "migrate"]) == 0
+    shown = [line.rsplit(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    assert shown == ["25%", "55%", "85%", "100%"]  # ids 1..1001, 300 at a time, by 5%
+    with SessionRepository(path) as repo:
+        assert len(repo.search("alice", "rome", limit=None)) == 1000
+
+
+def test_migrate_prints_progress_on_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    make_version_2(path, 30)
+    done = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", str(path), "migrate"],
+                          capture_output=True, text=True, check=True)
+    assert "version 3: Search" in done.stdout
+    assert "Search: a full-text index (FTS5) of the words in items and session titles, " \
+           "kept by triggers.: 100%" in done.stderr
+    assert "migrated" in done.stdout
+
+
+def test_without_fts5_search_says_so_and_everything_else_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.db"
+    monkeypatch.setattr(_schema, "has_fts5", lambda conn: False)
+    monkeypatch.setattr("sessions_dal.backends.sqlite.store.has_fts5", lambda conn: False)
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", metadata={"title": "Rome"})
+        s.add_items(["rome"] * 3)
+        assert s.pop_item() == "rome"
+        with pytest.raises(SearchUnavailableError, match="FTS5"):
+            repo.search("alice", "rome")
+        assert repo.info().schema_version == 3 and repo.check() == []
+        assert repo.delete_session("alice", s.session_id)
+        repo.create_session("alice").add_items(["rome again"])
+    monkeypatch.undo()
+    with SessionRepository(path) as repo:  # an SQLite with FTS5 builds the index
+        assert [h.item for h in repo.search("alice", "rome")] == ["rome again"]
