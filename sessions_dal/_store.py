@@ -231,10 +231,13 @@ class Store(Protocol):
     def count_items_of(self, session_ids: Sequence[str]) -> int:
         """How many items these sessions hold, together."""
 
-    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
+    def prune(self, rows: Sequence[tuple[str, str | None, object]], last: bool
+              ) -> tuple[int, int]:
         """Delete, in one transaction, each session of ``rows`` (as
         :meth:`prune_candidates` returns them) that has not been written or
-        claimed since; return how many sessions and items were deleted."""
+        claimed since; return how many sessions and items were deleted.
+        ``last``: the prune's last batch, where work that erasing needs once
+        for all batches is done (SQLite: merging the search index)."""
 
     def find_session(self, session_id: str) -> SessionRow | None:
         """The session whoever owns it, or nobody."""

@@ -495,7 +495,8 @@ class SessionRepository:
         sessions = items = 0
         try:
             for start in range(0, len(found), PRUNE_BATCH):
-                deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH])
+                deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH],
+                                                  start + PRUNE_BATCH >= len(found))
                 sessions, items = sessions + deleted, items + gone
                 if progress is not None:
                     progress(min(start + PRUNE_BATCH, len(found)), len(found))

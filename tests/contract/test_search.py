@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import string
+import threading
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from backends import KINDS, fresh_repository
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions_dal import SearchHit, Session, SessionRepository
+from sessions_dal import MAX_ID_LENGTH, SearchHit, Session, SessionRepository
 from sessions_dal._search import fold
 
 # The shapes openai-agents stores: a user's message, an assistant's message,
@@ -254,3 +255,40 @@ def test_every_item_with_the_word_is_found_and_no_other(
                           if user == "alice" and fold(word) in {fold(w) for w in words})
         got = sorted(hit.item["content"] for hit in repo.search("alice", word, limit=None))
         assert got == expected
+
+
+def test_odd_and_longest_ids_keep_users_apart(repo: SessionRepository) -> None:
+    big = "😀" * MAX_ID_LENGTH
+    users = ["Alice", "alice", "ALICE", big, big[:-1] + "x", "a b", "a\tb", "'\"; --", "u616c"]
+    session_ids = {user: (f"{n}{user}")[:MAX_ID_LENGTH] for n, user in enumerate(users)}
+    for user in users:
+        repo.create_session(user, session_id=session_ids[user]).add_items([f"hello {user}"])
+    for user in users:
+        assert found(repo, "hello", user) == [f"hello {user}"]
+        assert found(repo, "hello", user, session_id=session_ids[user]) == [f"hello {user}"]
+
+
+def test_a_search_racing_appends_sees_whole_batches(repo: SessionRepository) -> None:
+    # The index is written by the same transaction as the items: a search sees
+    # a batch entirely or not at all, and never an item it cannot read back.
+    s = repo.create_session("alice")
+    batch = [{"content": f"zebra {n}"} for n in range(7)]
+    done = threading.Event()
+    seen: list[int] = []
+
+    def search() -> None:
+        while not done.is_set():
+            hits = repo.search("alice", "zebra", limit=None)
+            assert all(hit.item in batch for hit in hits)
+            seen.append(len(hits))
+
+    reader = threading.Thread(target=search)
+    reader.start()
+    try:
+        for _ in range(30):
+            s.add_items(batch)
+    finally:
+        done.set()
+        reader.join()
+    assert seen and all(count % 7 == 0 for count in seen)
+    assert len(repo.search("alice", "zebra", limit=None)) == 210

@@ -85,10 +85,14 @@ def test_secure_delete_is_on_for_the_repository(repo: SessionRepository) -> None
     assert db._conn.execute("PRAGMA secure_delete").fetchone() == (1,)
 
 
-@pytest.mark.parametrize("delete", DELETES)
-def test_deleted_words_are_gone_from_the_search_index(db_path: Path, delete: str) -> None:
+@pytest.mark.parametrize("delete", [*DELETES, "prune in batches"])
+def test_deleted_words_are_gone_from_the_search_index(db_path: Path, delete: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # The index keeps words lower-cased and one by one: look for a word alone.
     word = uuid.uuid4().hex
+    if delete == "prune in batches":  # the index is merged once, after the last
+        monkeypatch.setattr("sessions_dal.repository.PRUNE_BATCH", 1)
+        delete = "prune"
     with SessionRepository(db_path) as repo:
         s = repo.create_session("alice", metadata={"title": f"about {word}"})
         s.add_items([f"{word} {n}" for n in range(50)])

@@ -360,9 +360,13 @@ def test_file_of_sessions_dal_0_1_upgrades_in_place(db_path: Path) -> None:
         newer = repo.create_session("alice")
         s.add_items([2])  # the activity order, added by version 2, serves old rows too
         assert repo.get_sessions("alice", order="updated") == [s, newer]
+        s.add_items(["zebra"])  # search, added by version 3, too
+        assert [hit.item for hit in repo.search("alice", "zebra")] == ["zebra"]
     assert {name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type = "
                                               "'trigger'")} == {
-        "sessions_dal_activity_on_update", "sessions_dal_activity_on_delete"}
+        "sessions_dal_activity_on_update", "sessions_dal_activity_on_delete",
+        *(f"sessions_dal_search_on_{event}"
+          for event in ("insert", "delete", "own", "disown", "title"))}
     assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
     assert user_version(db_path) == 1  # left as 0.1 set it
 

@@ -35,7 +35,7 @@ def test_opening_read_write_adds_search_to_an_older_file(tmp_path: Path) -> None
     make_version_2(path, 50)
     with SessionRepository(path, read_only=True) as repo:
         assert repo.pending_migrations() == [
-            "version 3: Search: a full-text index (FTS5) of the words in items and session "
+            "version 3: Search: a full-text index of the words in items and session "
             "titles, kept by triggers."]
         with pytest.raises(SearchUnavailableError, match="sessions-dal migrate"):
             repo.search("alice", "rome")
@@ -69,7 +69,7 @@ def test_migrate_prints_progress_on_stderr(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", str(path), "migrate"],
                           capture_output=True, text=True, check=True)
     assert "version 3: Search" in done.stdout
-    assert "Search: a full-text index (FTS5) of the words in items and session titles, " \
+    assert "Search: a full-text index of the words in items and session titles, " \
            "kept by triggers.: 100%" in done.stderr
     assert "migrated" in done.stdout
 

@@ -106,42 +106,45 @@ AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_activity_on_delete();
 
 -- version: 3
--- Search: a full-text index (tsvector, GIN) of the words in items, kept by triggers.
+-- Search: a full-text index of the words in items and session titles, kept by triggers.
 
--- Text as search compares it: Latin accents removed, every character but
--- letters and digits a space (PostgreSQL's parser would keep "rome-train" or
+-- Text as search compares it: Latin accents removed (text that is all ASCII
+-- has none: the common case skips that work), every character but letters
+-- and digits a space (PostgreSQL's parser would keep "rome-train" or
 -- "a@b.com" whole), lower case. IMMUTABLE: stored vectors depend on it.
 CREATE OR REPLACE FUNCTION sessions_dal_fold(words text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
-    SELECT lower(regexp_replace(regexp_replace(normalize(words, NFKD),
-        ''[\u0300-\u036f]'', '''', ''g''), ''[^[:alnum:]]+'', '' '', ''g''))';
+    SELECT lower(regexp_replace(
+        CASE WHEN octet_length(words) = char_length(words) THEN words
+             ELSE regexp_replace(normalize(words, NFKD), ''[\u0300-\u036f]'', '''', ''g'') END,
+        ''[^[:alnum:]]+'', '' '', ''g''))';
 
 -- The words of an item: its string values, except those of the keys below,
 -- which hold ids and fixed values ("message", "completed"), never anyone's
 -- words. An item that is not valid JSON (openai-agents stores whatever it is
--- given) has no words: the insert must never fail for it.
+-- given), or whose words overflow a tsvector, has none: an insert must never
+-- fail for it. jsonb for its path queries (C, not recursive SQL); a "\u0000"
+-- inside a string, which jsonb cannot hold, is dropped first.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
 DECLARE
+    doc jsonb;
     found text;
 BEGIN
-    -- json, not jsonb: a "\u0000" inside a string is an error either way when
-    -- read as text, so it is dropped first.
-    WITH RECURSIVE tree (key, value) AS (
-        SELECT NULL::text, replace(item, ''\u0000'', '''')::json
+    doc := replace(item, ''\u0000'', '''')::jsonb;
+    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
+        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
+            ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
+               && @.key != "call_id" && @.key != "item_id" && @.key != "response_id"
+               && @.key != "role" && @.key != "status" && @.key != "detail"
+               && @.key != "encrypted_content" && @.key != "image_url"
+               && @.key != "file_id" && @.key != "file_data").value'') AS value
         UNION ALL
-        SELECT child.key, child.value FROM tree, LATERAL (
-            SELECT member.key, member.value FROM json_each(
-                CASE WHEN json_typeof(tree.value) = ''object'' THEN tree.value END) AS member
-            UNION ALL
-            SELECT NULL, element.value FROM json_array_elements(
-                CASE WHEN json_typeof(tree.value) = ''array'' THEN tree.value END) AS element
-        ) AS child
-    )
-    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM tree
-    WHERE json_typeof(value) = ''string'' AND (key IS NULL OR key <> ALL (ARRAY[
-        ''type'', ''id'', ''call_id'', ''item_id'', ''response_id'', ''role'', ''status'',
-        ''detail'', ''encrypted_content'', ''image_url'', ''file_id'', ''file_data'']));
+        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "array")[*]
+            ? (@.type() == "string")'')
+        UNION ALL
+        SELECT doc WHERE jsonb_typeof(doc) = ''string''
+    ) AS strings;
     RETURN to_tsvector(''simple'', sessions_dal_fold(coalesce(found, '''')));
 EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;

@@ -212,7 +212,8 @@ class PostgresStore:
         count: int = self._db.fetchone(self._sql.count_items_of, (list(session_ids),))[0]
         return count
 
-    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
+    def prune(self, rows: Sequence[tuple[str, str | None, object]], last: bool
+              ) -> tuple[int, int]:
         return self._db.write(self._prune, rows)
 
     def _prune(self, conn: _Conn, rows: Sequence[tuple[str, str | None, object]]

@@ -8,7 +8,10 @@ parameters.
 
 from __future__ import annotations
 
+import functools
 import re
+
+from ..._search import MAX_TERMS
 
 __all__ = ["SQL", "quote"]
 
@@ -76,20 +79,7 @@ class SQL:
                 f"{order} LIMIT ?"
             )
         self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = ?"
-        # The index answers for the owner's tokens (see schema.sql, version 3);
-        # the joins check ownership again, from the tables themselves. Best
-        # first (bm25, the owner column weighing nothing), ties newest first.
-        self.search = (
-            f"SELECT f.rowid, m.message_data, {', '.join('o.' + c for c in columns.split(', '))},"
-            " o.seq FROM (SELECT rowid, bm25(sessions_dal_search, 1.0, 0.0) AS score "
-            "FROM sessions_dal_search WHERE sessions_dal_search MATCH ? "
-            "ORDER BY score, rowid DESC LIMIT ?) AS f "
-            f"LEFT JOIN {m} m ON f.rowid > 0 AND m.id = f.rowid "
-            "LEFT JOIN agent_user_sessions t ON f.rowid < 0 AND t.seq = -f.rowid "
-            "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
-            "WHERE o.user_id = ? AND (? IS NULL OR o.session_id = ?) "
-            "ORDER BY f.score, f.rowid DESC"
-        )
+        self._owned_columns = ", ".join("o." + c for c in columns.split(", "))
         self.optimize_search_index = (
             "INSERT INTO sessions_dal_search (sessions_dal_search) VALUES ('optimize')"
         )
@@ -272,6 +262,37 @@ class SQL:
             f"DELETE FROM {m} WHERE session_id = ?",
             f"DELETE FROM {s} WHERE session_id = ?",
             "DELETE FROM agent_user_sessions WHERE session_id = ?",
+        )
+
+    @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
+    def search(self, terms: int) -> str:
+        """The search for a query of ``terms`` terms.
+
+        Parameters: ?1 the FTS5 query, ?2 the limit, ?3 the user, ?4 the session
+        (or NULL), then each term's text, lower case. The index answers for the
+        owner's tokens (see schema.sql, version 3); the joins check ownership
+        again, from the tables themselves. Best first: each term's count in the
+        row's text, saturating, over the row's length (BM25's term-frequency
+        part; not its corpus statistics, which FTS5's bm25() gathers from every
+        user's rows, so that a search costs what the user's matches cost
+        whatever the database's size); ties newest first.
+        """
+        counts = ", ".join(
+            f"(length(lw) - length(replace(lw, ?{n}, ''))) / (length(?{n}) + 0.0) AS t{n}"
+            for n in range(5, 5 + terms))
+        score = " + ".join(
+            f"t{n} / (t{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(5, 5 + terms))
+        return (
+            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq FROM ("
+            f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
+            "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
+            "FROM sessions_dal_search WHERE sessions_dal_search MATCH ?1) LIMIT -1) "
+            "ORDER BY score DESC, id DESC LIMIT ?2) AS f "
+            f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
+            "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
+            "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
+            "WHERE o.user_id = ?3 AND (?4 IS NULL OR o.session_id = ?4) "
+            "ORDER BY f.score DESC, f.id DESC"
         )
 
     def ddl(self, statement: str) -> str:

@@ -75,6 +75,8 @@ class SQLiteStore:
         self.description = path
         self.read_only = read_only
         self._sql = sql = SQL(sessions_table, messages_table)
+        self._unmerged = False
+        """A prune deleted from the search index and has not merged it yet."""
         memory = path == ":memory:"
         if path.startswith("file:"):
             raise ValueError(
@@ -270,14 +272,15 @@ class SQLiteStore:
         return sum(self._db.fetchone(self._sql.count_items_of, (session_id,))[0]
                    for session_id in session_ids)
 
-    def prune(self, rows: Sequence[tuple[str, str | None, object]]) -> tuple[int, int]:
-        sessions, items = self._db.write(self._prune, rows)
-        if sessions:
+    def prune(self, rows: Sequence[tuple[str, str | None, object]], last: bool
+              ) -> tuple[int, int]:
+        sessions, items = self._db.write(self._prune, rows, last)
+        if sessions or last:
             self._db.empty_wal()
         return sessions, items
 
-    def _prune(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, object]]
-               ) -> tuple[int, int]:
+    def _prune(self, conn: sqlite3.Connection, rows: Sequence[tuple[str, str | None, object]],
+               last: bool) -> tuple[int, int]:
         sql, items, searchable = self._sql, 0, False
         # As found, or not at all: written since (or claimed), a session stays.
         # Every text of the batch is overwritten before any row is deleted.
@@ -294,8 +297,12 @@ class SQLiteStore:
             if user_id is not None:
                 conn.execute(sql.delete_owned, (session_id, user_id))
             conn.execute(sql.delete_agent_session, (session_id,))
-        if gone and searchable:
+        # The index is merged once, with the last batch: merging rewrites all
+        # of it (an interrupted prune leaves that to the next erasing delete).
+        self._unmerged = self._unmerged or bool(gone and searchable)
+        if last and self._unmerged:
             self._erase_from_index(conn)
+            self._unmerged = False
         return len(gone), items
 
     def find_session(self, session_id: str) -> SessionRow | None:
@@ -306,8 +313,9 @@ class SQLiteStore:
                limit: int | None) -> list[SearchRow]:
         if self._db.fetchone(self._sql.has_search_index, ()) is None:
             raise self._no_search()
-        rows = self._db.fetchall(self._sql.search, (
-            _match(user_id, session_id, terms), _limit(limit), user_id, session_id, session_id))
+        rows = self._db.fetchall(self._sql.search(len(terms)), (
+            _match(user_id, session_id, terms), _limit(limit), user_id, session_id,
+            *(" ".join(term.words).lower() for term in terms)))
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
 
