@@ -100,7 +100,7 @@ BEGIN
 END;
 
 -- version: 3
--- Search: a full-text index (FTS5) of the words in items and session titles, kept by triggers.
+-- Search: a full-text index of the words in items and session titles, kept by triggers.
 
 -- One row per item (rowid: the item's id) and per titled session (rowid: minus
 -- its seq). words: the item's string values, except those of the keys below,
