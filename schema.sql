@@ -172,7 +172,8 @@ END;
 
 -- The items already stored, in batches of ids (:after, :upto], so that
 -- sessions-dal migrate can show its progress; all in this block's transaction.
-INSERT INTO sessions_dal_search (rowid, words, owner)
+-- OR REPLACE: a file whose version record was lost may have the index already.
+INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner)
 SELECT id, words, owner FROM (
     SELECT m.id,
            (SELECT group_concat(value, ' ') FROM json_tree(m.message_data)
@@ -185,7 +186,7 @@ SELECT id, words, owner FROM (
     WHERE m.id > :after AND m.id <= :upto AND json_valid(m.message_data))
 WHERE words IS NOT NULL;
 
-INSERT INTO sessions_dal_search (rowid, words, owner)
+INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner)
 SELECT -seq, json_extract(metadata, '$.title'),
        'u' || hex(user_id) || ' s' || hex(session_id)
 FROM agent_user_sessions

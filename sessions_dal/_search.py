@@ -137,31 +137,84 @@ def item_texts(value: Any, key: object = None) -> Iterator[str]:
 def snippet(texts: list[str], terms: tuple[Term, ...], width: int = 16) -> str:
     """A piece of ``texts`` around the first match, matched words in ``[brackets]``.
 
-    At most ``width`` words; ``…`` where text was cut.
+    At most ``width`` words; ``…`` where text was cut. Reads each text only up
+    to the end of that piece (a tool's output may be megabytes), keeping a few
+    words before it.
 
     >>> snippet(["We took the night train to Rome, then a bus."], parse_query("rome"), 6)
-    '… night train to [Rome], then a bus.'
+    '… train to [Rome], then a bus.'
     """
     wanted = [(tuple(fold(w) for w in term.words), term.prefix) for term in terms]
     for text in texts:
-        words = list(_WORD.finditer(text))
-        folded = [fold(m.group()) for m in words]
-        marked = _matches(folded, wanted)
-        if not marked:
-            continue
-        first = min(marked)
-        start = max(0, min(first - width // 3, len(words) - width))
-        end = min(len(words), start + width)
-        pieces = ["…" if start > 0 else ""]
-        cursor = words[start].start() if start > 0 else 0
-        for n in range(start, end):
-            match = words[n]
-            pieces.append(text[cursor:match.start()])
-            pieces.append(f"[{match.group()}]" if n in marked else match.group())
-            cursor = match.end()
-        pieces.append(text[cursor:] if end == len(words) else " …")
-        return " ".join("".join(pieces).split())
+        begin = _near(text, wanted, width)
+        piece = _piece(text, wanted, width, begin)
+        if piece is None and begin > 0:
+            piece = _piece(text, wanted, width, 0)  # the guess was past it
+        if piece is not None:
+            return piece
     return ""
+
+
+def _near(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int) -> int:
+    """Where to start reading words: a little before a term's first word appears
+    as typed, in any case (found by str.find, so that the words before are not
+    read one by one); 0 where only folding matches ("zurich" for "Zürich")."""
+    if len(text) <= 4096:
+        return 0
+    lower = text.lower()
+    seen = [at for at in (lower.find(words[0]) for words, _ in wanted) if at >= 0]
+    begin = max(0, min(seen) - 64 * width) if seen else 0
+    while 0 < begin < len(text) and _WORD.match(text, begin - 1):
+        begin += 1  # at the start of a word
+    return begin
+
+
+def _piece(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int, begin: int
+           ) -> str | None:
+    before = width // 3
+    longest = max(len(words) for words, _ in wanted)
+    words: list[re.Match[str]] = []
+    folded: list[str] = []
+    first: int | None = None
+    for match in _WORD.finditer(text, begin):
+        word = match.group()
+        words.append(match)
+        folded.append(word.lower() if word.isascii() else fold(word))
+        if first is None:
+            first = _ends_a_match(folded, wanted)
+            if first is None and len(words) > 4 * (width + longest):
+                keep = before + longest  # what a match ending later may need
+                del words[:-keep], folded[:-keep]
+        elif len(words) >= first + width:
+            break
+    if first is None:
+        return None
+    start = max(0, min(first - before, len(words) - width))
+    end = min(len(words), start + width)
+    marked = _matches(folded[start:end], wanted)
+    cut_before = words[start].start() > 0 and _WORD.search(text, 0, words[start].start())
+    pieces = ["… " if cut_before else ""]
+    cursor = words[start].start() if cut_before else 0
+    for n in range(start, end):
+        match = words[n]
+        pieces.append(text[cursor:match.start()])
+        pieces.append(f"[{match.group()}]" if n - start in marked else match.group())
+        cursor = match.end()
+    rest = text[cursor:]
+    pieces.append(rest if _WORD.search(rest) is None else " …")
+    return " ".join("".join(pieces).split())
+
+
+def _ends_a_match(folded: list[str], wanted: list[tuple[tuple[str, ...], bool]]
+                  ) -> int | None:
+    """Where a term starts, if one ends at the last word of ``folded``."""
+    last = folded[-1]
+    for words, prefix in wanted:
+        start = len(folded) - len(words)
+        if start >= 0 and (last.startswith(words[-1]) if prefix else last == words[-1]) and all(
+                folded[start + k] == words[k] for k in range(len(words) - 1)):
+            return start
+    return None
 
 
 def _matches(folded: list[str], wanted: list[tuple[tuple[str, ...], bool]]) -> set[int]:

@@ -292,3 +292,15 @@ def test_a_search_racing_appends_sees_whole_batches(repo: SessionRepository) -> 
         reader.join()
     assert seen and all(count % 7 == 0 for count in seen)
     assert len(repo.search("alice", "zebra", limit=None)) == 210
+
+
+def test_the_snippet_of_a_huge_tool_output_is_around_its_match(repo: SessionRepository) -> None:
+    output = "log line " * 300_000 + "ERROR: the Zürich train was cancelled " + "tail " * 1000
+    s = repo.create_session("alice")
+    s.add_items([{"type": "function_call_output", "call_id": "c", "output": output}])
+    [hit] = repo.search("alice", "cancel*")
+    assert hit.snippet == ("… ERROR: the Zürich train was [cancelled] tail tail tail tail tail "
+                           "tail tail tail tail tail …")
+    assert repo.search("alice", "zurich")[0].snippet == (  # found by folding
+        "… line log line ERROR: the [Zürich] train was cancelled tail tail tail tail tail tail "
+        "tail …")

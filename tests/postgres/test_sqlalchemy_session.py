@@ -196,7 +196,11 @@ def test_a_database_sqlalchemy_session_made_is_adopted_in_place(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
         "ORDER BY table_name", pg.schema)] == [
         "agent_messages", "agent_sessions", "agent_user_sessions", "agent_users",
-        "sessions_dal_migrations"]
+        "sessions_dal_migrations", "sessions_dal_search"]
+    with SessionRepository(pg.target) as repo:  # what it wrote before is searchable
+        repo.claim_session("alice", "chat-a")
+        assert [hit.item for hit in repo.search("alice", "bonjour CA")] == [ITEMS[0]]
+        assert [hit.item for hit in repo.search("alice", "oui")] == [ITEMS[1]]
 
 
 def test_both_libraries_share_a_claimed_session(agents_db: PostgresBackend) -> None:

@@ -195,7 +195,23 @@ CREATE OR REPLACE TRIGGER sessions_dal_search_on_delete
 AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_delete();
 
--- A session's title, under minus its seq, as sessions_dal writes it.
+-- A session's title, under minus its seq, as sessions_dal writes it. Its
+-- words as an item's, and never an error: metadata damaged by hand, or a key
+-- with "\u0000" (which jsonb cannot hold), must not stop our own writes.
+CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
+DECLARE
+    title jsonb;
+BEGIN
+    title := replace(metadata, ''\u0000'', '''')::jsonb -> ''title'';
+    IF jsonb_typeof(title) = ''string'' THEN
+        RETURN to_tsvector(''simple'', sessions_dal_fold(title #>> ''{}''));
+    END IF;
+    RETURN ''''::tsvector;
+EXCEPTION WHEN others THEN
+    RETURN ''''::tsvector;
+END';
+
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_title() RETURNS trigger
 LANGUAGE plpgsql AS '
 BEGIN
@@ -204,10 +220,8 @@ BEGIN
     END IF;
     IF TG_OP <> ''DELETE'' THEN
         INSERT INTO sessions_dal_search (item_id, session_id, words)
-        SELECT -NEW.seq, NEW.session_id, words FROM (
-            SELECT CASE WHEN json_typeof(NEW.metadata::json -> ''title'') = ''string''
-                   THEN sessions_dal_words((NEW.metadata::json -> ''title'')::text) END AS words
-        ) AS title
+        SELECT -NEW.seq, NEW.session_id, words
+        FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
         WHERE words <> ''''::tsvector;
     END IF;
     RETURN NULL;
@@ -219,18 +233,19 @@ FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_title();
 
 -- The items already stored, in batches of ids (:after, :upto], so that
 -- sessions-dal migrate can show its progress; all in this block's transaction.
+-- DO NOTHING: a database whose version record was lost may have the index.
 INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT id, session_id, words FROM (
     SELECT id, session_id, sessions_dal_words(message_data) AS words
     FROM agent_messages WHERE id > :after AND id <= :upto
 ) AS indexed
-WHERE words <> ''::tsvector;
+WHERE words <> ''::tsvector
+ON CONFLICT (item_id) DO NOTHING;
 
 INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT -seq, session_id, words FROM (
-    SELECT seq, session_id,
-           CASE WHEN json_typeof(metadata::json -> 'title') = 'string'
-           THEN sessions_dal_words((metadata::json -> 'title')::text) END AS words
+    SELECT seq, session_id, sessions_dal_title_words(metadata) AS words
     FROM agent_user_sessions
 ) AS titles
-WHERE words <> ''::tsvector;
+WHERE words <> ''::tsvector
+ON CONFLICT (item_id) DO NOTHING;
