@@ -103,19 +103,18 @@ class SQL:
                 f"{order} LIMIT %s"
             )
         self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = %s"
-        # Rows of the index (schema.sql, version 3) in the user's sessions, best
-        # first (ts_rank, by the log of their length, as bm25 favours the shorter),
+        # The index's rows with the owner's lexeme (schema.sql, version 3) and
+        # the words; ownership checked again from the table itself. Best first
+        # (ts_rank, by the log of their length, as bm25 favours the shorter),
         # ties newest first (titles, under minus their seq, last).
         owned_columns = (f"o.session_id, o.user_id, o.metadata, {finite.format('o.created_at')}, "
                          f"{finite.format('o.updated_at')}, o.seq")
         self.search = (
             "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
             "FROM to_tsquery('simple', %s) AS q, sessions_dal_search s "
-            "JOIN agent_user_sessions o ON o.session_id = s.session_id "
-            "WHERE o.user_id = %s AND (%s::text IS NULL OR s.session_id = %s) "
-            "AND s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %s) "
+            "WHERE s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %s) "
             f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
-            "JOIN agent_user_sessions o ON o.session_id = h.session_id "
+            "JOIN agent_user_sessions o ON o.session_id = h.session_id AND o.user_id = %s "
             f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
             "ORDER BY h.score DESC, h.item_id DESC"
         )

@@ -150,10 +150,21 @@ EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;
 END';
 
+-- The lexemes that say whose a row is: the owner's and the session's ids in
+-- hex (any id is then one lexeme), weight A; words have weight D. A search
+-- asks for the owner's lexeme too, so that the index intersects the user's
+-- rows with the word's instead of reading every user's; and for words with
+-- weight D only, so that no query word ever matches an owner lexeme.
+CREATE OR REPLACE FUNCTION sessions_dal_owner(user_id text, session_id text)
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
+    SELECT CASE WHEN user_id IS NULL THEN ''''::tsvector ELSE setweight(array_to_tsvector(
+        ARRAY[''u'' || encode(convert_to(user_id, ''UTF8''), ''hex''),
+              ''s'' || encode(convert_to(session_id, ''UTF8''), ''hex'')]), ''A'') END';
+
 -- One row per item with words (item_id: the item's id), and per titled
--- session (minus its seq); its session, for a search within one user's
--- sessions; no foreign key, so that openai-agents' writes take no lock here
--- beyond the rows they add.
+-- session (minus its seq), with the owner's lexemes while it has one; no
+-- foreign key, so that openai-agents' writes take no lock here beyond the
+-- rows they add.
 CREATE TABLE IF NOT EXISTS sessions_dal_search (
     item_id bigint PRIMARY KEY,
     session_id text NOT NULL,
@@ -173,8 +184,10 @@ CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
 BEGIN
     INSERT INTO sessions_dal_search (item_id, session_id, words)
-    SELECT id, session_id, words FROM (
-        SELECT id, session_id, sessions_dal_words(message_data) AS words FROM added
+    SELECT id, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
+        SELECT added.id, added.session_id, owner.user_id,
+               sessions_dal_words(added.message_data) AS words
+        FROM added LEFT JOIN agent_user_sessions AS owner USING (session_id)
     ) AS indexed
     WHERE words <> ''''::tsvector;
     RETURN NULL;
@@ -195,9 +208,9 @@ CREATE OR REPLACE TRIGGER sessions_dal_search_on_delete
 AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_delete();
 
--- A session's title, under minus its seq, as sessions_dal writes it. Its
--- words as an item's, and never an error: metadata damaged by hand, or a key
--- with "\u0000" (which jsonb cannot hold), must not stop our own writes.
+-- A session's title: its words as an item's, and never an error (metadata
+-- damaged by hand, or a key with "\u0000", which jsonb cannot hold, must not
+-- stop our own writes).
 CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
 DECLARE
@@ -212,39 +225,52 @@ EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;
 END';
 
-CREATE OR REPLACE FUNCTION sessions_dal_search_on_title() RETURNS trigger
+-- A session claimed or created (ownership rows are sessions_dal's own): its
+-- items take the owner's lexemes, and its title is indexed under them; the
+-- same when its metadata changes. Given up, it loses its title row; its
+-- items, which sessions_dal deletes in the same transaction, are left alone
+-- (a search checks ownership again in the tables themselves).
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger
 LANGUAGE plpgsql AS '
 BEGIN
     IF TG_OP <> ''INSERT'' THEN
         DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
     END IF;
-    IF TG_OP <> ''DELETE'' THEN
-        INSERT INTO sessions_dal_search (item_id, session_id, words)
-        SELECT -NEW.seq, NEW.session_id, words
-        FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
-        WHERE words <> ''''::tsvector;
+    IF TG_OP = ''DELETE'' THEN
+        RETURN NULL;
     END IF;
+    IF TG_OP = ''INSERT'' THEN
+        UPDATE sessions_dal_search
+        SET words = ts_filter(words, ''{b,c,d}'')
+                    || sessions_dal_owner(NEW.user_id, NEW.session_id)
+        WHERE session_id = NEW.session_id AND item_id > 0;
+    END IF;
+    INSERT INTO sessions_dal_search (item_id, session_id, words)
+    SELECT -NEW.seq, NEW.session_id, words || sessions_dal_owner(NEW.user_id, NEW.session_id)
+    FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
+    WHERE words <> ''''::tsvector;
     RETURN NULL;
 END';
 
-CREATE OR REPLACE TRIGGER sessions_dal_search_on_title
-AFTER INSERT OR DELETE OR UPDATE OF metadata, session_id ON agent_user_sessions
-FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_title();
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_own
+AFTER INSERT OR DELETE OR UPDATE OF metadata ON agent_user_sessions
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_own();
 
 -- The items already stored, in batches of ids (:after, :upto], so that
 -- sessions-dal migrate can show its progress; all in this block's transaction.
 -- DO NOTHING: a database whose version record was lost may have the index.
 INSERT INTO sessions_dal_search (item_id, session_id, words)
-SELECT id, session_id, words FROM (
-    SELECT id, session_id, sessions_dal_words(message_data) AS words
-    FROM agent_messages WHERE id > :after AND id <= :upto
+SELECT id, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
+    SELECT m.id, m.session_id, o.user_id, sessions_dal_words(m.message_data) AS words
+    FROM agent_messages AS m LEFT JOIN agent_user_sessions AS o USING (session_id)
+    WHERE m.id > :after AND m.id <= :upto
 ) AS indexed
 WHERE words <> ''::tsvector
 ON CONFLICT (item_id) DO NOTHING;
 
 INSERT INTO sessions_dal_search (item_id, session_id, words)
-SELECT -seq, session_id, words FROM (
-    SELECT seq, session_id, sessions_dal_title_words(metadata) AS words
+SELECT -seq, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
+    SELECT seq, session_id, user_id, sessions_dal_title_words(metadata) AS words
     FROM agent_user_sessions
 ) AS titles
 WHERE words <> ''::tsvector

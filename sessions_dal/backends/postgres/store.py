@@ -257,8 +257,10 @@ class PostgresStore:
                 f"database {self.description} has no search index yet: open it read-write "
                 "once, or run 'sessions-dal migrate'"
             )
-        rows = self._db.fetchall(self._sql.search, (
-            _tsquery(terms), user_id, session_id, session_id, limit))
+        query = _tsquery(user_id, session_id, terms)
+        if query is None:
+            return []
+        rows = self._db.fetchall(self._sql.search, (query, limit, user_id))
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
 
@@ -592,17 +594,24 @@ def _keyset(order: str, position: object) -> tuple[object, ...]:
     return (created, seq) if order == "created" else (updated, created, seq)
 
 
-def _tsquery(terms: tuple[Term, ...]) -> str:
-    """A tsquery of the terms, folded as the index is (words of letters and digits
-    only: nothing of the user's query can be tsquery syntax)."""
+def _tsquery(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> str | None:
+    """A tsquery: the owner's (and session's) lexemes, weight A, then the terms'
+    words, weight D, folded as the index is (letters and digits only: nothing
+    of the user's query can be tsquery syntax). None: no words to look for."""
     parts = []
     for term in terms:
         words = [word for given in term.words for word in split_words(fold(given))]
-        if not words:
-            continue
-        phrase = " <-> ".join(f"'{word}'" for word in words)
-        parts.append(f"({phrase}{':*' if term.prefix else ''})")
-    return " & ".join(parts)
+        if words:
+            lexemes = [f"'{word}':D" for word in words]
+            if term.prefix:
+                lexemes[-1] = f"'{words[-1]}':*D"
+            parts.append("(" + " <-> ".join(lexemes) + ")")
+    if not parts:
+        return None
+    owner = [f"'u{user_id.encode().hex()}':A"]
+    if session_id is not None:
+        owner.append(f"'s{session_id.encode().hex()}':A")
+    return " & ".join(owner + parts)
 
 
 def _owned(row: Any) -> SessionRow:
