@@ -177,19 +177,22 @@ CREATE INDEX IF NOT EXISTS idx_sessions_dal_search_words
 CREATE INDEX IF NOT EXISTS idx_sessions_dal_search_session
     ON sessions_dal_search (session_id);
 
--- Once per statement, over the rows it added or deleted. SECURITY DEFINER,
--- as for the activity triggers: an openai-agents app's role may have no
--- rights on sessions_dal's tables.
+-- Per row: a statement-level function over the transition table is planned
+-- again at every call (the table is new each time), which cost more than the
+-- per-row calls save. Deletes are per statement: a clear is one delete.
+-- SECURITY DEFINER, as for the activity triggers: an openai-agents app's role
+-- may have no rights on sessions_dal's tables.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+DECLARE
+    found tsvector := sessions_dal_words(NEW.message_data);
 BEGIN
-    INSERT INTO sessions_dal_search (item_id, session_id, words)
-    SELECT id, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
-        SELECT added.id, added.session_id, owner.user_id,
-               sessions_dal_words(added.message_data) AS words
-        FROM added LEFT JOIN agent_user_sessions AS owner USING (session_id)
-    ) AS indexed
-    WHERE words <> ''''::tsvector;
+    IF found <> '''' THEN
+        INSERT INTO sessions_dal_search (item_id, session_id, words)
+        SELECT NEW.id, NEW.session_id, found || sessions_dal_owner(
+            (SELECT user_id FROM agent_user_sessions WHERE session_id = NEW.session_id),
+            NEW.session_id);
+    END IF;
     RETURN NULL;
 END';
 
@@ -201,8 +204,8 @@ BEGIN
 END';
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
-AFTER INSERT ON agent_messages REFERENCING NEW TABLE AS added
-FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_insert();
+AFTER INSERT ON agent_messages
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_insert();
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_delete
 AFTER DELETE ON agent_messages REFERENCING OLD TABLE AS gone
@@ -275,3 +278,10 @@ SELECT -seq, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
 ) AS titles
 WHERE words <> ''::tsvector
 ON CONFLICT (item_id) DO NOTHING;
+
+-- What the backfill left in the GIN index's pending list (which every search
+-- reads through until autovacuum merges it) goes into the index now, and the
+-- planner learns the new table's statistics.
+SELECT gin_clean_pending_list('idx_sessions_dal_search_words'::regclass);
+
+ANALYZE sessions_dal_search;
