@@ -1,6 +1,6 @@
 """Benchmark sessions_dal against the raw driver doing the same work, and openai-agents' peer.
 
-    python benchmarks/bench.py            # default sizes (about a minute on 2 cores)
+    python benchmarks/bench.py            # default sizes (about 4 minutes on 2 cores)
     python benchmarks/bench.py --quick    # tiny sizes: checks the benchmark still runs
     python benchmarks/bench.py --backend postgresql [--url URL]
                                           # a throwaway server unless --url (or
@@ -42,12 +42,11 @@ from sessions_dal import __version__
 
 # True of every run, so written with the results rather than after them.
 NOTES = {"sqlite": [
-    "- W5 against SQLiteSession is a tie, and no claim is made either way. One call that",
-    "  inserts 10,000 rows is bound by SQLite's own per-row work, the same in both;",
-    "  sessions_dal also checks that every item is strict JSON and enforces foreign keys,",
-    "  which SQLiteSession does not. Single samples vary about twofold on a shared machine",
-    "  (a WAL checkpoint lands on whichever call crosses 1,000 pages), more than the",
-    "  medians differ: compare the minimums in results.json.",
+    "- sessions_dal and raw sqlite3 write to files with the search index (schema version",
+    "  3): triggers index every item's words as it is inserted, and erase them on delete.",
+    "  SQLiteSession's own file has no index: that is most of W5's difference (6x for",
+    "  10,000 items in one call), and why W2 and W12 cost more than in runs before search;",
+    "  benchmarks/SEARCH.md measures the index's cost alone (S2).",
     "- SQLiteSession runs with its own defaults (synchronous=FULL in WAL mode, an fsync",
     "  per commit), which is most of its cost on W2; sessions_dal with",
     "  synchronous='FULL' pays the same.",
