@@ -20,6 +20,7 @@ __all__ = [
     "PROGRESS",
     "VERSION_TABLE",
     "Migration",
+    "in_batches",
     "is_batched",
     "parse_migrations",
     "read_migrations",
@@ -43,6 +44,22 @@ BATCH = 20_000
 def is_batched(statement: str) -> bool:
     """Whether ``statement`` is run once per range of item ids ``(:after, :upto]``."""
     return ":after" in statement and ":upto" in statement
+
+
+def in_batches(step: str, first: int | None, last: int | None,
+               run: Callable[[int, int], object]) -> None:
+    """``run(after, upto)`` over the item ids ``first..last``, :data:`BATCH` at a
+    time, telling :data:`PROGRESS` (if set) how far ``step`` is after each."""
+    if first is None or last is None:
+        return
+    report = PROGRESS.get()
+    after = first - 1
+    while after < last:
+        upto = min(after + BATCH, last)
+        run(after, upto)
+        after = upto
+        if report is not None:
+            report(step, (after - first + 1) / (last - first + 1))
 
 _VERSION_LINE = re.compile(r"^--\s*version:\s*(\d+)\s*$")
 

@@ -53,7 +53,6 @@ def test_migrate_shows_its_progress_through_the_items(
     path = tmp_path / "old.db"
     make_version_2(path, 1000)
     monkeypatch.setattr("sessions_dal.backends._migrations.BATCH", 300)
-    monkeypatch.setattr(_schema, "BATCH", 300)
     from sessions_dal.cli import main
 
     assert main(["--db", str(path), "migrate"]) == 0

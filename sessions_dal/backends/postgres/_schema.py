@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
-from .._migrations import BATCH, PROGRESS, VERSION_TABLE, Migration, is_batched, read_migrations
+from .._migrations import VERSION_TABLE, Migration, in_batches, is_batched, read_migrations
 from ._sql import SQL, quote
 
 __all__ = [
@@ -110,16 +110,8 @@ def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> Non
     batch = ddl.replace(":after", "%(after)s").replace(":upto", "%(upto)s")
     row = conn.execute(f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
     first, last = row if row is not None else (None, None)
-    if first is None:
-        return
-    report = PROGRESS.get()
-    after = first - 1
-    while after < last:
-        upto = min(after + BATCH, last)
-        conn.execute(batch, {"after": after, "upto": upto})
-        after = upto
-        if report is not None:
-            report(migration.title, (after - first + 1) / (last - first + 1))
+    in_batches(migration.title, first, last,
+               lambda after, upto: conn.execute(batch, {"after": after, "upto": upto}))
 
 
 # The columns a table may have when sessions_dal first meets it: name, then the

@@ -21,10 +21,9 @@ from datetime import datetime, timezone
 
 from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
 from .._migrations import (
-    BATCH,
-    PROGRESS,
     VERSION_TABLE,
     Migration,
+    in_batches,
     is_batched,
     parse_migrations,
     read_migrations,
@@ -173,16 +172,8 @@ def _execute(conn: sqlite3.Connection, sql: SQL, migration: Migration, statement
         return
     first, last = conn.execute(
         f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
-    if first is None:
-        return
-    report = PROGRESS.get()
-    after = first - 1
-    while after < last:
-        upto = min(after + BATCH, last)
-        conn.execute(ddl, {"after": after, "upto": upto})
-        after = upto
-        if report is not None:
-            report(migration.title, (after - first + 1) / (last - first + 1))
+    in_batches(migration.title, first, last,
+               lambda after, upto: conn.execute(ddl, {"after": after, "upto": upto}))
 
 
 def ensure_search(db: Database, sql: SQL) -> bool:
