@@ -240,7 +240,7 @@ _WORDS = st.text(string.ascii_lowercase + "éü", min_size=3, max_size=6)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["alice", "bob"]),
                           st.lists(_WORDS, min_size=1, max_size=5)), min_size=1, max_size=12),
        _WORDS)
@@ -295,7 +295,7 @@ def test_a_search_racing_appends_sees_whole_batches(repo: SessionRepository) -> 
 
 
 def test_the_snippet_of_a_huge_tool_output_is_around_its_match(repo: SessionRepository) -> None:
-    output = "log line " * 300_000 + "ERROR: the Zürich train was cancelled " + "tail " * 1000
+    output = "log line " * 50_000 + "ERROR: the Zürich train was cancelled " + "tail " * 1000
     s = repo.create_session("alice")
     s.add_items([{"type": "function_call_output", "call_id": "c", "output": output}])
     [hit] = repo.search("alice", "cancel*")

@@ -13,6 +13,10 @@ from typing import Any
 
 from sessions_dal import SessionRepository
 
+MIN_OPS_PER_THREAD = 300
+"""Each thread goes on past ``seconds`` until it has made this many calls (a loaded
+machine then takes longer, not a smaller sample), for at most a minute more."""
+
 
 def stress_process(path: str, proc: int, threads: int, seconds: float, out: str) -> None:
     """Write and read from ``threads`` threads for ``seconds``; record every acknowledged write.
@@ -30,7 +34,8 @@ def stress_process(path: str, proc: int, threads: int, seconds: float, out: str)
         gone: set[str] = set()
         ops = 0
         try:
-            while time.monotonic() < deadline:
+            while (time.monotonic() < deadline or ops < MIN_OPS_PER_THREAD) and (
+                    time.monotonic() < deadline + 60):
                 ops += 1
                 roll = rng.random()
                 user = f"p{proc}t{thread}u{rng.randrange(3)}"
