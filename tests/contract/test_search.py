@@ -106,6 +106,7 @@ def test_words_are_anded_phrases_are_adjacent_and_a_star_is_a_prefix(
     ("ΑΘΗΝΑ", "αθηνα"),
     ("東京 大阪", "大阪"),
     ("naïve coöperation", "naive cooperation"),
+    ("東京に行く", "東京*"),  # no spaces: one word, found by its start
 ])
 def test_case_and_accents_do_not_matter_in_any_script(repo: SessionRepository, text: str,
                                                       query: str) -> None:
