@@ -20,7 +20,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -367,7 +367,8 @@ class Database:
             conn = self._ready(nested=False)  # reopens: the file changed
         raise AssertionError("not reached")  # pragma: no cover
 
-    def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+    def fetchall(self, sql: str, parameters: Sequence[object] | Mapping[str, object] = ()
+                 ) -> list[Any]:
         """Every row of one query, under the lock."""
         rows: list[Any] = self.read(_fetchall, sql, parameters)
         return rows
@@ -543,7 +544,8 @@ def _nothing() -> None:
     """A verifier for connections that cannot go stale."""
 
 
-def _fetchall(conn: sqlite3.Connection, sql: str, parameters: Sequence[object]) -> list[Any]:
+def _fetchall(conn: sqlite3.Connection, sql: str,
+              parameters: Sequence[object] | Mapping[str, object]) -> list[Any]:
     return conn.execute(sql, parameters).fetchall()
 
 

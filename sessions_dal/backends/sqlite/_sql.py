@@ -268,30 +268,31 @@ class SQL:
     def search(self, terms: int) -> str:
         """The search for a query of ``terms`` terms.
 
-        Parameters: ?1 the FTS5 query, ?2 the limit, ?3 the user, ?4 the session
-        (or NULL), then each term's text, lower case. The index answers for the
-        owner's tokens (see schema.sql, version 3); the joins check ownership
-        again, from the tables themselves. Best first: each term's count in the
-        row's text, saturating, over the row's length (BM25's term-frequency
-        part; not its corpus statistics, which FTS5's bm25() gathers from every
-        user's rows, so that a search costs what the user's matches cost
-        whatever the database's size); ties newest first.
+        Named parameters: ``match`` the FTS5 query, ``limit``, ``user``,
+        ``session`` (or NULL), and ``t0``, ``t1``, ... each term's text, lower
+        case. The index answers for the owner's tokens (see schema.sql, version
+        3); the joins check ownership again, from the tables themselves. Best
+        first: each term's count in the row's text, saturating, over the row's
+        length (BM25's term-frequency part; not its corpus statistics, which
+        FTS5's bm25() gathers from every user's rows, so that a search costs
+        what the user's matches cost whatever the database's size); ties newest
+        first.
         """
         counts = ", ".join(
-            f"(length(lw) - length(replace(lw, ?{n}, ''))) / (length(?{n}) + 0.0) AS t{n}"
-            for n in range(5, 5 + terms))
+            f"(length(lw) - length(replace(lw, :t{n}, ''))) / (length(:t{n}) + 0.0) AS c{n}"
+            for n in range(terms))
         score = " + ".join(
-            f"t{n} / (t{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(5, 5 + terms))
+            f"c{n} / (c{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(terms))
         return (
             f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq FROM ("
             f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
             "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
-            "FROM sessions_dal_search WHERE sessions_dal_search MATCH ?1) LIMIT -1) "
-            "ORDER BY score DESC, id DESC LIMIT ?2) AS f "
+            "FROM sessions_dal_search WHERE sessions_dal_search MATCH :match) LIMIT -1) "
+            "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
             "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
-            "WHERE o.user_id = ?3 AND (?4 IS NULL OR o.session_id = ?4) "
+            "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
             "ORDER BY f.score DESC, f.id DESC"
         )
 

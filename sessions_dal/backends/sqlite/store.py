@@ -313,9 +313,12 @@ class SQLiteStore:
                limit: int | None) -> list[SearchRow]:
         if self._db.fetchone(self._sql.has_search_index, ()) is None:
             raise self._no_search()
-        rows = self._db.fetchall(self._sql.search(len(terms)), (
-            _match(user_id, session_id, terms), _limit(limit), user_id, session_id,
-            *(" ".join(term.words).lower() for term in terms)))
+        parameters: dict[str, object] = {
+            "match": _match(user_id, session_id, terms), "limit": _limit(limit),
+            "user": user_id, "session": session_id}
+        parameters.update((f"t{n}", " ".join(term.words).lower())
+                          for n, term in enumerate(terms))
+        rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
 
