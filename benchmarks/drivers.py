@@ -405,10 +405,14 @@ class RawPG:
         sql = SQL("agent_sessions", "agent_messages")
         found = self.conn.execute(sql.prune_candidates[False], (0, None)).fetchall()
         for start in range(0, len(found), 500):
-            batch = found[start:start + 500]
+            batch = found[start:start + 500]  # (session_id, user_id, updated, agents' stamp)
             with self.tx() as c:
-                seqs = [seq for (seq,) in c.execute(sql.lock_owned_as_found, (
-                    [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]))]
+                locked = c.execute(sql.lock_owned_as_found, (
+                    [r[0] for r in batch], [r[1] for r in batch], [r[2] for r in batch]
+                )).fetchall()
+                stamps = {r[0]: r[3] for r in batch}
+                now = dict(c.execute(sql.lock_agent_stamps, ([sid for _, sid in locked],)))
+                seqs = [seq for seq, sid in locked if now.get(sid) == stamps[sid]]
                 gone = [sid for (sid,) in c.execute(sql.delete_owned_seqs, (seqs,))]
                 c.execute(sql.lock_agent_sessions, (gone,))
                 c.execute(sql.delete_sessions_items, (gone,))
