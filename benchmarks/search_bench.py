@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from drivers import PostgresTarget, SQLiteTarget
+from bench import _target
 
 from sessions_dal import SessionRepository, __version__
 
@@ -78,18 +78,7 @@ class Backend:
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
         self.kind = args.backend
         self.folder = folder
-        if self.kind == "sqlite":
-            self.target: Any = SQLiteTarget(folder)
-        else:
-            url = args.url
-            if url is None:
-                sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-                import pg_server
-
-                url, origin = pg_server.start()
-                if url is None:
-                    raise SystemExit(f"no PostgreSQL server to measure on: {origin}")
-            self.target = PostgresTarget(url)
+        self.target: Any = _target(args, folder)  # a throwaway server unless --url
 
     def new(self, label: str) -> str:
         """A new database at the current schema: its path or URL."""
