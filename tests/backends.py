@@ -208,7 +208,9 @@ class PostgresBackend(Backend):
         return lines
 
     def write_like_agents(self, session_id: str, texts: list[str],
-                          created_at: str | None = None) -> None:
+                          created_at: str | None = None, zone: str = "UTC") -> None:
+        """As the base class says; ``zone``: the TimeZone of openai-agents' connection,
+        whose local times its naive columns get (``created_at`` is one)."""
         # What SQLAlchemySession(create_tables=True) creates, then its add_items.
         self._query(
             "CREATE TABLE IF NOT EXISTS agent_sessions (session_id varchar PRIMARY KEY, "
@@ -221,6 +223,7 @@ class PostgresBackend(Backend):
             "CREATE INDEX IF NOT EXISTS idx_agent_messages_session_time "
             "ON agent_messages (session_id, created_at)")
         with self._connect() as conn, conn.transaction():
+            conn.execute("SELECT set_config('TimeZone', %s, true)", [zone])
             if created_at is None:
                 conn.execute("INSERT INTO agent_sessions (session_id) VALUES (%s) "
                              "ON CONFLICT DO NOTHING", [session_id])

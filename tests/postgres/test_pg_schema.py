@@ -120,17 +120,17 @@ def test_a_failing_migration_changes_nothing(pg: PostgresBackend) -> None:
         "ALTER TABLE no_such_table ADD COLUMN y int;\n")[latest:])
     with psycopg.connect(pg.target, autocommit=True) as conn, \
             pytest.raises(MigrationError, match=f"the database is still at version {latest}"):
-        _schema.apply_migrations(conn, "test", SQL("agent_sessions", "agent_messages"),
+        _schema.apply_migrations(conn, "test", SQL(pg.schema, "agent_sessions", "agent_messages"),
                                  broken)
     assert pg.snapshot() == before
 
 
 def test_processes_see_a_migration_made_while_they_waited(pg: PostgresBackend) -> None:
     # The catalog cache of a connection that looked before the lock was taken.
-    sql = SQL("agent_sessions", "agent_messages")
+    sql = SQL(pg.schema, "agent_sessions", "agent_messages")
     with psycopg.connect(pg.target, autocommit=True) as early, \
             psycopg.connect(pg.target, autocommit=True) as other:
-        assert _schema.schema_version(early) == 0
+        assert _schema.schema_version(early, sql) == 0
         assert _schema.apply_migrations(other, "test", sql) == len(ALL)
         assert _schema.apply_migrations(early, "test", sql) == 0
     assert pg.migrations_recorded() == ALL
@@ -176,7 +176,7 @@ def test_read_only_refuses_even_a_write_the_library_did_not_guard(pg: PostgresBa
     with pg.open(read_only=True) as repo:
         db = repo._store._db  # type: ignore[attr-defined]
         with pytest.raises(ReadOnlyDatabaseError, match="cannot be written"):
-            db.read(lambda conn: conn.execute("DELETE FROM agent_users"))
+            db.read(lambda conn: conn.execute(f"DELETE FROM {pg.schema}.agent_users"))
     assert pg._query("SELECT user_id FROM agent_users") == [("alice",)]
 
 
@@ -202,32 +202,32 @@ def test_times_are_utc_whatever_the_connection_time_zone(pg: PostgresBackend, zo
         assert user.created_at.tzinfo == timezone.utc
 
 
-def test_naive_times_are_utc_whatever_the_connection_time_zone(pg: PostgresBackend,
+def test_naive_times_are_read_in_the_zone_connections_start_in(pg: PostgresBackend,
                                                                 zoned: str) -> None:
-    # As SQLite's CURRENT_TIMESTAMP: openai-agents' naive times are read as UTC.
+    # openai-agents' naive times are local times of the zone its connections
+    # run in (SQLAlchemySession writes CURRENT_TIMESTAMP there): 07:00 in New York.
     pg.write_like_agents("ny", ['"x"'], created_at="2025-01-02 07:00:00")
     with SessionRepository(zoned) as repo:
         session = repo.find_session("ny")
         assert session is not None
-        assert session.created_at == datetime(2025, 1, 2, 7, 0, tzinfo=timezone.utc)
+        assert session.created_at == datetime(2025, 1, 2, 12, 0, tzinfo=timezone.utc)
         claimed = repo.claim_session("alice", "ny")
-        assert claimed.created_at == datetime(2025, 1, 2, 7, 0, tzinfo=timezone.utc)
+        assert claimed.created_at == datetime(2025, 1, 2, 12, 0, tzinfo=timezone.utc)
 
 
-def test_items_keep_commit_order_across_connection_time_zones(pg: PostgresBackend) -> None:
-    zones = ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati", "UTC"]
-    with pg.open() as repo:
-        repo.create_session("alice", session_id="s1")
-    for n, zone in enumerate(zones):
-        with SessionRepository(f"{pg.target}%20-cTimeZone%3D{zone}") as repo:
-            session = repo.get_session("alice", "s1")
-            assert session is not None
-            session.add_items([f"{n} {zone}"])
-    with pg.open() as repo:
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Asia/Tokyo"])
+def test_items_keep_commit_order_in_any_zone(pg: PostgresBackend, zone: str) -> None:
+    # Each writer's connection in the database's zone: ours and openai-agents'.
+    url = f"{pg.target}%20-cTimeZone%3D{zone.replace('/', '%2F')}"
+    with SessionRepository(url) as repo:
+        repo.create_session("alice", session_id="s1").add_items(["0 ours"])
+        pg.write_like_agents("s1", ['"1 theirs"'], zone=zone)
+        repo.get_session("alice", "s1").add_items(["2 ours", "3 ours"])  # type: ignore[union-attr]
+        pg.write_like_agents("s1", ['"4 theirs"'], zone=zone)
         session = repo.get_session("alice", "s1")
         assert session is not None
-        assert session.get_items() == [f"{n} {zone}" for n, zone in enumerate(zones)]
-        assert session.pop_item() == "4 UTC"
+        assert session.get_items() == ["0 ours", "1 theirs", "2 ours", "3 ours", "4 theirs"]
+        assert session.pop_item() == "4 theirs"
 
 
 @pytest.fixture
@@ -313,7 +313,7 @@ def test_a_page_of_sessions_in_either_order_can_be_an_index_range_scan(
     pg: PostgresBackend, order: str
 ) -> None:
     pg.open().close()
-    sql = SQL("agent_sessions", "agent_messages")
+    sql = SQL(pg.schema, "agent_sessions", "agent_messages")
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     keys = (now, 1) if order == "created" else (now, now, 1)
     index = "activity" if order == "updated" else "user"
@@ -332,7 +332,7 @@ def test_a_page_of_sessions_in_either_order_can_be_an_index_range_scan(
 
 
 def test_a_version_1_database_upgrades_to_the_activity_order(pg: PostgresBackend) -> None:
-    sql = SQL("agent_sessions", "agent_messages")
+    sql = SQL(pg.schema, "agent_sessions", "agent_messages")
     with psycopg.connect(pg.target, autocommit=True) as conn:
         assert _schema.apply_migrations(conn, "test", sql, _schema.MIGRATIONS[:1]) == 1
         conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00Z')")

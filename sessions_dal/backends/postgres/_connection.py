@@ -84,11 +84,43 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{host}{port}/{info.get('dbname', '') or ''}{options}"
 
 
+# Set on every connection, session-wide, in one statement (its subquery reads
+# the starting zone first):
+# - search_path: pg_catalog, pg_temp. Every table of ours is named with its
+#   schema (see _sql.py), so no name, function or operator resolves to one
+#   another role created in a schema it may write to; pg_temp last, so that a
+#   temporary table never stands in for ours.
+# - default_transaction_isolation: read committed, which every write's lock
+#   order is designed for (docs/concurrency.md); under repeatable read or
+#   serializable, concurrent appends would fail instead of waiting their turn.
+# - statement_timeout 0 (also set at connect, see Database): busy_timeout
+#   (lock_timeout) bounds waiting; a large write, a prune or a migration must
+#   not be cut short halfway through.
+# - TimeZone UTC: psycopg returns timestamptz values in datetime.timezone.utc,
+#   as the library hands them out, with no conversion per value.
+# - DateStyle, IntervalStyle: ISO; times travel as text in keyset pages.
+# - standard_conforming_strings on: the schema's literals hold backslashes.
+_PINNED = (
+    "SELECT set_config('sessions_dal.zone', start.zone, false), "
+    "set_config('search_path', 'pg_catalog, pg_temp', false), "
+    "set_config('default_transaction_isolation', 'read committed', false), "
+    "set_config('statement_timeout', '0', false), "
+    "set_config('lock_timeout', %s, false), "
+    "set_config('TimeZone', 'UTC', false), "
+    "set_config('DateStyle', 'ISO, MDY', false), "
+    "set_config('IntervalStyle', 'postgres', false), "
+    "set_config('standard_conforming_strings', 'on', false) "
+    "FROM (SELECT current_setting('TimeZone') AS zone OFFSET 0) AS start"
+)
+
+
 class Database:
     """A pool of connections to one database, and the transactions run on it."""
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int, read_only: bool,
-                 configure: Callable[[psycopg.Connection[Any]], None]) -> None:
+                 configure: Callable[[psycopg.Connection[Any]], None],
+                 first: Callable[[psycopg.Connection[Any]], None] = lambda conn: None
+                 ) -> None:
         given = _parse(url)
         self.url = url
         self.path = describe(url)
@@ -99,9 +131,14 @@ class Database:
         self._busy = threading.local()  # per thread: inside a write of this database
         # How long a call waits for a free pooled connection.
         self._wait = max(busy_timeout, 1.0)
+        # statement_timeout 0 from the start (the URL's options kept): a
+        # server's timeout of a millisecond would cancel even the statement
+        # that pins the rest (_PINNED).
+        options = f"{given.get('options') or ''} -c statement_timeout=0".strip()
+        self._kwargs: dict[str, Any] = {"autocommit": True, "options": options}
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, timeout=self._wait,
-            kwargs={"autocommit": True}, configure=self._configure, name="sessions_dal",
+            kwargs=self._kwargs, configure=self._configure, name="sessions_dal",
         )
         # One connection first, outside the pool: a wrong address, database or
         # password fails now with the server's reason, where the pool would
@@ -110,7 +147,7 @@ class Database:
             {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT})
         with translate_errors(self.path, busy_timeout):
             try:
-                probe = psycopg.connect(url, autocommit=True, **timeout)
+                probe = psycopg.connect(url, **self._kwargs, **timeout)
             except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
                 bad_option = _BAD_OPTION.search(str(exc))
                 if bad_option:
@@ -127,22 +164,24 @@ class Database:
                 ) from exc
             # Its checks too (a read-only repository's inspection happens in
             # configure): a database to refuse is refused here, not in the
-            # pool's background thread.
+            # pool's background thread. ``first`` sees the connection's
+            # settings as the server and the URL made them.
             try:
+                first(probe)
                 self._configure(probe)
             finally:
                 probe.close()
         self._pool.open(wait=False)
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        # Whole milliseconds, at least 1: lock_timeout 0 would mean "wait forever".
-        # TimeZone UTC: psycopg then returns timestamptz values in
-        # datetime.timezone.utc, as the library hands them out, with no
-        # conversion per value. No statement of ours reads the session's zone.
-        conn.execute("SELECT set_config('lock_timeout', %s, false), "
-                     "set_config('TimeZone', 'UTC', false)",
-                     [f"{max(1, math.ceil(self.busy_timeout * 1000))}ms"])
+        # What the statements rely on, whatever the server's, database's or
+        # role's defaults (one round trip, see _PINNED). Whole milliseconds, at
+        # least 1: lock_timeout 0 would mean "wait forever". The zone the
+        # connection started in is kept (sessions_dal.zone) for openai-agents'
+        # naive times before TimeZone becomes UTC.
+        conn.execute(_PINNED, [f"{max(1, math.ceil(self.busy_timeout * 1000))}ms"])
         self._extra_configure(conn)
+        # Not pinned off: a server or database made read-only on purpose stays so.
         if self.read_only:
             conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
 
@@ -339,7 +378,7 @@ class Database:
         conn.close()  # the reply is still on its way, or lost
         deadline = time.monotonic() + max(self.busy_timeout, 5.0)
         try:
-            with psycopg.connect(self.url, autocommit=True,
+            with psycopg.connect(self.url, **self._kwargs,
                                  connect_timeout=CONNECT_TIMEOUT) as other:
                 while True:
                     row = other.execute("SELECT txid_status(%s)", [xid]).fetchone()

@@ -1,8 +1,10 @@
 """The PostgreSQL migrations: this package's ``schema.sql``, applied once under an advisory lock.
 
-The version lives in ``sessions_dal_migrations`` (one row per version), in the
-schema the connection's ``search_path`` finds first, beside openai-agents'
-tables. Every pending block is applied in one READ COMMITTED transaction
+Everything lives in one schema: the first one the URL's ``search_path`` names
+(:func:`first_schema`; created if it does not exist yet), never one further
+down the path, so that tenants in schemas of their own never share a table.
+The version lives in ``sessions_dal_migrations`` (one row per version) there,
+beside openai-agents' tables. Every pending block is applied in one READ COMMITTED transaction
 whose first statement is ``pg_advisory_xact_lock``: processes that open a new
 database at the same moment queue on that lock, and the first one's work is
 visible to the others when they read the version after it, so each block runs
@@ -12,6 +14,7 @@ layout is neither openai-agents' nor ours, is refused before any DDL.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,7 +29,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "apply_migrations",
     "create_stand_ins",
+    "first_schema",
     "inspect",
+    "missing_tables",
     "pending_steps",
     "schema_version",
 ]
@@ -40,17 +45,64 @@ _LOCK_KEY = int.from_bytes(b"sessions", "big") >> 1
 _Conn = psycopg.Connection[Any]
 
 
-def schema_version(conn: _Conn) -> int:
+def first_schema(conn: _Conn) -> tuple[str, bool]:
+    """The schema the repository uses, and whether it exists yet.
+
+    The first schema ``search_path`` names, as PostgreSQL reads it (``"$user"``
+    counts only where a schema of the role's name exists; ``pg_catalog`` and
+    ``pg_temp`` never do). Unlike ``current_schema()``, a named schema that does
+    not exist yet is not skipped for the next one: that one may be another
+    tenant's.
+    """
+    path, user = conn.execute("SELECT current_setting('search_path'), current_user").fetchone()  # type: ignore[misc]
+    for name in _path_entries(path):
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                              [user if name == "$user" else name]).fetchone() is not None
+        if name == "$user":
+            if not exists:
+                continue
+            name = user
+        if name == "pg_catalog" or name.startswith("pg_temp"):
+            continue
+        if "'" in name or "\\" in name or len(name.encode()) > 63:
+            raise ValueError(
+                f"the schema {name!r} that search_path names first cannot be used: its name "
+                "has a quote or a backslash, or passes 63 bytes; use another schema "
+                "(options=-csearch_path%3Dmy_schema in the URL)"
+            )
+        return name, exists
+    raise ValueError(
+        f"search_path ({path!r}) names no schema for sessions_dal's tables: add one to the "
+        "URL (options=-csearch_path%3Dmy_schema), or set the role's search_path"
+    )
+
+
+def _path_entries(path: str) -> list[str]:
+    """``search_path``'s schema names: unquoted ones in lower case, quoted ones as written."""
+    entries = []
+    for match in re.finditer(r'\s*("(?:[^"]|"")*"|[^,]*?)\s*(?:,|$)', path):
+        entry = match.group(1)
+        if entry.startswith('"'):
+            entries.append(entry[1:-1].replace('""', '"'))
+        elif entry:
+            entries.append(entry.lower())
+        if match.end() >= len(path):
+            break
+    return entries
+
+
+def schema_version(conn: _Conn, sql: SQL) -> int:
     """The database's schema version: 0 when sessions_dal has not set it up."""
-    if conn.execute("SELECT to_regclass(%s)", [quote(VERSION_TABLE)]).fetchone()[0] is None:  # type: ignore[index]
+    table = quote(VERSION_TABLE, sql.schema)
+    if conn.execute("SELECT to_regclass(%s)", [table]).fetchone()[0] is None:  # type: ignore[index]
         return 0
-    row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()
+    row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()
     return int(row[0])  # type: ignore[index]
 
 
-def pending_steps(conn: _Conn) -> list[str]:
+def pending_steps(conn: _Conn, sql: SQL) -> list[str]:
     """What :func:`apply_migrations` would do, one line per step."""
-    version = schema_version(conn)
+    version = schema_version(conn, sql)
     return [f"version {m.version}: {m.title}" for m in MIGRATIONS if m.version > version]
 
 
@@ -66,15 +118,20 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
     conn.execute("BEGIN")
     try:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        schema = quote(sql.schema)
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                        [sql.schema]).fetchone() is None:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         # Before any lookup: taking the schema's lock makes this backend read the
         # catalog changes committed while it waited; to_regclass() alone could
         # still see "no such table" from its cache, and migrate a second time.
         conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+            f"CREATE TABLE IF NOT EXISTS {quote(VERSION_TABLE, sql.schema)} "
             "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
         )
         # Read again under the lock: another process may have just migrated.
         current = inspect(conn, path, sql, target)
+        sql.collation = _text_collation(conn)
         applied = 0
         for migration in migrations:
             if migration.version <= current:
@@ -90,7 +147,8 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
                         f"({str(exc).strip()}) in: {statement.splitlines()[0]}; the database "
                         f"is still at version {current}"
                     ) from exc
-            conn.execute(f"INSERT INTO {VERSION_TABLE} (version, applied_at) VALUES (%s, %s)",
+            conn.execute(f"INSERT INTO {quote(VERSION_TABLE, sql.schema)} "
+                         "(version, applied_at) VALUES (%s, %s)",
                          [migration.version, datetime.now(timezone.utc)])
             applied += 1
         conn.execute("COMMIT")
@@ -101,6 +159,21 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
     return applied
 
 
+def _text_collation(conn: _Conn) -> str:
+    """A collation whose case and character classes know Unicode, for folding words."""
+    row = conn.execute(
+        "SELECT collname FROM pg_collation WHERE collname IN ('und-x-icu', 'C.utf8', 'C.UTF-8')"
+        " AND collencoding IN (-1, pg_char_to_encoding('UTF8')) "
+        "ORDER BY collname = 'und-x-icu' DESC, collname LIMIT 1").fetchone()
+    if row is None:
+        raise MigrationError(
+            "this PostgreSQL server has no Unicode collation for search (ICU's und-x-icu or "
+            "C.utf8): use a server built with ICU (most packages are), or create the "
+            "collation C.utf8 from the operating system's C.UTF-8 locale"
+        )
+    return quote(row[0], "pg_catalog")
+
+
 def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> None:
     """One statement of a migration; one over all items in batches, with progress."""
     ddl = sql.ddl(statement)
@@ -108,7 +181,7 @@ def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> Non
         conn.execute(ddl)
         return
     batch = ddl.replace(":after", "%(after)s").replace(":upto", "%(upto)s")
-    row = conn.execute(f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
+    row = conn.execute(f"SELECT min(id), max(id) FROM {sql.table('agent_messages')}").fetchone()
     first, last = row if row is not None else (None, None)
     in_batches(migration.title, first, last,
                lambda after, upto: conn.execute(batch, {"after": after, "upto": upto}))
@@ -148,16 +221,16 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
     neither openai-agents' nor ours, or (custom table names) when the named
     tables are not the ones the database was set up with. Returns the version.
     """
-    found = schema_version(conn)
+    found = schema_version(conn, sql)
     if found > newest:
         raise SchemaVersionError(
             f"database {path} has schema version {found}, but this sessions_dal supports "
             f"versions up to {newest}: upgrade sessions_dal (pip install -U sessions-dal) "
             "to open it; the database was not changed"
         )
-    names = {"agent_sessions": sql.sessions_table, "agent_messages": sql.messages_table}
+    names = sql.names
     for default, layout in _AGENTS_LAYOUTS.items():
-        columns = _columns(conn, names[default])
+        columns = _columns(conn, sql.schema, names[default])
         if columns is None:
             if found:
                 raise IncompatibleSchemaError(
@@ -174,14 +247,14 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
                     [f"{name} {types[0]}" for name, types in expected])
     if found == 0:
         for name, expected_names in _OWN_LAYOUTS.items():
-            columns = _columns(conn, name)
+            columns = _columns(conn, sql.schema, name)
             if columns is not None and tuple(c[0] for c in columns) != expected_names:
                 _refuse(path, name, columns, list(expected_names))
     return found
 
 
-def _columns(conn: _Conn, table: str) -> list[tuple[str, str]] | None:
-    rows = conn.execute(_COLUMNS, [quote(table)]).fetchall()
+def _columns(conn: _Conn, schema: str, table: str) -> list[tuple[str, str]] | None:
+    rows = conn.execute(_COLUMNS, [quote(table, schema)]).fetchall()
     return [(name, kind) for name, kind in rows] or None
 
 
@@ -210,18 +283,25 @@ _STAND_INS = {
 }
 
 
-def create_stand_ins(conn: _Conn, path: str, sql: SQL) -> None:
-    """Check a database for reading, and stand in for the tables it lacks.
+def missing_tables(conn: _Conn, path: str, sql: SQL) -> list[str]:
+    """For a read-only repository: the tables (default names) to stand in for.
+
+    None on a database sessions_dal has set up; else those that do not exist.
+    """
+    if inspect(conn, path, sql) > 0:
+        return []
+    return [default for default in _STAND_INS
+            if _columns(conn, sql.schema, sql.names.get(default, default)) is None]
+
+
+def create_stand_ins(conn: _Conn, sql: SQL) -> None:
+    """Stand in for the tables a read-only repository's database lacks.
 
     Runs on each new connection of a ``read_only`` repository, before the
     connection turns read-only. A repository opened this way before the
-    database was set up keeps its (empty) stand-ins on the connections it has:
-    reopen it to see what was added since.
+    database was set up keeps reading its (empty) stand-ins: reopen it to see
+    what was added since.
     """
-    if inspect(conn, path, sql) > 0:
-        return
-    names = {"agent_sessions": sql.sessions_table, "agent_messages": sql.messages_table}
-    for default, columns in _STAND_INS.items():
-        name = names.get(default, default)
-        if _columns(conn, name) is None:
-            conn.execute(f"CREATE TEMPORARY TABLE {quote(name)} {columns}")
+    for default in sql.temporary:
+        conn.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {sql.table(default)} "
+                     f"{_STAND_INS[default]}")

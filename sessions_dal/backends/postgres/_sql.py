@@ -1,6 +1,11 @@
-"""Every SQL statement of the PostgreSQL store, built once from the database's table names.
+"""Every SQL statement of the PostgreSQL store, built once from the database's names.
 
-Names are checked by the public layer and quoted here with
+Every table is named with its schema (``"tenant"."agent_users"``): the
+connections' ``search_path`` is ``pg_catalog, pg_temp``, so that no name,
+function or operator of ours resolves to an object someone else created in a
+schema they may write to (PostgreSQL's advice for untrusted schemas), and a
+tenant's repository never reaches another schema's tables. Names are checked
+by the public layer (tables) or at open (the schema) and quoted here with
 ``psycopg.sql.Identifier``; values are always ``%s`` parameters, bound by the
 server. Items are ordered as openai-agents' ``SQLAlchemySession`` orders them,
 by ``(created_at, id)``, so both libraries see one history in one order.
@@ -9,27 +14,51 @@ by ``(created_at, id)``, so both libraries see one history in one order.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from psycopg import sql as pg
 
-__all__ = ["SQL", "quote"]
+__all__ = ["OWN_TABLES", "SQL", "ZONE", "quote"]
 
+OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
+              "sessions_dal_migrations")
+"""sessions_dal's own tables, written by these names in the statements and in schema.sql."""
+
+# In schema.sql: the tables (configured names for openai-agents' two), and our
+# functions where they are called or created (followed by "("; a trigger has
+# its function's name but is never qualified), an index read as a regclass.
 _DEFAULT_NAMES = re.compile(
-    r"\b(agent_sessions|agent_messages|idx_agent_messages_session_created_id)\b"
+    r"\b(agent_sessions|agent_messages|agent_users|agent_user_sessions|sessions_dal_search"
+    r"|sessions_dal_migrations)\b(?!\()|\b(sessions_dal_\w+)(?=\()|'(idx_\w+)'::regclass"
+    r"|\b(idx_agent_messages_session_created_id)\b"
 )
 
+ZONE = "current_setting('sessions_dal.zone')"
+"""The TimeZone a connection started with (the server's, database's or role's, or
+the URL's): openai-agents' naive ``timestamp`` columns hold local times of that
+zone, as ``SQLAlchemySession`` writes them; our connections themselves run in UTC."""
 
-def quote(name: str) -> str:
-    """``name`` as an SQL identifier."""
-    return pg.Identifier(name).as_string()
+
+def quote(name: str, schema: str | None = None) -> str:
+    """``name`` as an SQL identifier, with its schema if one is given."""
+    return (pg.Identifier(name) if schema is None else pg.Identifier(schema, name)).as_string()
 
 
 class SQL:
-    """The statements for one pair of openai-agents table names."""
+    """The statements for one schema and one pair of openai-agents table names.
 
-    def __init__(self, sessions_table: str, messages_table: str) -> None:
+    ``temporary``: tables a read-only repository stands in for with empty
+    temporary ones, as the database lacks them.
+    """
+
+    def __init__(self, schema: str, sessions_table: str, messages_table: str,
+                 temporary: Collection[str] = ()) -> None:
+        self.schema = schema
         self.sessions_table = sessions_table
         self.messages_table = messages_table
+        self.temporary = frozenset(temporary)
+        self.collation = '"default"'
+        """The collation schema.sql's folding uses (see _schema.py); set by the runner."""
         self.index = f"idx_{messages_table}_session_created_id"
         if len(self.index.encode()) > 63:
             raise ValueError(
@@ -37,7 +66,10 @@ class SQL:
                 f"name {self.index!r} would pass 63 bytes; use a name of at most "
                 f"{63 - len('idx__session_created_id')} characters"
             )
-        s, m = quote(sessions_table), quote(messages_table)
+        self.names = {"agent_sessions": sessions_table, "agent_messages": messages_table}
+        """The actual name of each table, by its default name."""
+        users, owners, search_table = (self.table(name) for name in OWN_TABLES[:3])
+        s, m = self.table("agent_sessions"), self.table("agent_messages")
         # A time that is not finite ('infinity', written by hand) reads as NULL,
         # for the store to name the row it is in, as a damaged one.
         finite = "CASE WHEN isfinite({0}) THEN {0} END"
@@ -47,19 +79,20 @@ class SQL:
         # As on SQLite: newest first, ties by insertion order; by activity,
         # ties fall back to that order. Each is a range scan of an index.
         orders = {"created": ("created_at", "seq"), "updated": ("updated_at", "created_at", "seq")}
-        # openai-agents' naive timestamps are read as UTC, and ours written in UTC,
-        # as SQLite's CURRENT_TIMESTAMP is: whatever a connection's TimeZone,
-        # every writer of sessions_dal stamps items on one clock, so order is
-        # commit order. SQLAlchemySession's defaults agree when the server's
-        # TimeZone is UTC (see the README).
-        # One that is not finite reads as the epoch, as an unreadable one does on SQLite.
+        # openai-agents' naive timestamps hold local times of the zone its
+        # connections run in, which SQLAlchemySession's defaults write
+        # (CURRENT_TIMESTAMP): ours are written in that zone too (ZONE), so the
+        # two libraries' items interleave by their real times, and read as
+        # instants in it. One that is not finite reads as the epoch, as an
+        # unreadable one does on SQLite.
         agents_time = (
-            "coalesce(CASE WHEN isfinite(a.{0}) THEN a.{0} AT TIME ZONE 'UTC' END, 'epoch')"
+            "coalesce(CASE WHEN isfinite(a.{0}) THEN a.{0} AT TIME ZONE "
+            + ZONE + " END, 'epoch')"
         )
-        utc_now = "(now() AT TIME ZONE 'UTC')"
+        utc_now = f"(now() AT TIME ZONE {ZONE})"
         unowned = (
             f"FROM {s} a WHERE NOT EXISTS "
-            "(SELECT 1 FROM agent_user_sessions o WHERE o.session_id = a.session_id)"
+            f"(SELECT 1 FROM {owners} o WHERE o.session_id = a.session_id)"
         )
         agents_times = f"{agents_time.format('created_at')}, {agents_time.format('updated_at')}"
         unowned_columns = f"a.session_id, {agents_times}"
@@ -68,13 +101,13 @@ class SQL:
         # DO UPDATE, not DO NOTHING: it locks the user's row, so a delete_user
         # running meanwhile finishes first and the user is created anew.
         self.upsert_user = (
-            "INSERT INTO agent_users (user_id, created_at) VALUES (%s, %s) "
+            f"INSERT INTO {users} (user_id, created_at) VALUES (%s, %s) "
             "ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id"
         )
         # DO NOTHING on a taken id: no row back means "exists" (and waits for
         # a concurrent insert of the same id to commit or roll back first).
         self.insert_owned = (
-            "INSERT INTO agent_user_sessions "
+            f"INSERT INTO {owners} "
             "(session_id, user_id, metadata, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO NOTHING RETURNING seq"
         )
@@ -83,10 +116,10 @@ class SQL:
             f"VALUES (%s, {utc_now}, {utc_now}) ON CONFLICT (session_id) DO NOTHING"
         )
         self.select_one = (
-            f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s AND user_id = %s"
+            f"SELECT {columns} FROM {owners} WHERE session_id = %s AND user_id = %s"
         )
         self.lock_metadata = (
-            "SELECT metadata FROM agent_user_sessions WHERE session_id = %s AND user_id = %s "
+            f"SELECT metadata FROM {owners} WHERE session_id = %s AND user_id = %s "
             "FOR UPDATE"
         )
         self.select_page: dict[str, str] = {}
@@ -95,14 +128,14 @@ class SQL:
         """By order: the next page after a keyset, the row value of the order's columns."""
         for name, keys in orders.items():
             order = "ORDER BY " + ", ".join(f"{key} DESC" for key in keys)
-            select = f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s"
+            select = f"SELECT {columns} FROM {owners} WHERE user_id = %s"
             self.select_page[name] = f"{select} {order} LIMIT %s OFFSET %s"
             self.select_first[name] = f"{select} {order} LIMIT %s"
             self.select_after[name] = (
                 f"{select} AND ({', '.join(keys)}) < ({', '.join(['%s'] * len(keys))}) "
                 f"{order} LIMIT %s"
             )
-        self.count_sessions = "SELECT count(*) FROM agent_user_sessions WHERE user_id = %s"
+        self.count_sessions = f"SELECT count(*) FROM {owners} WHERE user_id = %s"
         # The index's rows with the owner's lexeme (schema.sql, version 3) and
         # the words; ownership checked again from the table itself. Best first
         # (ts_rank, by the log of their length, as bm25 favours the shorter),
@@ -111,26 +144,27 @@ class SQL:
                          f"{finite.format('o.updated_at')}, o.seq")
         self.search = (
             "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
-            "FROM to_tsquery('simple', %s) AS q, sessions_dal_search s "
+            f"FROM to_tsquery('simple', %s) AS q, {search_table} s "
             "WHERE s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %s) "
             f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
-            "JOIN agent_user_sessions o ON o.session_id = h.session_id AND o.user_id = %s "
+            f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %s "
             f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
             "ORDER BY h.score DESC, h.item_id DESC"
         )
-        self.has_search_index = "SELECT to_regclass('sessions_dal_search') IS NOT NULL"
+        self.has_search_index = "SELECT to_regclass(%s) IS NOT NULL"
+        self.search_table = search_table
         self.update_metadata = (
-            "UPDATE agent_user_sessions SET metadata = %s WHERE session_id = %s AND user_id = %s "
+            f"UPDATE {owners} SET metadata = %s WHERE session_id = %s AND user_id = %s "
             f"RETURNING {columns}"
         )
         self.delete_owned = (
-            "DELETE FROM agent_user_sessions WHERE session_id = %s AND user_id = %s"
+            f"DELETE FROM {owners} WHERE session_id = %s AND user_id = %s"
         )
         self.delete_items = f"DELETE FROM {m} WHERE session_id = %s"
         self.delete_agent_session = f"DELETE FROM {s} WHERE session_id = %s"
-        self.lock_user = "SELECT 1 FROM agent_users WHERE user_id = %s FOR UPDATE"
+        self.lock_user = f"SELECT 1 FROM {users} WHERE user_id = %s FOR UPDATE"
         self.delete_user_owned = (
-            "DELETE FROM agent_user_sessions WHERE user_id = %s RETURNING session_id"
+            f"DELETE FROM {owners} WHERE user_id = %s RETURNING session_id"
         )
         # In one order (by id), so two deletes of overlapping sets never deadlock.
         self.lock_agent_sessions = (
@@ -138,13 +172,13 @@ class SQL:
         )
         self.delete_sessions_items = f"DELETE FROM {m} WHERE session_id = ANY(%s)"
         self.delete_agent_sessions = f"DELETE FROM {s} WHERE session_id = ANY(%s)"
-        self.delete_user = "DELETE FROM agent_users WHERE user_id = %s"
-        self.select_by_id = f"SELECT {columns} FROM agent_user_sessions WHERE session_id = %s"
+        self.delete_user = f"DELETE FROM {users} WHERE user_id = %s"
+        self.select_by_id = f"SELECT {columns} FROM {owners} WHERE session_id = %s"
         self.select_users = (
-            f"SELECT user_id, {user_created}, (SELECT count(*) FROM agent_user_sessions s "
-            "WHERE s.user_id = u.user_id) FROM agent_users u ORDER BY user_id LIMIT %s OFFSET %s"
+            f"SELECT user_id, {user_created}, (SELECT count(*) FROM {owners} s "
+            f"WHERE s.user_id = u.user_id) FROM {users} u ORDER BY user_id LIMIT %s OFFSET %s"
         )
-        self.select_owner = "SELECT user_id FROM agent_user_sessions WHERE session_id = %s"
+        self.select_owner = f"SELECT user_id FROM {owners} WHERE session_id = %s"
 
         # -- sessions openai-agents wrote ------------------------------------------
         self.select_unowned = (
@@ -167,7 +201,7 @@ class SQL:
             self.prune_candidates[by_user] = (
                 f"SELECT o.session_id, o.user_id, o.updated_at, a.updated_at::text "
                 f"FROM (SELECT session_id, user_id, updated_at, {rank} AS r "
-                f"FROM agent_user_sessions WHERE isfinite(updated_at) {where}) o "
+                f"FROM {owners} WHERE isfinite(updated_at) {where}) o "
                 f"LEFT JOIN {s} a ON a.session_id = o.session_id "
                 "WHERE o.r > %s OR o.updated_at < %s ORDER BY o.user_id, o.updated_at"
             )
@@ -177,7 +211,7 @@ class SQL:
         )
         # Ownership rows locked in one order (of session_id), then agent_sessions'.
         self.lock_owned_as_found = (
-            "SELECT seq, session_id FROM agent_user_sessions "
+            f"SELECT seq, session_id FROM {owners} "
             "WHERE (session_id, user_id, updated_at) IN "
             "(SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])) "
             "ORDER BY session_id FOR UPDATE"
@@ -187,7 +221,7 @@ class SQL:
             "ORDER BY session_id FOR UPDATE"
         )
         self.delete_owned_seqs = (
-            "DELETE FROM agent_user_sessions WHERE seq = ANY(%s) RETURNING session_id"
+            f"DELETE FROM {owners} WHERE seq = ANY(%s) RETURNING session_id"
         )
         self.lock_unowned_as_found = (
             f"SELECT a.session_id {unowned} AND (a.session_id, a.updated_at) IN "
@@ -200,7 +234,7 @@ class SQL:
         # its agent_sessions row, which SQLAlchemySession locks to append), so
         # no append, pop or delete lands between counting and copying.
         self.share_owned = (
-            "SELECT 1 FROM agent_user_sessions WHERE session_id = %s AND user_id = %s FOR SHARE"
+            f"SELECT 1 FROM {owners} WHERE session_id = %s AND user_id = %s FOR SHARE"
         )
         self.share_agent_session = f"SELECT 1 FROM {s} WHERE session_id = %s FOR SHARE"
         self.count_items = f"SELECT count(*) FROM {m} WHERE session_id = %s"
@@ -211,10 +245,10 @@ class SQL:
             f"SELECT %s, message_data, created_at FROM {m} WHERE session_id = %s "
             "ORDER BY created_at, id LIMIT %s"
         )
-        self.is_owned = "SELECT 1 FROM agent_user_sessions WHERE session_id = %s"
+        self.is_owned = f"SELECT 1 FROM {owners} WHERE session_id = %s"
         # A claimed session keeps its age: openai-agents' times, as instants.
         self.claim = (
-            "INSERT INTO agent_user_sessions "
+            f"INSERT INTO {owners} "
             "(session_id, user_id, metadata, created_at, updated_at) "
             f"SELECT a.session_id, %s, %s, {agents_times} FROM {s} a "
             f"WHERE a.session_id = %s ON CONFLICT (session_id) DO NOTHING RETURNING {columns}"
@@ -222,56 +256,63 @@ class SQL:
 
         # -- items, as a session's owner sees them -----------------------------------
         owned_key = (
-            "(SELECT session_id FROM agent_user_sessions WHERE session_id = %s AND user_id = %s)"
+            f"(SELECT session_id FROM {owners} WHERE session_id = %s AND user_id = %s)"
         )
         unowned_key = (
             "(SELECT %s::varchar WHERE NOT EXISTS "
-            "(SELECT 1 FROM agent_user_sessions WHERE session_id = %s))"
+            f"(SELECT 1 FROM {owners} WHERE session_id = %s))"
         )
         self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
         """As on SQLite: by whether the handle has an owner; the key's parameters
         are (session_id, user_id), or (session_id, session_id) for nobody's."""
-        # created_at: the statement's time, not the transaction's start (the
-        # column default), which precedes the wait for the session's lock: a
-        # writer that began first but appends second would sort first.
+        # created_at: one time for every item of a call, read once the
+        # session's row is locked (see touch_and_upsert), so that the items of
+        # a call stay together: another writer (SQLAlchemySession, whose items
+        # carry its transaction's start) sorts before or after the whole call.
+        # Not the transaction's start (the column default), which precedes the
+        # wait for the lock: a call that began first but appended second would
+        # sort first.
         self.insert_item = (
-            f"INSERT INTO {m} (session_id, message_data, created_at) "
-            "VALUES (%s, %s, statement_timestamp() AT TIME ZONE 'UTC')"
+            f"INSERT INTO {m} (session_id, message_data, created_at) VALUES (%s, %s, %s)"
         )
+        locked_now = f"clock_timestamp() AT TIME ZONE {ZONE}"
+        self.local_now = f"SELECT {locked_now}"
         # Inserts the session's row if openai-agents' clear_session() removed it,
         # else locks it (and moves its updated_at, as SQLAlchemySession does).
         self.upsert_agent_session = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"VALUES (%s, {utc_now}, {utc_now}) "
-            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now}"
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} "
+            f"RETURNING {locked_now}"
         )
         self.touch_and_upsert = (
-            "WITH owned AS (UPDATE agent_user_sessions SET updated_at = %s "
+            f"WITH owned AS (UPDATE {owners} SET updated_at = %s "
             "WHERE session_id = %s AND user_id = %s RETURNING session_id) "
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"SELECT session_id, {utc_now}, {utc_now} FROM owned "
-            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} RETURNING 1"
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} "
+            f"RETURNING {locked_now}"
         )
         self.touch = (
-            "UPDATE agent_user_sessions SET updated_at = %s WHERE session_id = %s AND user_id = %s"
+            f"UPDATE {owners} SET updated_at = %s WHERE session_id = %s AND user_id = %s"
         )
         self.lock_owned = (
-            "SELECT 1 FROM agent_user_sessions WHERE session_id = %s AND user_id = %s FOR UPDATE"
+            f"SELECT 1 FROM {owners} WHERE session_id = %s AND user_id = %s FOR UPDATE"
         )
 
         # -- the whole database: counts, export, import --------------------------------
         self.count_all = (
-            "SELECT (SELECT count(*) FROM agent_users), "
-            "(SELECT count(*) FROM agent_user_sessions), "
+            f"SELECT (SELECT count(*) FROM {users}), "
+            f"(SELECT count(*) FROM {owners}), "
             f"(SELECT count(*) {unowned}), (SELECT count(*) FROM {m})"
         )
         self.export_users = (
-            f"SELECT user_id, {user_created} FROM agent_users WHERE user_id > %s "
+            f"SELECT user_id, {user_created} FROM {users} WHERE user_id > %s "
             "ORDER BY user_id LIMIT %s"
         )
-        self.export_user = f"SELECT user_id, {user_created} FROM agent_users WHERE user_id = %s"
+        self.export_user = f"SELECT user_id, {user_created} FROM {users} WHERE user_id = %s"
         self.export_sessions = (
-            f"SELECT {columns} FROM agent_user_sessions WHERE user_id = %s "
+            f"SELECT {columns} FROM {owners} WHERE user_id = %s "
             "AND (created_at, seq) > (%s::timestamptz, %s) ORDER BY created_at, seq LIMIT %s"
         )
         # Oldest first. The stored value, as text (it may be 'infinity'), is the
@@ -285,24 +326,39 @@ class SQL:
             f"SELECT id, message_data, created_at::text FROM {m} WHERE session_id = %s "
             "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
         )
-        given = f"coalesce(%s::timestamptz AT TIME ZONE 'UTC', {utc_now})"
+        given = f"coalesce(%s::timestamptz AT TIME ZONE {ZONE}, {utc_now})"
         self.insert_unowned = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"VALUES (%s, {given}, {given}) ON CONFLICT (session_id) DO NOTHING"
         )
         # In the store's lock order (see store.py).
         self.delete_anywhere = (
-            "DELETE FROM agent_user_sessions WHERE session_id = %s",
+            f"DELETE FROM {owners} WHERE session_id = %s",
             f"SELECT 1 FROM {s} WHERE session_id = %s FOR UPDATE",
             f"DELETE FROM {m} WHERE session_id = %s",
             f"DELETE FROM {s} WHERE session_id = %s",
         )
 
+    def table(self, name: str) -> str:
+        """A table by its default name, qualified: the actual name, in our schema or
+        (a read-only repository's stand-in) in this connection's temporary one."""
+        actual = self.names.get(name, name)
+        return quote(actual, "pg_temp" if name in self.temporary else self.schema)
+
     def ddl(self, statement: str) -> str:
-        """A statement of this backend's schema.sql (default names) for these names."""
-        names = {"agent_sessions": self.sessions_table, "agent_messages": self.messages_table,
-                 "idx_agent_messages_session_created_id": self.index}
-        return _DEFAULT_NAMES.sub(lambda match: quote(names[match.group(1)]), statement)
+        """A statement of this backend's schema.sql (default names) for this schema and names."""
+        def qualified(match: re.Match[str]) -> str:
+            table, function, index, created_index = match.groups()
+            if created_index is not None:  # CREATE INDEX: it goes in its table's schema
+                return quote(self.index)
+            if table is not None:
+                return quote(self.names.get(table, table), self.schema)
+            if function is not None:
+                return quote(function, self.schema)
+            return "'" + quote(index, self.schema).replace("'", "''") + "'::regclass"
+
+        return _DEFAULT_NAMES.sub(qualified, statement).replace('"sessions_dal_ctype"',
+                                                                self.collation)
 
 
 class _ItemSQL:

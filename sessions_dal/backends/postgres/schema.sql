@@ -285,3 +285,177 @@ ON CONFLICT (item_id) DO NOTHING;
 SELECT gin_clean_pending_list('idx_sessions_dal_search_words'::regclass);
 
 ANALYZE sessions_dal_search;
+
+-- version: 4
+-- Production hardening: functions and triggers re-created safely, and the text rules fixed.
+
+-- Every function is re-created with its search_path fixed to pg_catalog,
+-- pg_temp (temporary schema last) and every name of ours written with its
+-- schema (the runner qualifies them), as PostgreSQL's rules for SECURITY
+-- DEFINER ask: versions 2 and 3 took the migrating connection's path, which
+-- searched pg_temp first, so a role allowed to write openai-agents' tables
+-- only could stand a temporary table of its own in for ours and have the
+-- triggers, which run as their owner, read and change it. Arguments match
+-- our functions' declared types exactly (session_id is varchar in
+-- openai-agents' tables: cast), so no overload someone adds to a writable
+-- schema can be a better match. The pure helpers (fold, words, owner,
+-- title_words) read no table and stay callable by anyone; the trigger
+-- functions are not callable directly (EXECUTE revoked from PUBLIC).
+
+-- Folding with a Unicode collation ("sessions_dal_ctype": the runner puts in
+-- ICU's und-x-icu, or C.utf8 where PostgreSQL was built without ICU), not the
+-- database's: under an lc_ctype of C, lower() and [:alnum:] know ASCII only,
+-- and words in Cyrillic or Greek were dropped or kept in upper case.
+CREATE OR REPLACE FUNCTION sessions_dal_fold(words text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+    SELECT lower(regexp_replace(
+        CASE WHEN octet_length(words) = char_length(words) THEN words
+             ELSE regexp_replace(normalize(words, NFKD), ''[\u0300-\u036f]'', '''', ''g'') END
+             COLLATE "sessions_dal_ctype",
+        ''[^[:alnum:]]+'', '' '', ''g''))';
+
+CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+DECLARE
+    doc jsonb;
+    found text;
+BEGIN
+    doc := replace(item, ''\u0000'', '''')::jsonb;
+    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
+        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
+            ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
+               && @.key != "call_id" && @.key != "item_id" && @.key != "response_id"
+               && @.key != "role" && @.key != "status" && @.key != "detail"
+               && @.key != "encrypted_content" && @.key != "image_url"
+               && @.key != "file_id" && @.key != "file_data").value'') AS value
+        UNION ALL
+        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "array")[*]
+            ? (@.type() == "string")'')
+        UNION ALL
+        SELECT doc WHERE jsonb_typeof(doc) = ''string''
+    ) AS strings;
+    RETURN to_tsvector(''simple'', sessions_dal_fold(coalesce(found, '''')));
+EXCEPTION WHEN others THEN
+    RETURN ''''::tsvector;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_owner(user_id text, session_id text)
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+    SELECT CASE WHEN user_id IS NULL THEN ''''::tsvector ELSE setweight(array_to_tsvector(
+        ARRAY[''u'' || encode(convert_to(user_id, ''UTF8''), ''hex''),
+              ''s'' || encode(convert_to(session_id, ''UTF8''), ''hex'')]), ''A'') END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+DECLARE
+    title jsonb;
+BEGIN
+    title := replace(metadata, ''\u0000'', '''')::jsonb -> ''title'';
+    IF jsonb_typeof(title) = ''string'' THEN
+        RETURN to_tsvector(''simple'', sessions_dal_fold(title #>> ''{}''));
+    END IF;
+    RETURN ''''::tsvector;
+EXCEPTION WHEN others THEN
+    RETURN ''''::tsvector;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    UPDATE agent_user_sessions SET updated_at = statement_timestamp()
+    WHERE seq IN (
+        SELECT seq FROM agent_user_sessions
+        WHERE session_id = NEW.session_id::text AND updated_at < statement_timestamp()
+          AND xmin <> pg_current_xact_id()::xid
+        FOR UPDATE SKIP LOCKED);
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_activity_on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    UPDATE agent_user_sessions SET updated_at = statement_timestamp()
+    WHERE seq IN (
+        SELECT seq FROM agent_user_sessions
+        WHERE session_id IN (SELECT session_id::text FROM gone)
+          AND updated_at < statement_timestamp()
+          AND xmin <> pg_current_xact_id()::xid
+        FOR UPDATE SKIP LOCKED);
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+DECLARE
+    found tsvector := sessions_dal_words(NEW.message_data::text);
+BEGIN
+    IF found <> '''' THEN
+        INSERT INTO sessions_dal_search (item_id, session_id, words)
+        SELECT NEW.id, NEW.session_id, found || sessions_dal_owner(
+            (SELECT user_id::text FROM agent_user_sessions
+             WHERE session_id = NEW.session_id::text),
+            NEW.session_id::text);
+    END IF;
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone);
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    IF TG_OP <> ''INSERT'' THEN
+        DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
+    END IF;
+    IF TG_OP = ''DELETE'' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = ''INSERT'' THEN
+        UPDATE sessions_dal_search
+        SET words = ts_filter(words, ''{b,c,d}'')
+                    || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
+        WHERE session_id = NEW.session_id AND item_id > 0;
+    END IF;
+    INSERT INTO sessions_dal_search (item_id, session_id, words)
+    SELECT -NEW.seq, NEW.session_id, words
+        || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
+    FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
+    WHERE words <> ''''::tsvector;
+    RETURN NULL;
+END';
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_activity_on_update() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_activity_on_delete() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_insert() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_delete() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_own() FROM PUBLIC;
+
+-- The rows whose words these rules may change: items and titles with
+-- characters beyond ASCII or a NUL, which JSON text holds as \u escapes (both
+-- libraries write ASCII JSON). Titles are few: all of them.
+INSERT INTO sessions_dal_search (item_id, session_id, words)
+SELECT id, session_id, words || sessions_dal_owner(user_id::text, session_id::text) FROM (
+    SELECT m.id, m.session_id, o.user_id, sessions_dal_words(m.message_data::text) AS words
+    FROM agent_messages AS m LEFT JOIN agent_user_sessions AS o
+        ON o.session_id = m.session_id::text
+    WHERE m.id > :after AND m.id <= :upto AND strpos(m.message_data, '\u') > 0
+) AS indexed
+WHERE words <> ''::tsvector
+ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words;
+
+INSERT INTO sessions_dal_search (item_id, session_id, words)
+SELECT -seq, session_id, words || sessions_dal_owner(user_id::text, session_id) FROM (
+    SELECT seq, session_id, user_id, sessions_dal_title_words(metadata) AS words
+    FROM agent_user_sessions
+) AS titles
+WHERE words <> ''::tsvector
+ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words;

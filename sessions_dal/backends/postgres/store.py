@@ -39,7 +39,9 @@ from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,
     create_stand_ins,
+    first_schema,
     inspect,
+    missing_tables,
     pending_steps,
     schema_version,
 )
@@ -66,20 +68,33 @@ class PostgresStore:
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
-        self._sql = sql = SQL(sessions_table, messages_table)
         self.read_only = read_only
         path = describe(url)
+        # A stand-in until the probe connection says which schema: the names
+        # are checked here, before connecting.
+        self._sql = SQL("public", sessions_table, messages_table)
+
+        def first(conn: _Conn) -> None:
+            schema, exists = first_schema(conn)
+            self._sql = SQL(schema, sessions_table, messages_table)
+            if read_only:
+                self._sql = SQL(schema, sessions_table, messages_table,
+                                missing_tables(conn, path, self._sql) if exists
+                                else ("agent_sessions", "agent_messages", "agent_users",
+                                      "agent_user_sessions"))
 
         def configure(conn: _Conn) -> None:
             if read_only:
-                create_stand_ins(conn, path, sql)
+                create_stand_ins(conn, self._sql)
 
         self._db = Database(url, busy_timeout=busy_timeout, pool_size=pool_size,
-                            read_only=read_only, configure=configure)
+                            read_only=read_only, configure=configure, first=first)
         self.description = self._db.path
+        self.schema = self._sql.schema
+        """The schema of every table this repository uses."""
         if not read_only:
             try:
-                self._db.read(apply_migrations, self._db.path, sql)
+                self._db.read(apply_migrations, self._db.path, self._sql)
             except BaseException:
                 self._db.close()
                 raise
@@ -252,7 +267,7 @@ class PostgresStore:
 
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
-        if not self._db.fetchone(self._sql.has_search_index)[0]:
+        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
             raise SearchUnavailableError(
                 f"database {self.description} has no search index yet: open it read-write "
                 "once, or run 'sessions-dal migrate'"
@@ -357,12 +372,13 @@ class PostgresStore:
         if owner.user_id is not None:
             # One statement, two locks in the store's order: the ownership row
             # (the session stays this user's until COMMIT), then agent_sessions'.
-            if conn.execute(sql.touch_and_upsert, (now, *owner)).fetchone() is None:
+            locked = conn.execute(sql.touch_and_upsert, (now, *owner)).fetchone()
+            if locked is None:
                 raise NotOwned(session_id)
         else:
-            conn.execute(sql.upsert_agent_session, (session_id,))
+            locked = conn.execute(sql.upsert_agent_session, (session_id,)).fetchone()
             self._require_unowned(conn, session_id)
-        _insert_items(conn, sql, session_id, texts)
+        _insert_items(conn, sql, session_id, texts, locked[0])  # type: ignore[index]
 
     def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
                  ) -> tuple[bool, _T | None]:
@@ -423,7 +439,7 @@ class PostgresStore:
 
     def _info(self, conn: _Conn) -> StoreInfo:
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()  # type: ignore[misc]
-        return StoreInfo(schema_version(conn), bool(pending_steps(conn)),
+        return StoreInfo(schema_version(conn, self._sql), bool(pending_steps(conn, self._sql)),
                          _server_version(conn), "", users, owned, unowned, items)
 
     def check(self) -> list[str]:
@@ -431,9 +447,10 @@ class PostgresStore:
 
     def _check(self, conn: _Conn) -> list[str]:
         inspect(conn, self.description, self._sql)
-        problems = [f"migration pending: {step}" for step in pending_steps(conn)]
+        problems = [f"migration pending: {step}" for step in pending_steps(conn, self._sql)]
         for index in (self._sql.index, "idx_agent_user_sessions_user"):
-            if conn.execute("SELECT to_regclass(%s)", [quote(index)]).fetchone()[0] is None:  # type: ignore[index]
+            if conn.execute("SELECT to_regclass(%s)",
+                            [quote(index, self._sql.schema)]).fetchone()[0] is None:  # type: ignore[index]
                 problems.append(
                     f"index {index} is missing: queries stay correct but slow; recreate it "
                     "from sessions_dal's schema.sql"
@@ -441,7 +458,7 @@ class PostgresStore:
         return problems
 
     def pending_migrations(self) -> list[str]:
-        return self._db.read(pending_steps)
+        return self._db.read(pending_steps, self._sql)
 
     def backup(self, target: str) -> None:
         raise NotImplementedError(
@@ -563,18 +580,21 @@ class _Importer:
 
     def add_items(self, session_id: str, texts: Sequence[str]) -> None:
         with self._running(False):
-            _insert_items(self._conn, self._sql, session_id, texts)
+            stamp = self._conn.execute(self._sql.local_now).fetchone()[0]  # type: ignore[index]
+            _insert_items(self._conn, self._sql, session_id, texts, stamp)
 
 
 # -- rows and times ----------------------------------------------------------------
 
 
-def _insert_items(conn: _Conn, sql: SQL, session_id: str, texts: Sequence[str]) -> None:
+def _insert_items(conn: _Conn, sql: SQL, session_id: str, texts: Sequence[str],
+                  stamp: datetime) -> None:
+    """Append ``texts``, all stamped ``stamp`` (naive, in the zone openai-agents' times use)."""
     if len(texts) == 1:  # the common case, without executemany's pipeline set-up
-        conn.execute(sql.insert_item, (session_id, texts[0]))
+        conn.execute(sql.insert_item, (session_id, texts[0], stamp))
         return
     with conn.cursor() as cursor:
-        cursor.executemany(sql.insert_item, [(session_id, text) for text in texts])
+        cursor.executemany(sql.insert_item, [(session_id, text, stamp) for text in texts])
 
 
 def _key(owner: Owner) -> tuple[str, str]:
