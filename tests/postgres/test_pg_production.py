@@ -546,3 +546,31 @@ def test_real_sqlalchemy_session_and_ours_agree_in_a_server_zone(database: Datab
         assert session.get_items() == [{"n": n} for n in range(1, 6)]
         rows = database.run("SELECT created_at FROM agent_messages ORDER BY id")
         assert [row[0] for row in rows] == sorted(row[0] for row in rows)
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_pruning_unowned_sessions_reads_their_times_in_the_server_zone(
+        database: Database, zone: str) -> None:
+    database.run(f"ALTER DATABASE {database.name} SET TimeZone = '{zone}'")
+    with SessionRepository(database.url()) as repo, database.connect() as agents:
+        append_like_agents(agents, "three-hours-old", ['"x"'])
+        agents.execute("UPDATE agent_sessions SET updated_at = LOCALTIMESTAMP - interval '3h'")
+        assert repo.prune(older_than=timedelta(hours=4), unowned=True).sessions == 0
+        assert repo.prune(older_than=timedelta(hours=2), unowned=True).sessions == 1
+
+
+def test_a_slow_reader_of_an_export_is_not_cut_off(database: Database) -> None:
+    database.run(f"ALTER DATABASE {database.name} SET idle_in_transaction_session_timeout "
+                 "= '50ms'")
+
+    class Slow(io.StringIO):
+        def write(self, text: str) -> int:
+            time.sleep(0.2)  # longer than the server's timeout, whatever the machine
+            return super().write(text)
+
+    with SessionRepository(database.url()) as repo:
+        for n in range(3):
+            repo.create_session("alice").add_items([n])
+        out = Slow()
+        repo.export_to(out)
+        assert len(out.getvalue().splitlines()) >= 7

@@ -95,7 +95,8 @@ def describe(url: str) -> str:
 #   serializable, concurrent appends would fail instead of waiting their turn.
 # - statement_timeout 0 (also set at connect, see Database): busy_timeout
 #   (lock_timeout) bounds waiting; a large write, a prune or a migration must
-#   not be cut short halfway through.
+#   not be cut short halfway through. idle_in_transaction_session_timeout 0:
+#   an export's snapshot waits while the caller's code takes each line.
 # - TimeZone UTC: psycopg returns timestamptz values in datetime.timezone.utc,
 #   as the library hands them out, with no conversion per value.
 # - DateStyle, IntervalStyle: ISO; times travel as text in keyset pages.
@@ -105,6 +106,7 @@ _PINNED = (
     "set_config('search_path', 'pg_catalog, pg_temp', false), "
     "set_config('default_transaction_isolation', 'read committed', false), "
     "set_config('statement_timeout', '0', false), "
+    "set_config('idle_in_transaction_session_timeout', '0', false), "
     "set_config('lock_timeout', %s, false), "
     "set_config('TimeZone', 'UTC', false), "
     "set_config('DateStyle', 'ISO, MDY', false), "

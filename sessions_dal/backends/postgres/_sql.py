@@ -207,7 +207,7 @@ class SQL:
             )
         self.prune_unowned_candidates = (
             f"SELECT a.session_id, a.updated_at {unowned} AND isfinite(a.updated_at) "
-            "AND a.updated_at < %s ORDER BY a.updated_at"
+            f"AND a.updated_at < (%s::timestamptz AT TIME ZONE {ZONE}) ORDER BY a.updated_at"
         )
         # Ownership rows locked in one order (of session_id), then agent_sessions'.
         self.lock_owned_as_found = (

@@ -214,10 +214,8 @@ class PostgresStore:
                          ) -> list[tuple[str, str | None, object]]:
         sql = self._sql
         if unowned and cutoff is not None:
-            # openai-agents' naive times are UTC (see _sql.SQL).
-            naive = cutoff.astimezone(timezone.utc).replace(tzinfo=None)
             return [(session_id, None, stamp) for session_id, stamp in self._db.fetchall(
-                sql.prune_unowned_candidates, (naive,))]
+                sql.prune_unowned_candidates, (cutoff,))]
         by_user = () if user_id is None else (user_id,)
         return [(session_id, owner, (updated, agents_updated))
                 for session_id, owner, updated, agents_updated in self._db.fetchall(
