@@ -265,18 +265,34 @@ def every_call(url: str, user: str) -> dict[str, Any]:
         repo.delete_session(user, fork.session_id)
         repo.import_from(io.StringIO(out.getvalue()), replace=True)
         seen["pruned"] = repo.prune(keep_last=2, dry_run=True).sessions
+        # openai-agents' sessions of this schema: one claimed, one deleted.
+        seen["unowned_one"] = repo.get_unowned_session(f"{user}-agents") is not None
+        seen["claimed"] = [x.user_id for x in repo.claim_sessions(user, [f"{user}-agents"])]
+        seen["deleted_unowned"] = repo.delete_unowned_session(f"{user}-gone")
+        repo.create_session(f"{user}-temp")
+        seen["deleted_user"] = repo.delete_user(f"{user}-temp").sessions
         seen["items"] = repo.get_session(user, f"{user}-1").get_items()  # type: ignore[union-attr]
     return seen
 
 
 def test_two_tenants_on_one_database_never_meet(database: Database) -> None:
+    SessionRepository(database.url()).close()
+    SessionRepository(database.url(search_path="tenant2,public")).close()
+    for schema, user in (("public", "alice"), ("tenant2", "bob")):
+        with database.connect(search_path=schema) as conn:
+            for name in ("agents", "gone"):
+                append_like_agents(conn, f"{user}-{name}", ['"theirs"'])
     public = every_call(database.url(), "alice")
     public_rows = database.run("SELECT session_id FROM public.agent_user_sessions ORDER BY 1")
     # tenant2 does not exist yet: it is created, and public's tables are not used.
     tenant = every_call(database.url(search_path="tenant2,public"), "bob")
     assert tenant["users"] == ["bob"] and public["users"] == ["alice"]
     assert tenant["search"] == ["bob", "bob"] and public["search"] == ["alice", "alice"]
-    assert tenant["unowned"] == [] and tenant["check"] == []
+    assert sorted(tenant["unowned"]) == ["bob-agents", "bob-gone"] and tenant["check"] == []
+    assert sorted(public["unowned"]) == ["alice-agents", "alice-gone"]
+    for seen in (public, tenant):
+        assert seen["unowned_one"] and seen["deleted_unowned"] and seen["deleted_user"] == 1
+    assert (public["claimed"], tenant["claimed"]) == (["alice"], ["bob"])
     assert database.run("SELECT session_id FROM public.agent_user_sessions ORDER BY 1"
                         ) == public_rows
     assert {row[0] for row in database.run(
