@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
         _error(_in_cli_words(str(exc)))
         return 1
+    except ImportError as exc:  # an optional extra not installed (psycopg): says what to do
+        _error(str(exc))
+        return 1
     except Exception as exc:  # a bug of ours: still one line, never a traceback
         _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
         return 1

@@ -792,9 +792,10 @@ def _open_postgres(url: str, busy_timeout: float, synchronous: str | None,
         from .backends.postgres import PostgresStore
     except ImportError as exc:
         raise ImportError(
-            f"opening a PostgreSQL URL needs psycopg 3 ({exc}): "
-            "pip install 'sessions-dal[postgres]' (or sessions-dal[postgres-binary], which "
-            "brings its own libpq)"
+            f"opening a PostgreSQL URL needs psycopg 3, the optional 'postgres' extra, which "
+            f"cannot be imported here ({exc}): install it with pip install '.[postgres]' from "
+            "a clone of sessions_dal, or pip install 'sessions-dal[postgres]' from a package "
+            "index ('postgres-binary' instead of 'postgres' brings its own libpq)"
         ) from exc
     return PostgresStore(url, busy_timeout=timeout, pool_size=size, sessions_table=sessions,
                          messages_table=messages, read_only=read_only)
