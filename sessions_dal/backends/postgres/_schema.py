@@ -12,6 +12,7 @@ layout is neither openai-agents' nor ours, is refused before any DDL.
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "inspect",
     "pending_steps",
     "schema_version",
+    "target_schema",
 ]
 
 MIGRATIONS = read_migrations(__package__)
@@ -54,15 +56,37 @@ def pending_steps(conn: _Conn) -> list[str]:
     return [f"version {m.version}: {m.title}" for m in MIGRATIONS if m.version > version]
 
 
+def target_schema(conn: _Conn) -> str | None:
+    """The schema sessions_dal's tables are in (or go in): the first of the search_path.
+
+    ``None`` when no schema of the search_path exists.
+    """
+    row = conn.execute("SELECT current_schema()").fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
 def apply_migrations(conn: _Conn, path: str, sql: SQL,
                      migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
     """Bring the database up to the last of ``migrations``; return how many ran.
 
     ``conn`` is in autocommit mode. An up-to-date database costs two reads.
+    A role that may not read the tables, or not create or change them, gets
+    a :class:`MigrationError` saying what the tables' owner can do.
     """
     target = migrations[-1].version
-    if inspect(conn, path, sql, target) == target:
-        return 0
+    try:
+        if inspect(conn, path, sql, target) == target:
+            return 0
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _not_allowed(conn, path, exc, target, reading=True) from exc
+    try:
+        return _migrate(conn, path, sql, migrations, target)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _not_allowed(conn, path, exc, target, reading=False) from exc
+
+
+def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...],
+             target: int) -> int:
     conn.execute("BEGIN")
     try:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
@@ -83,7 +107,8 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
                 try:
                     _execute(conn, sql, migration, statement)
                 except psycopg.Error as exc:
-                    if not isinstance(exc, psycopg.errors.ProgrammingError):
+                    if not isinstance(exc, psycopg.errors.ProgrammingError) or isinstance(
+                            exc, psycopg.errors.InsufficientPrivilege):
                         raise
                     raise MigrationError(
                         f"migrating {path} to schema version {migration.version} failed "
@@ -99,6 +124,43 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
             conn.execute("ROLLBACK")
         raise
     return applied
+
+
+def _not_allowed(conn: _Conn, path: str, exc: psycopg.Error, target: int, *, reading: bool
+                 ) -> MigrationError:
+    """One line for a role that lacks the rights to open the database: why, and what to do.
+
+    The usual setup: the tables' owner migrates (``sessions-dal migrate``),
+    and the app's role gets the rights ``sessions-dal grant ROLE`` prints.
+    """
+    role = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
+    schema = target_schema(conn)
+    where = f"schema {schema!r} of {path}" if schema is not None else path
+    reason = exc.diag.message_primary or str(exc).strip()
+    try:
+        found = schema_version(conn)
+    except psycopg.errors.InsufficientPrivilege:
+        found = None
+    role_arg = shlex.quote(role)
+    if reading or found is None:
+        return MigrationError(
+            f"role {role!r} may not read sessions_dal's tables in {where} ({reason}): have "
+            f"their owner give it an app's rights with 'sessions-dal grant {role_arg} "
+            "--apply'; nothing was changed"
+        )
+    if found == 0:
+        granted = "" if schema is None else f" (or GRANT CREATE ON SCHEMA {quote(schema)} " \
+            f"TO {quote(role)})"
+        return MigrationError(
+            f"role {role!r} may not create tables in {where} ({reason}): have the schema's "
+            f"owner run 'sessions-dal migrate' once, then 'sessions-dal grant {role_arg} "
+            f"--apply'{granted}; nothing was changed"
+        )
+    return MigrationError(
+        f"role {role!r} may not upgrade sessions_dal's tables in {where} from schema version "
+        f"{found} to {target} ({reason}): only their owner may; have the owner run "
+        "'sessions-dal migrate'; nothing was changed"
+    )
 
 
 def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> None:
