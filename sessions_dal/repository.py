@@ -34,6 +34,7 @@ from ._validate import (
     check_int,
     check_limit,
     check_order,
+    check_role,
     check_seconds,
     check_table_name,
     decode_metadata,
@@ -687,6 +688,25 @@ class SessionRepository:
         if not isinstance(destination, str) or not destination:
             raise TypeError("target must be a non-empty str or os.PathLike")
         self._store.backup(destination)
+
+    @write_call
+    def grant(self, role: str, *, read_only: bool = False, dry_run: bool = False) -> list[str]:
+        """PostgreSQL: give ``role`` the rights an app needs here, in one transaction.
+
+        The usual setup: the tables' owner opens the database (or runs
+        ``sessions-dal migrate``) and calls this; the app then connects as
+        ``role``, which can use every call of the library but not create,
+        alter or drop a table. ``read_only=True`` grants only what a
+        ``read_only=True`` repository needs (``USAGE`` and ``SELECT``).
+        Returns the ``GRANT`` statements, schema and names quoted;
+        ``dry_run=True`` only returns them (it works on a read-only
+        repository too). The database must be at this sessions_dal's schema
+        version. On SQLite, which has no roles, raises ``NotImplementedError``.
+        """
+        check_role(role)
+        if not isinstance(read_only, bool) or not isinstance(dry_run, bool):
+            raise TypeError("read_only and dry_run must be bools")
+        return self._store.grant(role, read_only, dry_run)
 
     def check(self) -> list[str]:
         """Run the database's integrity and foreign-key checks; return the problems found.

@@ -972,6 +972,24 @@ def test_search_from_the_command_line(filled: Path) -> None:
     assert dump(filled / "sessions.db") == before  # searching never writes
 
 
+# -- roles (PostgreSQL's are in tests/postgres/test_pg_roles.py) ----------------------
+
+
+def test_grant_on_sqlite_says_in_one_line_that_sqlite_has_no_roles(filled: Path) -> None:
+    for db in ([], ["--db", "new.db"], ["--db", ":memory:"]):
+        result = cli(filled, *db, "grant", "app", "--apply")
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "SQLite has no roles" in result.stderr
+    assert not (filled / "new.db").exists()
+    with SessionRepository(filled / "sessions.db") as repo:
+        with pytest.raises(NotImplementedError, match="SQLite has no roles"):
+            repo.grant("app", dry_run=True)
+        for role, error in (("", ValueError), ("x" * 64, ValueError), ("PUBLIC", ValueError),
+                            ("a\x00b", ValueError), (1, TypeError)):
+            with pytest.raises(error):
+                repo.grant(role, dry_run=True)  # type: ignore[arg-type]
+
+
 def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> None:
     # A psycopg that cannot be imported, first on the path: as where it is missing.
     shadow = tmp_path / "shadow"
