@@ -984,10 +984,12 @@ def test_grant_on_sqlite_says_in_one_line_that_sqlite_has_no_roles(filled: Path)
     with SessionRepository(filled / "sessions.db") as repo:
         with pytest.raises(NotImplementedError, match="SQLite has no roles"):
             repo.grant("app", dry_run=True)
-        for role, error in (("", ValueError), ("x" * 64, ValueError), ("PUBLIC", ValueError),
-                            ("a\x00b", ValueError), (1, TypeError)):
+        for role, error in (("", ValueError), ("é" * 32, ValueError), ("PUBLIC", ValueError),
+                            ("a\x00b", ValueError), ("\ud800", ValueError), (1, TypeError)):
             with pytest.raises(error):
                 repo.grant(role, dry_run=True)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="must be bools"):
+            repo.grant("app", dry_run=1)  # type: ignore[arg-type]
 
 
 def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> None:
