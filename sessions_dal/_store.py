@@ -306,6 +306,10 @@ class Store(Protocol):
     def backup(self, target: str) -> None:
         """Copy the database to the new file ``target``, consistently."""
 
+    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
+        """The statements that give ``role`` an app's rights (a reader's if ``read_only``),
+        run in one transaction unless ``dry_run``; only where there are roles."""
+
     def export(self, work: Callable[[Exporter], _T]) -> _T:
         """Run ``work`` on reads that all see one snapshot."""
 

@@ -56,6 +56,25 @@ def check_id(name: str, value: object) -> str:
     return value
 
 
+def check_role(value: object) -> str:
+    """Return ``value`` if it can name a PostgreSQL role in a GRANT, else raise."""
+    if not isinstance(value, str):
+        raise TypeError(f"role must be a str, not {type(value).__name__}")
+    if not value or "\x00" in value:
+        raise ValueError("role must be a non-empty name without NUL characters")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("role must be valid Unicode text; it contains a lone surrogate") from None
+    if size > 63:  # PostgreSQL would cut it to 63 bytes: perhaps another role's name
+        raise ValueError(f"role is {size} bytes long; PostgreSQL names have at most 63")
+    if value.lower() == "public":
+        raise ValueError(
+            "role must name a role: PUBLIC is every role on the server; create one for the app"
+        )
+    return value
+
+
 def check_int(name: str, value: object, *, minimum: int = 0) -> int:
     """Check an ``offset``/``page_size``: an ``int`` (never a ``bool``) >= ``minimum``.
 

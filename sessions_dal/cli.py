@@ -3,8 +3,8 @@
 Run ``sessions-dal --help`` (or ``python -m sessions_dal --help``). Errors are
 one line on stderr and exit code 1; usage errors exit with 2. Commands that
 only look (``info``, ``users``, ``sessions``, ``show``, ``unowned``,
-``export``, ``check``) open the database read-only: they never write to it,
-never migrate it and never create it.
+``export``, ``check``, and ``grant`` without ``--apply``) open the database
+read-only: they never write to it, never migrate it and never create it.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
         _error(_in_cli_words(str(exc)))
+        return 1
+    except ImportError as exc:  # an optional extra not installed (psycopg): says what to do
+        _error(str(exc))
         return 1
     except Exception as exc:  # a bug of ours: still one line, never a traceback
         _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
@@ -235,6 +238,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="first copy the database to FILE (a new file), online")
     sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
     command("check", _check, "run integrity and foreign-key checks; exit 1 on any problem")
+    sub = command("grant", _grant,
+                  "PostgreSQL: print the GRANT statements that let ROLE use the database as "
+                  "an app does (read and write sessions; never create or drop tables), or "
+                  "apply them; run by the tables' owner, after migrate")
+    sub.add_argument("role", metavar="ROLE")
+    sub.add_argument("--apply", action="store_true",
+                     help="run them, in one transaction (default: only print them)")
+    sub.add_argument("--read-only", action="store_true",
+                     help="only what reading needs (USAGE and SELECT): for a role that "
+                          "opens the database read-only")
     return parser
 
 
@@ -927,3 +940,24 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print("ok" if not problems else "\n".join(_safe(p) for p in problems))
     return 1 if problems else 0
+
+
+def _grant(args: argparse.Namespace) -> int:
+    path = _path(args)
+    if "://" not in path:
+        # One line, as for an error; exit 2: the command does not apply here.
+        _error(f"{path!r} is an SQLite database, and SQLite has no roles: who may use it is "
+               "decided by the file's permissions; grant is for postgresql:// URLs")
+        return 2
+    with (_open(args) if args.apply else _look(args)) as repo:
+        statements = repo.grant(args.role, read_only=args.read_only, dry_run=not args.apply)
+        shown = _safe(repr(repo.path))
+    if _wants_json(args):
+        _print_json({"role": args.role, "read_only": args.read_only, "applied": args.apply,
+                     "statements": statements})
+        return 0
+    for statement in statements:
+        print(_safe(statement) + ";")
+    if args.apply:
+        print(f"-- applied in one transaction on {shown}")
+    return 0

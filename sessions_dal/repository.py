@@ -34,6 +34,7 @@ from ._validate import (
     check_int,
     check_limit,
     check_order,
+    check_role,
     check_seconds,
     check_table_name,
     decode_metadata,
@@ -688,6 +689,25 @@ class SessionRepository:
             raise TypeError("target must be a non-empty str or os.PathLike")
         self._store.backup(destination)
 
+    @write_call
+    def grant(self, role: str, *, read_only: bool = False, dry_run: bool = False) -> list[str]:
+        """PostgreSQL: give ``role`` the rights an app needs here, in one transaction.
+
+        The usual setup: the tables' owner opens the database (or runs
+        ``sessions-dal migrate``) and calls this; the app then connects as
+        ``role``, which can use every call of the library but not create,
+        alter or drop a table. ``read_only=True`` grants only what a
+        ``read_only=True`` repository needs (``USAGE`` and ``SELECT``).
+        Returns the ``GRANT`` statements, schema and names quoted;
+        ``dry_run=True`` only returns them (it works on a read-only
+        repository too). The database must be at this sessions_dal's schema
+        version. On SQLite, which has no roles, raises ``NotImplementedError``.
+        """
+        check_role(role)
+        if not isinstance(read_only, bool) or not isinstance(dry_run, bool):
+            raise TypeError("read_only and dry_run must be bools")
+        return self._store.grant(role, read_only, dry_run)
+
     def check(self) -> list[str]:
         """Run the database's integrity and foreign-key checks; return the problems found.
 
@@ -792,9 +812,10 @@ def _open_postgres(url: str, busy_timeout: float, synchronous: str | None,
         from .backends.postgres import PostgresStore
     except ImportError as exc:
         raise ImportError(
-            f"opening a PostgreSQL URL needs psycopg 3 ({exc}): "
-            "pip install 'sessions-dal[postgres]' (or sessions-dal[postgres-binary], which "
-            "brings its own libpq)"
+            f"opening a PostgreSQL URL needs psycopg 3, the optional 'postgres' extra, which "
+            f"cannot be imported here ({exc}): install it with pip install '.[postgres]' from "
+            "a clone of sessions_dal, or pip install 'sessions-dal[postgres]' from a package "
+            "index ('postgres-binary' instead of 'postgres' brings its own libpq)"
         ) from exc
     return PostgresStore(url, busy_timeout=timeout, pool_size=size, sessions_table=sessions,
                          messages_table=messages, read_only=read_only)

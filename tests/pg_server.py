@@ -7,8 +7,11 @@ folder, with fsync off; as root it runs as the ``postgres`` user, since
 PostgreSQL refuses to run as root. :func:`start` returns its URL, or why there
 is none.
 
-Run as a script it starts a server, prints ``export ...`` lines and waits:
-handy for running the tests against one server by hand.
+Run as a script it starts a server, prints ``export DATABASE_URL=...`` (the
+variable the README's examples read) and ``export SESSIONS_DAL_TEST_DSN=...``
+(the tests'), and waits: handy for trying the README's PostgreSQL examples, or
+running the tests against one server by hand. ``kill PID`` (SIGTERM; also
+``kill %1``, SIGHUP or Ctrl-C) stops the server and removes its folder.
 """
 
 from __future__ import annotations
@@ -106,6 +109,9 @@ def start() -> tuple[str | None, str]:
         server.stop()
         detail = getattr(exc, "stderr", "") or str(exc)
         return None, f"could not start a throwaway PostgreSQL server: {detail.strip()}"
+    except BaseException:  # stopped while starting (Ctrl-C, a SIGTERM): leave nothing
+        server.stop()
+        raise
     _started.append(server)
     atexit.register(server.stop)
     # Inherited by pytest-xdist's workers and the CLI's subprocesses: one server.
@@ -129,15 +135,33 @@ if __name__ == "__main__":
     import signal
     import sys
 
-    # Stopped by Ctrl-C or `kill PID` alike (a shell's background job ignores
-    # SIGINT): either way the server is stopped and its folder removed.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Stopped by Ctrl-C, `kill PID` or `kill %1`, or the terminal closing, alike
+    # (a shell's background job ignores SIGINT, so it is set here): the server
+    # is stopped and its folder removed (atexit). The server runs in a session
+    # of its own (pg_ctl's), so `kill %1`, which signals the job's process
+    # group, does not reach it. A signal that arrives while the server starts
+    # waits for it to be up: stopped halfway (runuser's initdb outlives a
+    # killed runuser), it could leave files behind.
+    starting = [True]
+    stop_asked: list[int] = []
+
+    def stop(number: int, frame: object) -> None:
+        if starting[0]:
+            stop_asked.append(number)
+        else:
+            sys.exit(0)
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop)
     url, origin = start()
+    starting[0] = False
     if url is None:
         raise SystemExit(origin)
-    print(f"export {ENV}={url}  # {origin}; Ctrl-C or `kill {os.getpid()}` stops it",
-          flush=True)
+    if stop_asked:
+        sys.exit(0)
+    print(f"export DATABASE_URL={url}\nexport {ENV}={url}\n"
+          f"# {origin}; `kill {os.getpid()}` (or `kill %1`, Ctrl-C in the foreground) stops "
+          "it and removes it", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -970,3 +970,40 @@ def test_search_from_the_command_line(filled: Path) -> None:
     assert "no database at" in fails(filled, "--db", "elsewhere.db", "search", "alice", "x")
     assert not (filled / "elsewhere.db").exists()
     assert dump(filled / "sessions.db") == before  # searching never writes
+
+
+# -- roles (PostgreSQL's are in tests/postgres/test_pg_roles.py) ----------------------
+
+
+def test_grant_on_sqlite_says_in_one_line_that_sqlite_has_no_roles(filled: Path) -> None:
+    for db in ([], ["--db", "new.db"], ["--db", ":memory:"]):
+        result = cli(filled, *db, "grant", "app", "--apply")
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "SQLite has no roles" in result.stderr
+    assert not (filled / "new.db").exists()
+    with SessionRepository(filled / "sessions.db") as repo:
+        with pytest.raises(NotImplementedError, match="SQLite has no roles"):
+            repo.grant("app", dry_run=True)
+        for role, error in (("", ValueError), ("é" * 32, ValueError), ("PUBLIC", ValueError),
+                            ("a\x00b", ValueError), ("\ud800", ValueError), (1, TypeError)):
+            with pytest.raises(error):
+                repo.grant(role, dry_run=True)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="must be bools"):
+            repo.grant("app", dry_run=1)  # type: ignore[arg-type]
+
+
+def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> None:
+    # A psycopg that cannot be imported, first on the path: as where it is missing.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "psycopg.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'psycopg'\", name='psycopg')\n")
+    result = cli(tmp_path, "--db", "postgresql://app@127.0.0.1:1/db", "info",
+                 env={"PYTHONPATH": f"{shadow}{os.pathsep}{IMPORT_ROOT}"})
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    message = result.stderr
+    assert message.startswith("sessions-dal: error: opening a PostgreSQL URL needs psycopg 3")
+    assert "pip install '.[postgres]' from a clone" in message
+    assert "pip install 'sessions-dal[postgres]' from a package index" in message
+    assert "report" not in message and "unexpected" not in message
+    assert list(tmp_path.iterdir()) == [shadow]

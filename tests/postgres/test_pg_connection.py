@@ -376,7 +376,8 @@ def test_deletes_take_turns_with_sqlalchemy_sessions_pop(pg: PostgresBackend, ca
 @pytest.mark.parametrize(
     ("error", "expected", "words"),
     [(pg_errors.DiskFull("no space"), DiskFullError, "free disk space"),
-     (pg_errors.InsufficientPrivilege("denied"), ReadOnlyDatabaseError, "may not write"),
+     (pg_errors.InsufficientPrivilege("denied"), ReadOnlyDatabaseError,
+      "this role may not do what the call needs"),
      (pg_errors.ReadOnlySqlTransaction("standby"), ReadOnlyDatabaseError, "read-only"),
      (pg_errors.DeadlockDetected("cycle"), DatabaseLockedError, "a deadlock"),
      (pg_errors.SerializationFailure("retry"), DatabaseLockedError, "busy_timeout"),

@@ -275,13 +275,18 @@ def every_call(url: str, user: str) -> dict[str, Any]:
     return seen
 
 
+def seed_unowned(database: Database, schema: str, user: str) -> None:
+    """Sessions openai-agents wrote in ``schema`` (set up first): two for ``every_call``."""
+    search_path = "public" if schema == "public" else f"{schema},public"
+    SessionRepository(database.url(search_path=search_path)).close()
+    with database.connect(search_path=schema) as conn:
+        for name in ("agents", "gone"):
+            append_like_agents(conn, f"{user}-{name}", ['"theirs"'])
+
+
 def test_two_tenants_on_one_database_never_meet(database: Database) -> None:
-    SessionRepository(database.url()).close()
-    SessionRepository(database.url(search_path="tenant2,public")).close()
-    for schema, user in (("public", "alice"), ("tenant2", "bob")):
-        with database.connect(search_path=schema) as conn:
-            for name in ("agents", "gone"):
-                append_like_agents(conn, f"{user}-{name}", ['"theirs"'])
+    seed_unowned(database, "public", "alice")
+    seed_unowned(database, "tenant2", "bob")
     public = every_call(database.url(), "alice")
     public_rows = database.run("SELECT session_id FROM public.agent_user_sessions ORDER BY 1")
     # tenant2 does not exist yet: it is created, and public's tables are not used.
@@ -307,6 +312,7 @@ def test_two_tenants_on_one_database_never_meet(database: Database) -> None:
 
 def test_a_read_only_tenant_whose_schema_does_not_exist_reads_nothing(
         database: Database) -> None:
+    seed_unowned(database, "public", "alice")
     every_call(database.url(), "alice")
     with SessionRepository(database.url(search_path="nobody_yet,public"),
                            read_only=True) as repo:

@@ -10,6 +10,8 @@ Modules:
 - ``_sql``: every statement, built once from the quoted table names.
 - ``_schema``: this package's ``schema.sql`` applied under an advisory lock,
   and the checks that adopt a SQLAlchemySession database or refuse one.
+- ``_grants``: the GRANT statements that give an app's role the fewest
+  rights that work (``sessions-dal grant ROLE``).
 """
 
 from ._schema import SCHEMA_VERSION

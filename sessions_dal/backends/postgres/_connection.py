@@ -641,10 +641,16 @@ def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoR
             f"longer than busy_timeout={busy_timeout}s ({state}); retry, or open the "
             "repository with a larger busy_timeout"
         ) from exc
-    if isinstance(exc, (pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientPrivilege)):
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
         raise ReadOnlyDatabaseError(
             f"database {path} cannot be written ({exc.diag.message_primary or exc}): the "
-            "server is read-only, or this role may not write; nothing was changed"
+            "server is read-only; nothing was changed"
+        ) from exc
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        raise ReadOnlyDatabaseError(
+            f"database {path}: this role may not do what the call needs "
+            f"({exc.diag.message_primary or exc}); the tables' owner can give it an app's "
+            "rights with 'sessions-dal grant ROLE --apply'; nothing was changed"
         ) from exc
     if isinstance(exc, pg_errors.DiskFull):
         raise DiskFullError(

@@ -15,6 +15,7 @@ layout is neither openai-agents' nor ours, is refused before any DDL.
 from __future__ import annotations
 
 import re
+import shlex
 from datetime import datetime, timezone
 from typing import Any
 
@@ -111,10 +112,23 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
     """Bring the database up to the last of ``migrations``; return how many ran.
 
     ``conn`` is in autocommit mode. An up-to-date database costs two reads.
+    A role that may not read the tables, or not create or change them, gets
+    a :class:`MigrationError` saying what the tables' owner can do.
     """
     target = migrations[-1].version
-    if inspect(conn, path, sql, target) == target:
-        return 0
+    try:
+        if inspect(conn, path, sql, target) == target:
+            return 0
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _not_allowed(conn, path, sql, exc, target, reading=True) from exc
+    try:
+        return _migrate(conn, path, sql, migrations, target)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _not_allowed(conn, path, sql, exc, target, reading=False) from exc
+
+
+def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...],
+             target: int) -> int:
     conn.execute("BEGIN")
     try:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
@@ -140,7 +154,8 @@ def apply_migrations(conn: _Conn, path: str, sql: SQL,
                 try:
                     _execute(conn, sql, migration, statement)
                 except psycopg.Error as exc:
-                    if not isinstance(exc, psycopg.errors.ProgrammingError):
+                    if not isinstance(exc, psycopg.errors.ProgrammingError) or isinstance(
+                            exc, psycopg.errors.InsufficientPrivilege):
                         raise
                     raise MigrationError(
                         f"migrating {path} to schema version {migration.version} failed "
@@ -172,6 +187,42 @@ def _text_collation(conn: _Conn) -> str:
             "collation C.utf8 from the operating system's C.UTF-8 locale"
         )
     return quote(row[0], "pg_catalog")
+
+
+def _not_allowed(conn: _Conn, path: str, sql: SQL, exc: psycopg.Error, target: int, *,
+                 reading: bool) -> MigrationError:
+    """One line for a role that lacks the rights to open the database: why, and what to do.
+
+    The usual setup: the tables' owner migrates (``sessions-dal migrate``),
+    and the app's role gets the rights ``sessions-dal grant ROLE`` prints.
+    """
+    role = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
+    schema = sql.schema
+    where = f"schema {schema!r} of {path}"
+    reason = exc.diag.message_primary or str(exc).strip()
+    try:
+        found = schema_version(conn, sql)
+    except psycopg.errors.InsufficientPrivilege:
+        found = None
+    role_arg = shlex.quote(role)
+    if reading or found is None:
+        return MigrationError(
+            f"role {role!r} may not read sessions_dal's tables in {where} ({reason}): have "
+            f"their owner give it an app's rights with 'sessions-dal grant {role_arg} "
+            "--apply'; nothing was changed"
+        )
+    if found == 0:
+        granted = f" (or GRANT CREATE ON SCHEMA {quote(schema)} TO {quote(role)})"
+        return MigrationError(
+            f"role {role!r} may not create tables in {where} ({reason}): have the schema's "
+            f"owner run 'sessions-dal migrate' once, then 'sessions-dal grant {role_arg} "
+            f"--apply'{granted}; nothing was changed"
+        )
+    return MigrationError(
+        f"role {role!r} may not upgrade sessions_dal's tables in {where} from schema version "
+        f"{found} to {target} ({reason}): only their owner may; have the owner run "
+        "'sessions-dal migrate'; nothing was changed"
+    )
 
 
 def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> None:

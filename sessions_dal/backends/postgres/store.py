@@ -33,8 +33,15 @@ from ..._store import (
     StoreInfo,
     UserRow,
 )
-from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
+from ...errors import (
+    CorruptDataError,
+    CorruptSessionError,
+    DatabaseError,
+    ReadOnlyDatabaseError,
+    SearchUnavailableError,
+)
 from ._connection import Database, describe
+from ._grants import grant_statements
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,
@@ -463,6 +470,45 @@ class PostgresStore:
             f"backup() copies SQLite files; for PostgreSQL ({self.description}) use pg_dump, "
             "or export_to() for a JSON Lines copy any backend can import"
         )
+
+    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
+        if dry_run:
+            return self._db.read(self._grants, role, read_only, False)
+        return self._db.write(self._grants, role, read_only, True)
+
+    def _grants(self, conn: _Conn, role: str, read_only: bool, apply: bool) -> list[str]:
+        statements = grant_statements(conn, self.description, self._sql, role,
+                                      read_only=read_only)
+        # A role that holds a right without its grant option only gets a
+        # warning ("no privileges were granted"), not an error: caught here.
+        refused: list[str] = []
+
+        def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+            if diagnostic.sqlstate == "01007":  # privilege_not_granted
+                refused.append(diagnostic.message_primary or "not granted")
+
+        conn.add_notice_handler(notice)
+        try:
+            for statement in statements if apply else ():
+                try:
+                    conn.execute(statement)
+                except psycopg.errors.UndefinedObject as exc:
+                    raise DatabaseError(
+                        f"database {self.description}: {exc.diag.message_primary or exc}; "
+                        "create the role first (CREATE ROLE name LOGIN PASSWORD '...'); nothing "
+                        "was granted"
+                    ) from exc
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    refused.append(exc.diag.message_primary or str(exc))
+                if refused:
+                    raise ReadOnlyDatabaseError(
+                        f"database {self.description}: role {conn.info.user!r} may not grant "
+                        f"rights on these tables ({refused[0]}): run this as their owner; "
+                        "nothing was granted"
+                    )
+        finally:
+            conn.remove_notice_handler(notice)
+        return [statement.as_string(conn) for statement in statements]
 
     # An export's output and an import's input are the caller's code: a
     # signal there is answered at once; our statements in between wait for it.

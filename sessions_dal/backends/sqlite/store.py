@@ -511,6 +511,12 @@ class SQLiteStore:
                 copy.close()
             publish(temporary, target, overwrite=False)
 
+    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
+        raise NotImplementedError(
+            f"SQLite has no roles: who may read or write {self.description!r} is decided by "
+            "the file's (and its folder's) permissions; grant() is for PostgreSQL"
+        )
+
     def export(self, work: Callable[[Any], _T]) -> _T:
         return self._db.snapshot(
             lambda conn, verify: work(_Exporter(conn, self._sql, verify)))
