@@ -552,7 +552,7 @@ class SessionRepository:
                 session = sessions[row.session.session_id] = self._session(row.session)
             if row.item is None:
                 title = session.metadata.get("title")
-                texts = [title] if isinstance(title, str) else []
+                texts = list(item_texts(title)) if isinstance(title, str) else []
                 hits.append(SearchHit(session, None, snippet(texts, terms)))
             else:
                 item = session._decode(row.item_id or 0, row.item)
