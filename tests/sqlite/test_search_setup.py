@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -93,3 +94,39 @@ def test_without_fts5_search_says_so_and_everything_else_works(
     monkeypatch.undo()
     with SessionRepository(path) as repo:  # an SQLite with FTS5 builds the index
         assert [h.item for h in repo.search("alice", "rome")] == ["rome again"]
+
+
+def test_a_version_3_file_is_indexed_by_the_text_rules_of_version_4(tmp_path: Path) -> None:
+    # Version 3 indexed a string only up to a NUL in it, a title too.
+    path = tmp_path / "v3.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="s", metadata={"title": "Trip\x00to Naples"})
+    conn = sqlite3.connect(path)
+    with conn:  # back to version 3's triggers, as a file it left
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'sessions_dal_search%'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for statement in _schema.MIGRATIONS[2].statements:
+            if "CREATE TRIGGER" in statement:
+                conn.execute(statement)
+        conn.execute("DELETE FROM sessions_dal_search")
+        conn.execute("INSERT INTO sessions_dal_search (rowid, words, owner) SELECT -seq, "
+                     "json_extract(metadata, '$.title'), 'u' || hex(user_id) || ' s' || "
+                     "hex(session_id) FROM agent_user_sessions")
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version > 3")
+        old = [{"content": "alpha\x00beta"}, {"content": "C:\\u0000dir rome"},
+               {"content": "gamma"}]
+        conn.executemany("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES ('s', ?)", [(json.dumps(item),) for item in old])
+        assert conn.execute("SELECT count(*) FROM sessions_dal_search "
+                            "WHERE sessions_dal_search MATCH 'beta OR naples'").fetchone() == (0,)
+    conn.close()
+    with SessionRepository(path) as repo:
+        assert repo.info().schema_version == _schema.SCHEMA_VERSION
+
+        def found(query: str) -> list[object]:
+            return [hit.item for hit in repo.search("alice", query, limit=None)]
+
+        assert found("beta") == [old[0]] and found("alpha") == [old[0]]
+        assert found("u0000dir") == [old[1]] and found("gamma") == [old[2]]
+        assert found("naples") == [None]
