@@ -353,6 +353,22 @@ def test_a_title_with_nul_or_its_escape_is_searched_by_the_same_rule(
     assert found(repo, "title") == [None] and found(repo, "rome") == []
 
 
+def test_a_lone_surrogate_separates_words_and_a_pair_is_its_character(
+    repo: SessionRepository
+) -> None:
+    # Python writes a str's lone surrogate as an escape ("\\ud800") that
+    # PostgreSQL's jsonb refuses: the item was left out of its index whole.
+    items = [{"content": "x\ud800rome"}, {"content": "a\udc00\ud800b naples"},
+             {"content": "c\U0001f600d \ud800\U0001f600z"}]
+    s = repo.create_session("alice", metadata={"title": "t\udc00trip"})
+    s.add_items(items)
+    for query, hits in [("rome", [items[0]]), ("x", [items[0]]), ("xrome", []),
+                        ("a", [items[1]]), ("b", [items[1]]), ("naples", [items[1]]),
+                        ("d", [items[2]]), ("cd", []), ("z", [items[2]]),
+                        ("trip", [None]), ("ttrip", [])]:
+        assert found(repo, query) == hits, query
+
+
 def test_a_query_word_longer_than_the_limit_is_a_value_error(repo: SessionRepository) -> None:
     repo.create_session("alice").add_items(["rome", "naples"])
     longest = "a" * MAX_WORD_LENGTH

@@ -356,9 +356,10 @@ def test_a_version_3_database_is_indexed_by_the_text_rules_of_version_4(
     pg: PostgresBackend
 ) -> None:
     # Version 3 glued the words around a NUL, left out an item with a
-    # backslash before "u0000" whole, and dropped a word of 2,047 bytes.
+    # backslash before "u0000" or a lone surrogate whole, and dropped a word
+    # of 2,047 bytes.
     old = [{"content": "alpha\x00beta"}, {"content": "C:\\u0000dir rome"},
-           {"content": "x " + "東" * 1000 + " y"}]
+           {"content": "x " + "東" * 1000 + " y"}, {"content": "lone\ud800surrogate"}]
     sql = SQL("agent_sessions", "agent_messages")
     with psycopg.connect(pg.target, autocommit=True) as conn:
         assert _schema.apply_migrations(conn, "test", sql, _schema.MIGRATIONS[:3]) == 3
@@ -381,3 +382,4 @@ def test_a_version_3_database_is_indexed_by_the_text_rules_of_version_4(
         assert found("u0000dir") == [old[1]] and found("rome") == [old[1]]
         assert found("東" * 500 + "*") == [old[2]] and found("y") == [old[2]]
         assert found("naples") == [None] and found("tonaples") == []
+        assert found("surrogate") == [old[3]]

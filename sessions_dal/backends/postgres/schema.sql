@@ -290,25 +290,41 @@ ANALYZE sessions_dal_search;
 -- Production hardening: functions and triggers re-created safely, and the text rules fixed.
 
 -- Text rules, the same on both backends (see SQLite's schema.sql and
--- sessions_dal/_search.py). A NUL inside a string (the escape \u0000, which
--- jsonb refuses) separates words, as a space does: the item's JSON text is
--- read with each escaped backslash (\\) written \u005c first, so that every
--- \u0000 left is a NUL's escape, never a backslash followed by "u0000" (which
--- the old rule broke, leaving the whole item out), then with \u0020 for
--- each. A word longer than a query word may be (sessions_dal/_search.py's
+-- sessions_dal/_search.py). jsonb refuses two escapes SQLite reads, which
+-- left an item out of the index whole. A NUL inside a string (\u0000)
+-- separates words, as a space does: the item's JSON text is read with each
+-- escaped backslash (\\) written \u005c first, so that every \u0000 left is
+-- a NUL's escape, never a backslash followed by "u0000" (which the old rule
+-- broke), then with \u0020 for each. A lone surrogate's escape (\ud800
+-- without its pair after it, or \udc00 without its pair before it: Python
+-- writes one for such a str) is a separator too, as in SQLite and Python;
+-- looked for only when jsonb refuses the text, as it is slow to look for.
+-- A word longer than a query word may be (sessions_dal/_search.py's
 -- MAX_WORD_LENGTH, 500 letters) keeps its first 501 (3 x 167: a regular
 -- expression counts to 255 at most): PostgreSQL drops a word of 2,047 bytes
 -- or more, and 501 letters are at most 2,004; SQLite keeps every word whole,
--- and a query word finds the same items in both. chr(92) is the backslash:
--- written so, these bodies mean the same whatever standard_conforming_strings.
+-- and a query word then finds the same items in both. chr(92) is the
+-- backslash, and # stands for an escaped one in patterns: written so, these
+-- bodies mean the same whatever standard_conforming_strings.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
 DECLARE
     doc jsonb;
     found text;
 BEGIN
-    doc := replace(replace(item, chr(92) || chr(92), chr(92) || ''u005c''),
-                   chr(92) || ''u0000'', chr(92) || ''u0020'')::jsonb;
+    item := replace(replace(item, chr(92) || chr(92), chr(92) || ''u005c''),
+                    chr(92) || ''u0000'', chr(92) || ''u0020'');
+    BEGIN
+        doc := item::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        IF strpos(item, chr(92) || ''ud'') = 0 AND strpos(item, chr(92) || ''uD'') = 0 THEN
+            RETURN ''''::tsvector;  -- not JSON
+        END IF;
+        doc := regexp_replace(item, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
+            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
+            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g'')::jsonb;
+    END;
     SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
         SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
             ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
@@ -333,8 +349,19 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
 DECLARE
     title jsonb;
 BEGIN
-    title := replace(replace(metadata, chr(92) || chr(92), chr(92) || ''u005c''),
-                     chr(92) || ''u0000'', chr(92) || ''u0020'')::jsonb -> ''title'';
+    metadata := replace(replace(metadata, chr(92) || chr(92), chr(92) || ''u005c''),
+                        chr(92) || ''u0000'', chr(92) || ''u0020'');
+    BEGIN
+        title := metadata::jsonb -> ''title'';
+    EXCEPTION WHEN invalid_text_representation THEN
+        IF strpos(metadata, chr(92) || ''ud'') = 0 AND strpos(metadata, chr(92) || ''uD'') = 0 THEN
+            RETURN ''''::tsvector;  -- not JSON
+        END IF;
+        title := regexp_replace(metadata, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
+            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
+            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g'')::jsonb -> ''title'';
+    END;
     IF jsonb_typeof(title) = ''string'' THEN
         RETURN to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
             ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
@@ -344,19 +371,18 @@ EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;
 END';
 
--- The items and titles the old rules indexed wrong, in batches of ids as in
--- version 3: those whose text holds \u0000, or a run of 114 or more
--- characters that may be one word (a letter or digit, or its \uXXXX escape;
--- folding makes one character 18 bytes at most, so a word PostgreSQL dropped
--- has at least 114). The others are read, not rewritten; nor is a row
--- whose words are the same.
+-- The items and titles the old rules may have indexed wrong, in batches of
+-- ids as in version 3: those whose text holds \u0000 or \ud (a surrogate's
+-- escape), or a run of 114 or more characters that may be one word (letters,
+-- digits and their \uXXXX escapes: folding makes one character 18 bytes at
+-- most, so a word PostgreSQL dropped has at least 114). The others are read,
+-- not rewritten; nor is a row whose words are the same.
 INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT id, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
     SELECT m.id, m.session_id, o.user_id, sessions_dal_words(m.message_data) AS words
     FROM agent_messages AS m LEFT JOIN agent_user_sessions AS o USING (session_id)
-    WHERE m.id > :after AND m.id <= :upto
-      AND (strpos(m.message_data, chr(92) || 'u0000') > 0 OR m.message_data ~ (
-          '(?:[^[:space:][:punct:]]|' || chr(92) || chr(92) || 'u[0-9a-fA-F]{4}){114}'))
+    WHERE m.id > :after AND m.id <= :upto AND m.message_data ~ replace(
+        '#u(0000|[dD])|([^[:space:][:punct:]]|#u[0-9a-fA-F]{4}){114}', '#', chr(92) || chr(92))
 ) AS indexed
 WHERE words <> ''::tsvector
 ON CONFLICT (item_id) DO UPDATE SET words = excluded.words
@@ -366,8 +392,8 @@ INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT -seq, session_id, words || sessions_dal_owner(user_id, session_id) FROM (
     SELECT seq, session_id, user_id, sessions_dal_title_words(metadata) AS words
     FROM agent_user_sessions
-    WHERE strpos(metadata, chr(92) || 'u0000') > 0 OR metadata ~ (
-        '(?:[^[:space:][:punct:]]|' || chr(92) || chr(92) || 'u[0-9a-fA-F]{4}){114}')
+    WHERE metadata ~ replace(
+        '#u(0000|[dD])|([^[:space:][:punct:]]|#u[0-9a-fA-F]{4}){114}', '#', chr(92) || chr(92))
 ) AS titles
 WHERE words <> ''::tsvector
 ON CONFLICT (item_id) DO UPDATE SET words = excluded.words
