@@ -529,9 +529,11 @@ class SessionRepository:
         and ``prefix*`` words; case and Latin accents are ignored, every other
         character separates words (see the README's "Search" section). Searched
         are the string values inside items and the session's ``title``, not
-        keys, ids or fixed values such as ``"message"``. A query without words
-        is a ``ValueError``; a database that cannot search (SQLite without
-        FTS5) raises :class:`~sessions_dal.errors.SearchUnavailableError`.
+        keys, ids or fixed values such as ``"message"``. A query without words,
+        or with a word of more than 500 letters and digits (find a longer one
+        by its start, ``prefix*``), is a ``ValueError``; a database that cannot
+        search (SQLite without FTS5) raises
+        :class:`~sessions_dal.errors.SearchUnavailableError`.
 
         >>> with SessionRepository(":memory:") as repo:
         ...     s = repo.create_session("alice", metadata={"title": "Holidays"})
