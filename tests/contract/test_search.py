@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions_dal import MAX_ID_LENGTH, SearchHit, Session, SessionRepository
-from sessions_dal._search import MAX_WORD_LENGTH, fold
+from sessions_dal._search import MAX_WORD_LENGTH, fold, split_words
 
 # The shapes openai-agents stores: a user's message, an assistant's message,
 # a tool call and its output, a reasoning summary.
@@ -367,6 +367,31 @@ def test_a_lone_surrogate_separates_words_and_a_pair_is_its_character(
                         ("d", [items[2]]), ("cd", []), ("z", [items[2]]),
                         ("trip", [None]), ("ttrip", [])]:
         assert found(repo, query) == hits, query
+
+
+# Pieces of text at the edges: NUL, backslashes, the text of a NUL's escape,
+# lone surrogates (never a high one right before a low one: JSON would read
+# the two as one character), an emoji, an accent.
+_EDGY = st.lists(st.sampled_from([
+    "ab", "cd", "\x00", "\\", "u0000", "\\u0000", "\\\\u0000", "\ud800", " \udc00", " ",
+    "é", "\U0001f600"]), max_size=12).map("".join)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_EDGY, min_size=1, max_size=6),
+       st.sampled_from(["ab", "cd", "u0000", "abcd", "u0000cd", "cdu0000", "e", "eab"]))
+def test_every_edgy_text_with_the_word_is_found_and_no_other(
+    kind: str, texts: list[str], word: str
+) -> None:
+    # The rule of sessions_dal._search, in Python: NUL and every other
+    # character but letters and digits separate words.
+    with fresh_repository(kind) as repo:
+        repo.create_session("alice").add_items([{"content": text} for text in texts])
+        expected = sorted(text for text in texts if fold(word) in {
+            fold(w) for w in split_words(text.replace("\x00", " "))})
+        got = sorted(hit.item["content"] for hit in repo.search("alice", word, limit=None))
+        assert got == expected
 
 
 def test_a_query_word_longer_than_the_limit_is_a_value_error(repo: SessionRepository) -> None:
