@@ -191,3 +191,82 @@ SELECT -seq, json_extract(metadata, '$.title'),
        'u' || hex(user_id) || ' s' || hex(session_id)
 FROM agent_user_sessions
 WHERE json_valid(metadata) AND json_type(metadata, '$.title') = 'text';
+
+-- version: 4
+-- Production hardening: functions and triggers re-created safely, and the text rules fixed.
+
+-- Text rules. A NUL inside a string, stored as the escape \u0000, separates
+-- words as a space does: SQLite's JSON functions return text that ends at it,
+-- so the words after it were never indexed. The item's JSON text is read with
+-- each escaped backslash (\\) written \u005c first, so that every \u0000 left
+-- is a NUL's escape, never a backslash followed by "u0000", and then with
+-- \u0020 for each of those: still valid JSON, the same strings but for the
+-- NULs. PostgreSQL's schema and sessions_dal/_search.py apply the same rule.
+DROP TRIGGER IF EXISTS sessions_dal_search_on_insert;
+CREATE TRIGGER sessions_dal_search_on_insert
+AFTER INSERT ON agent_messages WHEN json_valid(NEW.message_data)
+BEGIN
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT NEW.id, words, coalesce(
+        (SELECT 'u' || hex(user_id) || ' s' || hex(session_id)
+         FROM agent_user_sessions WHERE session_id = NEW.session_id), '')
+    FROM (SELECT group_concat(value, ' ') AS words FROM json_tree(
+              replace(replace(NEW.message_data, '\\', '\u005c'), '\u0000', '\u0020'))
+          WHERE type = 'text' AND (key IS NULL OR key NOT IN (
+              'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+              'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data')))
+    WHERE words IS NOT NULL;
+END;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_own;
+CREATE TRIGGER sessions_dal_search_on_own
+AFTER INSERT ON agent_user_sessions
+BEGIN
+    UPDATE sessions_dal_search
+    SET owner = 'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = NEW.session_id);
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -NEW.seq, json_extract(
+               replace(replace(NEW.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title'),
+           'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text';
+END;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_title;
+CREATE TRIGGER sessions_dal_search_on_title
+AFTER UPDATE OF metadata, user_id, session_id ON agent_user_sessions
+WHEN json_valid(NEW.metadata)
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = -OLD.seq;
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -NEW.seq, json_extract(
+               replace(replace(NEW.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title'),
+           'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text';
+END;
+
+-- The items and titles indexed by the old rule that it got wrong: those whose
+-- text holds \u0000 (a few; the others are read, not rewritten), in batches
+-- of ids as in version 3.
+INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner)
+SELECT id, words, owner FROM (
+    SELECT m.id,
+           (SELECT group_concat(value, ' ') FROM json_tree(
+                replace(replace(m.message_data, '\\', '\u005c'), '\u0000', '\u0020'))
+            WHERE type = 'text' AND (key IS NULL OR key NOT IN (
+                'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+                'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data'))) AS words,
+           coalesce('u' || hex(o.user_id) || ' s' || hex(o.session_id), '') AS owner
+    FROM agent_messages m
+    LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id
+    WHERE m.id > :after AND m.id <= :upto AND instr(m.message_data, '\u0000') > 0
+      AND json_valid(m.message_data))
+WHERE words IS NOT NULL;
+
+INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner)
+SELECT -seq, json_extract(
+           replace(replace(metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title'),
+       'u' || hex(user_id) || ' s' || hex(session_id)
+FROM agent_user_sessions
+WHERE instr(metadata, '\u0000') > 0 AND json_valid(metadata)
+  AND json_type(metadata, '$.title') = 'text';

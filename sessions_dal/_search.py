@@ -9,8 +9,18 @@ syntax from words that contain only letters and digits.
 
 Which text is searched: every string value inside an item, except the values
 of :data:`EXCLUDED_KEYS` (ids and fixed values such as ``"message"`` or
-``"completed"``); keys and JSON syntax never. The backends' index triggers
-apply the same rule; :func:`item_texts` applies it here, for snippets.
+``"completed"``); keys and JSON syntax never. A NUL inside a string
+separates words, as a space does (the databases' JSON readers stop at it, or
+refuse it). The backends' index triggers apply the same rule; :func:`item_texts`
+applies it here, for snippets.
+
+How long a word can be: PostgreSQL cannot index a word of 2,047 bytes or more
+(it drops it, and a query word it dropped would match everything), and SQLite
+can. So a query word may have at most :data:`MAX_WORD_LENGTH` letters and
+digits, as compared (folded), and PostgreSQL's index keeps the first
+``MAX_WORD_LENGTH + 1`` of a longer word of an item (at most 2,004 bytes).
+Both backends then answer alike: a longer word is found by its start
+(``prefix*``), never whole.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ __all__ = [
     "EXCLUDED_KEYS",
     "MAX_QUERY_LENGTH",
     "MAX_TERMS",
+    "MAX_WORD_LENGTH",
     "SearchHit",
     "Term",
     "fold",
@@ -45,6 +56,9 @@ EXCLUDED_KEYS = frozenset({
 
 MAX_QUERY_LENGTH = 1000
 MAX_TERMS = 32
+MAX_WORD_LENGTH = 500
+"""The most letters and digits a query word may have, folded (see above). The
+PostgreSQL schema (version 4) cuts items' words at one more: change both."""
 
 # A word: letters and digits (any script), as the backends' tokenizers cut
 # text (FTS5 unicode61; PostgreSQL after replacing non-alphanumerics).
@@ -92,6 +106,15 @@ Term(words=('sleep',), prefix=True))
         )
     if len(terms) > MAX_TERMS:
         raise ValueError(f"query has {len(terms)} words or phrases; the maximum is {MAX_TERMS}")
+    for term in terms:
+        for given in term.words:
+            longest = max(map(len, split_words(fold(given))), default=0)
+            if longest > MAX_WORD_LENGTH:
+                raise ValueError(
+                    f"query has a word of {longest} letters and digits (as compared: lower "
+                    f"case, accents removed); the maximum is {MAX_WORD_LENGTH}: search for "
+                    "its start, with a '*' after it"
+                )
     return tuple(dict.fromkeys(terms))
 
 
@@ -122,10 +145,11 @@ def fold(text: str) -> str:
 
 
 def item_texts(value: Any, key: object = None) -> Iterator[str]:
-    """The searchable strings of an item, in document order (see :data:`EXCLUDED_KEYS`)."""
+    """The searchable strings of an item, in document order (see :data:`EXCLUDED_KEYS`),
+    with a space for each NUL."""
     if isinstance(value, str):
         if not (isinstance(key, str) and key in EXCLUDED_KEYS):
-            yield value
+            yield value.replace("\x00", " ")
     elif isinstance(value, dict):
         for name, member in value.items():
             yield from item_texts(member, name)

@@ -530,9 +530,11 @@ class SessionRepository:
         and ``prefix*`` words; case and Latin accents are ignored, every other
         character separates words (see the README's "Search" section). Searched
         are the string values inside items and the session's ``title``, not
-        keys, ids or fixed values such as ``"message"``. A query without words
-        is a ``ValueError``; a database that cannot search (SQLite without
-        FTS5) raises :class:`~sessions_dal.errors.SearchUnavailableError`.
+        keys, ids or fixed values such as ``"message"``. A query without words,
+        or with a word of more than 500 letters and digits (find a longer one
+        by its start, ``prefix*``), is a ``ValueError``; a database that cannot
+        search (SQLite without FTS5) raises
+        :class:`~sessions_dal.errors.SearchUnavailableError`.
 
         >>> with SessionRepository(":memory:") as repo:
         ...     s = repo.create_session("alice", metadata={"title": "Holidays"})
@@ -553,7 +555,7 @@ class SessionRepository:
                 session = sessions[row.session.session_id] = self._session(row.session)
             if row.item is None:
                 title = session.metadata.get("title")
-                texts = [title] if isinstance(title, str) else []
+                texts = list(item_texts(title)) if isinstance(title, str) else []
                 hits.append(SearchHit(session, None, snippet(texts, terms)))
             else:
                 item = session._decode(row.item_id or 0, row.item)

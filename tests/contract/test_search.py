@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions_dal import MAX_ID_LENGTH, SearchHit, Session, SessionRepository
-from sessions_dal._search import fold
+from sessions_dal._search import MAX_WORD_LENGTH, fold, split_words
 
 # The shapes openai-agents stores: a user's message, an assistant's message,
 # a tool call and its output, a reasoning summary.
@@ -305,3 +305,124 @@ def test_the_snippet_of_a_huge_tool_output_is_around_its_match(repo: SessionRepo
     assert repo.search("alice", "zurich")[0].snippet == (  # found by folding
         "… line log line ERROR: the [Zürich] train was cancelled tail tail tail tail tail tail "
         "tail …")
+
+
+# -- text edges: the same answer on both backends ----------------------------------
+# Items are stored as JSON text, where a NUL in a string is the escape "\u0000":
+# the databases' JSON readers stop at it (SQLite) or refuse it (PostgreSQL).
+# The rule (schema.sql, version 4): a NUL separates words, like a space; a
+# backslash followed by "u0000" is text like any other.
+
+
+@pytest.mark.parametrize(("text", "words", "snippet"), [
+    ("alpha\x00beta gamma", ["beta", "alpha", "gamma", '"alpha beta gamma"'],
+     "alpha [beta] gamma"),
+    ("\x00beta\x00", ["beta"], "[beta]"),
+    ("a path C:\\u0000beta", ["u0000beta", "path", '"c u0000beta"', "u0000b*"],
+     "a path C:\\[u0000beta]"),
+    ("x\\\\u0000 beta", ["beta", "x", "u0000"], "x\\\\u0000 [beta]"),
+    ("x\\\x00beta", ["beta", "x", '"x beta"'], "x\\ [beta]"),
+])
+def test_nul_and_the_text_of_its_escape_are_searched_as_the_rule_says(
+    repo: SessionRepository, text: str, words: list[str], snippet: str
+) -> None:
+    item = {"role": "user", "content": [{"type": "input_text", "text": text}],
+            "extra": ["after\x00the nul", {"deep": "x\\u0000y"}]}
+    s = repo.create_session("alice")
+    s.add_items([item, {"content": "decoy"}])
+    for query in [*words, "after", "nul", "u0000y"]:
+        assert found(repo, query) == [item], query
+    assert found(repo, "alphabeta") == [] and found(repo, "afterthe") == []
+    assert repo.search("alice", words[0])[0].snippet == snippet
+    [hit] = repo.search("alice", "nul")
+    assert hit.snippet == "after the [nul]"  # no NUL left in what a user reads
+
+
+@pytest.mark.parametrize("title", ["Trip\x00to rome", "Trip C:\\u0000to rome"])
+def test_a_title_with_nul_or_its_escape_is_searched_by_the_same_rule(
+    repo: SessionRepository, title: str
+) -> None:
+    s = repo.create_session("alice", metadata={"title": title, "k\x00": "v"})
+    s.add_items(["decoy"])
+    assert found(repo, "rome") == [None] and found(repo, "trip") == [None]
+    word = "to" if "\x00" in title else "u0000to"
+    assert found(repo, word) == [None] and found(repo, "triptom") == []
+    assert repo.search("alice", "rome")[0].snippet == title.replace("\x00", " ").replace(
+        "rome", "[rome]")
+    repo.update_metadata("alice", s.session_id, {"title": "Later\x00title"})
+    assert found(repo, "title") == [None] and found(repo, "rome") == []
+
+
+def test_a_lone_surrogate_separates_words_and_a_pair_is_its_character(
+    repo: SessionRepository
+) -> None:
+    # Python writes a str's lone surrogate as an escape ("\\ud800") that
+    # PostgreSQL's jsonb refuses: the item was left out of its index whole.
+    items = [{"content": "x\ud800rome"}, {"content": "a\udc00\ud800b naples"},
+             {"content": "c\U0001f600d \ud800\U0001f600z"}]
+    s = repo.create_session("alice", metadata={"title": "t\udc00trip"})
+    s.add_items(items)
+    for query, hits in [("rome", [items[0]]), ("x", [items[0]]), ("xrome", []),
+                        ("a", [items[1]]), ("b", [items[1]]), ("naples", [items[1]]),
+                        ("d", [items[2]]), ("cd", []), ("z", [items[2]]),
+                        ("trip", [None]), ("ttrip", [])]:
+        assert found(repo, query) == hits, query
+
+
+# Pieces of text at the edges: NUL, backslashes, the text of a NUL's escape,
+# lone surrogates (never a high one right before a low one: JSON would read
+# the two as one character), an emoji, an accent.
+_EDGY = st.lists(st.sampled_from([
+    "ab", "cd", "\x00", "\\", "u0000", "\\u0000", "\\\\u0000", "\ud800", " \udc00", " ",
+    "é", "\U0001f600"]), max_size=12).map("".join)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_EDGY, min_size=1, max_size=6),
+       st.sampled_from(["ab", "cd", "u0000", "abcd", "u0000cd", "cdu0000", "e", "eab"]))
+def test_every_edgy_text_with_the_word_is_found_and_no_other(
+    kind: str, texts: list[str], word: str
+) -> None:
+    # The rule of sessions_dal._search, in Python: NUL and every other
+    # character but letters and digits separate words.
+    with fresh_repository(kind) as repo:
+        repo.create_session("alice").add_items([{"content": text} for text in texts])
+        expected = sorted(text for text in texts if fold(word) in {
+            fold(w) for w in split_words(text.replace("\x00", " "))})
+        got = sorted(hit.item["content"] for hit in repo.search("alice", word, limit=None))
+        assert got == expected
+
+
+def test_a_query_word_longer_than_the_limit_is_a_value_error(repo: SessionRepository) -> None:
+    repo.create_session("alice").add_items(["rome", "naples"])
+    longest = "a" * MAX_WORD_LENGTH
+    assert found(repo, longest) == []
+    for word in ["a" * (MAX_WORD_LENGTH + 1), "東" * 700, "\ufdfa" * 60 + "x" * 500]:
+        # 700 CJK letters: 2,100 bytes, past PostgreSQL's lexeme limit, which
+        # dropped the word and found every item the user has.
+        with pytest.raises(ValueError, match=f"query.*{MAX_WORD_LENGTH}"):
+            repo.search("alice", f"rome {word}*")
+        with pytest.raises(ValueError, match=f"query.*{MAX_WORD_LENGTH}"):
+            repo.search("alice", f'"{word} rome"')
+    # The limit is on the words compared, after folding: "ﷺ" is one letter
+    # that folds to four words, none longer than 4 letters.
+    assert found(repo, "\ufdfa" * 120) == []
+
+
+def test_words_longer_than_a_query_word_are_found_by_their_start(
+    repo: SessionRepository
+) -> None:
+    long_ascii, long_cjk = "b" * 3000, "東" * 1000  # 3,000 bytes each
+    exact = "c" * MAX_WORD_LENGTH
+    items = [{"content": f"x {long_ascii} y"}, {"content": f"{long_cjk} z"},
+             {"content": f"{exact} w"}]
+    repo.create_session("alice", metadata={"title": "t " + long_ascii}).add_items(
+        [*items, "b", "東"])
+    start = MAX_WORD_LENGTH
+    assert sorted(map(str, found(repo, long_ascii[:start] + "*"))) == ["None", str(items[0])]
+    assert found(repo, f'"x {long_ascii[:start]}*"') == [items[0]]
+    assert found(repo, long_cjk[:start] + "*") == [items[1]]
+    assert found(repo, long_ascii[:start]) == [] and found(repo, long_cjk[:start]) == []
+    assert found(repo, exact) == [items[2]] and found(repo, exact + "*") == [items[2]]
+    assert found(repo, "y") == [items[0]] and found(repo, "z") == [items[1]]

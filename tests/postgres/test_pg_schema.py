@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 import uuid
@@ -349,3 +350,36 @@ def test_a_version_1_database_upgrades_to_the_activity_order(pg: PostgresBackend
                          "WHERE session_id = 'old'")
         assert [s.session_id for s in repo.get_sessions("alice", order="updated")] == [
             "old", newer.session_id]
+
+
+def test_a_version_3_database_is_indexed_by_the_text_rules_of_version_4(
+    pg: PostgresBackend
+) -> None:
+    # Version 3 glued the words around a NUL, left out an item with a
+    # backslash before "u0000" or a lone surrogate whole, and dropped a word
+    # of 2,047 bytes.
+    old = [{"content": "alpha\x00beta"}, {"content": "C:\\u0000dir rome"},
+           {"content": "x " + "東" * 1000 + " y"}, {"content": "lone\ud800surrogate"}]
+    sql = SQL(pg.schema, "agent_sessions", "agent_messages")
+    with psycopg.connect(pg.target, autocommit=True) as conn:
+        assert _schema.apply_migrations(conn, "test", sql, _schema.MIGRATIONS[:3]) == 3
+        conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00Z')")
+        conn.execute("INSERT INTO agent_sessions (session_id) VALUES ('old')")
+        conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
+                     "created_at, updated_at) VALUES ('old', 'alice', %s, '2026-01-01Z', "
+                     "'2026-01-01Z')", [json.dumps({"title": "Trip\x00to Naples"})])
+        for item in old:
+            conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES ('old', %s)", [json.dumps(item)])
+        assert conn.execute("SELECT count(*) FROM sessions_dal_search").fetchone() == (3,)
+    with pg.open() as repo:
+        assert pg.migrations_recorded() == ALL
+
+        def found(query: str) -> list[object]:
+            return [hit.item for hit in repo.search("alice", query, limit=None)]
+
+        assert found("beta") == [old[0]] and found("alphabeta") == []
+        assert found("u0000dir") == [old[1]] and found("rome") == [old[1]]
+        assert found("東" * 500 + "*") == [old[2]] and found("y") == [old[2]]
+        assert found("naples") == [None] and found("tonaples") == []
+        assert found("surrogate") == [old[3]]

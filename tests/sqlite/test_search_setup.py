@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions_dal import SessionRepository
+from sessions_dal import SCHEMA_VERSION, SessionRepository
 from sessions_dal.backends.sqlite import _schema
 from sessions_dal.errors import SearchUnavailableError
 
@@ -26,7 +27,7 @@ def make_version_2(path: Path, items: int) -> None:
                                     "AND name LIKE 'sessions_dal_search%'").fetchall():
             conn.execute(f'DROP TRIGGER "{name}"')
         conn.execute("DROP TABLE sessions_dal_search")
-        conn.execute("DELETE FROM sessions_dal_migrations WHERE version = 3")
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version >= 3")
     conn.close()
 
 
@@ -34,9 +35,9 @@ def test_opening_read_write_adds_search_to_an_older_file(tmp_path: Path) -> None
     path = tmp_path / "old.db"
     make_version_2(path, 50)
     with SessionRepository(path, read_only=True) as repo:
-        assert repo.pending_migrations() == [
+        assert repo.pending_migrations()[0] == (
             "version 3: Search: a full-text index of the words in items and session "
-            "titles, kept by triggers."]
+            "titles, kept by triggers.")
         with pytest.raises(SearchUnavailableError, match="sessions-dal migrate"):
             repo.search("alice", "rome")
     with SessionRepository(path) as repo:
@@ -56,8 +57,10 @@ def test_migrate_shows_its_progress_through_the_items(
     from sessions_dal.cli import main
 
     assert main(["--db", str(path), "migrate"]) == 0
-    shown = [line.rsplit(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]
+    lines = capsys.readouterr().err.splitlines()
+    shown = [line.rsplit(" ", 1)[1] for line in lines if line.lstrip().startswith("Search: ")]
     assert shown == ["25%", "55%", "85%", "100%"]  # ids 1..1001, 300 at a time, by 5%
+    assert lines[-1].endswith(": 100%")  # and later blocks' passes over the items
     with SessionRepository(path) as repo:
         assert len(repo.search("alice", "rome", limit=None)) == 1000
 
@@ -85,9 +88,45 @@ def test_without_fts5_search_says_so_and_everything_else_works(
         assert s.pop_item() == "rome"
         with pytest.raises(SearchUnavailableError, match="FTS5"):
             repo.search("alice", "rome")
-        assert repo.info().schema_version == 3 and repo.check() == []
+        assert repo.info().schema_version == SCHEMA_VERSION and repo.check() == []
         assert repo.delete_session("alice", s.session_id)
         repo.create_session("alice").add_items(["rome again"])
     monkeypatch.undo()
     with SessionRepository(path) as repo:  # an SQLite with FTS5 builds the index
         assert [h.item for h in repo.search("alice", "rome")] == ["rome again"]
+
+
+def test_a_version_3_file_is_indexed_by_the_text_rules_of_version_4(tmp_path: Path) -> None:
+    # Version 3 indexed a string only up to a NUL in it, a title too.
+    path = tmp_path / "v3.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice", session_id="s", metadata={"title": "Trip\x00to Naples"})
+    conn = sqlite3.connect(path)
+    with conn:  # back to version 3's triggers, as a file it left
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'sessions_dal_search%'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        for statement in _schema.MIGRATIONS[2].statements:
+            if "CREATE TRIGGER" in statement:
+                conn.execute(statement)
+        conn.execute("DELETE FROM sessions_dal_search")
+        conn.execute("INSERT INTO sessions_dal_search (rowid, words, owner) SELECT -seq, "
+                     "json_extract(metadata, '$.title'), 'u' || hex(user_id) || ' s' || "
+                     "hex(session_id) FROM agent_user_sessions")
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version > 3")
+        old = [{"content": "alpha\x00beta"}, {"content": "C:\\u0000dir rome"},
+               {"content": "gamma"}]
+        conn.executemany("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES ('s', ?)", [(json.dumps(item),) for item in old])
+        assert conn.execute("SELECT count(*) FROM sessions_dal_search "
+                            "WHERE sessions_dal_search MATCH 'beta OR naples'").fetchone() == (0,)
+    conn.close()
+    with SessionRepository(path) as repo:
+        assert repo.info().schema_version == _schema.SCHEMA_VERSION
+
+        def found(query: str) -> list[object]:
+            return [hit.item for hit in repo.search("alice", query, limit=None)]
+
+        assert found("beta") == [old[0]] and found("alpha") == [old[0]]
+        assert found("u0000dir") == [old[1]] and found("gamma") == [old[2]]
+        assert found("naples") == [None]

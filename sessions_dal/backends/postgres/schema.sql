@@ -314,13 +314,42 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
              COLLATE "sessions_dal_ctype",
         ''[^[:alnum:]]+'', '' '', ''g''))';
 
+-- Text rules, the same on both backends (see SQLite's schema.sql and
+-- sessions_dal/_search.py). jsonb refuses two escapes SQLite reads, which
+-- left an item out of the index whole. A NUL inside a string (\u0000)
+-- separates words, as a space does: the item's JSON text is read with each
+-- escaped backslash (\\) written \u005c first, so that every \u0000 left is
+-- a NUL's escape, never a backslash followed by "u0000" (which the old rule
+-- broke), then with \u0020 for each. A lone surrogate's escape (\ud800
+-- without its pair after it, or \udc00 without its pair before it: Python
+-- writes one for such a str) is a separator too, as in SQLite and Python;
+-- looked for only when jsonb refuses the text, as it is slow to look for.
+-- A word longer than a query word may be (sessions_dal/_search.py's
+-- MAX_WORD_LENGTH, 500 letters) keeps its first 501 (3 x 167: a regular
+-- expression counts to 255 at most): PostgreSQL drops a word of 2,047 bytes
+-- or more, and 501 letters are at most 2,004; SQLite keeps every word whole,
+-- and a query word then finds the same items in both. chr(92) is the
+-- backslash, and # stands for an escaped one in patterns: written so, these
+-- bodies mean the same whatever standard_conforming_strings.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
 DECLARE
     doc jsonb;
     found text;
 BEGIN
-    doc := replace(item, ''\u0000'', '''')::jsonb;
+    item := replace(replace(item, chr(92) || chr(92), chr(92) || ''u005c''),
+                    chr(92) || ''u0000'', chr(92) || ''u0020'');
+    BEGIN
+        doc := item::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        IF strpos(item, chr(92) || ''ud'') = 0 AND strpos(item, chr(92) || ''uD'') = 0 THEN
+            RETURN ''''::tsvector;  -- not JSON
+        END IF;
+        doc := regexp_replace(item, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
+            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
+            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g'')::jsonb;
+    END;
     SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
         SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
             ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
@@ -334,7 +363,8 @@ BEGIN
         UNION ALL
         SELECT doc WHERE jsonb_typeof(doc) = ''string''
     ) AS strings;
-    RETURN to_tsvector(''simple'', sessions_dal_fold(coalesce(found, '''')));
+    RETURN to_tsvector(''simple'', regexp_replace(sessions_dal_fold(coalesce(found, '''')),
+        ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
 EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;
 END';
@@ -350,9 +380,22 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp A
 DECLARE
     title jsonb;
 BEGIN
-    title := replace(metadata, ''\u0000'', '''')::jsonb -> ''title'';
+    metadata := replace(replace(metadata, chr(92) || chr(92), chr(92) || ''u005c''),
+                        chr(92) || ''u0000'', chr(92) || ''u0020'');
+    BEGIN
+        title := metadata::jsonb -> ''title'';
+    EXCEPTION WHEN invalid_text_representation THEN
+        IF strpos(metadata, chr(92) || ''ud'') = 0 AND strpos(metadata, chr(92) || ''uD'') = 0 THEN
+            RETURN ''''::tsvector;  -- not JSON
+        END IF;
+        title := regexp_replace(metadata, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
+            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
+            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g'')::jsonb -> ''title'';
+    END;
     IF jsonb_typeof(title) = ''string'' THEN
-        RETURN to_tsvector(''simple'', sessions_dal_fold(title #>> ''{}''));
+        RETURN to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
+            ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
     END IF;
     RETURN ''''::tsvector;
 EXCEPTION WHEN others THEN
@@ -439,18 +482,26 @@ REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_delete() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_own() FROM PUBLIC;
 
--- The rows whose words these rules may change: items and titles with
--- characters beyond ASCII or a NUL, which JSON text holds as \u escapes (both
--- libraries write ASCII JSON). Titles are few: all of them.
+-- The rows whose words these rules may change, in batches of ids as in
+-- version 3: items and titles with characters beyond ASCII (which JSON text
+-- holds as \u escapes: both libraries write ASCII JSON), whose folding the
+-- collation changes; with \u0000 or a surrogate's escape; or with a run of
+-- 114 or more characters that may be one word (letters, digits and their
+-- \uXXXX escapes: folding makes one character 18 bytes at most, so a word
+-- PostgreSQL dropped has at least 114). A row is rewritten only if its words
+-- change. chr(92) is the backslash, and # stands for an escaped one.
 INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT id, session_id, words || sessions_dal_owner(user_id::text, session_id::text) FROM (
     SELECT m.id, m.session_id, o.user_id, sessions_dal_words(m.message_data::text) AS words
     FROM agent_messages AS m LEFT JOIN agent_user_sessions AS o
         ON o.session_id = m.session_id::text
-    WHERE m.id > :after AND m.id <= :upto AND strpos(m.message_data, '\u') > 0
+    WHERE m.id > :after AND m.id <= :upto AND (strpos(m.message_data, chr(92) || 'u') > 0
+        OR m.message_data ~ replace('([^[:space:][:punct:]]|#u[0-9a-fA-F]{4}){114}',
+                                    '#', chr(92) || chr(92)))
 ) AS indexed
 WHERE words <> ''::tsvector
-ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words;
+ON CONFLICT (item_id) DO UPDATE SET words = excluded.words
+WHERE sessions_dal_search.words IS DISTINCT FROM excluded.words;
 
 INSERT INTO sessions_dal_search (item_id, session_id, words)
 SELECT -seq, session_id, words || sessions_dal_owner(user_id::text, session_id) FROM (
@@ -458,4 +509,5 @@ SELECT -seq, session_id, words || sessions_dal_owner(user_id::text, session_id) 
     FROM agent_user_sessions
 ) AS titles
 WHERE words <> ''::tsvector
-ON CONFLICT (item_id) DO UPDATE SET words = EXCLUDED.words;
+ON CONFLICT (item_id) DO UPDATE SET words = excluded.words
+WHERE sessions_dal_search.words IS DISTINCT FROM excluded.words;

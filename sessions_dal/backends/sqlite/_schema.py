@@ -153,11 +153,27 @@ class _Failed(Exception):
     """A statement of a migration failed (args: the statement; cause: the error)."""
 
 
-def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration) -> None:
-    """The statements of ``migration``; those over all items in batches, with progress."""
-    if _needs_fts5(migration) and not has_fts5(conn):
-        return  # the search block: done later by an SQLite with FTS5 (ensure_search)
+def _searching(statement: str) -> bool:
+    """Whether ``statement`` makes or keeps the search index, which needs FTS5:
+    the index itself, or a trigger or backfill that writes it (all name it)."""
+    return "sessions_dal_search" in statement
+
+
+def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration, *,
+         only_search: bool = False) -> None:
+    """The statements of ``migration``; those over all items in batches, with progress.
+
+    Without FTS5, the search statements are left out (the whole search block,
+    version 3, and later blocks' changes to its triggers): :func:`ensure_search`
+    runs them, in order, when an SQLite with FTS5 opens the file; then
+    ``only_search``. A trigger that wrote to a missing index would make every
+    insert fail.
+    """
+    searchable = has_fts5(conn)
     for statement in migration.statements:
+        search = _searching(statement)
+        if not (search if only_search else searchable or not search):
+            continue
         try:
             _execute(conn, sql, migration, statement)
         except sqlite3.Error as exc:
@@ -192,7 +208,10 @@ def _lacks_index(conn: sqlite3.Connection, search: Migration) -> bool:
 def _build_index(conn: sqlite3.Connection, sql: SQL, search: Migration) -> bool:
     if not _lacks_index(conn, search):  # another process built it meanwhile
         return False
-    _run(conn, sql, search)
+    version = schema_version(conn)[0]
+    for migration in MIGRATIONS:
+        if search.version <= migration.version <= version:
+            _run(conn, sql, migration, only_search=True)
     return True
 
 
