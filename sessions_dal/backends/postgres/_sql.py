@@ -19,6 +19,12 @@ _DEFAULT_NAMES = re.compile(
 )
 
 
+WORDS_OF = "ts_filter({0}, '{{a,b,c,d}}')"
+"""An index row's words: its lexemes with positions (schema.sql, version 3)."""
+OWNER_OF = "ts_delete({0}, tsvector_to_array(ts_filter({0}, '{{a,b,c,d}}')))"
+"""An index row's owner lexemes: those without a position (``sessions_dal_owner``'s)."""
+
+
 def quote(name: str) -> str:
     """``name`` as an SQL identifier."""
     return pg.Identifier(name).as_string()
@@ -218,6 +224,20 @@ class SQL:
             "(session_id, user_id, metadata, created_at, updated_at) "
             f"SELECT a.session_id, %s, %s, {agents_times} FROM {s} a "
             f"WHERE a.session_id = %s ON CONFLICT (session_id) DO NOTHING RETURNING {columns}"
+        )
+        # A claim's trigger (schema.sql, version 3) gives the owner's lexemes to
+        # the index rows of the items committed before the claim's insert. An
+        # item another writer (SQLAlchemySession) inserted meanwhile was indexed
+        # as nobody's, and is committed once the claim holds agent_sessions'
+        # row: this gives it the owner too. From then on, until the claim
+        # commits, no item comes in (its foreign key waits for that row). Rows
+        # already right are left alone: the lexemes without a position are the
+        # owner's (words always have one).
+        self.own_index_rows = (
+            f"UPDATE sessions_dal_search SET words = {WORDS_OF.format('words')} "
+            "|| sessions_dal_owner(%s, session_id) "
+            "WHERE session_id = %s AND item_id > 0 "
+            f"AND {OWNER_OF.format('words')} <> sessions_dal_owner(%s, session_id)"
         )
 
         # -- items, as a session's owner sees them -----------------------------------

@@ -315,6 +315,7 @@ class PostgresStore:
             # Still there, and now ours: a delete_unowned waiting on it sees the owner.
             if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None:
                 raise NotFound(session_id)
+            conn.execute(sql.own_index_rows, (user_id, session_id, user_id))
             return _owned(row)
         owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
         if owner is None:
