@@ -234,7 +234,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--backup", metavar="FILE",
                      help="first copy the database to FILE (a new file), online")
     sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
-    command("check", _check, "run integrity and foreign-key checks; exit 1 on any problem")
+    command("check", _check, "run integrity and foreign-key checks, and compare the search "
+            "index with the items; exit 1 on any problem")
+    command("reindex", _reindex,
+            "make the search index agree with the items and titles (what check reports)")
     return parser
 
 
@@ -927,3 +930,16 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print("ok" if not problems else "\n".join(_safe(p) for p in problems))
     return 1 if problems else 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with _open(args) as repo:
+        shown = _safe(repr(repo.path))  # a URL without its password
+        repaired = repo.reindex(progress=_migration_progress())
+    if _wants_json(args):
+        _print_json({"repaired": repaired})
+    else:
+        print(f"reindexed {shown} in {time.monotonic() - started:.2f} s: "
+              f"{repaired} index row(s) repaired")
+    return 0

@@ -122,6 +122,9 @@ class SQL:
             f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
             "JOIN agent_user_sessions o ON o.session_id = h.session_id AND o.user_id = %s "
             f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
+            # An index row of an item that is gone (a damaged index: check()
+            # reports it) is no hit, as on SQLite; a title's row has no item.
+            "WHERE h.item_id < 0 OR m.id IS NOT NULL "
             "ORDER BY h.score DESC, h.item_id DESC"
         )
         self.has_search_index = "SELECT to_regclass('sessions_dal_search') IS NOT NULL"
@@ -317,6 +320,87 @@ class SQL:
             f"DELETE FROM {m} WHERE session_id = %s",
             f"DELETE FROM {s} WHERE session_id = %s",
         )
+
+        # -- the search index against what it is derived from: check, reindex ---------
+        # check: what is cheap to compare on a big database (no item's words are
+        # computed but those of items without a row); reindex computes it all.
+        owner = "sessions_dal_owner(o.user_id, m.session_id)"
+        self.index_missing = (
+            f"SELECT m.id FROM {m} m WHERE NOT EXISTS (SELECT 1 FROM sessions_dal_search s "
+            "WHERE s.item_id = m.id) AND sessions_dal_words(m.message_data) <> ''::tsvector "
+            "ORDER BY m.id"
+        )
+        self.index_extra = (
+            "SELECT s.item_id FROM sessions_dal_search s WHERE s.item_id > 0 AND NOT EXISTS "
+            f"(SELECT 1 FROM {m} m WHERE m.id = s.item_id) ORDER BY s.item_id"
+        )
+        # Rows whose owner lexemes (or session) differ, confirmed against the row
+        # as reindex would write it: a word equal to an owner lexeme merges with it.
+        self.index_wrong_owner = (
+            f"SELECT m.id FROM sessions_dal_search s JOIN {m} m ON m.id = s.item_id "
+            "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
+            f"WHERE (s.session_id <> m.session_id OR {OWNER_OF.format('s.words')} <> {owner}) "
+            f"AND (s.session_id <> m.session_id "
+            f"OR s.words <> sessions_dal_words(m.message_data) || {owner}) ORDER BY m.id"
+        )
+        # Index rows as reindex writes them, from items (:after, :upto] or from
+        # sessions whose seq is in that range; each batch compared with what is
+        # stored and only the rows that differ written.
+        fresh_items = (
+            f"SELECT m.id AS item_id, m.session_id, m.w || {owner} AS words "
+            "FROM (SELECT id, session_id, sessions_dal_words(message_data) AS w "
+            f"FROM {m} WHERE id > %(after)s AND id <= %(upto)s) m "
+            "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
+            "WHERE m.w <> ''::tsvector"
+        )
+        fresh_titles = (
+            "SELECT -seq AS item_id, session_id, w || sessions_dal_owner(user_id, session_id) "
+            "AS words FROM (SELECT seq, session_id, user_id, sessions_dal_title_words(metadata) "
+            "AS w FROM agent_user_sessions WHERE seq > %(after)s AND seq <= %(upto)s) t "
+            "WHERE w <> ''::tsvector"
+        )
+        self.index_wrong_titles = (
+            f"SELECT coalesce(f.session_id, s.session_id) FROM ({fresh_titles}) f "
+            "FULL JOIN (SELECT item_id, session_id, words FROM sessions_dal_search "
+            "WHERE item_id <= 0) s ON s.item_id = f.item_id "
+            "WHERE (f.session_id, f.words) IS DISTINCT FROM (s.session_id, s.words) "
+            "ORDER BY 1"
+        )
+        def repair(fresh: str, stored: str) -> str:
+            return (
+                f"WITH fresh AS MATERIALIZED ({fresh}), "
+                "gone AS (DELETE FROM sessions_dal_search s "
+                f"WHERE {stored} AND NOT EXISTS "
+                "(SELECT 1 FROM fresh f WHERE f.item_id = s.item_id) RETURNING 1), "
+                "put AS (INSERT INTO sessions_dal_search (item_id, session_id, words) "
+                "SELECT item_id, session_id, words FROM fresh ON CONFLICT (item_id) DO UPDATE "
+                "SET session_id = EXCLUDED.session_id, words = EXCLUDED.words "
+                "WHERE (sessions_dal_search.session_id, sessions_dal_search.words) "
+                "IS DISTINCT FROM (EXCLUDED.session_id, EXCLUDED.words) RETURNING 1) "
+                "SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put)"
+            )
+
+        self.reindex_items = repair(
+            fresh_items, "s.item_id > %(after)s AND s.item_id <= %(upto)s")
+        self.reindex_titles = repair(
+            fresh_titles, "s.item_id >= -%(upto)s AND s.item_id < -%(after)s")
+        # The ranges to cover: what is stored, and what it is derived from.
+        self.item_range = (
+            f"SELECT least((SELECT min(id) FROM {m}), "
+            "(SELECT min(item_id) FROM sessions_dal_search WHERE item_id > 0)), "
+            f"greatest((SELECT max(id) FROM {m}), (SELECT max(item_id) FROM sessions_dal_search))"
+        )
+        self.title_range = (
+            "SELECT least((SELECT min(seq) FROM agent_user_sessions), "
+            "(SELECT min(-item_id) FROM sessions_dal_search WHERE item_id <= 0)), "
+            "greatest((SELECT max(seq) FROM agent_user_sessions), "
+            "(SELECT -min(item_id) FROM sessions_dal_search))"
+        )
+        # Writers change the index only through the triggers, which take this
+        # table's ROW EXCLUSIVE lock before they read anything: a reindex batch
+        # holding SHARE ROW EXCLUSIVE sees every writer before it whole (it
+        # waits for those that began), and those after it see its rows.
+        self.lock_index = "LOCK TABLE sessions_dal_search IN SHARE ROW EXCLUSIVE MODE"
 
     def ddl(self, statement: str) -> str:
         """A statement of this backend's schema.sql (default names) for these names."""

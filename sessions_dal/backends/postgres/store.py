@@ -34,6 +34,16 @@ from ..._store import (
     UserRow,
 )
 from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
+from .._index import (
+    EXTRA,
+    INDEX_ITEMS,
+    INDEX_TITLES,
+    MISSING,
+    WRONG_OWNER,
+    WRONG_TITLES,
+    index_problem,
+)
+from .._migrations import in_batches
 from ._connection import Database, describe
 from ._schema import (
     SCHEMA_VERSION,
@@ -253,10 +263,7 @@ class PostgresStore:
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
         if not self._db.fetchone(self._sql.has_search_index)[0]:
-            raise SearchUnavailableError(
-                f"database {self.description} has no search index yet: open it read-write "
-                "once, or run 'sessions-dal migrate'"
-            )
+            raise self._no_search()
         query = _tsquery(user_id, session_id, terms)
         if query is None:
             return []
@@ -439,7 +446,48 @@ class PostgresStore:
                     f"index {index} is missing: queries stay correct but slow; recreate it "
                     "from sessions_dal's schema.sql"
                 )
+        if conn.execute(self._sql.has_search_index).fetchone()[0]:  # type: ignore[index]
+            problems += self._index_problems(conn)
         return problems
+
+    def _index_problems(self, conn: _Conn) -> list[str]:
+        sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        return [problem for statement, what, parameters in (
+            (sql.index_missing, MISSING, None),
+            (sql.index_extra, EXTRA, None),
+            (sql.index_wrong_owner, WRONG_OWNER, None),
+            (sql.index_wrong_titles, WRONG_TITLES, everything),
+        ) for problem in index_problem(what, conn.execute(statement, parameters))]
+
+    def reindex(self) -> int:
+        if not self._db.fetchone(self._sql.has_search_index)[0]:
+            raise self._no_search()
+        sql, repaired = self._sql, 0
+        # In batches, each a transaction of its own that holds the index's lock
+        # (see _sql.SQL.lock_index): writers wait for one batch at most, and
+        # each batch sees a state in which every writer is whole.
+        def batch(statement: str) -> Callable[[int, int], None]:
+            def run(after: int, upto: int) -> None:
+                nonlocal repaired
+                repaired += self._db.write(self._repair, statement, after, upto)
+            return run
+
+        for step, span, statement in ((INDEX_ITEMS, sql.item_range, sql.reindex_items),
+                                      (INDEX_TITLES, sql.title_range, sql.reindex_titles)):
+            first, last = self._db.fetchone(span)
+            in_batches(step, first, last, batch(statement))
+        return repaired
+
+    def _repair(self, conn: _Conn, statement: str, after: int, upto: int) -> int:
+        conn.execute(self._sql.lock_index)
+        row = conn.execute(statement, {"after": after, "upto": upto}).fetchone()
+        return int(row[0])  # type: ignore[index]
+
+    def _no_search(self) -> SearchUnavailableError:
+        return SearchUnavailableError(
+            f"database {self.description} has no search index yet: open it read-write "
+            "once, or run 'sessions-dal migrate'"
+        )
 
     def pending_migrations(self) -> list[str]:
         return self._db.read(pending_steps)

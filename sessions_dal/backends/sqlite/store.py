@@ -10,6 +10,7 @@ the latest item, an import's existence checks) rely on that, and say so.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,16 @@ from ..._store import (
     UserRow,
 )
 from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
+from .._index import (
+    EXTRA,
+    INDEX_ITEMS,
+    INDEX_TITLES,
+    MISSING,
+    WRONG_OWNER,
+    WRONG_TITLES,
+    index_problem,
+)
+from .._migrations import in_batches
 from ._connection import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -490,7 +501,53 @@ class SQLiteStore:
                          sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
 
     def check(self) -> list[str]:
-        return self._db.read(_check)
+        return self._db.read(self._check)
+
+    def _check(self, conn: sqlite3.Connection) -> list[str]:
+        problems = _check(conn)
+        if problems or not has_fts5(conn) or conn.execute(
+                self._sql.has_search_index).fetchone() is None:
+            return problems  # a damaged file first; an index only with FTS5 to read it
+        sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        return [problem for statement, what, parameters in (
+            (sql.index_missing, MISSING, ()),
+            (sql.index_extra, EXTRA, ()),
+            (sql.index_wrong_owner, WRONG_OWNER, ()),
+            (sql.index_wrong_titles, WRONG_TITLES, everything),
+        ) for problem in index_problem(what, conn.execute(statement, parameters))]
+
+    def reindex(self) -> int:
+        if self._db.fetchone(self._sql.has_search_index, ()) is None:
+            raise self._no_search()
+        repaired = 0
+        # In batches, each a write transaction of its own: SQLite's one writer
+        # at a time means a batch sees every other write whole, and the
+        # triggers keep right what is written between batches.
+        def batch(part: str) -> Callable[[int, int], None]:
+            def run(after: int, upto: int) -> None:
+                nonlocal repaired
+                repaired += self._db.write(self._repair, part, after, upto)
+            return run
+
+        for part, step in (("items", INDEX_ITEMS), ("titles", INDEX_TITLES)):
+            low, high, stored_low, stored_high = self._db.fetchone(self._sql.index_ranges[part])
+            lows = [n for n in (low, stored_low) if n is not None]
+            highs = [n for n in (high, stored_high) if n is not None]
+            if lows:
+                in_batches(step, min(lows), max(highs), batch(part))
+        if repaired:  # what was rewritten or deleted leaves the index, as a delete does
+            self._db.write(self._erase_from_index)
+            self._db.empty_wal()
+        return repaired
+
+    def _repair(self, conn: sqlite3.Connection, part: str, after: int, upto: int) -> int:
+        bounds = {"after": after, "upto": upto}
+        ids = [row[0] for row in conn.execute(self._sql.index_differs[part], bounds)]
+        if ids:
+            listed = {**bounds, "ids": json.dumps(ids)}
+            for statement in self._sql.index_rewrite[part]:
+                conn.execute(statement, listed)
+        return len(ids)
 
     def pending_migrations(self) -> list[str]:
         return self._db.read(pending_steps)
