@@ -76,3 +76,21 @@ def test_an_item_committed_while_a_claim_waits_is_found_by_the_new_owner(
     found = sorted(hit.item["content"] for hit in repo.search("alice", "zebra"))
     assert found == ["newer zebra", "older zebra"]
     assert repo.check() == []
+
+
+def test_a_reindex_waits_for_writers_in_progress_and_loses_none_of_their_writes(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    s = repo.create_session("alice", session_id="s")
+    s.add_items(["zebra one", "zebra two"])
+    with _agents_append_open(pg, "s", '{"content": "zebra three"}') as agents:
+        agents.execute("DELETE FROM agent_messages WHERE message_data = '\"zebra one\"'")
+        # The writer's triggers hold the index table; the reindex's batch waits for it.
+        reindexer, errors = _in_thread(repo.reindex)
+        _wait_for_lock_wait(pg, "LOCK TABLE sessions_dal_search")
+        agents.commit()
+        reindexer.join(30)
+    assert not errors and not reindexer.is_alive()
+    assert sorted((hit.item for hit in repo.search("alice", "zebra")), key=str) == [
+        "zebra two", {"content": "zebra three"}]
+    assert repo.check() == []
