@@ -111,6 +111,9 @@ class SQL:
             f"UPDATE agent_user_sessions SET {scrub('metadata')} "
             "WHERE session_id = ? AND user_id = ?"
         )
+        self.scrub_owned_anyones = (
+            f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE session_id = ?"
+        )
         self.scrub_user_owned = (
             f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE user_id = ?"
         )
@@ -201,7 +204,8 @@ class SQL:
             "(SELECT ? WHERE NOT EXISTS "
             "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?))"
         )
-        self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
+        self.items = {True: _ItemSQL(m, owned_key, scrub("message_data"), search_scrub),
+                      False: _ItemSQL(m, unowned_key, scrub("message_data"), search_scrub)}
         """By whether the handle has an owner; the key's parameters are
         (session_id, user_id), or (session_id, session_id) for nobody's."""
         self.insert_item = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
@@ -404,9 +408,10 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "latest", "latest_before", "mine", "page", "pop")
+    __slots__ = ("all", "clear", "count", "delete_one", "latest", "latest_before", "mine",
+                 "page", "pop", "scrub_all", "scrub_one", "scrub_search_all", "scrub_search_one")
 
-    def __init__(self, messages: str, key: str) -> None:
+    def __init__(self, messages: str, key: str, scrub: str, search_scrub: str) -> None:
         self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"
         self.latest = (
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
@@ -427,9 +432,18 @@ class _ItemSQL:
             (True, False): f"{select} AND id < ? ORDER BY id DESC LIMIT ?",
         }
         self.pop = (
-            f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
-            f"WHERE session_id = {key} ORDER BY id DESC LIMIT 1) RETURNING id, message_data"
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY id DESC LIMIT 1"
         )
         self.clear = f"DELETE FROM {messages} WHERE session_id = {key}"
         self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"
         self.mine = f"SELECT {key} IS NOT NULL"
+        # Erasing (see SQL.scrub_items): a clear overwrites every text of the
+        # session, and its index rows, before deleting; a pop the one item.
+        self.scrub_all = f"UPDATE {messages} SET {scrub} WHERE session_id = {key}"
+        self.scrub_search_all = (
+            f"{search_scrub} WHERE rowid IN (SELECT id FROM {messages} WHERE session_id = {key})"
+        )
+        self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
+        self.scrub_search_one = f"{search_scrub} WHERE rowid = ?"
+        self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
