@@ -325,10 +325,13 @@ class SQL:
         # check: what is cheap to compare on a big database (no item's words are
         # computed but those of items without a row); reindex computes it all.
         owner = "sessions_dal_owner(o.user_id, m.session_id)"
+        # MATERIALIZED: else the planner computes every item's words before the
+        # anti-join (6 s instead of 0.1 s for 100,000 items).
         self.index_missing = (
-            f"SELECT m.id FROM {m} m WHERE NOT EXISTS (SELECT 1 FROM sessions_dal_search s "
-            "WHERE s.item_id = m.id) AND sessions_dal_words(m.message_data) <> ''::tsvector "
-            "ORDER BY m.id"
+            f"WITH unindexed AS MATERIALIZED (SELECT m.id, m.message_data FROM {m} m "
+            "WHERE NOT EXISTS (SELECT 1 FROM sessions_dal_search s WHERE s.item_id = m.id)) "
+            "SELECT id FROM unindexed WHERE sessions_dal_words(message_data) <> ''::tsvector "
+            "ORDER BY id"
         )
         self.index_extra = (
             "SELECT s.item_id FROM sessions_dal_search s WHERE s.item_id > 0 AND NOT EXISTS "
@@ -401,6 +404,12 @@ class SQL:
         # holding SHARE ROW EXCLUSIVE sees every writer before it whole (it
         # waits for those that began), and those after it see its rows.
         self.lock_index = "LOCK TABLE sessions_dal_search IN SHARE ROW EXCLUSIVE MODE"
+        # schema.sql declares sessions_dal_words and sessions_dal_title_words
+        # PARALLEL SAFE, but their EXCEPTION blocks are subtransactions, which a
+        # parallel worker refuses: a scan of every item big enough for a
+        # parallel plan would fail. The statements that call them over many
+        # rows run with this in their transaction.
+        self.no_parallel = "SET LOCAL max_parallel_workers_per_gather = 0"
 
     def ddl(self, statement: str) -> str:
         """A statement of this backend's schema.sql (default names) for these names."""

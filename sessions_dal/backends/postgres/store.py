@@ -452,12 +452,14 @@ class PostgresStore:
 
     def _index_problems(self, conn: _Conn) -> list[str]:
         sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
-        return [problem for statement, what, parameters in (
-            (sql.index_missing, MISSING, None),
-            (sql.index_extra, EXTRA, None),
-            (sql.index_wrong_owner, WRONG_OWNER, None),
-            (sql.index_wrong_titles, WRONG_TITLES, everything),
-        ) for problem in index_problem(what, conn.execute(statement, parameters))]
+        with conn.transaction():  # for SET LOCAL; each statement still reads on its own
+            conn.execute(sql.no_parallel)
+            return [problem for statement, what, parameters in (
+                (sql.index_missing, MISSING, None),
+                (sql.index_extra, EXTRA, None),
+                (sql.index_wrong_owner, WRONG_OWNER, None),
+                (sql.index_wrong_titles, WRONG_TITLES, everything),
+            ) for problem in index_problem(what, conn.execute(statement, parameters))]
 
     def reindex(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index)[0]:
@@ -480,6 +482,7 @@ class PostgresStore:
 
     def _repair(self, conn: _Conn, statement: str, after: int, upto: int) -> int:
         conn.execute(self._sql.lock_index)
+        conn.execute(self._sql.no_parallel)
         row = conn.execute(statement, {"after": after, "upto": upto}).fetchone()
         return int(row[0])  # type: ignore[index]
 
