@@ -299,7 +299,14 @@ class Store(Protocol):
     def info(self) -> StoreInfo: ...
 
     def check(self) -> list[str]:
-        """The problems an integrity check finds (empty if sound)."""
+        """The problems an integrity check finds (empty if sound), the search
+        index's disagreements with the items and titles among them."""
+
+    def reindex(self) -> int:
+        """Make the search index what the items and titles say, in batches of
+        transactions, telling ``backends._migrations.PROGRESS`` how far; return
+        how many index rows were added, rewritten or removed. Raises
+        :class:`~sessions_dal.errors.SearchUnavailableError` where there is no index."""
 
     def pending_migrations(self) -> list[str]: ...
 

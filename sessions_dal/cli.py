@@ -237,7 +237,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--backup", metavar="FILE",
                      help="first copy the database to FILE (a new file), online")
     sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
-    command("check", _check, "run integrity and foreign-key checks; exit 1 on any problem")
     sub = command("grant", _grant,
                   "PostgreSQL: print the GRANT statements that let ROLE use the database as "
                   "an app does (read and write sessions; never create or drop tables), or "
@@ -248,6 +247,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--read-only", action="store_true",
                      help="only what reading needs (USAGE and SELECT): for a role that "
                           "opens the database read-only")
+    command("check", _check, "run integrity and foreign-key checks, and compare the search "
+            "index with the items; exit 1 on any problem")
+    command("reindex", _reindex,
+            "make the search index agree with the items and titles (what check reports)")
     return parser
 
 
@@ -960,4 +963,17 @@ def _grant(args: argparse.Namespace) -> int:
         print(_safe(statement) + ";")
     if args.apply:
         print(f"-- applied in one transaction on {shown}")
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with _open(args) as repo:
+        shown = _safe(repr(repo.path))  # a URL without its password
+        repaired = repo.reindex(progress=_migration_progress())
+    if _wants_json(args):
+        _print_json({"repaired": repaired})
+    else:
+        print(f"reindexed {shown} in {time.monotonic() - started:.2f} s: "
+              f"{repaired} index row(s) repaired")
     return 0

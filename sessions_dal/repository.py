@@ -40,6 +40,7 @@ from ._validate import (
     decode_metadata,
     encode_metadata,
 )
+from .backends._migrations import PROGRESS
 from .errors import (
     SessionExistsError,
     SessionNotFoundError,
@@ -713,9 +714,50 @@ class SessionRepository:
     def check(self) -> list[str]:
         """Run the database's integrity and foreign-key checks; return the problems found.
 
-        An empty list means the file is sound.
+        An empty list means the database is sound. The search index is
+        compared with the items and session titles it is derived from: items
+        with words but no index row, rows of items that do not exist, items
+        indexed under another owner or session, titles that disagree with the
+        metadata; each such line says to run :meth:`reindex`. Set-based
+        queries, in time about that of reading the items once (an item's words
+        are computed only when it has no row: :meth:`reindex` recomputes them all).
         """
         return self._store.check()
+
+    def reindex(self, *, progress: Callable[[str, float], object] | None = None) -> int:
+        """Make the search index agree with the items and titles; return how many rows it fixed.
+
+        Every item's and title's index row is computed again and compared with
+        the stored one; only rows that differ are written (added, rewritten or
+        removed, the removed text erased as :meth:`delete_session` erases), so
+        0 means the index was right. It runs in batches of 20,000 item ids (then
+        of sessions), each a transaction of its own, so that other writers wait
+        for one batch at most: on SQLite each batch is a write transaction (one
+        writer at a time); on PostgreSQL each holds the index table's lock,
+        which every writer's trigger takes, so a batch sees each concurrent
+        write whole, and writes that come after it keep the index right
+        themselves. Nothing is lost or indexed twice; an interrupted reindex
+        leaves what it fixed, run it again to finish.
+        ``progress(step, fraction)`` is called after each batch. Raises
+        :class:`~sessions_dal.errors.SearchUnavailableError` where the database
+        cannot search (SQLite without FTS5).
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     repo.create_session("alice").add_items(["Rome"])
+        ...     repo.reindex()
+        0
+        """
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+        report = None
+        if progress is not None:
+            def report(step: str, fraction: float) -> None:
+                progress(step, fraction)
+        token = PROGRESS.set(report)
+        try:
+            return self._store.reindex()
+        finally:
+            PROGRESS.reset(token)
 
     def export_to(self, out: IO[str], *, user_id: str | None = None,
                   progress: Progress | None = None) -> TransferCounts:

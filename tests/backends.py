@@ -94,6 +94,24 @@ class Backend:
         """What openai-agents' ``clear_session()`` does: items and session row gone."""
         raise NotImplementedError
 
+    # The search index, damaged as a lost trigger or a hand edit would leave it.
+
+    def index_drop(self, row_id: int) -> None:
+        """Delete the index row of item ``row_id`` (of a title: minus its seq)."""
+        raise NotImplementedError
+
+    def index_set_owner(self, item_id: int, user_id: str | None) -> None:
+        """Give item ``item_id``'s index row the owner tokens of ``user_id`` (or none)."""
+        raise NotImplementedError
+
+    def index_add(self, row_id: int, text: str, user_id: str, session_id: str) -> None:
+        """Add an index row ``row_id`` of ``text``, searchable by ``user_id`` in ``session_id``."""
+        raise NotImplementedError
+
+    def index_rows(self) -> int:
+        """How many rows the search index has."""
+        raise NotImplementedError
+
 
 class SQLiteBackend(Backend):
     """A file in a temporary folder."""
@@ -150,6 +168,22 @@ class SQLiteBackend(Backend):
         """What openai-agents' ``clear_session()`` does: items and session row gone."""
         self._query("DELETE FROM agent_messages WHERE session_id = ?", session_id)
         self._query("DELETE FROM agent_sessions WHERE session_id = ?", session_id)
+
+    def index_drop(self, row_id: int) -> None:
+        self._query("DELETE FROM sessions_dal_search WHERE rowid = ?", row_id)
+
+    def index_set_owner(self, item_id: int, user_id: str | None) -> None:
+        self._query("UPDATE sessions_dal_search SET owner = coalesce('u' || hex(?) || ' s' || "
+                    "(SELECT hex(session_id) FROM agent_messages WHERE id = ?), '') "
+                    "WHERE rowid = ?", user_id, item_id, item_id)
+
+    def index_add(self, row_id: int, text: str, user_id: str, session_id: str) -> None:
+        self._query("INSERT INTO sessions_dal_search (rowid, words, owner) "
+                    "VALUES (?, ?, 'u' || hex(?) || ' s' || hex(?))",
+                    row_id, text, user_id, session_id)
+
+    def index_rows(self) -> int:
+        return int(self._query("SELECT count(*) FROM sessions_dal_search")[0][0])
 
     def _query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -253,6 +287,22 @@ class PostgresBackend(Backend):
         with self._connect() as conn, conn.transaction():
             conn.execute("DELETE FROM agent_messages WHERE session_id = %s", [session_id])
             conn.execute("DELETE FROM agent_sessions WHERE session_id = %s", [session_id])
+
+    def index_drop(self, row_id: int) -> None:
+        self._query("DELETE FROM sessions_dal_search WHERE item_id = %s", row_id)
+
+    def index_set_owner(self, item_id: int, user_id: str | None) -> None:
+        self._query("UPDATE sessions_dal_search SET words = ts_filter(words, '{a,b,c,d}') "
+                    "|| sessions_dal_owner(%s, session_id) WHERE item_id = %s",
+                    user_id, item_id)
+
+    def index_add(self, row_id: int, text: str, user_id: str, session_id: str) -> None:
+        self._query("INSERT INTO sessions_dal_search (item_id, session_id, words) VALUES "
+                    "(%s, %s, to_tsvector('simple', %s) || sessions_dal_owner(%s, %s))",
+                    row_id, session_id, text, user_id, session_id)
+
+    def index_rows(self) -> int:
+        return int(self._query("SELECT count(*) FROM sessions_dal_search")[0][0])
 
     def _connect(self, schema: str | None = "") -> Any:
         import psycopg

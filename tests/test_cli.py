@@ -457,6 +457,26 @@ def test_check(filled: Path) -> None:
     assert as_json_code(filled, "check")["ok"] is False
 
 
+def test_check_finds_a_damaged_search_index_and_reindex_repairs_it(filled: Path) -> None:
+    assert as_json(filled, "reindex") == {"repaired": 0}
+    conn = sqlite3.connect(filled / "sessions.db")
+    conn.execute("DELETE FROM sessions_dal_search WHERE rowid = 3")  # alice's "train?"
+    conn.commit()
+    conn.close()
+    result = cli(filled, "check")
+    assert result.returncode == 1
+    assert result.stdout.startswith("search index: 1 item(s) with words have no row in it "
+                                    "(by item id): 3; run 'sessions-dal reindex'")
+    done = cli(filled, "reindex")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("reindexed 'sessions.db' in ")
+    assert done.stdout.endswith(": 1 index row(s) repaired\n")
+    assert "search index: items: 100%" in done.stderr  # progress, as migrate shows it
+    assert ok(filled, "check").strip() == "ok"
+    assert ok(filled, "search", "alice", "train").splitlines() == ["trip  [train]?"]
+    assert "no database at" in fails(filled, "--db", "nowhere.db", "reindex")
+
+
 def as_json_code(cwd: Path, *args: str) -> Any:
     return json.loads(cli(cwd, *args, "--json").stdout)
 
@@ -464,7 +484,7 @@ def as_json_code(cwd: Path, *args: str) -> Any:
 @pytest.mark.parametrize(
     "command",
     [["info"], ["users"], ["sessions", "alice"], ["show", "x"], ["delete", "a", "x"],
-     ["delete-user", "a", "--yes"], ["export"], ["check"]],
+     ["delete-user", "a", "--yes"], ["export"], ["check"], ["reindex"]],
 )
 def test_read_commands_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
     message = fails(tmp_path, *command)

@@ -208,7 +208,7 @@ def test_a_read_only_role_can_read_everything_and_write_nothing(roles: Roles,
     applied = ok(tmp_path, "--db", roles.url(roles.owner), "grant", roles.app, "--read-only",
                  "--apply")
     assert applied.splitlines()[-1].startswith("-- applied in one transaction on ")
-    assert "INSERT" not in applied and "EXECUTE" not in applied
+    assert "INSERT" not in applied and "UPDATE" not in applied and "DELETE" not in applied
     reader = roles.url(roles.app)
     with SessionRepository(reader, read_only=True) as repo:
         [bobs] = repo.get_sessions("bob")

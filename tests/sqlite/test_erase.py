@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -9,8 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from agents_schema import write_like_agents
 
-from sessions_dal import SessionRepository
+from sessions_dal import Session, SessionRepository
 
 
 def traces(db_path: Path, marker: bytes) -> dict[str, int]:
@@ -108,3 +110,79 @@ def test_deleted_words_are_gone_from_the_search_index(db_path: Path, delete: str
         assert repo.search("alice", word) == []
         assert traces(db_path, word.encode()) == {"db": 0, "-wal": 0}
         assert len(repo.search("bob", "bob", limit=None)) == 300
+
+
+def fill_items(session: Session, marker: str) -> None:
+    """``fill``'s items, in a session of any owner (or none)."""
+    session.add_items([{"content": f"{marker} " + "y" * 3000} for _ in range(5)])
+    session.add_items([f"{marker} {n}" for n in range(20)])
+    session.add_items([{"content": f"{marker} " + "z" * 9000}, f"{marker} é ü ✓"])
+
+
+def _replacement(session_id: str) -> list[str]:
+    """An export holding session ``session_id`` of alice's with other words."""
+    with SessionRepository(":memory:") as other:
+        other.create_session("alice", session_id=session_id,
+                             metadata={"title": "new"}).add_items(["new words"])
+        out = io.StringIO()
+        other.export_to(out)
+    return out.getvalue().splitlines(keepends=True)
+
+
+REMOVALS: dict[str, Callable[[SessionRepository, Session], object]] = {
+    "delete_unowned_session": lambda repo, s: repo.delete_unowned_session(s.session_id),
+    "import --replace": lambda repo, s: repo.import_from(_replacement(s.session_id),
+                                                         replace=True),
+    "clear_session": lambda repo, s: s.clear_session(),
+}
+
+
+@pytest.mark.parametrize("removal", REMOVALS)
+def test_every_path_that_removes_a_sessions_items_erases_them(db_path: Path,
+                                                              removal: str) -> None:
+    marker = f"MARK-{uuid.uuid4().hex}"
+    word = marker.split("-")[1]  # as the index keeps it: lower case, alone
+    with SessionRepository(db_path) as repo:
+        if removal == "delete_unowned_session":
+            write_like_agents(db_path, "agents", [])
+            session = repo.get_unowned_session("agents")
+            assert session is not None
+        elif removal == "import --replace":
+            session = repo.create_session("carol", metadata={"title": f"{marker} trip"})
+        else:
+            session = repo.create_session("alice", metadata={"title": "kept"})
+        fill_items(session, marker)
+        bob = repo.create_session("bob", metadata={"title": "bob"})
+        bob.add_items(["x" * 100] * 500)  # around hers, as in the test above
+        if removal != "delete_unowned_session":
+            assert len(repo.search(session.user_id or "", word, limit=None)) >= 27
+        assert traces(db_path, word.encode())["-wal"] > 0
+        REMOVALS[removal](repo, session)
+        assert traces(db_path, marker.encode()) == {"db": 0, "-wal": 0}
+        assert traces(db_path, word.encode()) == {"db": 0, "-wal": 0}
+        assert len(bob.get_items()) == 500 and repo.check() == []
+    assert traces(db_path, word.encode()) == {"db": 0}
+
+
+def test_a_popped_item_is_overwritten_and_its_words_go_at_the_next_erase(
+    db_path: Path,
+) -> None:
+    # The guarantee of pop_item: its text is overwritten in the items table and
+    # in the index's copy before it is deleted (no stale copy stays in free
+    # space), but the index is not merged (a merge rewrites all of it, and
+    # pops are frequent) and the WAL not emptied: the popped words leave the
+    # index's word lists, and the WAL, with the next erasing call.
+    marker = f"MARK-{uuid.uuid4().hex}"
+    word = marker.split("-")[1]
+    text = f"{marker} popped " + "p" * 5000
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice")
+        s.add_items(["before"] * 200 + [{"content": text}])
+        assert s.pop_item() == {"content": text}
+        assert repo.search("alice", word) == [] and repo.check() == []
+    assert traces(db_path, marker.encode()) == {"db": 0}  # checkpointed at close
+    assert traces(db_path, text[-5000:].encode()) == {"db": 0}
+    with SessionRepository(db_path) as repo:
+        repo.create_session("zoe").add_items(["z"])
+        repo.delete_user("zoe")  # the next erasing call
+        assert traces(db_path, word.encode()) == {"db": 0, "-wal": 0}

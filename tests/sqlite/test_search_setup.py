@@ -88,6 +88,8 @@ def test_without_fts5_search_says_so_and_everything_else_works(
         assert s.pop_item() == "rome"
         with pytest.raises(SearchUnavailableError, match="FTS5"):
             repo.search("alice", "rome")
+        with pytest.raises(SearchUnavailableError, match="FTS5"):
+            repo.reindex()
         assert repo.info().schema_version == SCHEMA_VERSION and repo.check() == []
         assert repo.delete_session("alice", s.session_id)
         repo.create_session("alice").add_items(["rome again"])

@@ -14,12 +14,14 @@ public call as a role with exactly these, and checks that each is needed):
 - ``SELECT, INSERT, DELETE`` on openai-agents' messages table (items are never
   updated in place), and ``USAGE`` on its ``id`` sequence;
 - ``SELECT`` on ``sessions_dal_migrations`` (each open reads the version);
-- ``EXECUTE`` on the three functions that trigger calls, which ``PUBLIC``
-  has unless the database revokes it by default.
+- ``EXECUTE`` on the four pure functions that trigger, ``check()`` and
+  ``reindex()`` call, which ``PUBLIC`` has unless the database revokes it by
+  default.
 
 A read-only role (``read_only=True`` repositories, the command line's
-inspection commands) needs ``USAGE`` on the schema and ``SELECT`` on the
-tables. ``agent_user_sessions``' identity sequence needs no right of its own.
+inspection commands) needs ``USAGE`` on the schema, ``SELECT`` on the tables
+and ``EXECUTE`` on those functions (``check()`` computes items' words).
+``agent_user_sessions``' identity sequence needs no right of its own.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ __all__ = ["grant_statements"]
 
 _Conn = psycopg.Connection[Any]
 
-# The functions the ownership trigger (not SECURITY DEFINER) calls as the caller.
+# The functions the ownership trigger (not SECURITY DEFINER) calls as the
+# caller, and check() and reindex() call over items and titles.
 _FUNCTIONS = (
     ("sessions_dal_fold", "text"),
     ("sessions_dal_owner", "text, text"),
     ("sessions_dal_title_words", "text"),
+    ("sessions_dal_words", "text"),
 )
 
 
@@ -69,9 +73,15 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
     everything = (sql.sessions_table, sql.messages_table, "agent_users",
                   "agent_user_sessions", "sessions_dal_search", "sessions_dal_migrations")
     statements = [pg.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(pg.Identifier(schema), to)]
+    functions = pg.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+        pg.SQL(", ").join(
+            pg.SQL("{}({})").format(pg.Identifier(schema, name), pg.SQL(arguments))
+            for name, arguments in _FUNCTIONS),
+        to)
     if read_only:
         statements.append(pg.SQL("GRANT SELECT ON TABLE {} TO {}").format(
             tables(*everything), to))
+        statements.append(functions)  # check() computes items' words
         return statements
     statements += [
         pg.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {}").format(
@@ -89,9 +99,5 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
     if sequence is not None:  # the id of a table made by hand may have none
         statements.append(pg.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
             pg.Identifier(*sequence), to))
-    statements.append(pg.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
-        pg.SQL(", ").join(
-            pg.SQL("{}({})").format(pg.Identifier(schema, name), pg.SQL(arguments))
-            for name, arguments in _FUNCTIONS),
-        to))
+    statements.append(functions)
     return statements

@@ -300,7 +300,11 @@ ANALYZE sessions_dal_search;
 -- openai-agents' tables: cast), so no overload someone adds to a writable
 -- schema can be a better match. The pure helpers (fold, words, owner,
 -- title_words) read no table and stay callable by anyone; the trigger
--- functions are not callable directly (EXECUTE revoked from PUBLIC).
+-- functions are not callable directly (EXECUTE revoked from PUBLIC). words
+-- and title_words become PARALLEL RESTRICTED: their EXCEPTION blocks are
+-- subtransactions, which a parallel worker cannot start (a big check() or
+-- reindex failed with "cannot start subtransactions during a parallel
+-- operation").
 
 -- Folding with a Unicode collation ("sessions_dal_ctype": the runner puts in
 -- ICU's und-x-icu, or C.utf8 where PostgreSQL was built without ICU), not the
@@ -332,7 +336,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
 -- backslash, and # stands for an escaped one in patterns: written so, these
 -- bodies mean the same whatever standard_conforming_strings.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
 DECLARE
     doc jsonb;
     found text;
@@ -376,7 +380,7 @@ RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catal
               ''s'' || encode(convert_to(session_id, ''UTF8''), ''hex'')]), ''A'') END';
 
 CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
 DECLARE
     title jsonb;
 BEGIN

@@ -40,6 +40,16 @@ from ...errors import (
     ReadOnlyDatabaseError,
     SearchUnavailableError,
 )
+from .._index import (
+    EXTRA,
+    INDEX_ITEMS,
+    INDEX_TITLES,
+    MISSING,
+    WRONG_OWNER,
+    WRONG_TITLES,
+    index_problem,
+)
+from .._migrations import in_batches
 from ._connection import Database, describe
 from ._grants import grant_statements
 from ._schema import (
@@ -273,10 +283,7 @@ class PostgresStore:
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
-            raise SearchUnavailableError(
-                f"database {self.description} has no search index yet: open it read-write "
-                "once, or run 'sessions-dal migrate'"
-            )
+            raise self._no_search()
         query = _tsquery(user_id, session_id, terms)
         if query is None:
             return []
@@ -335,6 +342,7 @@ class PostgresStore:
             # Still there, and now ours: a delete_unowned waiting on it sees the owner.
             if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None:
                 raise NotFound(session_id)
+            conn.execute(sql.own_index_rows, (user_id, session_id, user_id))
             return _owned(row)
         owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
         if owner is None:
@@ -460,7 +468,51 @@ class PostgresStore:
                     f"index {index} is missing: queries stay correct but slow; recreate it "
                     "from sessions_dal's schema.sql"
                 )
+        if conn.execute(self._sql.has_search_index, (self._sql.search_table,)).fetchone()[0]:  # type: ignore[index]
+            problems += self._index_problems(conn)
         return problems
+
+    def _index_problems(self, conn: _Conn) -> list[str]:
+        sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        with conn.transaction():  # for SET LOCAL; each statement still reads on its own
+            conn.execute(sql.no_parallel)
+            return [problem for statement, what, parameters in (
+                (sql.index_missing, MISSING, None),
+                (sql.index_extra, EXTRA, None),
+                (sql.index_wrong_owner, WRONG_OWNER, None),
+                (sql.index_wrong_titles, WRONG_TITLES, everything),
+            ) for problem in index_problem(what, conn.execute(statement, parameters))]
+
+    def reindex(self) -> int:
+        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
+            raise self._no_search()
+        sql, repaired = self._sql, 0
+        # In batches, each a transaction of its own that holds the index's lock
+        # (see _sql.SQL.lock_index): writers wait for one batch at most, and
+        # each batch sees a state in which every writer is whole.
+        def batch(statement: str) -> Callable[[int, int], None]:
+            def run(after: int, upto: int) -> None:
+                nonlocal repaired
+                repaired += self._db.write(self._repair, statement, after, upto)
+            return run
+
+        for step, span, statement in ((INDEX_ITEMS, sql.item_range, sql.reindex_items),
+                                      (INDEX_TITLES, sql.title_range, sql.reindex_titles)):
+            first, last = self._db.fetchone(span)
+            in_batches(step, first, last, batch(statement))
+        return repaired
+
+    def _repair(self, conn: _Conn, statement: str, after: int, upto: int) -> int:
+        conn.execute(self._sql.lock_index)
+        conn.execute(self._sql.no_parallel)
+        row = conn.execute(statement, {"after": after, "upto": upto}).fetchone()
+        return int(row[0])  # type: ignore[index]
+
+    def _no_search(self) -> SearchUnavailableError:
+        return SearchUnavailableError(
+            f"database {self.description} has no search index yet: open it read-write "
+            "once, or run 'sessions-dal migrate'"
+        )
 
     def pending_migrations(self) -> list[str]:
         return self._db.read(pending_steps, self._sql)

@@ -111,6 +111,9 @@ class SQL:
             f"UPDATE agent_user_sessions SET {scrub('metadata')} "
             "WHERE session_id = ? AND user_id = ?"
         )
+        self.scrub_owned_anyones = (
+            f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE session_id = ?"
+        )
         self.scrub_user_owned = (
             f"UPDATE agent_user_sessions SET {scrub('metadata')} WHERE user_id = ?"
         )
@@ -201,7 +204,8 @@ class SQL:
             "(SELECT ? WHERE NOT EXISTS "
             "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?))"
         )
-        self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
+        self.items = {True: _ItemSQL(m, owned_key, scrub("message_data"), search_scrub),
+                      False: _ItemSQL(m, unowned_key, scrub("message_data"), search_scrub)}
         """By whether the handle has an owner; the key's parameters are
         (session_id, user_id), or (session_id, session_id) for nobody's."""
         self.insert_item = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
@@ -264,6 +268,97 @@ class SQL:
             "DELETE FROM agent_user_sessions WHERE session_id = ?",
         )
 
+        # -- the search index against what it is derived from: check, reindex -------
+        # An item's words and owner tokens as the triggers of schema.sql
+        # (version 3) index them; NULL words: no row.
+        words = (
+            "(SELECT group_concat(value, ' ') FROM json_tree(m.message_data) "
+            "WHERE type = 'text' AND (key IS NULL OR key NOT IN ("
+            "'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status', "
+            "'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data')))"
+        )
+        # Nobody's: '' as the triggers write it; the version 3 backfill wrote
+        # 'u s' (hex(NULL) is ''), which matches no user either: the same.
+        owner = "CASE WHEN o.user_id IS NULL THEN '' ELSE 'u' || hex(o.user_id) || ' s' || " \
+                "hex(o.session_id) END"
+        stored_owner = "CASE s.owner WHEN 'u s' THEN '' ELSE s.owner END"
+        # check: what is cheap to compare on a big database (no item's words are
+        # computed but those of items without a row); reindex compares it all.
+        self.index_missing = (
+            f"SELECT m.id FROM {m} m WHERE json_valid(m.message_data) AND NOT EXISTS "
+            "(SELECT 1 FROM sessions_dal_search s WHERE s.rowid = m.id) "
+            f"AND {words} IS NOT NULL ORDER BY m.id"
+        )
+        self.index_extra = (
+            "SELECT s.rowid FROM sessions_dal_search s WHERE s.rowid > 0 AND NOT EXISTS "
+            f"(SELECT 1 FROM {m} m WHERE m.id = s.rowid) ORDER BY s.rowid"
+        )
+        self.index_wrong_owner = (
+            f"SELECT m.id FROM {m} m JOIN sessions_dal_search s ON s.rowid = m.id "
+            "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
+            f"WHERE {stored_owner} IS NOT {owner} ORDER BY m.id"
+        )
+        # The rows as the triggers write them: of the items (:after, :upto], and
+        # of the titles of the sessions whose seq is in that range.
+        fresh_items = (
+            f"SELECT m.id, {words} AS words, {owner} AS owner FROM {m} m "
+            "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
+            "WHERE json_valid(m.message_data) AND m.id > :after AND m.id <= :upto"
+        )
+        fresh_titles = (
+            "SELECT -o.seq AS id, json_extract(o.metadata, '$.title') AS words, "
+            f"{owner} AS owner FROM agent_user_sessions o WHERE o.seq > :after "
+            "AND o.seq <= :upto AND json_valid(o.metadata) "
+            "AND json_type(o.metadata, '$.title') = 'text'"
+        )
+
+        def differing(fresh: str, stored: str) -> str:
+            """The row ids where what is stored is not what ``fresh`` says (either way)."""
+            return (
+                f"SELECT f.id FROM ({fresh}) f LEFT JOIN sessions_dal_search s "
+                "ON s.rowid = f.id WHERE f.words IS NOT NULL AND (s.rowid IS NULL "
+                f"OR s.words IS NOT f.words OR {stored_owner} IS NOT f.owner) "
+                f"UNION SELECT s.rowid FROM sessions_dal_search s WHERE {stored} "
+                f"AND s.rowid NOT IN (SELECT id FROM ({fresh}) WHERE words IS NOT NULL)"
+            )
+
+        self.index_differs = {
+            "items": differing(fresh_items, "s.rowid > :after AND s.rowid <= :upto"),
+            "titles": differing(fresh_titles, "s.rowid >= -:upto AND s.rowid < -:after"),
+        }
+        self.index_wrong_titles = (
+            "SELECT coalesce(o.session_id, 'row ' || d.id) FROM ("
+            f"{self.index_differs['titles']}) d LEFT JOIN agent_user_sessions o "
+            "ON o.seq = -d.id ORDER BY 1"
+        )
+        # Rewriting the rows ``:ids`` (a JSON array): overwritten, deleted (as a
+        # delete erases), then inserted again as the triggers would.
+        listed = "rowid IN (SELECT value FROM json_each(:ids))"
+        self.index_rewrite = {
+            name: (
+                f"{search_scrub} WHERE {listed}",
+                f"DELETE FROM sessions_dal_search WHERE {listed}",
+                "INSERT INTO sessions_dal_search (rowid, words, owner) SELECT id, words, owner "
+                f"FROM ({fresh}) "
+                "WHERE words IS NOT NULL AND id IN (SELECT value FROM json_each(:ids))",
+            ) for name, fresh in (("items", fresh_items), ("titles", fresh_titles))
+        }
+        # The ranges to cover: (least, greatest) of what it is derived from,
+        # then of what is stored.
+        self.index_ranges = {
+            "items": (
+                f"SELECT (SELECT min(id) FROM {m}), (SELECT max(id) FROM {m}), "
+                "(SELECT min(rowid) FROM sessions_dal_search WHERE rowid > 0), "
+                "(SELECT max(rowid) FROM sessions_dal_search WHERE rowid > 0)"
+            ),
+            "titles": (
+                "SELECT (SELECT min(seq) FROM agent_user_sessions), "
+                "(SELECT max(seq) FROM agent_user_sessions), "
+                "(SELECT -max(rowid) FROM sessions_dal_search WHERE rowid <= 0), "
+                "(SELECT -min(rowid) FROM sessions_dal_search WHERE rowid <= 0)"
+            ),
+        }
+
     @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
     def search(self, terms: int) -> str:
         """The search for a query of ``terms`` terms.
@@ -313,9 +408,10 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "latest", "latest_before", "mine", "page", "pop")
+    __slots__ = ("all", "clear", "count", "delete_one", "latest", "latest_before", "mine",
+                 "page", "pop", "scrub_all", "scrub_one", "scrub_search_all", "scrub_search_one")
 
-    def __init__(self, messages: str, key: str) -> None:
+    def __init__(self, messages: str, key: str, scrub: str, search_scrub: str) -> None:
         self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"
         self.latest = (
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
@@ -336,9 +432,18 @@ class _ItemSQL:
             (True, False): f"{select} AND id < ? ORDER BY id DESC LIMIT ?",
         }
         self.pop = (
-            f"DELETE FROM {messages} WHERE id = (SELECT id FROM {messages} "
-            f"WHERE session_id = {key} ORDER BY id DESC LIMIT 1) RETURNING id, message_data"
+            f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
+            "ORDER BY id DESC LIMIT 1"
         )
         self.clear = f"DELETE FROM {messages} WHERE session_id = {key}"
         self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"
         self.mine = f"SELECT {key} IS NOT NULL"
+        # Erasing (see SQL.scrub_items): a clear overwrites every text of the
+        # session, and its index rows, before deleting; a pop the one item.
+        self.scrub_all = f"UPDATE {messages} SET {scrub} WHERE session_id = {key}"
+        self.scrub_search_all = (
+            f"{search_scrub} WHERE rowid IN (SELECT id FROM {messages} WHERE session_id = {key})"
+        )
+        self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
+        self.scrub_search_one = f"{search_scrub} WHERE rowid = ?"
+        self.delete_one = f"DELETE FROM {messages} WHERE id = ?"

@@ -10,6 +10,7 @@ the latest item, an import's existence checks) rely on that, and say so.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,16 @@ from ..._store import (
     UserRow,
 )
 from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
+from .._index import (
+    EXTRA,
+    INDEX_ITEMS,
+    INDEX_TITLES,
+    MISSING,
+    WRONG_OWNER,
+    WRONG_TITLES,
+    index_problem,
+)
+from .._migrations import in_batches
 from ._connection import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -233,8 +244,8 @@ class SQLiteStore:
             self._erase_from_index(conn)
         return found, sessions, items
 
-    def _scrub_index(self, conn: sqlite3.Connection, statements: tuple[str, str],
-                     parameters: tuple[str, ...]) -> bool:
+    def _scrub_index(self, conn: sqlite3.Connection, statements: tuple[str, ...],
+                     parameters: Sequence[object]) -> bool:
         """Overwrite the search index's rows of what is deleted; False: no index."""
         if conn.execute(self._sql.has_search_index).fetchone() is None:
             return False
@@ -354,12 +365,23 @@ class SQLiteStore:
         return count
 
     def delete_unowned(self, session_id: str) -> bool:
-        return self._db.write(self._delete_unowned, session_id)
+        deleted = self._db.write(self._delete_unowned, session_id)
+        if deleted:
+            self._db.empty_wal()
+        return deleted
 
     def _delete_unowned(self, conn: sqlite3.Connection, session_id: str) -> bool:
-        if conn.execute(self._sql.delete_unowned, (session_id, session_id)).rowcount == 0:
+        sql = self._sql
+        # Check, then erase as delete_session does: nobody writes in between,
+        # under BEGIN IMMEDIATE.
+        if conn.execute(sql.select_unowned_one, (session_id,)).fetchone() is None:
             return False
-        conn.execute(self._sql.delete_unowned_items, (session_id, session_id))
+        conn.execute(sql.scrub_items, (session_id,))
+        searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
+        conn.execute(sql.delete_unowned_items, (session_id, session_id))
+        conn.execute(sql.delete_unowned, (session_id, session_id))
+        if searchable:
+            self._erase_from_index(conn)
         return True
 
     def claim(self, user_id: str, session_ids: Sequence[str], metadata: str | None,
@@ -437,24 +459,40 @@ class SQLiteStore:
                   decode: Callable[[int, str], _T]) -> tuple[bool, _T | None]:
         # Under BEGIN IMMEDIATE no other pop runs between finding the latest
         # item and deleting it.
-        rows = conn.execute(self._sql.items[owner.user_id is not None].pop,
-                            _key(owner)).fetchall()
+        items = self._sql.items[owner.user_id is not None]
+        rows = conn.execute(items.pop, _key(owner)).fetchall()
         if not rows:
             self._require_owner(conn, owner)
             return False, None
+        item_id = rows[0][0]
         item = decode(*rows[0])  # a corrupt row raises here, and stays
+        # Overwritten, then deleted, as a delete erases; the index is not
+        # merged (a pop is frequent, a merge rewrites the whole index): its
+        # words stay in the index's word lists, found by no search, until the
+        # next erasing call merges it.
+        conn.execute(items.scrub_one, (item_id,))
+        self._scrub_index(conn, (items.scrub_search_one,), (item_id,))
+        conn.execute(items.delete_one, (item_id,))
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True, item
 
     def clear_items(self, owner: Owner, now: datetime) -> bool:
-        return self._db.write(self._clear_items, owner, _text(now))
+        cleared = self._db.write(self._clear_items, owner, _text(now))
+        if cleared:
+            self._db.empty_wal()
+        return cleared
 
     def _clear_items(self, conn: sqlite3.Connection, owner: Owner, now: str) -> bool:
-        sql = self._sql
-        if conn.execute(sql.items[owner.user_id is not None].clear, _key(owner)).rowcount == 0:
+        items = self._sql.items[owner.user_id is not None]
+        # A whole conversation goes: erased as delete_session erases it.
+        if conn.execute(items.scrub_all, _key(owner)).rowcount == 0:
             self._require_owner(conn, owner)
             return False
+        searchable = self._scrub_index(conn, (items.scrub_search_all,), _key(owner))
+        conn.execute(items.clear, _key(owner))
+        if searchable:
+            self._erase_from_index(conn)
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True
@@ -490,7 +528,53 @@ class SQLiteStore:
                          sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
 
     def check(self) -> list[str]:
-        return self._db.read(_check)
+        return self._db.read(self._check)
+
+    def _check(self, conn: sqlite3.Connection) -> list[str]:
+        problems = _check(conn)
+        if problems or not has_fts5(conn) or conn.execute(
+                self._sql.has_search_index).fetchone() is None:
+            return problems  # a damaged file first; an index only with FTS5 to read it
+        sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        return [problem for statement, what, parameters in (
+            (sql.index_missing, MISSING, ()),
+            (sql.index_extra, EXTRA, ()),
+            (sql.index_wrong_owner, WRONG_OWNER, ()),
+            (sql.index_wrong_titles, WRONG_TITLES, everything),
+        ) for problem in index_problem(what, conn.execute(statement, parameters))]
+
+    def reindex(self) -> int:
+        if self._db.fetchone(self._sql.has_search_index, ()) is None:
+            raise self._no_search()
+        repaired = 0
+        # In batches, each a write transaction of its own: SQLite's one writer
+        # at a time means a batch sees every other write whole, and the
+        # triggers keep right what is written between batches.
+        def batch(part: str) -> Callable[[int, int], None]:
+            def run(after: int, upto: int) -> None:
+                nonlocal repaired
+                repaired += self._db.write(self._repair, part, after, upto)
+            return run
+
+        for part, step in (("items", INDEX_ITEMS), ("titles", INDEX_TITLES)):
+            low, high, stored_low, stored_high = self._db.fetchone(self._sql.index_ranges[part])
+            lows = [n for n in (low, stored_low) if n is not None]
+            highs = [n for n in (high, stored_high) if n is not None]
+            if lows:
+                in_batches(step, min(lows), max(highs), batch(part))
+        if repaired:  # what was rewritten or deleted leaves the index, as a delete does
+            self._db.write(self._erase_from_index)
+            self._db.empty_wal()
+        return repaired
+
+    def _repair(self, conn: sqlite3.Connection, part: str, after: int, upto: int) -> int:
+        bounds = {"after": after, "upto": upto}
+        ids = [row[0] for row in conn.execute(self._sql.index_differs[part], bounds)]
+        if ids:
+            listed = {**bounds, "ids": json.dumps(ids)}
+            for statement in self._sql.index_rewrite[part]:
+                conn.execute(statement, listed)
+        return len(ids)
 
     def pending_migrations(self) -> list[str]:
         return self._db.read(pending_steps)
@@ -522,7 +606,20 @@ class SQLiteStore:
             lambda conn, verify: work(_Exporter(conn, self._sql, verify)))
 
     def import_records(self, work: Callable[[Any], _T]) -> _T:
-        return self._db.write(lambda conn: work(_Importer(conn, self._sql)))
+        importer: _Importer | None = None
+
+        def run(conn: sqlite3.Connection) -> _T:
+            nonlocal importer
+            importer = _Importer(conn, self._sql, self._scrub_index)
+            result = work(importer)
+            if importer.replaced_indexed:
+                self._erase_from_index(conn)  # once, for every session replaced
+            return result
+
+        result = self._db.write(run)
+        if importer is not None and importer.replaced:
+            self._db.empty_wal()
+        return result
 
 
 class _Exporter:
@@ -580,8 +677,14 @@ class _Exporter:
 class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
 
-    def __init__(self, conn: sqlite3.Connection, sql: SQL) -> None:
-        self._conn, self._sql = conn, sql
+    def __init__(self, conn: sqlite3.Connection, sql: SQL,
+                 scrub_index: Callable[[sqlite3.Connection, tuple[str, ...], Sequence[object]],
+                                       bool]) -> None:
+        self._conn, self._sql, self._scrub_index = conn, sql, scrub_index
+        self.replaced = False
+        """A session was replaced: its texts erased, the WAL to empty after COMMIT."""
+        self.replaced_indexed = False
+        """... and the search index's rows of it overwritten: the index to merge."""
 
     def add_user(self, user_id: str, created_at: datetime) -> None:
         self._conn.execute(self._sql.insert_user, (user_id, _text(created_at)))
@@ -593,6 +696,13 @@ class _Importer:
         if conn.execute(sql.exists, (session_id, session_id)).fetchone() is not None:
             if not replace:
                 raise IdTaken(session_id)
+            # Erased as delete_session erases (whoever owned it): texts
+            # overwritten first; the index merged once, at the end.
+            conn.execute(sql.scrub_items, (session_id,))
+            conn.execute(sql.scrub_owned_anyones, (session_id,))
+            if self._scrub_index(conn, sql.scrub_search, (session_id,)):
+                self.replaced_indexed = True
+            self.replaced = True
             for statement in sql.delete_anywhere:
                 conn.execute(statement, (session_id,))
         if row.user_id is None:
