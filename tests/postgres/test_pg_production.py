@@ -25,6 +25,7 @@ import pytest
 from backends import POSTGRES_URL
 
 from sessions_dal import SessionRepository
+from sessions_dal.errors import DatabaseError
 
 if POSTGRES_URL is None:  # tests/conftest.py does not even collect this folder then
     pytest.skip("no PostgreSQL server", allow_module_level=True)
@@ -596,3 +597,118 @@ def test_a_slow_reader_of_an_export_is_not_cut_off(database: Database) -> None:
         out = Slow()
         repo.export_to(out)
         assert len(out.getvalue().splitlines()) >= 7
+
+
+@pytest.mark.parametrize(("zone", "utc_hour"), [("CET", 10), ("EET", 9), ("WET", 11),
+                                                 ("Europe/Berlin", 10), ("UTC", 12)])
+def test_summer_times_of_zones_named_like_abbreviations(database: Database, zone: str,
+                                                        utc_hour: int) -> None:
+    # 'CET' as TimeZone is a zone with summer time; as AT TIME ZONE's argument
+    # it is the abbreviation, a fixed +01: read through it, July was an hour off.
+    database.run(f"ALTER DATABASE {database.name} SET TimeZone = '{zone}'")
+    SessionRepository(database.url()).close()
+    with database.connect() as agents:
+        agents.execute("INSERT INTO agent_sessions VALUES "
+                       "('summer', '2026-07-01 12:00', '2026-07-01 12:00')")
+    with SessionRepository(database.url()) as repo:
+        found = repo.get_unowned_session("summer")
+        assert found is not None
+        assert found.created_at == datetime(2026, 7, 1, utc_hour, tzinfo=timezone.utc)
+        out = io.StringIO()
+        repo.export_to(out)
+        repo.import_from(io.StringIO(out.getvalue()), replace=True)
+    assert database.run("SELECT created_at::text FROM agent_sessions") == [
+        ("2026-07-01 12:00:00",)]
+
+
+def test_items_with_ids_a_writer_chose_never_touch_titles(database: Database) -> None:
+    SessionRepository(database.url()).close()
+    role = agents_role(database)
+    with database.connect(role) as agents:
+        # Ids the sequence never gives, chosen to take title rows' keys (-seq).
+        agents.execute("INSERT INTO agent_sessions (session_id) VALUES ('junk')")
+        agents.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                       "SELECT -g, 'junk', '\"x words\"' FROM generate_series(1, 20) g")
+        agents.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                       "VALUES (-21, 'junk', '1')")
+    with SessionRepository(database.url()) as repo:
+        for n in range(25):
+            repo.create_session("alice", metadata={"title": f"trip {n}"})
+        with database.connect(role) as agents:
+            agents.execute("DELETE FROM agent_messages WHERE id < 0")
+        assert len(repo.search("alice", "trip", limit=None)) == 25
+        assert repo.check() == []
+        assert repo.reindex() == 0
+
+
+def test_an_item_at_the_tsvector_limit_is_stored_unindexed(database: Database) -> None:
+    # 65,535 lexemes of 12 letters fit a tsvector (1,048,560 of its 1,048,575
+    # bytes), and the owner's lexemes would pass its limit.
+    words = " ".join(f"w{n:011x}" for n in range(65_535))
+    with SessionRepository(database.url()) as repo, database.connect() as agents:
+        session = repo.create_session("alice")
+        session.add_items([{"content": words}, {"content": "small words"}])
+        append_like_agents(agents, "theirs", [json_text({"content": words})])
+        claimed = repo.claim_session("alice", "theirs")
+        assert len(session.get_items()) == 2 and len(claimed.get_items()) == 1
+        assert [h.item for h in repo.search("alice", "words")] == [{"content": "small words"}]
+
+
+def json_text(item: Any) -> str:
+    import json
+
+    return json.dumps(item)
+
+
+@pytest.mark.parametrize("setting", ["client_encoding = 'LATIN1'",
+                                     "client_encoding = 'SQL_ASCII'",
+                                     "quote_all_identifiers = on",
+                                     "plpgsql.extra_errors = 'all'",
+                                     "plpgsql.extra_warnings = 'all'"])
+def test_more_settings_a_database_may_have(database: Database, setting: str) -> None:
+    database.run(f"ALTER DATABASE {database.name} SET {setting}")
+    with SessionRepository(database.url()) as repo, database.connect() as agents:
+        s = repo.create_session("Zoë", metadata={"title": "Ωmega trip"})
+        s.add_items([{"content": "ça marche, Ωmega"}])
+        append_like_agents(agents, "theirs", ['{"content": "déjà"}'])
+        assert repo.claim_session("Zoë", "theirs").get_items() == [{"content": "déjà"}]
+        assert len(repo.search("Zoë", "ωMEGA")) == 2 and len(repo.search("Zoë", "deja")) == 1
+    with SessionRepository(database.url(), read_only=True) as repo:
+        assert [u.user_id for u in repo.get_users()] == ["Zoë"]
+
+
+@pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1"])
+def test_a_database_that_cannot_hold_unicode_is_refused_at_open(encoding: str) -> None:
+    made = Database(ENCODING=encoding, LC_COLLATE="C", LC_CTYPE="C")
+    try:
+        for read_only in (False, True):
+            with pytest.raises(DatabaseError, match=f"encoded {encoding} .*WITH ENCODING 'UTF8'"):
+                SessionRepository(made.url(), read_only=read_only)
+    finally:
+        made.drop()
+
+
+def test_triggers_that_cannot_fire_are_refused_at_open(database: Database) -> None:
+    database.run(f"ALTER DATABASE {database.name} SET session_replication_role = replica")
+    with pytest.raises(DatabaseError, match="session_replication_role is 'replica'"):
+        SessionRepository(database.url())
+
+
+def test_an_empty_search_path_names_no_schema(database: Database) -> None:
+    database.run(f"ALTER DATABASE {database.name} SET search_path = ''")
+    for read_only in (False, True):
+        with pytest.raises(ValueError, match="names no schema"):
+            SessionRepository(database.url(), read_only=read_only)
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://app:ab/cdsecret@127.0.0.1:1/db",
+    "postgresql://app:s3cr@tsecret@127.0.0.1:1/db",
+])
+def test_a_password_with_unencoded_characters_is_never_shown(url: str) -> None:
+    from sessions_dal.backends.postgres._connection import describe
+
+    with pytest.raises(ValueError, match="percent-encoded") as caught:
+        SessionRepository(url)
+    assert "secret" not in str(caught.value)
+    assert "secret" not in describe(url)

@@ -58,6 +58,12 @@ _BAD_OPTION = re.compile(r"(invalid \w+ value: \"[^\"]*\"|bad value for \w+: '[^
 
 def _parse(url: str) -> dict[str, Any]:
     """The URL's parts, or ``ValueError`` saying what is wrong (never quoting the URL)."""
+    if _misread(url):
+        raise ValueError(
+            "path is not a valid PostgreSQL URL: its user or password holds an '@' or a "
+            "'/' as it is, which moves the host and database into the password; write "
+            "them percent-encoded (@ as %40, / as %2F, : as %3A)"
+        )
     problem = None
     try:
         return psycopg.conninfo.conninfo_to_dict(url)
@@ -70,12 +76,27 @@ def _parse(url: str) -> dict[str, Any]:
     )
 
 
+def _misread(url: str) -> bool:
+    """Whether libpq would read part of the password as the host, port or database.
+
+    A password with an unencoded ``/`` ends the host part early (the rest of
+    the password becomes the database name), and a second ``@`` puts the end
+    of the password into the host name: messages would then show it.
+    """
+    rest = url.split("://", 1)[-1].split("?", 1)[0]
+    netloc, _, path = rest.partition("/")
+    return netloc.count("@") > 1 or "@" in path
+
+
 def describe(url: str) -> str:
     """The URL without its password, as messages show it."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         return "postgresql://…"
+    if _misread(url) or not all(part.isdigit() for part in
+                                str(info.get("port") or "0").split(",")):
+        return "postgresql://…"  # the parts may hold pieces of the password
     host = info.get("host", "") or ""
     port = f":{info['port']}" if info.get("port") else ""
     user = f"{info['user']}@" if info.get("user") else ""
@@ -84,8 +105,7 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{host}{port}/{info.get('dbname', '') or ''}{options}"
 
 
-# Set on every connection, session-wide, in one statement (its subquery reads
-# the starting zone first):
+# Set on every connection, session-wide, in one statement:
 # - search_path: pg_catalog, pg_temp. Every table of ours is named with its
 #   schema (see _sql.py), so no name, function or operator resolves to one
 #   another role created in a schema it may write to; pg_temp last, so that a
@@ -97,22 +117,22 @@ def describe(url: str) -> str:
 #   (lock_timeout) bounds waiting; a large write, a prune or a migration must
 #   not be cut short halfway through. idle_in_transaction_session_timeout 0:
 #   an export's snapshot waits while the caller's code takes each line.
-# - TimeZone UTC: psycopg returns timestamptz values in datetime.timezone.utc,
-#   as the library hands them out, with no conversion per value.
+# - TimeZone is left as the connection starts: openai-agents' naive times are
+#   local times of that zone (see _sql.py); timestamptz values come back in
+#   it, and the store converts them to UTC.
 # - DateStyle, IntervalStyle: ISO; times travel as text in keyset pages.
-# - standard_conforming_strings on: the schema's literals hold backslashes.
+# - standard_conforming_strings on: the schema's literals hold backslashes;
+#   quote_all_identifiers off: type names are compared as format_type spells them.
 _PINNED = (
-    "SELECT set_config('sessions_dal.zone', start.zone, false), "
-    "set_config('search_path', 'pg_catalog, pg_temp', false), "
+    "SELECT set_config('search_path', 'pg_catalog, pg_temp', false), "
     "set_config('default_transaction_isolation', 'read committed', false), "
     "set_config('statement_timeout', '0', false), "
     "set_config('idle_in_transaction_session_timeout', '0', false), "
     "set_config('lock_timeout', %s, false), "
-    "set_config('TimeZone', 'UTC', false), "
     "set_config('DateStyle', 'ISO, MDY', false), "
     "set_config('IntervalStyle', 'postgres', false), "
-    "set_config('standard_conforming_strings', 'on', false) "
-    "FROM (SELECT current_setting('TimeZone') AS zone OFFSET 0) AS start"
+    "set_config('standard_conforming_strings', 'on', false), "
+    "set_config('quote_all_identifiers', 'off', false)"
 )
 
 
@@ -137,7 +157,10 @@ class Database:
         # server's timeout of a millisecond would cancel even the statement
         # that pins the rest (_PINNED).
         options = f"{given.get('options') or ''} -c statement_timeout=0".strip()
-        self._kwargs: dict[str, Any] = {"autocommit": True, "options": options}
+        # client_encoding UTF8: psycopg encodes and decodes text in it whatever the
+        # server's or role's default (LATIN1, SQL_ASCII) would be.
+        self._kwargs: dict[str, Any] = {"autocommit": True, "options": options,
+                                        "client_encoding": "UTF8"}
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, timeout=self._wait,
             kwargs=self._kwargs, configure=self._configure, name="sessions_dal",
@@ -178,9 +201,7 @@ class Database:
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         # What the statements rely on, whatever the server's, database's or
         # role's defaults (one round trip, see _PINNED). Whole milliseconds, at
-        # least 1: lock_timeout 0 would mean "wait forever". The zone the
-        # connection started in is kept (sessions_dal.zone) for openai-agents'
-        # naive times before TimeZone becomes UTC.
+        # least 1: lock_timeout 0 would mean "wait forever".
         conn.execute(_PINNED, [f"{max(1, math.ceil(self.busy_timeout * 1000))}ms"])
         self._extra_configure(conn)
         # Not pinned off: a server or database made read-only on purpose stays so.
@@ -644,7 +665,8 @@ def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoR
     if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
         raise ReadOnlyDatabaseError(
             f"database {path} cannot be written ({exc.diag.message_primary or exc}): the "
-            "server is read-only; nothing was changed"
+            "server is a read-only standby, or default_transaction_read_only is on for the "
+            "database or role; nothing was changed"
         ) from exc
     if isinstance(exc, pg_errors.InsufficientPrivilege):
         raise ReadOnlyDatabaseError(

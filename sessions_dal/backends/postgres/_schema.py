@@ -21,7 +21,12 @@ from typing import Any
 
 import psycopg
 
-from ...errors import IncompatibleSchemaError, MigrationError, SchemaVersionError
+from ...errors import (
+    DatabaseError,
+    IncompatibleSchemaError,
+    MigrationError,
+    SchemaVersionError,
+)
 from .._migrations import VERSION_TABLE, Migration, in_batches, is_batched, read_migrations
 from ._sql import SQL, quote
 
@@ -29,6 +34,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "apply_migrations",
+    "check_server",
     "create_stand_ins",
     "first_schema",
     "inspect",
@@ -46,6 +52,33 @@ _LOCK_KEY = int.from_bytes(b"sessions", "big") >> 1
 _Conn = psycopg.Connection[Any]
 
 
+def check_server(conn: _Conn, path: str) -> None:
+    """Refuse, at open, a database whose settings no connection can override.
+
+    Its encoding must be UTF8 (search folds words with Unicode's rules, and
+    SQL_ASCII or LATIN1 cannot hold every item); ``session_replication_role``
+    (which only a superuser can change) must let triggers fire, or
+    openai-agents' writes would never reach the search index or the sessions'
+    last activity.
+    """
+    encoding, role = conn.execute(
+        "SELECT current_setting('server_encoding'), "
+        "current_setting('session_replication_role')").fetchone()  # type: ignore[misc]
+    if encoding != "UTF8":
+        raise DatabaseError(
+            f"database {path} is encoded {encoding} (server_encoding), and sessions_dal needs "
+            "UTF8 to keep any text: use a database created WITH ENCODING 'UTF8' (copy one "
+            "over with sessions-dal export and import)"
+        )
+    if role != "origin":
+        raise DatabaseError(
+            f"database {path}: session_replication_role is {role!r} for this connection, so "
+            "no trigger fires and the search index and last-activity times would drift; "
+            "have a superuser reset it (ALTER ROLE name RESET session_replication_role, or "
+            "the same for the database)"
+        )
+
+
 def first_schema(conn: _Conn) -> tuple[str, bool]:
     """The schema the repository uses, and whether it exists yet.
 
@@ -57,6 +90,8 @@ def first_schema(conn: _Conn) -> tuple[str, bool]:
     """
     path, user = conn.execute("SELECT current_setting('search_path'), current_user").fetchone()  # type: ignore[misc]
     for name in _path_entries(path):
+        if not name:  # '' names nothing
+            continue
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
                               [user if name == "$user" else name]).fetchone() is not None
         if name == "$user":
@@ -132,6 +167,11 @@ def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...]
     conn.execute("BEGIN")
     try:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        # PL/pgSQL's optional checks, for this transaction: a server that turns
+        # them into errors (plpgsql.extra_errors) must not refuse the released
+        # versions' function bodies.
+        conn.execute("SELECT set_config('plpgsql.extra_errors', 'none', true), "
+                     "set_config('plpgsql.extra_warnings', 'none', true)")
         schema = quote(sql.schema)
         if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
                         [sql.schema]).fetchone() is None:

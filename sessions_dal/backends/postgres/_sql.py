@@ -18,7 +18,7 @@ from collections.abc import Collection
 
 from psycopg import sql as pg
 
-__all__ = ["OWN_TABLES", "SQL", "ZONE", "quote"]
+__all__ = ["OWN_TABLES", "SQL", "quote"]
 
 OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
               "sessions_dal_migrations")
@@ -32,11 +32,6 @@ _DEFAULT_NAMES = re.compile(
     r"|sessions_dal_migrations)\b(?!\()|\b(sessions_dal_\w+)(?=\()|'(idx_\w+)'::regclass"
     r"|\b(idx_agent_messages_session_created_id)\b"
 )
-
-ZONE = "current_setting('sessions_dal.zone')"
-"""The TimeZone a connection started with (the server's, database's or role's, or
-the URL's): openai-agents' naive ``timestamp`` columns hold local times of that
-zone, as ``SQLAlchemySession`` writes them; our connections themselves run in UTC."""
 
 WORDS_OF = "ts_filter({0}, '{{a,b,c,d}}')"
 """An index row's words: its lexemes with positions (schema.sql, version 3)."""
@@ -87,16 +82,18 @@ class SQL:
         # ties fall back to that order. Each is a range scan of an index.
         orders = {"created": ("created_at", "seq"), "updated": ("updated_at", "created_at", "seq")}
         # openai-agents' naive timestamps hold local times of the zone its
-        # connections run in, which SQLAlchemySession's defaults write
-        # (CURRENT_TIMESTAMP): ours are written in that zone too (ZONE), so the
-        # two libraries' items interleave by their real times, and read as
-        # instants in it. One that is not finite reads as the epoch, as an
-        # unreadable one does on SQLite.
+        # connections run in, where SQLAlchemySession's defaults write them
+        # (CURRENT_TIMESTAMP). Ours run in the zone they start in (the server's,
+        # database's or role's TimeZone, or the URL's) and convert with plain
+        # casts, as SQLAlchemySession's writes do: the two libraries' items
+        # interleave by their real times, and read back as the right instants,
+        # whatever the zone (also 'CET', which AT TIME ZONE would read as a
+        # fixed abbreviation, without summer time). One that is not finite
+        # reads as the epoch, as an unreadable one does on SQLite.
         agents_time = (
-            "coalesce(CASE WHEN isfinite(a.{0}) THEN a.{0} AT TIME ZONE "
-            + ZONE + " END, 'epoch')"
+            "coalesce(CASE WHEN isfinite(a.{0}) THEN a.{0}::timestamptz END, 'epoch')"
         )
-        utc_now = f"(now() AT TIME ZONE {ZONE})"
+        agents_now = "(now()::timestamp)"
         unowned = (
             f"FROM {s} a WHERE NOT EXISTS "
             f"(SELECT 1 FROM {owners} o WHERE o.session_id = a.session_id)"
@@ -120,7 +117,7 @@ class SQL:
         )
         self.insert_agent_session = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
-            f"VALUES (%s, {utc_now}, {utc_now}) ON CONFLICT (session_id) DO NOTHING"
+            f"VALUES (%s, {agents_now}, {agents_now}) ON CONFLICT (session_id) DO NOTHING"
         )
         self.select_one = (
             f"SELECT {columns} FROM {owners} WHERE session_id = %s AND user_id = %s"
@@ -217,7 +214,7 @@ class SQL:
             )
         self.prune_unowned_candidates = (
             f"SELECT a.session_id, a.updated_at {unowned} AND isfinite(a.updated_at) "
-            f"AND a.updated_at < (%s::timestamptz AT TIME ZONE {ZONE}) ORDER BY a.updated_at"
+            "AND a.updated_at < %s::timestamptz::timestamp ORDER BY a.updated_at"
         )
         # Ownership rows locked in one order (of session_id), then agent_sessions'.
         self.lock_owned_as_found = (
@@ -299,22 +296,22 @@ class SQL:
         self.insert_item = (
             f"INSERT INTO {m} (session_id, message_data, created_at) VALUES (%s, %s, %s)"
         )
-        locked_now = f"clock_timestamp() AT TIME ZONE {ZONE}"
+        locked_now = "clock_timestamp()::timestamp"
         self.local_now = f"SELECT {locked_now}"
         # Inserts the session's row if openai-agents' clear_session() removed it,
         # else locks it (and moves its updated_at, as SQLAlchemySession does).
         self.upsert_agent_session = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
-            f"VALUES (%s, {utc_now}, {utc_now}) "
-            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} "
+            f"VALUES (%s, {agents_now}, {agents_now}) "
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {agents_now} "
             f"RETURNING {locked_now}"
         )
         self.touch_and_upsert = (
             f"WITH owned AS (UPDATE {owners} SET updated_at = %s "
             "WHERE session_id = %s AND user_id = %s RETURNING session_id) "
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
-            f"SELECT session_id, {utc_now}, {utc_now} FROM owned "
-            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {utc_now} "
+            f"SELECT session_id, {agents_now}, {agents_now} FROM owned "
+            f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {agents_now} "
             f"RETURNING {locked_now}"
         )
         self.touch = (
@@ -350,7 +347,7 @@ class SQL:
             f"SELECT id, message_data, created_at::text FROM {m} WHERE session_id = %s "
             "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
         )
-        given = f"coalesce(%s::timestamptz AT TIME ZONE {ZONE}, {utc_now})"
+        given = f"coalesce(%s::timestamptz::timestamp, {agents_now})"
         self.insert_unowned = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"VALUES (%s, {given}, {given}) ON CONFLICT (session_id) DO NOTHING"
@@ -371,7 +368,8 @@ class SQL:
         # anti-join (6 s instead of 0.1 s for 100,000 items).
         self.index_missing = (
             f"WITH unindexed AS MATERIALIZED (SELECT m.id, m.message_data FROM {m} m "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {search_table} s WHERE s.item_id = m.id)) "
+            f"WHERE m.id > 0 AND NOT EXISTS "
+            f"(SELECT 1 FROM {search_table} s WHERE s.item_id = m.id)) "
             f"SELECT id FROM unindexed WHERE {words_fn}(message_data) <> ''::tsvector "
             "ORDER BY id"
         )
@@ -382,7 +380,7 @@ class SQL:
         # Rows whose owner lexemes (or session) differ, confirmed against the row
         # as reindex would write it: a word equal to an owner lexeme merges with it.
         self.index_wrong_owner = (
-            f"SELECT m.id FROM {search_table} s JOIN {m} m ON m.id = s.item_id "
+            f"SELECT m.id FROM {search_table} s JOIN {m} m ON m.id = s.item_id AND m.id > 0 "
             f"LEFT JOIN {owners} o ON o.session_id = m.session_id "
             f"WHERE (s.session_id <> m.session_id OR {OWNER_OF.format('s.words')} <> {owner}) "
             f"AND (s.session_id <> m.session_id "
@@ -394,7 +392,7 @@ class SQL:
         fresh_items = (
             f"SELECT m.id AS item_id, m.session_id, m.w || {owner} AS words "
             f"FROM (SELECT id, session_id, {words_fn}(message_data) AS w "
-            f"FROM {m} WHERE id > %(after)s AND id <= %(upto)s) m "
+            f"FROM {m} WHERE id > %(after)s AND id <= %(upto)s AND id > 0) m "
             f"LEFT JOIN {owners} o ON o.session_id = m.session_id "
             "WHERE m.w <> ''::tsvector"
         )
@@ -426,12 +424,12 @@ class SQL:
             )
 
         self.reindex_items = repair(
-            fresh_items, "s.item_id > %(after)s AND s.item_id <= %(upto)s")
+            fresh_items, "s.item_id > %(after)s AND s.item_id <= %(upto)s AND s.item_id > 0")
         self.reindex_titles = repair(
             fresh_titles, "s.item_id >= -%(upto)s AND s.item_id < -%(after)s")
         # The ranges to cover: what is stored, and what it is derived from.
         self.item_range = (
-            f"SELECT least((SELECT min(id) FROM {m}), "
+            f"SELECT least((SELECT min(id) FROM {m} WHERE id > 0), "
             f"(SELECT min(item_id) FROM {search_table} WHERE item_id > 0)), "
             f"greatest((SELECT max(id) FROM {m}), (SELECT max(item_id) FROM {search_table}))"
         )

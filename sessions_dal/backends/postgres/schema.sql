@@ -304,7 +304,11 @@ ANALYZE sessions_dal_search;
 -- and title_words become PARALLEL RESTRICTED: their EXCEPTION blocks are
 -- subtransactions, which a parallel worker cannot start (a big check() or
 -- reindex failed with "cannot start subtransactions during a parallel
--- operation").
+-- operation"). Items whose id is 0 or less, which the sequence never gives
+-- but a writer may choose, are not indexed: titles are indexed under minus
+-- their session's seq, and such an item's row could take a title's key (its
+-- insert failed every later titled create_session) or its delete a title's
+-- row. A vector too near tsvector's limit to take the owner lexemes is none.
 
 -- Folding with a Unicode collation ("sessions_dal_ctype": the runner puts in
 -- ICU's und-x-icu, or C.utf8 where PostgreSQL was built without ICU), not the
@@ -339,7 +343,8 @@ CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
 LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
 DECLARE
     doc jsonb;
-    found text;
+    strings_found text;
+    result tsvector;
 BEGIN
     item := replace(replace(item, chr(92) || chr(92), chr(92) || ''u005c''),
                     chr(92) || ''u0000'', chr(92) || ''u0020'');
@@ -354,7 +359,7 @@ BEGIN
             || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
             chr(92) || ''u0020'', ''g'')::jsonb;
     END;
-    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
+    SELECT string_agg(value #>> ''{}'', '' '') INTO strings_found FROM (
         SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
             ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
                && @.key != "call_id" && @.key != "item_id" && @.key != "response_id"
@@ -367,8 +372,15 @@ BEGIN
         UNION ALL
         SELECT doc WHERE jsonb_typeof(doc) = ''string''
     ) AS strings;
-    RETURN to_tsvector(''simple'', regexp_replace(sessions_dal_fold(coalesce(found, '''')),
+    result := to_tsvector(''simple'', regexp_replace(
+        sessions_dal_fold(coalesce(strings_found, '''')),
         ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
+    -- Room for the owner lexemes the triggers add (ids of 255 characters at
+    -- most): a vector at tsvector''s limit (1 MB) would make the write fail.
+    IF pg_column_size(result) > 1048575 - 8192 THEN
+        RETURN ''''::tsvector;
+    END IF;
+    RETURN result;
 EXCEPTION WHEN others THEN
     RETURN ''''::tsvector;
 END';
@@ -383,6 +395,7 @@ CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvec
 LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
 DECLARE
     title jsonb;
+    result tsvector;
 BEGIN
     metadata := replace(replace(metadata, chr(92) || chr(92), chr(92) || ''u005c''),
                         chr(92) || ''u0000'', chr(92) || ''u0020'');
@@ -398,8 +411,11 @@ BEGIN
             chr(92) || ''u0020'', ''g'')::jsonb -> ''title'';
     END;
     IF jsonb_typeof(title) = ''string'' THEN
-        RETURN to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
+        result := to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
             ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
+        IF pg_column_size(result) <= 1048575 - 8192 THEN  -- room for the owner lexemes
+            RETURN result;
+        END IF;
     END IF;
     RETURN ''''::tsvector;
 EXCEPTION WHEN others THEN
@@ -434,11 +450,15 @@ END';
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
 DECLARE
-    found tsvector := sessions_dal_words(NEW.message_data::text);
+    item_words tsvector;
 BEGIN
-    IF found <> '''' THEN
+    IF NEW.id <= 0 THEN  -- not an id the sequence gives: never a title row''s key
+        RETURN NULL;
+    END IF;
+    item_words := sessions_dal_words(NEW.message_data::text);
+    IF item_words <> '''' THEN
         INSERT INTO sessions_dal_search (item_id, session_id, words)
-        SELECT NEW.id, NEW.session_id, found || sessions_dal_owner(
+        SELECT NEW.id, NEW.session_id, item_words || sessions_dal_owner(
             (SELECT user_id::text FROM agent_user_sessions
              WHERE session_id = NEW.session_id::text),
             NEW.session_id::text);
@@ -449,7 +469,7 @@ END';
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
 BEGIN
-    DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone);
+    DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone WHERE id > 0);
     RETURN NULL;
 END';
 
@@ -499,7 +519,7 @@ SELECT id, session_id, words || sessions_dal_owner(user_id::text, session_id::te
     SELECT m.id, m.session_id, o.user_id, sessions_dal_words(m.message_data::text) AS words
     FROM agent_messages AS m LEFT JOIN agent_user_sessions AS o
         ON o.session_id = m.session_id::text
-    WHERE m.id > :after AND m.id <= :upto AND (strpos(m.message_data, chr(92) || 'u') > 0
+    WHERE m.id > :after AND m.id <= :upto AND m.id > 0 AND (strpos(m.message_data, chr(92) || 'u') > 0
         OR m.message_data ~ replace('([^[:space:][:punct:]]|#u[0-9a-fA-F]{4}){114}',
                                     '#', chr(92) || chr(92)))
 ) AS indexed

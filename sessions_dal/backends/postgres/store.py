@@ -55,6 +55,7 @@ from ._grants import grant_statements
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,
+    check_server,
     create_stand_ins,
     first_schema,
     inspect,
@@ -91,18 +92,24 @@ class PostgresStore:
         # are checked here, before connecting.
         self._sql = SQL("public", sessions_table, messages_table)
 
+        stand_ins: list[Sequence[str]] = []  # a read-only repository's, found once
+
         def first(conn: _Conn) -> None:
+            check_server(conn, path)
             schema, exists = first_schema(conn)
             self._sql = SQL(schema, sessions_table, messages_table)
-            if read_only:
-                self._sql = SQL(schema, sessions_table, messages_table,
-                                missing_tables(conn, path, self._sql) if exists
-                                else ("agent_sessions", "agent_messages", "agent_users",
-                                      "agent_user_sessions"))
+            if not exists:
+                stand_ins.append(("agent_sessions", "agent_messages", "agent_users",
+                                  "agent_user_sessions"))
 
         def configure(conn: _Conn) -> None:
-            if read_only:
-                create_stand_ins(conn, self._sql)
+            if not read_only:
+                return
+            if not stand_ins:  # the first connection's, once its settings are pinned
+                stand_ins.append(missing_tables(conn, path, self._sql))
+            if stand_ins[0] and not self._sql.temporary:
+                self._sql = SQL(self._sql.schema, sessions_table, messages_table, stand_ins[0])
+            create_stand_ins(conn, self._sql)
 
         self._db = Database(url, busy_timeout=busy_timeout, pool_size=pool_size,
                             read_only=read_only, configure=configure, first=first)
@@ -699,8 +706,7 @@ def _key(owner: Owner) -> tuple[str, str]:
 
 
 def _utc(moment: datetime) -> datetime:
-    """A ``timestamptz`` as psycopg returns it, in ``timezone.utc``: already so on
-    our connections (TimeZone UTC), converted on any other."""
+    """A ``timestamptz`` as psycopg returns it (in the connection's zone), in UTC."""
     return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
 
 
