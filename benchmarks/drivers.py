@@ -402,7 +402,8 @@ class RawPG:
         # sessions_dal's own statements, run by hand in the same batches.
         from sessions_dal.backends.postgres._sql import SQL
 
-        sql = SQL("agent_sessions", "agent_messages")
+        schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
+        sql = SQL(schema, "agent_sessions", "agent_messages")
         found = self.conn.execute(sql.prune_candidates[False], (0, None)).fetchall()
         for start in range(0, len(found), 500):
             batch = found[start:start + 500]  # (session_id, user_id, updated, agents' stamp)

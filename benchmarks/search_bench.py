@@ -113,7 +113,7 @@ class Backend:
                     "ON agent_user_sessions"]
         if not keep_version:
             drop += ["DROP TABLE sessions_dal_search",
-                     "DELETE FROM sessions_dal_migrations WHERE version = 3"]
+                     "DELETE FROM sessions_dal_migrations WHERE version >= 3"]
         self.execute(where, drop)
 
     def fill(self, where: str, user: str, items: int, total: int) -> None:
