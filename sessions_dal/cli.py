@@ -35,6 +35,7 @@ from .repository import (
     DEFAULT_SESSIONS_TABLE,
     PruneReport,
     SessionRepository,
+    is_connection_string,
 )
 from .session import Session
 from .transfer import TransferCounts, export_jsonl, import_jsonl
@@ -319,7 +320,7 @@ def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = F
 
 def _is_file(path: str) -> bool:
     """An SQLite file's path: not ``:memory:``, not a server's URL."""
-    return path != ":memory:" and "://" not in path
+    return path != ":memory:" and "://" not in path and not is_connection_string(path)
 
 
 def _look(args: argparse.Namespace) -> SessionRepository:
@@ -947,7 +948,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _grant(args: argparse.Namespace) -> int:
     path = _path(args)
-    if "://" not in path:
+    if _is_file(path) or path == ":memory:":
         # One line, as for an error; exit 2: the command does not apply here.
         _error(f"{path!r} is an SQLite database, and SQLite has no roles: who may use it is "
                "decided by the file's permissions; grant is for postgresql:// URLs")

@@ -193,6 +193,14 @@ class SessionRepository:
         if sessions.lower() == messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
         scheme = _URL_SCHEME.match(path)
+        if scheme is None and is_connection_string(path):
+            # Never a file name to create (or to quote in a message): the
+            # password is in it.
+            raise ValueError(
+                "path looks like a PostgreSQL connection string or a mistyped URL, not an "
+                "SQLite file: pass postgresql://user:password@host:port/database (its "
+                "password percent-encoded); it is not shown here, as it may hold a password"
+            )
         if scheme is None:
             self._store: Store = _open_sqlite(path, busy_timeout, synchronous, pool_size,
                                               sessions, messages, read_only)
@@ -813,6 +821,16 @@ class SessionRepository:
 
 # A URL's scheme (two letters at least: "C://x" is a Windows path).
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+# libpq's "key=value" connection strings, and postgresql URLs missing a part
+# of "://": never SQLite paths (they would become files named after them).
+_CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|service|sslmode)"
+                       r"\s*=", re.IGNORECASE)
+_MISTYPED_URL = re.compile(r"^postgres(?:ql)?(?::/?|//)(?!/)", re.IGNORECASE)
+
+
+def is_connection_string(path: str) -> bool:
+    """Whether ``path`` is a libpq "key=value" string or a mistyped PostgreSQL URL."""
+    return bool(_CONNINFO.search(path) or _MISTYPED_URL.match(path))
 _DEFAULT_POOL_SIZE = 4
 
 

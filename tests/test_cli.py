@@ -1027,3 +1027,16 @@ def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> 
     assert "pip install 'sessions-dal[postgres]' from a package index" in message
     assert "report" not in message and "unexpected" not in message
     assert list(tmp_path.iterdir()) == [shadow]
+
+
+@pytest.mark.parametrize("target", [
+    "host=127.0.0.1 port=5432 dbname=app user=app password=hunter2",
+    "postgresql//app:hunter2@db.internal/app",
+    "postgres:/app:hunter2@db.internal/app",
+])
+@pytest.mark.parametrize("command", [("info",), ("create", "bob")])
+def test_a_connection_string_is_never_taken_for_a_file_nor_shown(
+        tmp_path: Path, target: str, command: tuple[str, ...]) -> None:
+    error = fails(tmp_path, "--db", target, *command)
+    assert "hunter2" not in error and "connection string or a mistyped URL" in error
+    assert list(tmp_path.iterdir()) == []

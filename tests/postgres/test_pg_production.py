@@ -25,7 +25,7 @@ import pytest
 from backends import POSTGRES_URL
 
 from sessions_dal import SessionRepository
-from sessions_dal.errors import DatabaseError
+from sessions_dal.errors import DatabaseError, IncompatibleSchemaError, MigrationError
 
 if POSTGRES_URL is None:  # tests/conftest.py does not even collect this folder then
     pytest.skip("no PostgreSQL server", allow_module_level=True)
@@ -231,7 +231,8 @@ def test_trigger_functions_have_a_fixed_path_and_no_execute_for_public(
     assert rows
     for name, _definer, config, public_may_execute in rows:
         assert config == ["search_path=pg_catalog, pg_temp"], name
-        trigger = name.endswith(("_on_update", "_on_delete", "_on_insert", "_on_own"))
+        trigger = name.endswith(("_on_update", "_on_delete", "_on_insert", "_on_own",
+                                 "_on_change"))
         assert public_may_execute is not trigger, name
 
 
@@ -712,3 +713,74 @@ def test_a_password_with_unencoded_characters_is_never_shown(url: str) -> None:
         SessionRepository(url)
     assert "secret" not in str(caught.value)
     assert "secret" not in describe(url)
+
+
+def test_objects_another_role_made_in_a_public_everyone_writes_are_refused(
+        database: Database) -> None:
+    database.run("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    owner, mallory = database.role("owner"), database.role("mallory")
+    database.run(f"GRANT CREATE ON DATABASE {database.name} TO {owner}")
+    # mallory makes sessions_dal's tables first (a spy trigger would follow).
+    with database.connect(mallory) as conn:
+        conn.execute("CREATE TABLE sessions_dal_migrations (version int PRIMARY KEY, "
+                     "applied_at timestamptz NOT NULL)")
+        conn.execute("CREATE TABLE agent_users (user_id text PRIMARY KEY, "
+                     "created_at timestamptz NOT NULL)")
+        conn.execute("GRANT ALL ON sessions_dal_migrations, agent_users TO PUBLIC")
+    with pytest.raises(IncompatibleSchemaError, match=r"belong to role .mallory_.*REVOKE CREATE"):
+        SessionRepository(database.url(owner))
+    assert database.run("SELECT count(*) FROM agent_users") == [(0,)]
+    # Once nobody else may create there, the operator has decided whom to trust.
+    with database.connect(mallory) as conn:
+        conn.execute("DROP TABLE sessions_dal_migrations, agent_users")
+    database.run("REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                 f"GRANT CREATE ON SCHEMA public TO {owner}")
+    SessionRepository(database.url(owner)).close()
+    # A table of ours owned by another role than the rest is refused anywhere.
+    database.run(f"GRANT CREATE ON SCHEMA public TO {mallory}")
+    with database.connect(owner) as conn:
+        conn.execute("DROP TABLE sessions_dal_search")
+    with database.connect(mallory) as conn:
+        conn.execute("CREATE TABLE sessions_dal_search (item_id bigint PRIMARY KEY, "
+                     "session_id text NOT NULL, words tsvector NOT NULL)")
+    with pytest.raises(IncompatibleSchemaError, match=r"several roles .*sessions_dal_search "
+                                                      r"\(mallory_"):
+        SessionRepository(database.url(owner))
+
+
+def test_items_changed_in_place_by_another_writer_are_reindexed(database: Database) -> None:
+    with SessionRepository(database.url()) as repo, database.connect() as agents:
+        alice = repo.create_session("alice", session_id="a")
+        alice.add_items([{"content": "original words"}])
+        repo.create_session("bob", session_id="b").add_items([{"content": "bob words"}])
+        agents.execute("UPDATE agent_messages SET message_data = "
+                       "'{\"content\": \"replaced text\"}' WHERE session_id = 'a'")
+        assert repo.search("alice", "original") == []
+        assert [h.item for h in repo.search("alice", "replaced")] == [
+            {"content": "replaced text"}]
+        agents.execute("UPDATE agent_messages SET session_id = 'a' WHERE session_id = 'b'")
+        assert repo.search("bob", "bob") == []
+        assert [h.session.session_id for h in repo.search("alice", "bob")] == ["a"]
+        # A row left under an id the sequence gives later never fails a write.
+        agents.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                       "SELECT nextval('agent_messages_id_seq') + g, 'a', '\"stale\"' "
+                       "FROM generate_series(1, 3) g")
+        agents.execute("UPDATE agent_messages SET id = -id WHERE message_data = '\"stale\"'")
+        alice.add_items([{"content": "n"} for _ in range(5)])
+        assert repo.search("alice", "stale") == []
+        assert repo.check() == []
+
+
+def test_lone_surrogates_are_separators_and_pairs_are_kept(database: Database) -> None:
+    with SessionRepository(database.url()) as repo:
+        s = repo.create_session("alice")
+        s.add_items([{"content": "lone\ud800word " + "\udc80" * 2000 + " 😀pair 𠀀ext"}])
+        for word in ("lone", "word", "pair", "𠀀ext"):
+            assert len(repo.search("alice", word)) == 1, word
+
+
+def test_a_role_that_may_not_create_the_schema_is_told_what_to_do(database: Database) -> None:
+    role = database.role("app")
+    with pytest.raises(MigrationError, match=r"may not create schema 'tenant9'.*CREATE SCHEMA "
+                                             r"\"tenant9\" AUTHORIZATION"):
+        SessionRepository(database.url(role, search_path="tenant9"))

@@ -28,7 +28,7 @@ from ...errors import (
     SchemaVersionError,
 )
 from .._migrations import VERSION_TABLE, Migration, in_batches, is_batched, read_migrations
-from ._sql import SQL, quote
+from ._sql import OWN_TABLES, SQL, quote
 
 __all__ = [
     "MIGRATIONS",
@@ -251,6 +251,14 @@ def _not_allowed(conn: _Conn, path: str, sql: SQL, exc: psycopg.Error, target: i
             f"their owner give it an app's rights with 'sessions-dal grant {role_arg} "
             "--apply'; nothing was changed"
         )
+    if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                    [schema]).fetchone() is None:
+        return MigrationError(
+            f"role {role!r} may not create schema {schema!r}, which search_path names first, "
+            f"in {path} ({reason}): have the database's owner run CREATE SCHEMA "
+            f"{quote(schema)} AUTHORIZATION {quote(role)} (or name an existing schema in the "
+            "URL's options=-csearch_path); nothing was changed"
+        )
     if found == 0:
         granted = f" (or GRANT CREATE ON SCHEMA {quote(schema)} TO {quote(role)})"
         return MigrationError(
@@ -310,8 +318,10 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
     Raises :class:`SchemaVersionError` for a database from a newer sessions_dal,
     and :class:`IncompatibleSchemaError` when a table has a layout that is
     neither openai-agents' nor ours, or (custom table names) when the named
-    tables are not the ones the database was set up with. Returns the version.
+    tables are not the ones the database was set up with, or when they belong
+    to a role it must not trust (:func:`_check_owners`). Returns the version.
     """
+    _check_owners(conn, path, sql)
     found = schema_version(conn, sql)
     if found > newest:
         raise SchemaVersionError(
@@ -342,6 +352,60 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
             if columns is not None and tuple(c[0] for c in columns) != expected_names:
                 _refuse(path, name, columns, list(expected_names))
     return found
+
+
+# sessions_dal's tables and functions in the schema, with their owners; the
+# schema's owner, and whether every role (PUBLIC) may create objects in it.
+_OWNERS = (
+    "SELECT o.name, pg_get_userbyid(o.owner), r.rolsuper, "
+    "pg_has_role(current_user, o.owner, 'USAGE') FROM ("
+    "SELECT c.relname AS name, c.relowner AS owner FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s) "
+    "UNION ALL SELECT p.proname, p.proowner FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace "
+    "WHERE n.nspname = %(schema)s AND p.proname LIKE 'sessions\\_dal\\_%%'"
+    ") AS o JOIN pg_roles r ON r.oid = o.owner ORDER BY 1"
+)
+_SCHEMA_OWNER = (
+    "SELECT pg_get_userbyid(nspowner), has_schema_privilege('public', oid, 'CREATE') "
+    "FROM pg_namespace WHERE nspname = %s"
+)
+
+
+def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
+    """Refuse tables or functions of ours that another role may have made to spy.
+
+    Our triggers run as their functions' owner, and a table's owner runs its
+    triggers: an object of ours made beforehand by another role would run its
+    code, or hand it our users' data. So all of them must have one owner (a
+    superuser's are trusted), and where every role may create objects in the
+    schema (CREATE granted to PUBLIC, as before PostgreSQL 15) that owner must
+    be this role (or one it belongs to), the schema's owner or a superuser.
+    """
+    rows = conn.execute(_OWNERS, {"schema": sql.schema, "tables": list(OWN_TABLES)}).fetchall()
+    owners = sorted({owner for _, owner, superuser, _ in rows if not superuser})
+    if len(owners) > 1:
+        found = ", ".join(f"{name} ({owner})" for name, owner, superuser, _ in rows
+                          if not superuser)
+        raise IncompatibleSchemaError(
+            f"database {path}: sessions_dal's tables and functions in schema {sql.schema!r} "
+            f"belong to several roles ({found}): one of them was made by another role, which "
+            "could read or change what sessions_dal stores; nothing was changed. Have the "
+            "database's owner check them, drop what is not sessions_dal's, and open again"
+        )
+    schema = conn.execute(_SCHEMA_OWNER, [sql.schema]).fetchone()
+    if not owners or schema is None or not schema[1]:
+        return
+    trusted = {owner for _, owner, superuser, member in rows if superuser or member}
+    if owners[0] != schema[0] and owners[0] not in trusted:
+        raise IncompatibleSchemaError(
+            f"database {path}: every role may create objects in schema {sql.schema!r} (CREATE "
+            f"is granted to PUBLIC, as before PostgreSQL 15), and sessions_dal's tables there "
+            f"belong to role {owners[0]!r}, which any role could have made them as; nothing "
+            f"was changed. Revoke it (REVOKE CREATE ON SCHEMA {quote(sql.schema)} FROM "
+            "PUBLIC, as PostgreSQL advises), or connect as their owner"
+        )
 
 
 def _columns(conn: _Conn, schema: str, table: str) -> list[tuple[str, str]] | None:

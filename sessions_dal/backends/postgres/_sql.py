@@ -153,6 +153,7 @@ class SQL:
             f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
             f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %s "
             f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
+            "AND m.session_id = h.session_id "
             # An index row of an item that is gone (a damaged index: check()
             # reports it) is no hit, as on SQLite; a title's row has no item.
             "WHERE h.item_id < 0 OR m.id IS NOT NULL "

@@ -351,13 +351,19 @@ BEGIN
     BEGIN
         doc := item::jsonb;
     EXCEPTION WHEN invalid_text_representation THEN
-        IF strpos(item, chr(92) || ''ud'') = 0 AND strpos(item, chr(92) || ''uD'') = 0 THEN
+        IF (strpos(item, chr(92) || ''ud'') = 0 AND strpos(item, chr(92) || ''uD'') = 0)
+                OR strpos(item, chr(1)) > 0 THEN
             RETURN ''''::tsvector;  -- not JSON
         END IF;
-        doc := regexp_replace(item, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
-            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
-            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
-            chr(92) || ''u0020'', ''g'')::jsonb;
+        -- Lone surrogates'' escapes become spaces, pairs stay; without
+        -- look-arounds, whose cost grew with the square of the text: pairs
+        -- first lose their backslashes to chr(1), which JSON text never holds.
+        doc := replace(regexp_replace(regexp_replace(item,
+            replace(''#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})'', ''#'',
+                    chr(92) || chr(92)),
+            chr(1) || chr(92) || ''1'' || chr(1) || chr(92) || ''2'', ''g''),
+            replace(''#u[dD][89a-fA-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g''), chr(1), chr(92))::jsonb;
     END;
     SELECT string_agg(value #>> ''{}'', '' '') INTO strings_found FROM (
         SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
@@ -402,13 +408,19 @@ BEGIN
     BEGIN
         title := metadata::jsonb -> ''title'';
     EXCEPTION WHEN invalid_text_representation THEN
-        IF strpos(metadata, chr(92) || ''ud'') = 0 AND strpos(metadata, chr(92) || ''uD'') = 0 THEN
+        IF (strpos(metadata, chr(92) || ''ud'') = 0 AND strpos(metadata, chr(92) || ''uD'') = 0)
+                OR strpos(metadata, chr(1)) > 0 THEN
             RETURN ''''::tsvector;  -- not JSON
         END IF;
-        title := regexp_replace(metadata, replace(''#u[dD][89abAB][0-9a-fA-F]{2}''
-            || ''(?!#u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!#u[dD][89abAB][0-9a-fA-F]{2})''
-            || ''#u[dD][c-fC-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
-            chr(92) || ''u0020'', ''g'')::jsonb -> ''title'';
+        -- Lone surrogates'' escapes become spaces, pairs stay; without
+        -- look-arounds, whose cost grew with the square of the text: pairs
+        -- first lose their backslashes to chr(1), which JSON text never holds.
+        title := replace(regexp_replace(regexp_replace(metadata,
+            replace(''#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})'', ''#'',
+                    chr(92) || chr(92)),
+            chr(1) || chr(92) || ''1'' || chr(1) || chr(92) || ''2'', ''g''),
+            replace(''#u[dD][89a-fA-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
+            chr(92) || ''u0020'', ''g''), chr(1), chr(92))::jsonb -> ''title'';
     END;
     IF jsonb_typeof(title) = ''string'' THEN
         result := to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
@@ -461,10 +473,46 @@ BEGIN
         SELECT NEW.id, NEW.session_id, item_words || sessions_dal_owner(
             (SELECT user_id::text FROM agent_user_sessions
              WHERE session_id = NEW.session_id::text),
-            NEW.session_id::text);
+            NEW.session_id::text)
+        ON CONFLICT (item_id) DO UPDATE
+        SET session_id = EXCLUDED.session_id, words = EXCLUDED.words;
+    ELSE
+        DELETE FROM sessions_dal_search WHERE item_id = NEW.id;
     END IF;
     RETURN NULL;
 END';
+
+-- openai-agents never updates an item, but a role that may write its table
+-- can: the index follows (an item moved to another session, or rewritten),
+-- else the old words stay searchable, under the old owner. Also a stale row
+-- left under an id the sequence gives later is replaced, never a failed write.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+DECLARE
+    item_words tsvector;
+BEGIN
+    IF OLD.id > 0 THEN
+        DELETE FROM sessions_dal_search WHERE item_id = OLD.id;
+    END IF;
+    IF NEW.id <= 0 THEN
+        RETURN NULL;
+    END IF;
+    item_words := sessions_dal_words(NEW.message_data::text);
+    IF item_words <> '''' THEN
+        INSERT INTO sessions_dal_search (item_id, session_id, words)
+        SELECT NEW.id, NEW.session_id, item_words || sessions_dal_owner(
+            (SELECT user_id::text FROM agent_user_sessions
+             WHERE session_id = NEW.session_id::text),
+            NEW.session_id::text)
+        ON CONFLICT (item_id) DO UPDATE
+        SET session_id = EXCLUDED.session_id, words = EXCLUDED.words;
+    END IF;
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_change
+AFTER UPDATE OF id, session_id, message_data ON agent_messages
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_change();
 
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
@@ -505,6 +553,8 @@ REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_insert() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_delete() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_own() FROM PUBLIC;
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_change() FROM PUBLIC;
 
 -- The rows whose words these rules may change, in batches of ids as in
 -- version 3: items and titles with characters beyond ASCII (which JSON text
