@@ -828,9 +828,20 @@ _CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|serv
 _MISTYPED_URL = re.compile(r"^postgres(?:ql)?(?::/?|//)(?!/)", re.IGNORECASE)
 
 
+# user:password@host without a scheme, or //user:password@host.
+_USERINFO = re.compile(r"^\s*(?://)?[^/\s:@]+:[^/\s@]*@")
+
+
 def is_connection_string(path: str) -> bool:
-    """Whether ``path`` is a libpq "key=value" string or a mistyped PostgreSQL URL."""
-    return bool(_CONNINFO.search(path) or _MISTYPED_URL.match(path))
+    """Whether ``path`` is a libpq "key=value" string or a mistyped PostgreSQL URL.
+
+    Such a path is never an SQLite file to create, nor a name to quote: it may
+    hold a password.
+    """
+    stripped = path.strip()
+    return bool(_CONNINFO.search(path) or _MISTYPED_URL.match(stripped)
+                or _USERINFO.match(path) or (stripped != path and "://" in path)
+                or ("://" in path and not _URL_SCHEME.match(path)))
 _DEFAULT_POOL_SIZE = 4
 
 

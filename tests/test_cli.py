@@ -1033,6 +1033,10 @@ def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> 
     "host=127.0.0.1 port=5432 dbname=app user=app password=hunter2",
     "postgresql//app:hunter2@db.internal/app",
     "postgres:/app:hunter2@db.internal/app",
+    " postgresql://app:hunter2@db.internal/app",
+    "app:hunter2@db.internal/app",
+    "//app:hunter2@db.internal/app",
+    "postgres ql://app:hunter2@db.internal/app",
 ])
 @pytest.mark.parametrize("command", [("info",), ("create", "bob")])
 def test_a_connection_string_is_never_taken_for_a_file_nor_shown(

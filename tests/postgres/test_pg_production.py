@@ -212,6 +212,12 @@ def test_a_role_with_rights_on_agents_tables_only_cannot_act_through_our_trigger
     after = database.run("SELECT user_id, session_id, metadata FROM agent_user_sessions "
                          "ORDER BY seq")
     assert after == before
+    if public_writable:
+        # Functions named like ours, of another owner, in our schema: refused.
+        with pytest.raises(IncompatibleSchemaError, match=f"sessions_dal_owner \\({role}\\)"):
+            SessionRepository(database.url())
+        database.run("DROP FUNCTION public.sessions_dal_owner(text, varchar), "
+                     "public.sessions_dal_words(varchar)")
     with SessionRepository(database.url()) as repo:
         items = repo.get_session("alice", "a1").get_items()  # type: ignore[union-attr]
         assert items == [{"role": "user", "content": "hello from alice"}, {"content": "again"}]
@@ -743,8 +749,8 @@ def test_objects_another_role_made_in_a_public_everyone_writes_are_refused(
     with database.connect(mallory) as conn:
         conn.execute("CREATE TABLE sessions_dal_search (item_id bigint PRIMARY KEY, "
                      "session_id text NOT NULL, words tsvector NOT NULL)")
-    with pytest.raises(IncompatibleSchemaError, match=r"several roles .*sessions_dal_search "
-                                                      r"\(mallory_"):
+    with pytest.raises(IncompatibleSchemaError, match=r"belong to role 'owner_.*except "
+                                                      r"sessions_dal_search \(mallory_"):
         SessionRepository(database.url(owner))
 
 
@@ -784,3 +790,88 @@ def test_a_role_that_may_not_create_the_schema_is_told_what_to_do(database: Data
     with pytest.raises(MigrationError, match=r"may not create schema 'tenant9'.*CREATE SCHEMA "
                                              r"\"tenant9\" AUTHORIZATION"):
         SessionRepository(database.url(role, search_path="tenant9"))
+
+
+def test_tables_of_openai_agents_owned_by_another_role_are_refused(database: Database) -> None:
+    # The adoption case: openai-agents' role made (and so owns) its two tables;
+    # as their owner it could add a trigger that runs as every role writing them.
+    agents, owner = database.role("agents"), database.role("owner")
+    database.run(f"GRANT CREATE ON SCHEMA public TO {agents}, {owner}")
+    with database.connect(agents) as conn:
+        append_like_agents_made(conn)
+    with pytest.raises(IncompatibleSchemaError, match=f"table 'agent_messages' belongs to "
+                                                      f"role '{agents}'.*OWNER TO"):
+        SessionRepository(database.url(owner))
+    assert database.run("SELECT to_regclass('public.agent_users')") == [(None,)]
+    database.run(f"ALTER TABLE agent_sessions OWNER TO {owner}",
+                 f"ALTER TABLE agent_messages OWNER TO {owner}",
+                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON agent_sessions, agent_messages "
+                 f"TO {agents}", f"GRANT USAGE ON SEQUENCE agent_messages_id_seq TO {agents}")
+    with SessionRepository(database.url(owner)) as repo:
+        assert [s.session_id for s in repo.get_unowned_sessions()] == ["theirs"]
+
+
+def append_like_agents_made(conn: psycopg.Connection[Any]) -> None:
+    """SQLAlchemySession(create_tables=True)'s tables, and one append."""
+    conn.execute("CREATE TABLE agent_sessions (session_id varchar PRIMARY KEY, "
+                 "created_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+                 "updated_at timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    conn.execute("CREATE TABLE agent_messages (id serial PRIMARY KEY, session_id varchar "
+                 "NOT NULL REFERENCES agent_sessions (session_id) ON DELETE CASCADE, "
+                 "message_data text NOT NULL, created_at timestamp NOT NULL "
+                 "DEFAULT CURRENT_TIMESTAMP)")
+    append_like_agents(conn, "theirs", ['"x"'])
+
+
+def test_a_table_or_index_of_ours_made_first_by_a_role_allowed_to_create_is_refused(
+        database: Database) -> None:
+    agents = database.role("agents")
+    database.run(f"GRANT CREATE ON SCHEMA public TO {agents}")
+    with database.connect(agents) as conn:
+        conn.execute("CREATE TABLE agent_user_sessions (seq bigint, session_id text, "
+                     "user_id text, metadata text, created_at timestamptz, "
+                     "updated_at timestamptz)")
+    # The server's superuser migrates: the other role's table is still refused.
+    with pytest.raises(IncompatibleSchemaError, match=f"agent_user_sessions \\({agents}\\)"):
+        SessionRepository(database.url())
+    with database.connect(agents) as conn:
+        conn.execute("DROP TABLE agent_user_sessions")
+        conn.execute("CREATE TABLE mine (words tsvector)")
+        conn.execute("CREATE INDEX idx_sessions_dal_search_words ON mine USING gin (words)")
+    with pytest.raises(IncompatibleSchemaError,
+                       match=f"idx_sessions_dal_search_words \\({agents}\\)"):
+        SessionRepository(database.url())
+
+
+def test_an_upgrade_run_by_a_superuser_keeps_one_owner(database: Database) -> None:
+    owner = database.role("owner")
+    database.run(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with psycopg.connect(database.url(owner), autocommit=True) as conn:
+        conn.execute("SET search_path = public")
+        from sessions_dal.backends.postgres import _schema
+        from sessions_dal.backends.postgres._sql import SQL
+
+        _schema.apply_migrations(conn, "test", SQL("public", "agent_sessions",
+                                                   "agent_messages"), _schema.MIGRATIONS[:2])
+    with SessionRepository(database.url()) as repo:  # the superuser upgrades it
+        repo.create_session("alice", metadata={"title": "after"})
+    owners = database.run(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = "
+        "'public'::regnamespace AND relkind IN ('r', 'i') UNION SELECT "
+        "pg_get_userbyid(proowner) FROM pg_proc WHERE proname LIKE 'sessions_dal%'")
+    assert owners == [(owner,)]
+    with SessionRepository(database.url(owner)) as repo:
+        assert len(repo.search("alice", "after")) == 1
+
+
+@pytest.mark.parametrize("size", [10, 30_000])  # under and over the walk's 64 KB
+def test_a_big_item_is_indexed_by_the_same_rule(database: Database, size: int) -> None:
+    item = {"type": "message", "id": "msg_hidden", "content": [
+        {"type": "output_text", "text": "needle in", "annotations": ["x"] * size},
+        {"call_id": "call_hidden", "arguments": "{\"q\": \"haystack\"}"}],
+        "status": "completed"}
+    with SessionRepository(database.url()) as repo:
+        repo.create_session("alice").add_items([item])
+        for word, hits in (("needle", 1), ("haystack", 1), ("x", 1), ("hidden", 0),
+                           ("msg", 0), ("completed", 0), ("output", 0)):
+            assert len(repo.search("alice", word)) == hits, word

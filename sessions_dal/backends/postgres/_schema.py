@@ -39,6 +39,7 @@ __all__ = [
     "first_schema",
     "inspect",
     "missing_tables",
+    "owners",
     "pending_steps",
     "schema_version",
 ]
@@ -185,6 +186,11 @@ def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...]
         )
         # Read again under the lock: another process may have just migrated.
         current = inspect(conn, path, sql, target)
+        # A superuser (or a member of the owning role) upgrading a database keeps
+        # its one owner: the new objects are made as that role.
+        ours, _ = owners(conn, sql)
+        if ours and ours[0][1] != conn.info.user and ours[0][3]:
+            conn.execute("SELECT set_config('role', %s, true)", [ours[0][1]])
         sql.collation = _text_collation(conn)
         applied = 0
         for migration in migrations:
@@ -354,14 +360,15 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
     return found
 
 
-# sessions_dal's tables and functions in the schema, with their owners; the
-# schema's owner, and whether every role (PUBLIC) may create objects in it.
+# The owner of each object of ours in the schema (tables, their indexes,
+# functions) and of openai-agents' two tables; the schema's owner, and whether
+# every role (PUBLIC) may create objects in it.
 _OWNERS = (
     "SELECT o.name, pg_get_userbyid(o.owner), r.rolsuper, "
-    "pg_has_role(current_user, o.owner, 'USAGE') FROM ("
+    "pg_has_role(current_user, o.owner, 'MEMBER') FROM ("
     "SELECT c.relname AS name, c.relowner AS owner FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE n.nspname = %(schema)s AND c.relname = ANY(%(tables)s) "
+    "WHERE n.nspname = %(schema)s AND c.relname = ANY(%(names)s) "
     "UNION ALL SELECT p.proname, p.proowner FROM pg_proc p "
     "JOIN pg_namespace n ON n.oid = p.pronamespace "
     "WHERE n.nspname = %(schema)s AND p.proname LIKE 'sessions\\_dal\\_%%'"
@@ -371,41 +378,77 @@ _SCHEMA_OWNER = (
     "SELECT pg_get_userbyid(nspowner), has_schema_privilege('public', oid, 'CREATE') "
     "FROM pg_namespace WHERE nspname = %s"
 )
+# Our tables' indexes, by the names schema.sql gives them: another role's
+# object under one of these names would make CREATE INDEX IF NOT EXISTS skip ours.
+_OWN_INDEXES = ("idx_agent_user_sessions_user", "idx_agent_user_sessions_activity",
+                "idx_sessions_dal_search_words", "idx_sessions_dal_search_session",
+                "agent_users_pkey", "agent_user_sessions_pkey",
+                "agent_user_sessions_session_id_key", "sessions_dal_search_pkey",
+                "sessions_dal_migrations_pkey")
+
+
+def owners(conn: _Conn, sql: SQL) -> tuple[list[tuple[str, str, bool, bool]],
+                                             list[tuple[str, str, bool, bool]]]:
+    """Ours and openai-agents': (name, owner, owner is a superuser, this role is a member)."""
+    agents = (sql.sessions_table, sql.messages_table, sql.index)
+    rows = conn.execute(_OWNERS, {"schema": sql.schema,
+                                  "names": [*OWN_TABLES, *_OWN_INDEXES, *agents]}).fetchall()
+    ours = [row for row in rows if row[0] not in agents]
+    return ours, [row for row in rows if row[0] in agents]
 
 
 def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
-    """Refuse tables or functions of ours that another role may have made to spy.
+    """Refuse objects that another role may have made, or may use, to spy.
 
-    Our triggers run as their functions' owner, and a table's owner runs its
-    triggers: an object of ours made beforehand by another role would run its
-    code, or hand it our users' data. So all of them must have one owner (a
-    superuser's are trusted), and where every role may create objects in the
-    schema (CREATE granted to PUBLIC, as before PostgreSQL 15) that owner must
-    be this role (or one it belongs to), the schema's owner or a superuser.
+    A table's owner may put triggers and row security policies on it, which
+    run as whoever writes or reads it; our trigger functions run as their
+    owner. So sessions_dal's tables, indexes and functions must all have one
+    owner; openai-agents' two tables (which our triggers and statements use)
+    must have that owner too, or a superuser, or (before sessions_dal is set
+    up) one this role belongs to; and where every role may create objects in
+    the schema (CREATE granted to PUBLIC, as before PostgreSQL 15), our owner
+    must be this role (or one it belongs to), the schema's owner or a superuser.
     """
-    rows = conn.execute(_OWNERS, {"schema": sql.schema, "tables": list(OWN_TABLES)}).fetchall()
-    owners = sorted({owner for _, owner, superuser, _ in rows if not superuser})
-    if len(owners) > 1:
-        found = ", ".join(f"{name} ({owner})" for name, owner, superuser, _ in rows
-                          if not superuser)
+    ours, agents = owners(conn, sql)
+    found = sorted({owner for _, owner, _, _ in ours})
+    if len(found) > 1:
+        listed = ", ".join(f"{name} ({owner})" for name, owner, _, _ in ours
+                           if owner != _usual(ours))
         raise IncompatibleSchemaError(
-            f"database {path}: sessions_dal's tables and functions in schema {sql.schema!r} "
-            f"belong to several roles ({found}): one of them was made by another role, which "
-            "could read or change what sessions_dal stores; nothing was changed. Have the "
-            "database's owner check them, drop what is not sessions_dal's, and open again"
+            f"database {path}: sessions_dal's tables, indexes and functions in schema "
+            f"{sql.schema!r} belong to role {_usual(ours)!r}, except {listed}: another role "
+            "made those, and could read or change what sessions_dal stores; nothing was "
+            "changed. Have the database's owner drop what is not sessions_dal's, and open again"
+        )
+    for name, owner, superuser, member in agents:
+        if superuser or (owner in found if found else member):
+            continue
+        raise IncompatibleSchemaError(
+            f"database {path}: table {name!r} belongs to role {owner!r}, not to "
+            f"{'sessions_dal tables owner ' + repr(found[0]) if found else 'this role'}: its "
+            "owner may add triggers or row security policies that run as every role using "
+            "it; nothing was changed. Give it to one owner (ALTER TABLE "
+            f"{quote(name, sql.schema)} OWNER TO ...), and open again"
         )
     schema = conn.execute(_SCHEMA_OWNER, [sql.schema]).fetchone()
-    if not owners or schema is None or not schema[1]:
+    if not found or schema is None or not schema[1]:
         return
-    trusted = {owner for _, owner, superuser, member in rows if superuser or member}
-    if owners[0] != schema[0] and owners[0] not in trusted:
+    if found[0] != schema[0] and not any(superuser or member for _, _, superuser, member in ours):
         raise IncompatibleSchemaError(
             f"database {path}: every role may create objects in schema {sql.schema!r} (CREATE "
             f"is granted to PUBLIC, as before PostgreSQL 15), and sessions_dal's tables there "
-            f"belong to role {owners[0]!r}, which any role could have made them as; nothing "
+            f"belong to role {found[0]!r}, which any role could have made them as; nothing "
             f"was changed. Revoke it (REVOKE CREATE ON SCHEMA {quote(sql.schema)} FROM "
             "PUBLIC, as PostgreSQL advises), or connect as their owner"
         )
+
+
+def _usual(rows: list[tuple[str, str, bool, bool]]) -> str:
+    """The owner of most of ``rows``."""
+    counts: dict[str, int] = {}
+    for _, owner, _, _ in rows:
+        counts[owner] = counts.get(owner, 0) + 1
+    return max(sorted(counts), key=lambda owner: counts[owner])
 
 
 def _columns(conn: _Conn, schema: str, table: str) -> list[tuple[str, str]] | None:
