@@ -238,7 +238,7 @@ def test_trigger_functions_have_a_fixed_path_and_no_execute_for_public(
     for name, _definer, config, public_may_execute in rows:
         assert config == ["search_path=pg_catalog, pg_temp"], name
         trigger = name.endswith(("_on_update", "_on_delete", "_on_insert", "_on_own",
-                                 "_on_change"))
+                                 "_on_change", "_on_truncate"))
         assert public_may_execute is not trigger, name
 
 
@@ -875,3 +875,14 @@ def test_a_big_item_is_indexed_by_the_same_rule(database: Database, size: int) -
         for word, hits in (("needle", 1), ("haystack", 1), ("x", 1), ("hidden", 0),
                            ("msg", 0), ("completed", 0), ("output", 0)):
             assert len(repo.search("alice", word)) == hits, word
+
+
+def test_a_truncate_of_the_items_takes_their_words(database: Database) -> None:
+    with SessionRepository(database.url()) as repo, database.connect() as agents:
+        repo.create_session("alice", metadata={"title": "kept title"}).add_items(
+            [{"content": "gone words"}])
+        agents.execute("TRUNCATE agent_messages")
+        assert repo.search("alice", "gone") == []
+        assert len(repo.search("alice", "kept")) == 1
+        assert repo.check() == []
+    assert database.run("SELECT count(*) FROM sessions_dal_search WHERE item_id > 0") == [(0,)]

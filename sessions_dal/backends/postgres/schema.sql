@@ -567,6 +567,21 @@ BEGIN
     RETURN NULL;
 END';
 
+-- TRUNCATE (a role with that right on openai-agents' table) fires no delete
+-- trigger: the items' words go with them all the same.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    DELETE FROM sessions_dal_search WHERE item_id > 0;
+    RETURN NULL;
+END';
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_truncate
+AFTER TRUNCATE ON agent_messages
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_truncate();
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_search_on_truncate() FROM PUBLIC;
+
 REVOKE EXECUTE ON FUNCTION sessions_dal_activity_on_update() FROM PUBLIC;
 
 REVOKE EXECUTE ON FUNCTION sessions_dal_activity_on_delete() FROM PUBLIC;
