@@ -829,7 +829,7 @@ _MISTYPED_URL = re.compile(r"^postgres(?:ql)?(?::/?|//)(?!/)", re.IGNORECASE)
 
 
 # user:password@host without a scheme, or //user:password@host.
-_USERINFO = re.compile(r"^\s*(?://)?[^/\s:@]+:[^/\s@]*@")
+_USERINFO = re.compile(r"^\s*(?://)?[^/\\\s:@]+:[^/\\\s@]*@")
 
 
 def is_connection_string(path: str) -> bool:
@@ -841,7 +841,8 @@ def is_connection_string(path: str) -> bool:
     stripped = path.strip()
     return bool(_CONNINFO.search(path) or _MISTYPED_URL.match(stripped)
                 or _USERINFO.match(path) or (stripped != path and "://" in path)
-                or ("://" in path and not _URL_SCHEME.match(path)))
+                or ("://" in path and not _URL_SCHEME.match(path)
+                    and not re.match(r"[A-Za-z]://", path)))  # C://x: a Windows path
 _DEFAULT_POOL_SIZE = 4
 
 

@@ -1044,3 +1044,11 @@ def test_a_connection_string_is_never_taken_for_a_file_nor_shown(
     error = fails(tmp_path, "--db", target, *command)
     assert "hunter2" not in error and "connection string or a mistyped URL" in error
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["C:\\Users\\ann@corp\\sessions.db", "C://data/s.db",
+                                  "notes:v2.db", "./team:a@b.db", "data/2024:01@x.db"])
+def test_odd_but_valid_file_names_are_not_taken_for_urls(path: str) -> None:
+    from sessions_dal.repository import is_connection_string
+
+    assert not is_connection_string(path)

@@ -733,7 +733,8 @@ def test_objects_another_role_made_in_a_public_everyone_writes_are_refused(
         conn.execute("CREATE TABLE agent_users (user_id text PRIMARY KEY, "
                      "created_at timestamptz NOT NULL)")
         conn.execute("GRANT ALL ON sessions_dal_migrations, agent_users TO PUBLIC")
-    with pytest.raises(IncompatibleSchemaError, match=r"belong to role .mallory_.*REVOKE CREATE"):
+    with pytest.raises(IncompatibleSchemaError, match=r"of role .mallory_.* though sessions_dal "
+                                                      r"was never set up"):
         SessionRepository(database.url(owner))
     assert database.run("SELECT count(*) FROM agent_users") == [(0,)]
     # Once nobody else may create there, the operator has decided whom to trust.
@@ -832,14 +833,15 @@ def test_a_table_or_index_of_ours_made_first_by_a_role_allowed_to_create_is_refu
                      "user_id text, metadata text, created_at timestamptz, "
                      "updated_at timestamptz)")
     # The server's superuser migrates: the other role's table is still refused.
-    with pytest.raises(IncompatibleSchemaError, match=f"agent_user_sessions \\({agents}\\)"):
+    with pytest.raises(IncompatibleSchemaError, match=f"agent_user_sessions of role "
+                                                      f"'{agents}' though sessions_dal was never"):
         SessionRepository(database.url())
     with database.connect(agents) as conn:
         conn.execute("DROP TABLE agent_user_sessions")
         conn.execute("CREATE TABLE mine (words tsvector)")
         conn.execute("CREATE INDEX idx_sessions_dal_search_words ON mine USING gin (words)")
     with pytest.raises(IncompatibleSchemaError,
-                       match=f"idx_sessions_dal_search_words \\({agents}\\)"):
+                       match=f"idx_sessions_dal_search_words of role '{agents}'"):
         SessionRepository(database.url())
 
 
@@ -886,3 +888,47 @@ def test_a_truncate_of_the_items_takes_their_words(database: Database) -> None:
         assert len(repo.search("alice", "kept")) == 1
         assert repo.check() == []
     assert database.run("SELECT count(*) FROM sessions_dal_search WHERE item_id > 0") == [(0,)]
+
+
+@pytest.mark.parametrize("public_may_create", [False, True])
+def test_a_version_table_made_first_by_another_role_is_never_adopted(
+        database: Database, public_may_create: bool) -> None:
+    mallory = database.role("mallory")
+    database.run("GRANT CREATE ON SCHEMA public TO " + ("PUBLIC" if public_may_create
+                                                        else mallory))
+    with database.connect(mallory) as conn:
+        conn.execute("CREATE TABLE sessions_dal_migrations (version integer PRIMARY KEY, "
+                     "applied_at timestamptz NOT NULL)")
+    # The server's superuser sets sessions_dal up: it would have made the rest
+    # beside mallory's table, and mallory, its owner, could then act as it.
+    with pytest.raises(IncompatibleSchemaError, match=f"of role '{mallory}' though "
+                                                      "sessions_dal was never set up"):
+        SessionRepository(database.url())
+    assert database.run("SELECT to_regclass('public.agent_users')") == [(None,)]
+
+
+def test_a_superuser_acts_as_the_owner_of_a_database_another_role_owns(
+        database: Database) -> None:
+    owner = database.role("owner")
+    database.run(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    SessionRepository(database.url(owner)).close()
+    with database.connect(owner) as conn:  # the owner may put triggers on its tables
+        conn.execute("CREATE TABLE seen (who text)")
+        conn.execute("CREATE FUNCTION who() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                     "BEGIN INSERT INTO public.seen VALUES (current_user); RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER who AFTER INSERT ON agent_users "
+                     "FOR EACH ROW EXECUTE FUNCTION who()")
+    with SessionRepository(database.url()) as repo:  # as the server's superuser
+        repo.create_session("alice")
+    assert database.run("SELECT who FROM seen") == [(owner,)]
+
+
+def test_the_tables_owner_grants_an_app_its_rights_in_postgresql_15s_public(
+        database: Database) -> None:
+    owner, app = database.role("owner"), database.role("app")
+    database.run(f"GRANT CREATE ON SCHEMA public TO {owner}")
+    with SessionRepository(database.url(owner)) as repo:
+        statements = repo.grant(app)
+    assert not any("ON SCHEMA" in statement for statement in statements)  # PUBLIC has USAGE
+    with SessionRepository(database.url(app)) as repo:
+        repo.create_session("alice").add_items(["works"])

@@ -72,7 +72,14 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
 
     everything = (sql.sessions_table, sql.messages_table, "agent_users",
                   "agent_user_sessions", "sessions_dal_search", "sessions_dal_migrations")
-    statements = [pg.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(pg.Identifier(schema), to)]
+    # USAGE on the schema, unless the role has it already (as every role has on
+    # PostgreSQL 15's public): only the schema's owner may grant it, and the
+    # tables' owner often is not.
+    has_usage = conn.execute(
+        "SELECT has_schema_privilege(r.oid, n.oid, 'USAGE') FROM pg_roles r, pg_namespace n "
+        "WHERE r.rolname = %s AND n.nspname = %s", [role, schema]).fetchone()
+    statements = [] if has_usage is not None and has_usage[0] else [
+        pg.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(pg.Identifier(schema), to)]
     functions = pg.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
         pg.SQL(", ").join(
             pg.SQL("{}({})").format(pg.Identifier(schema, name), pg.SQL(arguments))

@@ -34,11 +34,13 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "apply_migrations",
+    "check_owners",
     "check_server",
     "create_stand_ins",
     "first_schema",
     "inspect",
     "missing_tables",
+    "owner_to_act_as",
     "owners",
     "pending_steps",
     "schema_version",
@@ -186,11 +188,11 @@ def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...]
         )
         # Read again under the lock: another process may have just migrated.
         current = inspect(conn, path, sql, target)
-        # A superuser (or a member of the owning role) upgrading a database keeps
-        # its one owner: the new objects are made as that role.
-        ours, _ = owners(conn, sql)
-        if ours and ours[0][1] != conn.info.user and ours[0][3]:
-            conn.execute("SELECT set_config('role', %s, true)", [ours[0][1]])
+        # A superuser upgrading a database another role owns acts as that owner
+        # (see owner_to_act_as): the new objects are that role's too.
+        acting = owner_to_act_as(conn, sql) if current > 0 else None
+        if acting is not None:
+            conn.execute("SELECT set_config('role', %s, true)", [acting])
         sql.collation = _text_collation(conn)
         applied = 0
         for migration in migrations:
@@ -325,9 +327,9 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
     and :class:`IncompatibleSchemaError` when a table has a layout that is
     neither openai-agents' nor ours, or (custom table names) when the named
     tables are not the ones the database was set up with, or when they belong
-    to a role it must not trust (:func:`_check_owners`). Returns the version.
+    to a role it must not trust (:func:`check_owners`). Returns the version.
     """
-    _check_owners(conn, path, sql)
+    check_owners(conn, path, sql)
     found = schema_version(conn, sql)
     if found > newest:
         raise SchemaVersionError(
@@ -361,11 +363,15 @@ def inspect(conn: _Conn, path: str, sql: SQL, newest: int = SCHEMA_VERSION) -> i
 
 
 # The owner of each object of ours in the schema (tables, their indexes,
-# functions) and of openai-agents' two tables; the schema's owner, and whether
-# every role (PUBLIC) may create objects in it.
+# functions) and of openai-agents' two tables, with whether this role trusts
+# it: it is this role, a superuser, or a role this role really belongs to (a
+# superuser "belongs" to every role; that does not count).
 _OWNERS = (
+    "WITH RECURSIVE mine(role) AS ("
+    "SELECT oid FROM pg_roles WHERE rolname = current_user "
+    "UNION SELECT a.roleid FROM pg_auth_members a JOIN mine ON a.member = mine.role) "
     "SELECT o.name, pg_get_userbyid(o.owner), r.rolsuper, "
-    "pg_has_role(current_user, o.owner, 'MEMBER') FROM ("
+    "r.rolsuper OR o.owner IN (SELECT role FROM mine) FROM ("
     "SELECT c.relname AS name, c.relowner AS owner FROM pg_class c "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE n.nspname = %(schema)s AND c.relname = ANY(%(names)s) "
@@ -386,10 +392,11 @@ _OWN_INDEXES = ("idx_agent_user_sessions_user", "idx_agent_user_sessions_activit
                 "agent_user_sessions_session_id_key", "sessions_dal_search_pkey",
                 "sessions_dal_migrations_pkey")
 
+_Owner = tuple[str, str, bool, bool]  # name, owner, a superuser, trusted by this role
 
-def owners(conn: _Conn, sql: SQL) -> tuple[list[tuple[str, str, bool, bool]],
-                                             list[tuple[str, str, bool, bool]]]:
-    """Ours and openai-agents': (name, owner, owner is a superuser, this role is a member)."""
+
+def owners(conn: _Conn, sql: SQL) -> tuple[list[_Owner], list[_Owner]]:
+    """Ours and openai-agents': (name, owner, owner is a superuser, this role trusts it)."""
     agents = (sql.sessions_table, sql.messages_table, sql.index)
     rows = conn.execute(_OWNERS, {"schema": sql.schema,
                                   "names": [*OWN_TABLES, *_OWN_INDEXES, *agents]}).fetchall()
@@ -397,17 +404,33 @@ def owners(conn: _Conn, sql: SQL) -> tuple[list[tuple[str, str, bool, bool]],
     return ours, [row for row in rows if row[0] in agents]
 
 
-def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
+def owner_to_act_as(conn: _Conn, sql: SQL) -> str | None:
+    """The owner a superuser acts as (SET ROLE) on a database another role owns.
+
+    A table's owner may add triggers that run as whoever writes it: a
+    superuser using a database owned by another role would run them with
+    every right there is. As the owner it runs them with the owner's only.
+    """
+    ours, _ = owners(conn, sql)
+    if not ours or ours[0][2] or schema_version(conn, sql) == 0:
+        return None  # nobody's yet: never made as a role that got there first
+    superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                             ).fetchone()
+    return ours[0][1] if superuser is not None and superuser[0] else None
+
+
+def check_owners(conn: _Conn, path: str, sql: SQL) -> None:
     """Refuse objects that another role may have made, or may use, to spy.
 
     A table's owner may put triggers and row security policies on it, which
     run as whoever writes or reads it; our trigger functions run as their
-    owner. So sessions_dal's tables, indexes and functions must all have one
-    owner; openai-agents' two tables (which our triggers and statements use)
-    must have that owner too, or a superuser, or (before sessions_dal is set
-    up) one this role belongs to; and where every role may create objects in
-    the schema (CREATE granted to PUBLIC, as before PostgreSQL 15), our owner
-    must be this role (or one it belongs to), the schema's owner or a superuser.
+    owner. So: before sessions_dal is set up, objects of ours that exist must
+    be this role's (or one it trusts: :data:`_OWNERS`), never adopted from
+    another; sessions_dal's tables, indexes and functions must all have one
+    owner; openai-agents' two tables must have that owner or a superuser's
+    (before set-up: one this role trusts); and where every role may create
+    objects in the schema (CREATE granted to PUBLIC, as before PostgreSQL 15)
+    the owner must be one this role trusts, or the schema's owner.
     """
     ours, agents = owners(conn, sql)
     found = sorted({owner for _, owner, _, _ in ours})
@@ -420,8 +443,16 @@ def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
             "made those, and could read or change what sessions_dal stores; nothing was "
             "changed. Have the database's owner drop what is not sessions_dal's, and open again"
         )
-    for name, owner, superuser, member in agents:
-        if superuser or (owner in found if found else member):
+    set_up = schema_version(conn, sql) > 0
+    if found and not set_up and not all(trusted for _, _, _, trusted in ours):
+        raise IncompatibleSchemaError(
+            f"database {path}: schema {sql.schema!r} has {_names(ours)} of role {found[0]!r} "
+            "though sessions_dal was never set up there: another role made them first, and "
+            "could read or change what sessions_dal would store; nothing was changed. Have "
+            "the database's owner drop them, and open again"
+        )
+    for name, owner, superuser, trusted in agents:
+        if superuser or (owner in found if found else trusted):
             continue
         raise IncompatibleSchemaError(
             f"database {path}: table {name!r} belongs to role {owner!r}, not to "
@@ -433,7 +464,7 @@ def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
     schema = conn.execute(_SCHEMA_OWNER, [sql.schema]).fetchone()
     if not found or schema is None or not schema[1]:
         return
-    if found[0] != schema[0] and not any(superuser or member for _, _, superuser, member in ours):
+    if found[0] != schema[0] and not any(trusted for _, _, _, trusted in ours):
         raise IncompatibleSchemaError(
             f"database {path}: every role may create objects in schema {sql.schema!r} (CREATE "
             f"is granted to PUBLIC, as before PostgreSQL 15), and sessions_dal's tables there "
@@ -443,7 +474,11 @@ def _check_owners(conn: _Conn, path: str, sql: SQL) -> None:
         )
 
 
-def _usual(rows: list[tuple[str, str, bool, bool]]) -> str:
+def _names(rows: list[_Owner]) -> str:
+    return ", ".join(name for name, _, _, _ in rows[:5]) + (" ..." if len(rows) > 5 else "")
+
+
+def _usual(rows: list[_Owner]) -> str:
     """The owner of most of ``rows``."""
     counts: dict[str, int] = {}
     for _, owner, _, _ in rows:

@@ -382,11 +382,14 @@ BEGIN
     ELSE
         -- The same strings of a big document, walked with jsonb_each and
         -- jsonb_array_elements: jsonpath''s .** and [*] cost the square of an
-        -- array''s length (a 2 MB array of short strings took 43 s).
-        WITH RECURSIVE walk(key, value) AS (
-            SELECT NULL::text, doc
+        -- array''s length (a 2 MB array of short strings took 43 s). Each level
+        -- copies what is below it: strings deeper than 100 levels (deeper than
+        -- sessions_dal lets an item be) are not indexed in a big document.
+        WITH RECURSIVE walk(key, value, depth) AS (
+            SELECT NULL::text, doc, 0
             UNION ALL
-            SELECT inner_value.key, inner_value.value FROM walk CROSS JOIN LATERAL (
+            SELECT inner_value.key, inner_value.value, walk.depth + 1
+            FROM walk CROSS JOIN LATERAL (
                 SELECT member.key, member.value FROM jsonb_each(
                     CASE WHEN jsonb_typeof(walk.value) = ''object'' THEN walk.value
                          ELSE ''{}''::jsonb END) AS member
@@ -395,6 +398,7 @@ BEGIN
                     CASE WHEN jsonb_typeof(walk.value) = ''array'' THEN walk.value
                          ELSE ''[]''::jsonb END) AS element
             ) AS inner_value
+            WHERE walk.depth < 100
         )
         SELECT string_agg(value #>> ''{}'', '' '') INTO strings_found FROM walk
         WHERE jsonb_typeof(value) = ''string'' AND (key IS NULL OR key NOT IN (

@@ -55,11 +55,13 @@ from ._grants import grant_statements
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,
+    check_owners,
     check_server,
     create_stand_ins,
     first_schema,
     inspect,
     missing_tables,
+    owner_to_act_as,
     pending_steps,
     schema_version,
 )
@@ -94,6 +96,8 @@ class PostgresStore:
 
         stand_ins: list[Sequence[str]] = []  # a read-only repository's, found once
 
+        acting: list[str] = []  # the owner a superuser acts as (see owner_to_act_as)
+
         def first(conn: _Conn) -> None:
             check_server(conn, path)
             schema, exists = first_schema(conn)
@@ -101,8 +105,15 @@ class PostgresStore:
             if not exists:
                 stand_ins.append(("agent_sessions", "agent_messages", "agent_users",
                                   "agent_user_sessions"))
+            else:
+                # As this role first: a superuser must never take on, by acting
+                # as their owner, objects that another role made to spy.
+                check_owners(conn, path, self._sql)
+                acting.extend(filter(None, [owner_to_act_as(conn, self._sql)]))
 
         def configure(conn: _Conn) -> None:
+            if acting:
+                conn.execute("SELECT set_config('role', %s, false)", acting)
             if not read_only:
                 return
             if not stand_ins:  # the first connection's, once its settings are pinned
