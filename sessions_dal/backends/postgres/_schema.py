@@ -412,11 +412,13 @@ def owner_to_act_as(conn: _Conn, sql: SQL) -> str | None:
     every right there is. As the owner it runs them with the owner's only.
     """
     ours, _ = owners(conn, sql)
-    if not ours or ours[0][2] or schema_version(conn, sql) == 0:
-        return None  # nobody's yet: never made as a role that got there first
+    if not ours or ours[0][2]:
+        return None
     superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
                              ).fetchone()
-    return ours[0][1] if superuser is not None and superuser[0] else None
+    if superuser is None or not superuser[0] or schema_version(conn, sql) == 0:
+        return None  # not a superuser; or nobody's yet: never made as who got there first
+    return str(ours[0][1])
 
 
 def check_owners(conn: _Conn, path: str, sql: SQL) -> None:
@@ -443,7 +445,10 @@ def check_owners(conn: _Conn, path: str, sql: SQL) -> None:
             "made those, and could read or change what sessions_dal stores; nothing was "
             "changed. Have the database's owner drop what is not sessions_dal's, and open again"
         )
-    set_up = schema_version(conn, sql) > 0
+    try:
+        set_up = schema_version(conn, sql) > 0
+    except psycopg.errors.InsufficientPrivilege:
+        set_up = True  # it exists, and is not this role's to read: inspect() says so
     if found and not set_up and not all(trusted for _, _, _, trusted in ours):
         raise IncompatibleSchemaError(
             f"database {path}: schema {sql.schema!r} has {_names(ours)} of role {found[0]!r} "
