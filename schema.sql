@@ -270,3 +270,58 @@ SELECT -seq, json_extract(
 FROM agent_user_sessions
 WHERE instr(metadata, '\u0000') > 0 AND json_valid(metadata)
   AND json_type(metadata, '$.title') = 'text';
+
+-- version: 5
+-- Search indexed when searched: appends stop paying for the index; a search first indexes what is new.
+
+-- Every item whose id is at most upto has been indexed (or has no words):
+-- the items after it are indexed, in batches of ids, by the next read-write
+-- search (or repo.update_search_index()), whoever wrote them, sessions_dal or
+-- openai-agents. Appends cost what they cost without search, and a file that
+-- is never searched never indexes an item. Item ids only grow (AUTOINCREMENT
+-- never reuses one), so the items after the mark are exactly the new ones.
+CREATE TABLE IF NOT EXISTS sessions_dal_search_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    upto INTEGER NOT NULL
+);
+
+-- A file the triggers of versions 3 and 4 kept is indexed up to its last
+-- indexed item; one whose index is set up now (its backfill left to the
+-- first search, see _schema.py) is indexed up to nothing.
+INSERT OR IGNORE INTO sessions_dal_search_state (id, upto)
+SELECT 1, coalesce(max(rowid), 0) FROM sessions_dal_search WHERE rowid > 0;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_insert;
+
+-- Only an item already indexed has a row to take with it.
+DROP TRIGGER IF EXISTS sessions_dal_search_on_delete;
+CREATE TRIGGER sessions_dal_search_on_delete
+AFTER DELETE ON agent_messages
+WHEN OLD.id <= (SELECT upto FROM sessions_dal_search_state)
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = OLD.id;
+END;
+
+-- A session claimed or created: the owner tokens of its items already
+-- indexed follow (a new session has none: create_session skips this), and
+-- its title is indexed under the owner.
+DROP TRIGGER IF EXISTS sessions_dal_search_on_own;
+CREATE TRIGGER sessions_dal_search_on_own
+AFTER INSERT ON agent_user_sessions
+WHEN EXISTS (SELECT 1 FROM agent_messages WHERE session_id = NEW.session_id
+             AND id <= (SELECT upto FROM sessions_dal_search_state))
+BEGIN
+    UPDATE sessions_dal_search
+    SET owner = 'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = NEW.session_id);
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_own_title
+AFTER INSERT ON agent_user_sessions
+WHEN json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text'
+BEGIN
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -NEW.seq, json_extract(
+               replace(replace(NEW.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title'),
+           'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id);
+END;

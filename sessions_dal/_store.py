@@ -302,6 +302,14 @@ class Store(Protocol):
         """The problems an integrity check finds (empty if sound), the search
         index's disagreements with the items and titles among them."""
 
+    def update_search_index(self) -> int:
+        """Index what the index does not hold yet (items written since the last
+        search), in batches of transactions, telling
+        ``backends._migrations.PROGRESS`` how far; return how many items got
+        rows. A backend whose index is kept as items are written returns 0.
+        Raises :class:`~sessions_dal.errors.SearchUnavailableError` where there
+        is no index."""
+
     def reindex(self) -> int:
         """Make the search index what the items and titles say, in batches of
         transactions, telling ``backends._migrations.PROGRESS`` how far; return

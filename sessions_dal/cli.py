@@ -561,8 +561,12 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    # Indexing what was written since the last search can take a while on a
+    # big database: said on a terminal's stderr (stdout stays the results).
+    progress = _migration_progress() if sys.stderr.isatty() else None
     with _look(args) as repo:
-        hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session)
+        hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session,
+                           progress=progress)
     if _wants_json(args):
         _print_json([{"session_id": hit.session.session_id, "title": hit.item is None,
                       "item": hit.item, "snippet": hit.snippet} for hit in hits])

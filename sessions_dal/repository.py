@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import _time
 from ._search import SearchHit, item_texts, parse_query, snippet
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from .transfer import Progress, TransferCounts
 
 __all__ = ["DatabaseInfo", "DeletedUser", "SessionRepository", "UserSummary"]
+
+_T = TypeVar("_T")
 
 DEFAULT_SESSIONS_TABLE = "agent_sessions"
 DEFAULT_MESSAGES_TABLE = "agent_messages"
@@ -531,7 +533,8 @@ class SessionRepository:
         return DeletedUser(user_id, found, sessions, items)
 
     def search(self, user_id: str, query: str, *, limit: int | None = 20,
-               session_id: str | None = None) -> list[SearchHit]:
+               session_id: str | None = None,
+               progress: Callable[[str, float], object] | None = None) -> list[SearchHit]:
         """Return the user's items (and session titles) that contain every word of ``query``.
 
         Best match first (ties: newest first); only ``user_id``'s sessions, or
@@ -544,6 +547,13 @@ class SessionRepository:
         by its start, ``prefix*``), is a ``ValueError``; a database that cannot
         search (SQLite without FTS5) raises
         :class:`~sessions_dal.errors.SearchUnavailableError`.
+
+        Every item whose ``add_items`` returned before the search began is
+        searched, whoever wrote it. On SQLite the items written since the last
+        search are indexed first (:meth:`update_search_index`, which calls
+        ``progress(step, fraction)`` after each batch of 20,000); a
+        ``read_only`` repository, which cannot write the index, indexes them in
+        a temporary index of its own connection, kept for its next searches.
 
         >>> with SessionRepository(":memory:") as repo:
         ...     s = repo.create_session("alice", metadata={"title": "Holidays"})
@@ -558,7 +568,8 @@ class SessionRepository:
             check_id("session_id", session_id)
         hits: list[SearchHit] = []
         sessions: dict[str, Session] = {}
-        for row in self._store.search(user_id, terms, session_id, count):
+        rows = _reporting(progress, self._store.search, user_id, terms, session_id, count)
+        for row in rows:
             session = sessions.get(row.session.session_id)
             if session is None:
                 session = sessions[row.session.session_id] = self._session(row.session)
@@ -755,17 +766,33 @@ class SessionRepository:
         ...     repo.reindex()
         0
         """
-        if progress is not None and not callable(progress):
-            raise TypeError(f"progress must be callable, not {type(progress).__name__}")
-        report = None
-        if progress is not None:
-            def report(step: str, fraction: float) -> None:
-                progress(step, fraction)
-        token = PROGRESS.set(report)
-        try:
-            return self._store.reindex()
-        finally:
-            PROGRESS.reset(token)
+        return _reporting(progress, self._store.reindex)
+
+    @write_call
+    def update_search_index(self, *,
+                            progress: Callable[[str, float], object] | None = None) -> int:
+        """Index the items written since the last search; return how many got index rows.
+
+        Appends do not index their items: the search index catches up when it
+        is searched (:meth:`search` calls this first), in batches of 20,000
+        item ids, each a short write transaction, whoever wrote the items
+        (openai-agents' classes included). A database that is never searched
+        never pays for it; the first search after many appends pays for all
+        of them, about 30 µs an item on SQLite (see the README's "Search").
+        Call this on demand (after a bulk import, or from a background thread
+        or a timer) to keep that cost off a user's search.
+        ``progress(step, fraction)`` is called after each batch. On PostgreSQL,
+        whose triggers index each item as it is written, there is nothing to
+        do: returns 0. Raises
+        :class:`~sessions_dal.errors.SearchUnavailableError` where the database
+        cannot search (SQLite without FTS5).
+
+        >>> with SessionRepository(":memory:") as repo:
+        ...     repo.create_session("alice").add_items(["Rome", "Naples", {"id": "x"}])
+        ...     repo.update_search_index()
+        2
+        """
+        return _reporting(progress, self._store.update_search_index)
 
     def export_to(self, out: IO[str], *, user_id: str | None = None,
                   progress: Progress | None = None) -> TransferCounts:
@@ -927,3 +954,19 @@ def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
         f"user {user_id!r} has no session {session_id!r}; "
         "list the user's sessions with get_sessions()"
     )
+
+
+def _reporting(progress: Callable[[str, float], object] | None, work: Callable[..., _T],
+               *args: Any) -> _T:
+    """``work(*args)`` with its batches' progress reported to ``progress`` (if given)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable, not {type(progress).__name__}")
+    report = None
+    if progress is not None:
+        def report(step: str, fraction: float) -> None:
+            progress(step, fraction)
+    token = PROGRESS.set(report)
+    try:
+        return work(*args)
+    finally:
+        PROGRESS.reset(token)

@@ -14,6 +14,7 @@ __all__ = [
     "EXAMPLES",
     "EXTRA",
     "INDEX_ITEMS",
+    "INDEX_NEW",
     "INDEX_TITLES",
     "MISSING",
     "REPAIR",
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 INDEX_ITEMS = "search index: items"
+INDEX_NEW = "search index: new items"
 INDEX_TITLES = "search index: session titles"
 """The steps of a reindex, as its progress names them."""
 

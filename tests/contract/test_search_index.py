@@ -26,6 +26,7 @@ def test_a_sound_index_checks_clean_and_reindexes_nothing(backend: Backend,
     backend.insert_item_text("trip", "not json at all")
     repo.create_session("bob", metadata={"title": 7}).add_items(["bob's words"])
     backend.write_like_agents("agents", ['{"content": "nobody owns this"}'])
+    repo.update_search_index()  # SQLite indexes items when searched: now, to compare
     rows = backend.index_rows()
     assert repo.check() == [] and repo.reindex() == 0
     assert backend.index_rows() == rows
@@ -39,6 +40,7 @@ def test_each_kind_of_drift_is_reported_then_repaired(backend: Backend,
     stolen = backend.insert_item_text("trip", json.dumps({"content": "stolen zebra"}))
     bobs = repo.create_session("bob", session_id="bobs")
     backend.insert_item_text("bobs", json.dumps({"content": "bob zebra"}))
+    repo.update_search_index()  # SQLite indexes items when searched: now, to damage them
     backend.index_drop(lost)  # missing
     backend.index_set_owner(stolen, "bob")  # bob would find alice's item
     backend.index_add(stolen + 1000, "ghost zebra", "alice", "trip")  # of no item
@@ -71,6 +73,7 @@ def test_a_problem_line_counts_all_and_shows_a_few(backend: Backend,
                                                    repo: SessionRepository) -> None:
     repo.create_session("alice", session_id="s")
     ids = [backend.insert_item_text("s", f'"word {n}"') for n in range(8)]
+    repo.update_search_index()
     for item_id in ids:
         backend.index_drop(item_id)
     [problem] = repo.check()

@@ -48,7 +48,7 @@ def test_opening_read_write_adds_search_to_an_older_file(tmp_path: Path) -> None
         assert [h.item for h in repo.search("bob", "rome")] == ["rome"]
 
 
-def test_migrate_shows_its_progress_through_the_items(
+def test_migrating_leaves_the_items_to_the_first_search_which_shows_its_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "old.db"
@@ -57,23 +57,29 @@ def test_migrate_shows_its_progress_through_the_items(
     from sessions_dal.cli import main
 
     assert main(["--db", str(path), "migrate"]) == 0
-    lines = capsys.readouterr().err.splitlines()
-    shown = [line.rsplit(" ", 1)[1] for line in lines if line.lstrip().startswith("Search: ")]
-    assert shown == ["25%", "55%", "85%", "100%"]  # ids 1..1001, 300 at a time, by 5%
-    assert lines[-1].endswith(": 100%")  # and later blocks' passes over the items
+    assert "%" not in capsys.readouterr().err  # no pass over the items at open
+    heard: list[tuple[str, float]] = []
     with SessionRepository(path) as repo:
-        assert len(repo.search("alice", "rome", limit=None)) == 1000
+        hits = repo.search("alice", "rome", limit=None,
+                           progress=lambda step, done: heard.append((step, done)))
+        assert len(hits) == 1000
+        assert heard == [("search index: new items", n / 1001) for n in (300, 600, 900, 1001)]
+        heard.clear()
+        assert len(repo.search("bob", "rome", progress=heard.append)) == 1 and heard == []
+        with pytest.raises(TypeError, match="progress must be callable"):
+            repo.search("alice", "rome", progress=3)  # type: ignore[arg-type]
 
 
-def test_migrate_prints_progress_on_stderr(tmp_path: Path) -> None:
+def test_migrate_prints_no_pass_over_the_items(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     make_version_2(path, 30)
     done = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", str(path), "migrate"],
                           capture_output=True, text=True, check=True)
-    assert "version 3: Search" in done.stdout
-    assert "Search: a full-text index of the words in items and session titles, " \
-           "kept by triggers.: 100%" in done.stderr
-    assert "migrated" in done.stdout
+    assert "version 3: Search" in done.stdout and "version 5: Search" in done.stdout
+    assert "migrated" in done.stdout and "%" not in done.stderr
+    found = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", str(path), "search",
+                            "alice", "word7"], capture_output=True, text=True, check=True)
+    assert found.stdout == "s  [word7] rome\n"
 
 
 def test_without_fts5_search_says_so_and_everything_else_works(

@@ -501,6 +501,11 @@ class PostgresStore:
                 (sql.index_wrong_titles, WRONG_TITLES, everything),
             ) for problem in index_problem(what, conn.execute(statement, parameters))]
 
+    def update_search_index(self) -> int:
+        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
+            raise self._no_search()
+        return 0  # the triggers index each item as it is written
+
     def reindex(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
             raise self._no_search()

@@ -45,6 +45,7 @@ __all__ = [
     "Database",
     "Fingerprint",
     "Opened",
+    "in_read_transaction",
     "open_connection",
     "open_read_only",
     "translate_errors",
@@ -466,7 +467,7 @@ class Database:
         """
         self._check_process()
         if self._reopen is None:
-            result: _T = self.read(_in_read_transaction, work)
+            result: _T = self.read(in_read_transaction, work)
             return result
         with self._lock:
             self._ready(nested=True)  # closed? (no reopen, no repair)
@@ -564,9 +565,10 @@ def _verifier(path: str, fingerprint: Fingerprint | None) -> Callable[[], None]:
     return verify
 
 
-def _in_read_transaction(
+def in_read_transaction(
     conn: sqlite3.Connection, work: Callable[[sqlite3.Connection, Callable[[], None]], _T]
 ) -> _T:
+    """Run ``work(conn, verify)`` in one read transaction of ``conn`` (``Database.read``'s)."""
     with conn:  # the C-level exit ends the read transaction whatever happens
         conn.execute("BEGIN")
         return work(conn, _nothing)

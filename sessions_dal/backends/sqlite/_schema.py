@@ -32,6 +32,7 @@ from ._connection import Database
 from ._sql import SQL, quote
 
 __all__ = [
+    "INDEXED_WHEN_SEARCHED",
     "SCHEMA_VERSION",
     "VERSION_TABLE",
     "Migration",
@@ -54,6 +55,12 @@ def load_migrations() -> tuple[Migration, ...]:
 MIGRATIONS = load_migrations()
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
 """The schema version this sessions_dal writes: the last block of ``schema.sql``."""
+
+INDEXED_WHEN_SEARCHED = 5
+"""From this version on, items join the search index when it is searched
+(``schema.sql``): an older block's backfill of items into an index that holds
+none yet is left to the first search, so that adopting a big file costs no
+index build at open."""
 
 
 _CREATE_VERSION_TABLE = (
@@ -128,7 +135,7 @@ def _migrate(conn: sqlite3.Connection, path: str, sql: SQL, migration: Migration
         return applied
     conn.execute(_CREATE_VERSION_TABLE)
     try:
-        _run(conn, sql, migration)
+        _run(conn, sql, migration, target=target)
     except _Failed as failed:
         raise MigrationError(
             f"migrating {path!r} to schema version {migration.version} "
@@ -159,7 +166,7 @@ def _searching(statement: str) -> bool:
     return "sessions_dal_search" in statement
 
 
-def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration, *,
+def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration, *, target: int,
          only_search: bool = False) -> None:
     """The statements of ``migration``; those over all items in batches, with progress.
 
@@ -175,17 +182,20 @@ def _run(conn: sqlite3.Connection, sql: SQL, migration: Migration, *,
         if not (search if only_search else searchable or not search):
             continue
         try:
-            _execute(conn, sql, migration, statement)
+            _execute(conn, sql, migration, statement, target)
         except sqlite3.Error as exc:
             raise _Failed(statement) from exc
 
 
-def _execute(conn: sqlite3.Connection, sql: SQL, migration: Migration, statement: str
-             ) -> None:
+def _execute(conn: sqlite3.Connection, sql: SQL, migration: Migration, statement: str,
+             target: int) -> None:
     ddl = sql.ddl(statement)
     if not is_batched(statement):
         conn.execute(ddl)
         return
+    if (target >= INDEXED_WHEN_SEARCHED and _searching(statement)
+            and conn.execute(sql.any_item_indexed).fetchone() is None):
+        return  # left to the first search (INDEXED_WHEN_SEARCHED)
     first, last = conn.execute(
         f"SELECT min(id), max(id) FROM {quote(sql.messages_table)}").fetchone()
     in_batches(migration.title, first, last,
@@ -211,7 +221,7 @@ def _build_index(conn: sqlite3.Connection, sql: SQL, search: Migration) -> bool:
     version = schema_version(conn)[0]
     for migration in MIGRATIONS:
         if search.version <= migration.version <= version:
-            _run(conn, sql, migration, only_search=True)
+            _run(conn, sql, migration, target=version, only_search=True)
     return True
 
 

@@ -272,7 +272,8 @@ class SQL:
         # An item's words and owner tokens as the triggers of schema.sql
         # (version 3) index them; NULL words: no row.
         words = (
-            "(SELECT group_concat(value, ' ') FROM json_tree(m.message_data) "
+            "(SELECT group_concat(value, ' ') FROM json_tree("
+            r"replace(replace(m.message_data, '\\', '\u005c'), '\u0000', '\u0020')) "
             "WHERE type = 'text' AND (key IS NULL OR key NOT IN ("
             "'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status', "
             "'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data')))"
@@ -285,7 +286,8 @@ class SQL:
         # check: what is cheap to compare on a big database (no item's words are
         # computed but those of items without a row); reindex compares it all.
         self.index_missing = (
-            f"SELECT m.id FROM {m} m WHERE json_valid(m.message_data) AND NOT EXISTS "
+            f"SELECT m.id FROM {m} m WHERE m.id <= (SELECT upto FROM sessions_dal_search_state) "
+            "AND json_valid(m.message_data) AND NOT EXISTS "
             "(SELECT 1 FROM sessions_dal_search s WHERE s.rowid = m.id) "
             f"AND {words} IS NOT NULL ORDER BY m.id"
         )
@@ -331,6 +333,39 @@ class SQL:
             f"{self.index_differs['titles']}) d LEFT JOIN agent_user_sessions o "
             "ON o.seq = -d.id ORDER BY 1"
         )
+        # Items join the index when it is searched (schema.sql, version 5): the
+        # mark, and the ids to index after it; then each range (:after, :upto]
+        # of them, and the mark moved past it, in one transaction.
+        self.search_mark = (
+            f"SELECT (SELECT upto FROM sessions_dal_search_state), (SELECT max(id) FROM {m})"
+        )
+        self.index_new = (
+            "INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner) "
+            f"SELECT id, words, owner FROM ({fresh_items}) WHERE words IS NOT NULL"
+        )
+        # Never past the last item: a later item's id must stay after the mark
+        # (a reindex's range may end at a row of an item that does not exist).
+        last_item = f"min(:upto, coalesce((SELECT max(id) FROM {m}), 0))"
+        self.move_search_mark = (
+            f"UPDATE sessions_dal_search_state SET upto = {last_item} WHERE upto < {last_item}"
+        )
+        self.has_search_state = (
+            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
+            "AND name = 'sessions_dal_search_state'"
+        )
+        self.any_item_indexed = "SELECT 1 FROM sessions_dal_search WHERE rowid > 0 LIMIT 1"
+        # A read-only connection cannot move the mark: it indexes the items
+        # after it in a temporary index of its own, searched beside the file's.
+        self.tail_table = "temp.sessions_dal_search_tail"
+        self.tail_create = (
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.tail_table} USING fts5("
+            "words, owner, tokenize = 'unicode61 remove_diacritics 2')"
+        )
+        self.tail_empty = f"DELETE FROM {self.tail_table}"
+        self.tail_fill = (
+            f"INSERT INTO {self.tail_table} (rowid, words, owner) "
+            f"SELECT id, words, owner FROM ({fresh_items}) WHERE words IS NOT NULL"
+        )
         # Rewriting the rows ``:ids`` (a JSON array): overwritten, deleted (as a
         # delete erases), then inserted again as the triggers would.
         listed = "rowid IN (SELECT value FROM json_each(:ids))"
@@ -360,12 +395,14 @@ class SQL:
         }
 
     @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
-    def search(self, terms: int) -> str:
+    def search(self, terms: int, index: str = "sessions_dal_search") -> str:
         """The search for a query of ``terms`` terms.
 
         Named parameters: ``match`` the FTS5 query, ``limit``, ``user``,
         ``session`` (or NULL), and ``t0``, ``t1``, ... each term's text, lower
-        case. The index answers for the owner's tokens (see schema.sql, version
+        case. Each row ends with its score, so that the hits of two indexes
+        (a read-only search's, see ``tail_table``) merge in order. The index
+        (``index``, the file's by default) answers for the owner's tokens (see schema.sql, version
         3); the joins check ownership again, from the tables themselves. Best
         first: each term's count in the row's text, saturating, over the row's
         length (BM25's term-frequency part; not its corpus statistics, which
@@ -379,10 +416,10 @@ class SQL:
         score = " + ".join(
             f"c{n} / (c{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(terms))
         return (
-            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq FROM ("
+            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
             f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
             "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
-            "FROM sessions_dal_search WHERE sessions_dal_search MATCH :match) LIMIT -1) "
+            f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH :match) LIMIT -1) "
             "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "

@@ -35,6 +35,7 @@ from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableEr
 from .._index import (
     EXTRA,
     INDEX_ITEMS,
+    INDEX_NEW,
     INDEX_TITLES,
     MISSING,
     WRONG_OWNER,
@@ -47,6 +48,7 @@ from ._connection import (
     SYNCHRONOUS_LEVELS,
     Database,
     Opened,
+    in_read_transaction,
     open_connection,
     open_read_only,
 )
@@ -88,6 +90,9 @@ class SQLiteStore:
         self._sql = sql = SQL(sessions_table, messages_table)
         self._unmerged = False
         """A prune deleted from the search index and has not merged it yet."""
+        self._tail: tuple[sqlite3.Connection, int, int] | None = None
+        """A read-only search's temporary index: its connection, and the items
+        (after, upto] it holds (see _search_read_only)."""
         memory = path == ":memory:"
         if path.startswith("file:"):
             raise ValueError(
@@ -329,9 +334,66 @@ class SQLiteStore:
             "user": user_id, "session": session_id}
         parameters.update((f"t{n}", " ".join(term.words).lower())
                           for n, term in enumerate(terms))
-        rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
-        return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
+        if self.read_only:
+            rows = self._db.read(in_read_transaction, lambda conn, _: self._search_read_only(
+                conn, len(terms), parameters))
+        else:
+            self.update_search_index()
+            rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
+        return [SearchRow(_owned(row[2:-1]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
+
+    def _search_read_only(self, conn: sqlite3.Connection, terms: int,
+                          parameters: dict[str, object]) -> list[Any]:
+        """Search without moving the index's mark: the items after it are searched
+        in a temporary index of this connection's, kept for the next search."""
+        sql = self._sql
+        rows = conn.execute(sql.search(terms), parameters).fetchall()
+        if conn.execute(sql.has_search_state).fetchone() is None:
+            return rows  # a file of version 4 or older: its triggers kept the index whole
+        upto, last = conn.execute(sql.search_mark).fetchone()
+        if last is None or last <= upto:
+            return rows
+        held = self._tail
+        if held is None or held[0] is not conn or held[1] != upto:
+            conn.execute(sql.tail_create)
+            conn.execute(sql.tail_empty)
+            held = (conn, upto, upto)
+        in_batches(INDEX_NEW, held[2] + 1, last,
+                   lambda after, upto: conn.execute(sql.tail_fill,
+                                                    {"after": after, "upto": upto}))
+        self._tail = (conn, upto, last)
+        rows += conn.execute(sql.search(terms, sql.tail_table),
+                             {**parameters, "upto": last}).fetchall()
+        # Scores are each row's own (no corpus statistics): the two lists merge.
+        rows.sort(key=lambda row: (row[-1], row[0]), reverse=True)
+        limit = cast(int, parameters["limit"])
+        return rows if limit < 0 else rows[:limit]
+
+    def update_search_index(self) -> int:
+        if self._db.fetchone(self._sql.has_search_index, ()) is None:
+            raise self._no_search()
+        upto, last = self._db.fetchone(self._sql.search_mark)
+        if last is None or last <= upto:
+            return 0  # the common case: one read
+        indexed = 0
+
+        def run(after: int, upto: int) -> None:
+            nonlocal indexed
+            indexed += self._db.write(self._index_new, after, upto)
+
+        in_batches(INDEX_NEW, upto + 1, last, run)
+        return indexed
+
+    def _index_new(self, conn: sqlite3.Connection, after: int, upto: int) -> int:
+        # Another process may have indexed some of them meanwhile: from its mark on.
+        after = max(after, conn.execute(self._sql.search_mark).fetchone()[0])
+        if after >= upto:
+            return 0
+        bounds = {"after": after, "upto": upto}
+        indexed: int = conn.execute(self._sql.index_new, bounds).rowcount
+        conn.execute(self._sql.move_search_mark, bounds)
+        return indexed
 
     def _no_search(self) -> SearchUnavailableError:
         if not self._db.read(has_fts5):
@@ -544,8 +606,8 @@ class SQLiteStore:
         ) for problem in index_problem(what, conn.execute(statement, parameters))]
 
     def reindex(self) -> int:
-        if self._db.fetchone(self._sql.has_search_index, ()) is None:
-            raise self._no_search()
+        # What is not indexed yet is not damage: indexed first, and not counted.
+        self.update_search_index()
         repaired = 0
         # In batches, each a write transaction of its own: SQLite's one writer
         # at a time means a batch sees every other write whole, and the
@@ -574,6 +636,8 @@ class SQLiteStore:
             listed = {**bounds, "ids": json.dumps(ids)}
             for statement in self._sql.index_rewrite[part]:
                 conn.execute(statement, listed)
+        if part == "items":  # every item up to here is indexed now (batches go up)
+            conn.execute(self._sql.move_search_mark, bounds)
         return len(ids)
 
     def pending_migrations(self) -> list[str]:

@@ -1,0 +1,173 @@
+"""SQLite indexes items when it is searched (schema.sql, version 5), not when they are added."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sessions_dal import SessionRepository
+from sessions_dal.backends.sqlite._schema import INDEXED_WHEN_SEARCHED
+
+
+def rows(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def indexed_items(path: Path) -> int:
+    return int(rows(path, "SELECT count(*) FROM sessions_dal_search WHERE rowid > 0")[0][0])
+
+
+def mark(path: Path) -> int:
+    return int(rows(path, "SELECT upto FROM sessions_dal_search_state")[0][0])
+
+
+def add_like_agents(path: Path, session_id: str, texts: list[str]) -> None:
+    """What openai-agents' SQLiteSession.add_items() writes."""
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT OR IGNORE INTO agent_sessions (session_id) VALUES (?)",
+                     (session_id,))
+        conn.executemany("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                         [(session_id, json.dumps(text)) for text in texts])
+    conn.close()
+
+
+def test_appends_never_touch_the_index_and_the_first_search_indexes_them_all(
+    db_path: Path
+) -> None:
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice", metadata={"title": "Rome trip"})
+        s.add_items([f"rome {n}" for n in range(100)] + [{"id": "only an id"}])
+        add_like_agents(db_path, "agents", ["rome by agents"])
+        # Titles are indexed as they are set; items wait for a search.
+        assert indexed_items(db_path) == 0 and mark(db_path) == 0
+        assert len(repo.search("alice", "rome", limit=None)) == 101  # items and title
+        assert indexed_items(db_path) == 101  # the id-only item has no words
+        assert mark(db_path) == 102  # every item looked at, the agents' one too
+        s.add_items(["rome again"])
+        assert repo.update_search_index() == 1 and repo.update_search_index() == 0
+        assert repo.check() == []
+        s.pop_item()  # an indexed item takes its row with it
+        assert indexed_items(db_path) == 101 and repo.check() == []
+        s.add_items(["never searched"])
+        s.pop_item()  # one not indexed yet has none to take
+        assert indexed_items(db_path) == 101 and repo.check() == []
+
+
+def test_a_session_claimed_after_its_items_were_indexed_takes_them_along(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        add_like_agents(db_path, "agents", ["zebra crossing"])
+        repo.create_session("bob")
+        assert repo.search("bob", "zebra") == []  # indexed as nobody's
+        assert indexed_items(db_path) == 1
+        repo.claim_session("alice", "agents")
+        assert [hit.item for hit in repo.search("alice", "zebra")] == ["zebra crossing"]
+        assert repo.search("bob", "zebra") == [] and repo.check() == []
+
+
+def test_a_read_only_search_sees_what_is_not_indexed_yet(db_path: Path) -> None:
+    with SessionRepository(db_path) as writer, \
+            SessionRepository(db_path, read_only=True) as reader:
+        s = writer.create_session("alice", session_id="trip")
+        s.add_items(["rome rome rome", "rome once, among many other words here"])
+        assert [h.item for h in writer.search("alice", "rome")] == [
+            "rome rome rome", "rome once, among many other words here"]
+        s.add_items(["rome", "naples"])  # after the mark: only in the reader's own index
+        hits = reader.search("alice", "rome", limit=None)
+        # One order across both indexes: best first (scores are each row's own).
+        assert [h.item for h in hits] == [
+            "rome rome rome", "rome", "rome once, among many other words here"]
+        assert [h.item for h in reader.search("alice", "rome", limit=2)] == [
+            "rome rome rome", "rome"]
+        s.add_items(["rome later"])  # the reader's index grows by what is new
+        assert len(reader.search("alice", "rome", limit=None)) == 4
+        assert reader.search("bob", "rome") == []
+        writer.search("alice", "naples")  # the mark moves on: the reader's index is redone
+        s.add_items(["naples too"])
+        assert [h.item for h in reader.search("alice", "naples", limit=None)] == [
+            "naples", "naples too"]
+        assert len(reader.search("alice", "rome", limit=None)) == 4  # nothing twice
+        s.pop_item()
+        assert [h.item for h in reader.search("alice", "naples")] == ["naples"]
+    assert indexed_items(db_path) == 5  # the reader wrote none of them
+
+
+def test_a_file_indexed_by_triggers_keeps_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    with SessionRepository(path) as repo:
+        repo.create_session("alice").add_items(["rome", {"id": "x"}, "naples"])
+        repo.search("alice", "rome")
+    # As version 4 left it: every item indexed by a trigger, no mark.
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE sessions_dal_search_state")
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version >= ?",
+                     (INDEXED_WHEN_SEARCHED,))
+    conn.close()
+    with SessionRepository(path, read_only=True) as reader:
+        assert [h.item for h in reader.search("alice", "naples")] == ["naples"]
+    with SessionRepository(path) as repo:
+        assert mark(path) == 3  # the last item with a row: nothing indexed again
+        assert repo.update_search_index() == 0 and repo.check() == []
+
+
+def test_two_processes_catching_up_at_once_index_each_item_once(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        repo.create_session("alice", session_id="s").add_items(
+            [f"word{n} rome" for n in range(3000)])
+    script = textwrap.dedent(f"""
+        from sessions_dal import SessionRepository
+        from sessions_dal.backends import _migrations
+        _migrations.BATCH = 100
+        with SessionRepository({str(db_path)!r}) as repo:
+            print(len(repo.search("alice", "rome", limit=None)))
+    """)
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    assert [run.communicate()[0] for run in runs] == ["3000\n", "3000\n"]
+    assert indexed_items(db_path) == 3000 and mark(db_path) == 3000
+    with SessionRepository(db_path) as repo:
+        assert repo.check() == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9")
+def test_killed_while_catching_up_loses_nothing_and_the_next_search_finishes(
+    db_path: Path
+) -> None:
+    with SessionRepository(db_path) as repo:
+        repo.create_session("alice", session_id="s").add_items(
+            [f"word{n} rome" for n in range(20_000)])
+    # Each batch commits, then says so: killed at once, within the next one.
+    script = textwrap.dedent(f"""
+        import sys
+        from sessions_dal import SessionRepository
+        from sessions_dal.backends import _migrations
+        _migrations.BATCH = 500
+        with SessionRepository({str(db_path)!r}) as repo:
+            repo.update_search_index(progress=lambda step, done: print(done, flush=True))
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    for _ in range(3):
+        run.stdout.readline()
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    run.stdout.close()
+    done = mark(db_path)
+    assert 1500 <= done < 20_000 and indexed_items(db_path) == done  # whole batches only
+    with SessionRepository(db_path) as repo:
+        assert repo.check() == []
+        assert len(repo.search("alice", "rome", limit=None)) == 20_000
+        assert repo.check() == [] and mark(db_path) == 20_000
