@@ -325,3 +325,22 @@ BEGIN
                replace(replace(NEW.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title'),
            'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id);
 END;
+
+-- A session deleted or given up: its title's row goes, and its indexed items
+-- become nobody's. Every deleting call deletes the items first: then there
+-- are none (and an FTS5 table given `rowid IN (subquery)` is slow even so).
+DROP TRIGGER IF EXISTS sessions_dal_search_on_disown;
+CREATE TRIGGER sessions_dal_search_on_disown
+AFTER DELETE ON agent_user_sessions
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = -OLD.seq;
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_disown_items
+AFTER DELETE ON agent_user_sessions
+WHEN EXISTS (SELECT 1 FROM agent_messages WHERE session_id = OLD.session_id
+             AND id <= (SELECT upto FROM sessions_dal_search_state))
+BEGIN
+    UPDATE sessions_dal_search SET owner = ''
+    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = OLD.session_id);
+END;

@@ -67,6 +67,93 @@ def timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: An
     return value
 
 
+# -- raw sqlite3 doing the least a store must: the floor ----------------------------
+
+MINIMAL_SQLITE = (
+    # openai-agents' items table, and one table of sessions by user: what a
+    # hand-written app would have. No activity, no users table, no search.
+    "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, "
+    "created_at TEXT NOT NULL)",
+    "CREATE INDEX sessions_by_user ON sessions (user_id, created_at)",
+    "CREATE TABLE agent_messages (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "session_id TEXT NOT NULL, message_data TEXT NOT NULL, "
+    "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)",
+    "CREATE INDEX idx_agent_messages_session_id ON agent_messages (session_id, id)",
+)
+
+
+class Minimal:
+    """Hand-written sqlite3 doing the minimal statement per call: one INSERT to create
+    a session, one INSERT per item (one transaction per call), one SELECT to read.
+
+    The same settings as sessions_dal's (WAL, synchronous=NORMAL, its cache size).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        for statement in MINIMAL_SQLITE:
+            self.conn.execute(statement)
+
+    def create_session(self, user: str) -> str:
+        session_id = str(uuid.uuid4())
+        self.conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (session_id, user, utc_now()))
+        return session_id
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        if len(items) == 1:  # one statement: its own transaction
+            self.conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                              "VALUES (?, ?)", (session_id, json.dumps(items[0])))
+            return
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT INTO agent_messages (session_id, message_data) "
+                              "VALUES (?, ?)", [(session_id, json.dumps(i)) for i in items])
+        self.conn.execute("COMMIT")
+
+    def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? "
+            "ORDER BY id DESC LIMIT ? OFFSET ?", (session_id, limit, offset)).fetchall()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+NO_INDEX = {
+    "sqlite": [f"DROP TRIGGER IF EXISTS sessions_dal_search_on_{name}"
+               for name in ("insert", "delete", "own", "own_title", "disown", "disown_items",
+                                "title")],
+    "postgresql": [f"DROP TRIGGER IF EXISTS sessions_dal_search_on_{name} ON {table}"
+                   for name, table in (("insert", "agent_messages"),
+                                       ("change", "agent_messages"),
+                                       ("delete", "agent_messages"),
+                                       ("truncate", "agent_messages"),
+                                       ("own", "agent_user_sessions"))],
+}
+"""What makes a database of this schema one without the search index: its triggers
+dropped (the index's table stays, empty, so that opening it does not build it)."""
+
+
+def drop_search(where: str, backend: str) -> None:
+    """Make the database at ``where`` (a path or URL, at the current schema) one without
+    the search index (see :data:`NO_INDEX`)."""
+    if backend == "sqlite":
+        conn = sqlite3.connect(where)
+        with conn:
+            for statement in NO_INDEX[backend]:
+                conn.execute(statement)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(where, autocommit=True) as pg:
+        for statement in NO_INDEX[backend]:
+            pg.execute(statement)
+
+
 # -- raw sqlite3: the same statements sessions_dal runs, without the library ----------
 
 
@@ -174,9 +261,14 @@ class Raw:
 
 
 class Ours:
-    """sessions_dal itself."""
+    """sessions_dal itself; unless ``indexed``, on a database without the search index
+    (see :func:`drop_search`)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, indexed: bool = True, backend: str = "sqlite"
+                 ) -> None:
+        if not indexed:
+            SessionRepository(path).close()
+            drop_search(str(path), backend)
         self.repo = SessionRepository(path)
         self.handles: dict[str, Any] = {}
 
@@ -231,11 +323,16 @@ class Peer:
         self.loop.close()
 
 
+NO_INDEX_NAME = "sessions_dal, no index"
+
+
 class SQLiteTarget:
     """The SQLite backend, on fresh files in ``folder``: what the workloads run against."""
 
     backend = "sqlite"
     raw = "raw sqlite3"
+    """The minimal statements (:class:`Minimal`): what the ratios are against."""
+    same = "raw sqlite3, same statements"
     peer = "SQLiteSession"
 
     def __init__(self, folder: Path) -> None:
@@ -250,10 +347,13 @@ class SQLiteTarget:
             f", openai-agents {_agents.__version__}" if _agents else "")
 
     def implementations(self, label: str) -> list[tuple[str, Any]]:
-        """sessions_dal, raw sqlite3 and (if installed) the peer, each on a fresh file."""
+        """sessions_dal (with and without the index), raw sqlite3 (minimal, and the same
+        statements) and (if installed) the peer, each on a fresh file."""
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
-            (self.raw, Raw(self.folder / f"{label}-raw.db")),
+            (NO_INDEX_NAME, Ours(self.folder / f"{label}-plain.db", indexed=False)),
+            (self.raw, Minimal(self.folder / f"{label}-min.db")),
+            (self.same, Raw(self.folder / f"{label}-raw.db")),
         ]
         if self.has_peer:
             found.append((self.peer, Peer(self.folder / f"{label}-peer.db")))
@@ -308,6 +408,55 @@ def fill_users(path: Path, owned: dict[str, int], total: int) -> None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------
+
+
+MINIMAL_PG = (
+    # SQLAlchemySession's items table (openai-agents 0.24), and one table of
+    # sessions by user; no triggers.
+    "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, "
+    "created_at TIMESTAMPTZ NOT NULL)",
+    "CREATE INDEX sessions_by_user ON sessions (user_id, created_at)",
+    "CREATE TABLE agent_messages (id SERIAL PRIMARY KEY, session_id VARCHAR NOT NULL, "
+    "message_data TEXT NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT now())",
+    "CREATE INDEX idx_agent_messages_session_time ON agent_messages (session_id, created_at)",
+)
+
+
+class MinimalPG:
+    """Hand-written psycopg doing the minimal statement per call (as :class:`Minimal`):
+    autocommit, so each single statement is its own transaction, with the server's
+    durability settings, as sessions_dal's."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url, autocommit=True)
+        for statement in MINIMAL_PG:
+            self.conn.execute(statement)
+
+    def create_session(self, user: str) -> str:
+        session_id = str(uuid.uuid4())
+        self.conn.execute("INSERT INTO sessions VALUES (%s, %s, %s)",
+                          (session_id, user, dt.datetime.now(dt.timezone.utc)))
+        return session_id
+
+    def add_items(self, session_id: str, items: list[Any]) -> None:
+        insert = "INSERT INTO agent_messages (session_id, message_data) VALUES (%s, %s)"
+        if len(items) == 1:
+            self.conn.execute(insert, (session_id, json.dumps(items[0])))
+            return
+        with self.conn.transaction():
+            self.conn.cursor().executemany(insert, [(session_id, json.dumps(i)) for i in items])
+
+    def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+            (session_id, limit, offset)).fetchall()
+        return [json.loads(r[0]) for r in reversed(rows)]
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class RawPG:
@@ -461,6 +610,8 @@ class PostgresTarget:
 
     backend = "postgresql"
     raw = "raw psycopg"
+    """The minimal statements (:class:`MinimalPG`): what the ratios are against."""
+    same = "raw psycopg, same statements"
     peer = "SQLAlchemySession"
 
     def __init__(self, url: str) -> None:
@@ -494,7 +645,10 @@ class PostgresTarget:
     def implementations(self, label: str) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
-            (self.raw, RawPG(self.schema(f"{label}_raw")[1])),
+            (NO_INDEX_NAME, Ours(self.schema(f"{label}_plain")[1], indexed=False,
+                                 backend="postgresql")),
+            (self.raw, MinimalPG(self.schema(f"{label}_min")[1])),
+            (self.same, RawPG(self.schema(f"{label}_raw")[1])),
         ]
         if self.has_peer:
             found.append((self.peer, PeerPG(*reversed(self.schema(f"{label}_peer")))))

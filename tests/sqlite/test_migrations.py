@@ -366,7 +366,7 @@ def test_file_of_sessions_dal_0_1_upgrades_in_place(db_path: Path) -> None:
                                               "'trigger'")} == {
         "sessions_dal_activity_on_update", "sessions_dal_activity_on_delete",
         *(f"sessions_dal_search_on_{event}"
-          for event in ("delete", "own", "own_title", "disown", "title"))}
+          for event in ("delete", "own", "own_title", "disown", "disown_items", "title"))}
     assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
     assert user_version(db_path) == 1  # left as 0.1 set it
 

@@ -25,6 +25,10 @@ def quote(name: str) -> str:
 _DEFAULT_NAMES = re.compile(r"\b(agent_sessions|agent_messages|idx_agent_messages_session_id)\b")
 
 
+_MARK = "(SELECT upto FROM sessions_dal_search_state)"
+"""The last item id the search index has looked at (schema.sql, version 5)."""
+
+
 class SQL:
     """The statements for one pair of openai-agents table names."""
 
@@ -121,15 +125,18 @@ class SQL:
         # text, and the owner's tokens): an update of an FTS5 row re-indexes
         # it, so the index stays consistent, and the content is overwritten.
         search_scrub = f"UPDATE sessions_dal_search SET {scrub('words')}, {scrub('owner')}"
-        self.scrub_search = (
-            f"{search_scrub} WHERE rowid IN (SELECT id FROM {m} WHERE session_id = ?)",
-            f"{search_scrub} WHERE rowid IN "
-            "(SELECT -seq FROM agent_user_sessions WHERE session_id = ?)",
+        # Found first, then overwritten row by row: given `rowid IN (subquery)`,
+        # an FTS5 table costs about ten times as much per row (measured). The
+        # items up to the index's mark (the others have no row) and the titles.
+        self.scrub_search_row = f"{search_scrub} WHERE rowid = ?"
+        self.indexed_of_session = (
+            f"SELECT id FROM {m} WHERE session_id = ?1 AND id <= {_MARK} "
+            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE session_id = ?1"
         )
-        self.scrub_user_search = (
-            f"{search_scrub} WHERE rowid IN (SELECT id FROM {m} WHERE session_id IN ({owned_ids}))",
-            f"{search_scrub} WHERE rowid IN "
-            "(SELECT -seq FROM agent_user_sessions WHERE user_id = ?)",
+        self.indexed_of_user = (
+            f"SELECT id FROM {m} WHERE session_id IN (SELECT session_id FROM "
+            f"agent_user_sessions WHERE user_id = ?1) AND id <= {_MARK} "
+            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE user_id = ?1"
         )
         self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
         self.delete_user_agent_sessions = f"DELETE FROM {s} WHERE session_id IN ({owned_ids})"
@@ -204,8 +211,8 @@ class SQL:
             "(SELECT ? WHERE NOT EXISTS "
             "(SELECT 1 FROM agent_user_sessions WHERE session_id = ?))"
         )
-        self.items = {True: _ItemSQL(m, owned_key, scrub("message_data"), search_scrub),
-                      False: _ItemSQL(m, unowned_key, scrub("message_data"), search_scrub)}
+        self.items = {True: _ItemSQL(m, owned_key, scrub("message_data")),
+                      False: _ItemSQL(m, unowned_key, scrub("message_data"))}
         """By whether the handle has an owner; the key's parameters are
         (session_id, user_id), or (session_id, session_id) for nobody's."""
         self.insert_item = f"INSERT INTO {m} (session_id, message_data) VALUES (?, ?)"
@@ -220,10 +227,13 @@ class SQL:
         )
         # SQLiteSession.clear_session() deletes this row, so re-create it when
         # missing (the items have a foreign key to it); like SQLiteSession,
-        # bump updated_at.
+        # bump updated_at. Its time has whole seconds: within the same second
+        # the row is left as it is, which spares the page write and the
+        # activity trigger (the session's own stamp follows, see touch).
         self.upsert_agent_session = (
             f"INSERT INTO {s} (session_id) VALUES (?) "
-            "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP"
+            "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP "
+            "WHERE updated_at IS NOT CURRENT_TIMESTAMP"
         )
         self.touch = (
             "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ? AND user_id = ?"
@@ -286,7 +296,7 @@ class SQL:
         # check: what is cheap to compare on a big database (no item's words are
         # computed but those of items without a row); reindex compares it all.
         self.index_missing = (
-            f"SELECT m.id FROM {m} m WHERE m.id <= (SELECT upto FROM sessions_dal_search_state) "
+            f"SELECT m.id FROM {m} m WHERE m.id <= {_MARK} "
             "AND json_valid(m.message_data) AND NOT EXISTS "
             "(SELECT 1 FROM sessions_dal_search s WHERE s.rowid = m.id) "
             f"AND {words} IS NOT NULL ORDER BY m.id"
@@ -337,7 +347,7 @@ class SQL:
         # mark, and the ids to index after it; then each range (:after, :upto]
         # of them, and the mark moved past it, in one transaction.
         self.search_mark = (
-            f"SELECT (SELECT upto FROM sessions_dal_search_state), (SELECT max(id) FROM {m})"
+            f"SELECT {_MARK}, (SELECT max(id) FROM {m})"
         )
         self.index_new = (
             "INSERT OR REPLACE INTO sessions_dal_search (rowid, words, owner) "
@@ -446,9 +456,9 @@ class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
     __slots__ = ("all", "clear", "count", "delete_one", "latest", "latest_before", "mine",
-                 "page", "pop", "scrub_all", "scrub_one", "scrub_search_all", "scrub_search_one")
+                 "page", "pop", "scrub_all", "scrub_one", "indexed_all", "indexed_one")
 
-    def __init__(self, messages: str, key: str, scrub: str, search_scrub: str) -> None:
+    def __init__(self, messages: str, key: str, scrub: str) -> None:
         self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"
         self.latest = (
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
@@ -478,9 +488,9 @@ class _ItemSQL:
         # Erasing (see SQL.scrub_items): a clear overwrites every text of the
         # session, and its index rows, before deleting; a pop the one item.
         self.scrub_all = f"UPDATE {messages} SET {scrub} WHERE session_id = {key}"
-        self.scrub_search_all = (
-            f"{search_scrub} WHERE rowid IN (SELECT id FROM {messages} WHERE session_id = {key})"
+        self.indexed_all = (
+            f"SELECT id FROM {messages} WHERE session_id = {key} AND id <= {_MARK}"
         )
         self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
-        self.scrub_search_one = f"{search_scrub} WHERE rowid = ?"
+        self.indexed_one = f"SELECT ?1 WHERE ?1 <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"

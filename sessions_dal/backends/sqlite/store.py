@@ -221,7 +221,7 @@ class SQLiteStore:
         if conn.execute(sql.scrub_owned, (session_id, user_id)).rowcount == 0:
             return False
         conn.execute(sql.scrub_items, (session_id,))
-        searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_session, (session_id,))
         # Items first: deleting the owner first would re-index them as nobody's.
         conn.execute(sql.delete_items, (session_id,))
         conn.execute(sql.delete_owned, (session_id, user_id))
@@ -240,7 +240,7 @@ class SQLiteStore:
         sql = self._sql
         conn.execute(sql.scrub_user_items, (user_id,))
         conn.execute(sql.scrub_user_owned, (user_id,))
-        searchable = self._scrub_index(conn, sql.scrub_user_search, (user_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_user, (user_id,))
         items = conn.execute(sql.delete_user_items, (user_id,)).rowcount
         conn.execute(sql.delete_user_agent_sessions, (user_id,))
         sessions = conn.execute(sql.delete_user_owned, (user_id,)).rowcount
@@ -249,13 +249,13 @@ class SQLiteStore:
             self._erase_from_index(conn)
         return found, sessions, items
 
-    def _scrub_index(self, conn: sqlite3.Connection, statements: tuple[str, ...],
+    def _scrub_index(self, conn: sqlite3.Connection, rows: str,
                      parameters: Sequence[object]) -> bool:
-        """Overwrite the search index's rows of what is deleted; False: no index."""
+        """Overwrite the search index's rows that the query ``rows`` finds (those of
+        what is deleted); False: no index."""
         if conn.execute(self._sql.has_search_index).fetchone() is None:
             return False
-        for statement in statements:
-            conn.execute(statement, parameters)
+        conn.executemany(self._sql.scrub_search_row, conn.execute(rows, parameters).fetchall())
         return True
 
     def _erase_from_index(self, conn: sqlite3.Connection) -> None:
@@ -307,7 +307,7 @@ class SQLiteStore:
                     conn.execute(sql.unowned_as_found, (session_id, stamp)).fetchone()):
                 gone.append((session_id, user_id))
                 conn.execute(sql.scrub_items, (session_id,))
-                searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
+                searchable = self._scrub_index(conn, sql.indexed_of_session, (session_id,))
         for session_id, user_id in gone:
             items += conn.execute(sql.delete_items, (session_id,)).rowcount
             if user_id is not None:
@@ -439,7 +439,7 @@ class SQLiteStore:
         if conn.execute(sql.select_unowned_one, (session_id,)).fetchone() is None:
             return False
         conn.execute(sql.scrub_items, (session_id,))
-        searchable = self._scrub_index(conn, sql.scrub_search, (session_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_session, (session_id,))
         conn.execute(sql.delete_unowned_items, (session_id, session_id))
         conn.execute(sql.delete_unowned, (session_id, session_id))
         if searchable:
@@ -533,7 +533,7 @@ class SQLiteStore:
         # words stay in the index's word lists, found by no search, until the
         # next erasing call merges it.
         conn.execute(items.scrub_one, (item_id,))
-        self._scrub_index(conn, (items.scrub_search_one,), (item_id,))
+        self._scrub_index(conn, items.indexed_one, (item_id,))
         conn.execute(items.delete_one, (item_id,))
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
@@ -551,7 +551,7 @@ class SQLiteStore:
         if conn.execute(items.scrub_all, _key(owner)).rowcount == 0:
             self._require_owner(conn, owner)
             return False
-        searchable = self._scrub_index(conn, (items.scrub_search_all,), _key(owner))
+        searchable = self._scrub_index(conn, items.indexed_all, _key(owner))
         conn.execute(items.clear, _key(owner))
         if searchable:
             self._erase_from_index(conn)
@@ -742,7 +742,7 @@ class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
 
     def __init__(self, conn: sqlite3.Connection, sql: SQL,
-                 scrub_index: Callable[[sqlite3.Connection, tuple[str, ...], Sequence[object]],
+                 scrub_index: Callable[[sqlite3.Connection, str, Sequence[object]],
                                        bool]) -> None:
         self._conn, self._sql, self._scrub_index = conn, sql, scrub_index
         self.replaced = False
@@ -764,7 +764,7 @@ class _Importer:
             # overwritten first; the index merged once, at the end.
             conn.execute(sql.scrub_items, (session_id,))
             conn.execute(sql.scrub_owned_anyones, (session_id,))
-            if self._scrub_index(conn, sql.scrub_search, (session_id,)):
+            if self._scrub_index(conn, sql.indexed_of_session, (session_id,)):
                 self.replaced_indexed = True
             self.replaced = True
             for statement in sql.delete_anywhere:
