@@ -346,9 +346,13 @@ class SQLiteTarget:
         return f"SQLite {sqlite3.sqlite_version}" + (
             f", openai-agents {_agents.__version__}" if _agents else "")
 
-    def implementations(self, label: str) -> list[tuple[str, Any]]:
+    def implementations(self, label: str, *, minimal: bool = True) -> list[tuple[str, Any]]:
         """sessions_dal (with and without the index), raw sqlite3 (minimal, and the same
-        statements) and (if installed) the peer, each on a fresh file."""
+        statements) and (if installed) the peer, each on a fresh file. Unless
+        ``minimal``: sessions_dal, and the same statements by hand as *raw*."""
+        if not minimal:
+            return [("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
+                    (self.raw, Raw(self.folder / f"{label}-raw.db"))]
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
             (NO_INDEX_NAME, Ours(self.folder / f"{label}-plain.db", indexed=False)),
@@ -642,7 +646,11 @@ class PostgresTarget:
         separator = "&" if "?" in self.url else "?"
         return name, f"{self.url}{separator}options=-csearch_path%3D{name}"
 
-    def implementations(self, label: str) -> list[tuple[str, Any]]:
+    def implementations(self, label: str, *, minimal: bool = True) -> list[tuple[str, Any]]:
+        """As :meth:`SQLiteTarget.implementations`, each on a fresh schema."""
+        if not minimal:
+            return [("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
+                    (self.raw, RawPG(self.schema(f"{label}_raw")[1]))]
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
             (NO_INDEX_NAME, Ours(self.schema(f"{label}_plain")[1], indexed=False,

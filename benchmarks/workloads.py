@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from drivers import ITEM, Ours, Result, timed
+from drivers import ITEM, NO_INDEX_NAME, Ours, Result, timed
 
 from sessions_dal import SessionRepository
 
@@ -199,8 +199,7 @@ def w9_activity_pages(target: Any, sizes: list[int], calls: int) -> list[Result]
 
 def w10_scroll_back(target: Any, items: int, calls: int) -> list[Result]:
     """get_items(20, offset=k): near the newest, and deep in a long conversation."""
-    runners = [(name, impl) for name, impl in target.implementations("w10")
-               if name != target.peer]
+    runners = target.implementations("w10", minimal=False)
     ids = {}
     for name, impl in runners:
         ids[name] = impl.create_session("alice")
@@ -222,8 +221,7 @@ def w10_scroll_back(target: Any, items: int, calls: int) -> list[Result]:
 
 def w11_fork(target: Any, items: int, repeats: int) -> list[Result]:
     """fork_session of a long session, against add_items of the same items."""
-    runners = [(name, impl) for name, impl in target.implementations("w11")
-               if name != target.peer]
+    runners = target.implementations("w11", minimal=False)
     batch = [dict(ITEM, n=i) for i in range(items)]
     parents = {}
     for name, impl in runners:
@@ -246,12 +244,21 @@ def w11_fork(target: Any, items: int, repeats: int) -> list[Result]:
 
 
 def w12_prune(target: Any, sessions: int) -> list[Result]:
-    """prune(keep_last=0) of every session of 100 users, one item each: one run each."""
+    """prune(keep_last=0) of every session of 100 users, one item each: one run each.
+
+    sessions_dal's database was searched first (every item indexed, so every
+    item's words are erased too); the same prune runs on a database without the
+    index, and by hand (sessions_dal's statements, raw driver)."""
     owned = {f"u{n}": sessions // 100 for n in range(100)}
     out = []
-    for impl_name in ("sessions_dal", target.raw):
+    for impl_name in ("sessions_dal", NO_INDEX_NAME, target.raw):
         where = target.filled(f"w12_{len(out)}", owned, sessions, items=True)
-        impl = Ours(where) if impl_name == "sessions_dal" else target.raw_on(where)
+        if impl_name == target.raw:
+            impl: Any = target.raw_on(where)
+        else:
+            impl = Ours(where, indexed=impl_name == "sessions_dal", backend=target.backend)
+            if impl_name == "sessions_dal":
+                impl.repo.update_search_index()
         samples: list[float] = []
         deleted = timed(samples, impl.prune_all)
         assert deleted == sessions, deleted

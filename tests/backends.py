@@ -151,6 +151,9 @@ class SQLiteBackend(Backend):
 
     def insert_item_text(self, session_id: str, text: str) -> int:
         """Store ``text`` as the session's next item, as another program could; its row id."""
+        # As SQLiteSession does: the session's row first (a session gets it with
+        # its first items).
+        self._query("INSERT OR IGNORE INTO agent_sessions (session_id) VALUES (?)", session_id)
         self._query("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
                     session_id, text)
         return int(self._query("SELECT max(id) FROM agent_messages")[0][0])

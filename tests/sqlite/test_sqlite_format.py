@@ -10,7 +10,7 @@ import pytest
 from helpers import rows
 
 from sessions_dal import SessionRepository
-from sessions_dal.errors import CorruptDataError, CorruptSessionError
+from sessions_dal.errors import CorruptDataError, CorruptSessionError, SessionExistsError
 
 
 def test_created_at_is_stored_as_explicit_utc_text(repo: SessionRepository, db_path: Path) -> None:
@@ -25,10 +25,20 @@ def test_session_rows_are_where_openai_agents_and_sessions_dal_look(
 ) -> None:
     s = repo.create_session("alice", metadata={"title": "Trip"})
     assert rows(db_path, "SELECT user_id FROM agent_users") == [("alice",)]
-    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(s.session_id,)]
     assert rows(db_path, "SELECT session_id, user_id, metadata FROM agent_user_sessions") == [
         (s.session_id, "alice", '{"title": "Trip"}')
     ]
+    # openai-agents' row comes with the first items, as SQLiteSession's does.
+    assert rows(db_path, "SELECT session_id FROM agent_sessions") == []
+    s.add_items(["hello"])
+    assert rows(db_path, "SELECT session_id FROM agent_sessions") == [(s.session_id,)]
+    fork = repo.fork_session("alice", s.session_id)  # a fork has items at once
+    assert rows(db_path, "SELECT session_id FROM agent_sessions ORDER BY rowid") == [
+        (s.session_id,), (fork.session_id,)]
+    empty = repo.fork_session("alice", s.session_id, upto=0)
+    assert empty.get_items() == [] and len(rows(db_path, "SELECT 1 FROM agent_sessions")) == 3
+    with pytest.raises(SessionExistsError):  # an id openai-agents used is taken
+        repo.create_session("bob", session_id=s.session_id)
 
 
 def damage(db_path: Path, sql: str) -> None:

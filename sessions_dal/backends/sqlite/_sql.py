@@ -62,6 +62,7 @@ class SQL:
         self.insert_agent_session = (
             f"INSERT INTO {s} (session_id) VALUES (?) ON CONFLICT (session_id) DO NOTHING"
         )
+        self.agent_session_exists = f"SELECT 1 FROM {s} WHERE session_id = ?"
         self.insert_owned = (
             f"INSERT INTO agent_user_sessions ({columns}) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (session_id) DO NOTHING"
@@ -129,6 +130,7 @@ class SQL:
         # an FTS5 table costs about ten times as much per row (measured). The
         # items up to the index's mark (the others have no row) and the titles.
         self.scrub_search_row = f"{search_scrub} WHERE rowid = ?"
+        self.delete_search_row = "DELETE FROM sessions_dal_search WHERE rowid = ?"
         self.indexed_of_session = (
             f"SELECT id FROM {m} WHERE session_id = ?1 AND id <= {_MARK} "
             "UNION ALL SELECT -seq FROM agent_user_sessions WHERE session_id = ?1"
