@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
 from .errors import CorruptSessionError
@@ -195,7 +195,27 @@ def _check_json(value: object, depth: int = 1) -> None:
 
 # One encoder for every call: json.dumps() with keyword arguments builds a new
 # JSONEncoder each time. The output is what plain json.dumps writes.
-_encode = json.JSONEncoder(allow_nan=False).encode
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON")  # _check_json refuses it first
+
+
+def _make_encoder() -> Callable[[object], str]:
+    """``json.dumps(value)``'s text (``allow_nan=False``), for values ``_check_json`` passed.
+
+    ``json.dumps`` builds its C encoder again on every call, which is most of
+    its cost on a small item (3x, measured). This builds it once, without the
+    cycle check, which ``_check_json``'s depth limit makes moot; where the C
+    encoder is missing, the pure-Python one does the same.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover (CPython always has it)
+        return json.JSONEncoder(allow_nan=False).encode
+    chunks = make(None, _not_json, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                  False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode = _make_encoder()
 
 
 def encode_json(name: str, value: object) -> str:
