@@ -62,7 +62,13 @@ class SQL:
         self.insert_agent_session = (
             f"INSERT INTO {s} (session_id) VALUES (?) ON CONFLICT (session_id) DO NOTHING"
         )
-        self.agent_session_exists = f"SELECT 1 FROM {s} WHERE session_id = ?"
+        # A new session: refused (no row inserted) if the id is taken, by us or
+        # by openai-agents (whose row of a session comes with its first items).
+        self.insert_new_owned = (
+            f"INSERT INTO agent_user_sessions ({columns}) SELECT ?1, ?2, ?3, ?4, ?4 "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {s} WHERE session_id = ?1) "
+            "ON CONFLICT (session_id) DO NOTHING"
+        )
         self.insert_owned = (
             f"INSERT INTO agent_user_sessions ({columns}) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (session_id) DO NOTHING"
