@@ -154,10 +154,12 @@ class SQLiteStore:
         # items' foreign key needs it; add_items and SQLiteSession insert it
         # when missing, as after SQLiteSession.clear_session()): a session
         # with no items costs two rows fewer. A fork copies items at once.
-        if with_items and conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0:
-            raise IdTaken(session_id)
-        if conn.execute(sql.insert_new_owned, (session_id, user_id, metadata, now)
-                        ).rowcount == 0:
+        if (conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0
+                or conn.execute(sql.insert_owned, (session_id, user_id, metadata, now, now)
+                                ).rowcount == 0
+                if with_items else
+                conn.execute(sql.insert_new_owned, (session_id, user_id, metadata, now)
+                             ).rowcount == 0):
             raise IdTaken(session_id)
 
     def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
