@@ -243,16 +243,24 @@ class Raw:
         # sessions_dal's own statements (its SQL class), run by hand in the same
         # batches: what is measured is the library around them.
         sql = SQLiteSQL("agent_sessions", "agent_messages")
+        self.conn.execute("PRAGMA secure_delete = ON")  # as sessions_dal's connections
         found = self.conn.execute(sql.prune_candidates[False], (0, None)).fetchall()
         for start in range(0, len(found), 500):
+            batch = found[start:start + 500]
             with self.tx() as c:
-                for session_id, user_id, stamp in found[start:start + 500]:
+                for session_id, user_id, stamp in batch:
                     c.execute(sql.scrub_owned_as_found, (session_id, user_id, stamp))
                     c.execute(sql.scrub_items, (session_id,))
-                for session_id, user_id, _ in found[start:start + 500]:
-                    c.execute(sql.delete_owned, (session_id, user_id))
+                indexed = [row for session_id, _, _ in batch
+                           for row in c.execute(sql.indexed_of_session, (session_id,))]
+                c.executemany(sql.scrub_search_row, indexed)
+                c.executemany(sql.delete_search_row, indexed)
+                for session_id, user_id, _ in batch:
                     c.execute(sql.delete_items, (session_id,))
+                    c.execute(sql.delete_owned, (session_id, user_id))
                     c.execute(sql.delete_agent_session, (session_id,))
+                if start + 500 >= len(found):
+                    c.execute(sql.optimize_search_index)
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(found)
 

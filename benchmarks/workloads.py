@@ -246,19 +246,18 @@ def w11_fork(target: Any, items: int, repeats: int) -> list[Result]:
 def w12_prune(target: Any, sessions: int) -> list[Result]:
     """prune(keep_last=0) of every session of 100 users, one item each: one run each.
 
-    sessions_dal's database was searched first (every item indexed, so every
-    item's words are erased too); the same prune runs on a database without the
-    index, and by hand (sessions_dal's statements, raw driver)."""
+    The database was searched first (every item indexed, so every item's words
+    are erased too), for sessions_dal and for the same statements by hand (raw
+    driver); the same prune also runs on a database without the index."""
     owned = {f"u{n}": sessions // 100 for n in range(100)}
     out = []
     for impl_name in ("sessions_dal", NO_INDEX_NAME, target.raw):
         where = target.filled(f"w12_{len(out)}", owned, sessions, items=True)
-        if impl_name == target.raw:
-            impl: Any = target.raw_on(where)
-        else:
-            impl = Ours(where, indexed=impl_name == "sessions_dal", backend=target.backend)
-            if impl_name == "sessions_dal":
-                impl.repo.update_search_index()
+        if impl_name != NO_INDEX_NAME:  # searched once: every item indexed, to erase
+            with SessionRepository(where) as repo:
+                repo.update_search_index()
+        impl = (target.raw_on(where) if impl_name == target.raw else
+                Ours(where, indexed=impl_name == "sessions_dal", backend=target.backend))
         samples: list[float] = []
         deleted = timed(samples, impl.prune_all)
         assert deleted == sessions, deleted

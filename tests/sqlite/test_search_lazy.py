@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,39 @@ def test_killed_while_catching_up_loses_nothing_and_the_next_search_finishes(
         assert repo.check() == []
         assert len(repo.search("alice", "rome", limit=None)) == 20_000
         assert repo.check() == [] and mark(db_path) == 20_000
+
+
+def test_searches_catching_up_in_small_batches_still_see_whole_appends(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 3 ids split every append of 7: a search must not find the part
+    # another search indexed of an append that committed after it began.
+    monkeypatch.setattr("sessions_dal.backends._migrations.BATCH", 3)
+    batch = [f"zebra {n}" for n in range(7)]
+    with SessionRepository(db_path) as writer:
+        s = writer.create_session("alice")
+        done = threading.Event()
+        seen: list[int] = []
+        failures: list[BaseException] = []
+
+        def search() -> None:
+            try:
+                with SessionRepository(db_path, busy_timeout=60) as repo:
+                    while not done.is_set():
+                        seen.append(len(repo.search("alice", "zebra", limit=None)))
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        readers = [threading.Thread(target=search) for _ in range(2)]
+        for reader in readers:
+            reader.start()
+        try:
+            for _ in range(40):
+                s.add_items(batch)
+        finally:
+            done.set()
+            for reader in readers:
+                reader.join()
+        assert not failures and seen and all(count % 7 == 0 for count in seen), seen
+        assert len(writer.search("alice", "zebra", limit=None)) == 280
+        assert writer.check() == []

@@ -25,12 +25,13 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -344,9 +345,14 @@ class Database:
         """The first row of one query (``None`` if there is none)."""
         return self._run(lambda conn: _reading(conn, _fetchone, sql, parameters))
 
-    def write(self, work: Callable[..., _T], *args: Any) -> _T:
+    def write(self, work: Callable[..., _T], *args: Any,
+              first: tuple[str, Mapping[str, object]] | None = None) -> _T:
         """Run ``work(conn, *args)`` in one transaction: ``BEGIN``, then ``COMMIT``.
 
+        With ``first`` (a statement and its parameters), that statement is
+        sent with the ``BEGIN`` in one round trip, and ``work(conn, cursor,
+        *args)`` gets its cursor: a call whose work is one statement costs two
+        round trips (that, and ``COMMIT``) instead of three.
         Any exception rolls it back before the connection goes back to the
         pool. The moment ``COMMIT`` returns is marked in
         :data:`sessions_dal._store.call_state`.
@@ -366,22 +372,30 @@ class Database:
             )
         self._busy.writing = True
         try:
-            return self._run(lambda conn: self._in_transaction(conn, work, args))
+            return self._run(lambda conn: self._in_transaction(conn, work, args, first))
         finally:
             self._busy.writing = False
 
     def _in_transaction(self, conn: psycopg.Connection[Any], work: Callable[..., _T],
-                        args: tuple[Any, ...]) -> _T:
+                        args: tuple[Any, ...], first: tuple[str, Mapping[str, object]] | None
+                        ) -> _T:
         committing = False
         try:
             # The transaction's id comes with BEGIN (no extra round trip): if an
             # interrupt leaves the COMMIT's fate unknown, the server can tell.
-            # Two statements in one message: never server-prepared, which
-            # refuses them.
-            cursor = _first(conn, "BEGIN; SELECT txid_current()")
-            cursor.nextset()
-            xid: int = cursor.fetchone()[0]  # type: ignore[index]
-            result = work(conn, *args)
+            if first is not None and _PIPELINE:
+                xid, opened = _begin_with(conn, *first)
+                result = work(conn, opened, *args)
+            else:
+                # Two statements in one message: never server-prepared, which
+                # refuses them.
+                cursor = _first(conn, "BEGIN; SELECT txid_current()")
+                cursor.nextset()
+                xid = cursor.fetchone()[0]  # type: ignore[index]
+                if first is None:
+                    result = work(conn, *args)
+                else:
+                    result = work(conn, conn.execute(*first), *args)
             committing = True
             conn.execute("COMMIT")
         except BaseException as failure:
@@ -433,6 +447,33 @@ def _first(conn: psycopg.Connection[Any], statement: str) -> psycopg.Cursor[Any]
         if conn.closed:
             raise _Dropped from exc
         raise
+
+
+_PIPELINE = psycopg.Pipeline.is_supported()
+"""Whether this libpq can send statements without waiting for each reply (libpq 14+)."""
+
+
+def _begin_with(conn: psycopg.Connection[Any], statement: str,
+                parameters: Mapping[str, object]) -> tuple[int, psycopg.Cursor[Any]]:
+    """``BEGIN``, the transaction's id and a call's first statement, in one round trip.
+
+    A connection found dead before ``BEGIN`` was answered was dropped while
+    it sat in the pool: :class:`_Dropped` (the call runs again). One that
+    dies later is a lost connection mid-write, as for any other statement.
+    """
+    begin: psycopg.Cursor[Any] | None = None
+    try:
+        with conn.pipeline():
+            begin = conn.execute("BEGIN", prepare=False)
+            xid = conn.execute("SELECT txid_current()", prepare=False)
+            cursor = conn.execute(statement, parameters)
+    except psycopg.OperationalError as exc:
+        answered = begin is not None and begin.pgresult is not None and (
+            begin.pgresult.status == pq.ExecStatus.COMMAND_OK)
+        if conn.closed and not answered:
+            raise _Dropped from exc
+        raise
+    return xid.fetchone()[0], cursor  # type: ignore[index]
 
 
 def _reading(conn: psycopg.Connection[Any], work: Callable[..., _T], *args: Any) -> _T:

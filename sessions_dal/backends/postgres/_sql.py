@@ -115,6 +115,22 @@ class SQL:
             "(session_id, user_id, metadata, created_at, updated_at) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id) DO NOTHING RETURNING seq"
         )
+        # A new session in one statement, the locks in the store's order: the
+        # user's row, the ownership row, openai-agents' row. 0: the id is taken
+        # (ours, or openai-agents'), and the transaction is rolled back.
+        self.create_owned = (
+            f"WITH person AS (INSERT INTO {users} (user_id, created_at) "
+            "VALUES (%(user)s, %(now)s) "
+            "ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id RETURNING user_id), "
+            f"owned AS (INSERT INTO {owners} "
+            "(session_id, user_id, metadata, created_at, updated_at) "
+            "SELECT %(session)s, user_id, %(metadata)s, %(now)s, %(now)s FROM person "
+            "ON CONFLICT (session_id) DO NOTHING RETURNING session_id), "
+            f"agents AS (INSERT INTO {s} (session_id, created_at, updated_at) "
+            f"SELECT session_id, {agents_now}, {agents_now} FROM owned "
+            "ON CONFLICT (session_id) DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM agents"
+        )
         self.insert_agent_session = (
             f"INSERT INTO {s} (session_id, created_at, updated_at) "
             f"VALUES (%s, {agents_now}, {agents_now}) ON CONFLICT (session_id) DO NOTHING"
@@ -288,7 +304,7 @@ class SQL:
         """As on SQLite: by whether the handle has an owner; the key's parameters
         are (session_id, user_id), or (session_id, session_id) for nobody's."""
         # created_at: one time for every item of a call, read once the
-        # session's row is locked (see touch_and_upsert), so that the items of
+        # session's row is locked (see append_owned), so that the items of
         # a call stay together: another writer (SQLAlchemySession, whose items
         # carry its transaction's start) sorts before or after the whole call.
         # Not the transaction's start (the column default), which precedes the
@@ -307,13 +323,23 @@ class SQL:
             f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {agents_now} "
             f"RETURNING {locked_now}"
         )
-        self.touch_and_upsert = (
-            f"WITH owned AS (UPDATE {owners} SET updated_at = %s "
-            "WHERE session_id = %s AND user_id = %s RETURNING session_id) "
-            f"INSERT INTO {s} (session_id, created_at, updated_at) "
+        # An owned session's append in one statement, the locks in the store's
+        # order: the ownership row (moving its updated_at), openai-agents' row
+        # (upserted), then the items, numbered in the order given (the
+        # sequence is read as the sorted rows are inserted). No row of the
+        # ownership: nothing inserted, the count is 0.
+        self.append_owned = (
+            f"WITH owned AS (UPDATE {owners} SET updated_at = %(now)s "
+            "WHERE session_id = %(session)s AND user_id = %(user)s RETURNING session_id), "
+            f"locked AS (INSERT INTO {s} (session_id, created_at, updated_at) "
             f"SELECT session_id, {agents_now}, {agents_now} FROM owned "
             f"ON CONFLICT (session_id) DO UPDATE SET updated_at = {agents_now} "
-            f"RETURNING {locked_now}"
+            f"RETURNING session_id, {locked_now} AS stamp), "
+            f"added AS (INSERT INTO {m} (session_id, message_data, created_at) "
+            "SELECT locked.session_id, item.text, locked.stamp FROM locked, "
+            "unnest(%(texts)s::text[]) WITH ORDINALITY AS item(text, n) "
+            "ORDER BY item.n RETURNING 1) "
+            "SELECT count(*) FROM added"
         )
         self.touch = (
             f"UPDATE {owners} SET updated_at = %s WHERE session_id = %s AND user_id = %s"

@@ -147,16 +147,8 @@ class PostgresStore:
 
     def create_session(self, user_id: str, session_id: str, metadata: str, now: datetime
                        ) -> None:
-        self._db.write(self._create, user_id, session_id, metadata, now)
-
-    def _create(self, conn: _Conn, user_id: str, session_id: str, metadata: str,
-                now: datetime) -> None:
-        sql = self._sql
-        conn.execute(sql.upsert_user, (user_id, now))
-        if (conn.execute(sql.insert_owned, (session_id, user_id, metadata, now, now)
-                         ).fetchone() is None
-                or conn.execute(sql.insert_agent_session, (session_id,)).rowcount == 0):
-            raise IdTaken(session_id)
+        self._db.write(_created, session_id, first=(self._sql.create_owned, {
+            "user": user_id, "session": session_id, "metadata": metadata, "now": now}))
 
     def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
@@ -395,20 +387,17 @@ class PostgresStore:
         return [(row[0], row[1]) for row in rows], (created, row_id)
 
     def add_items(self, owner: Owner, texts: Sequence[str], now: datetime) -> None:
-        self._db.write(self._add_items, owner, texts, now)
+        if owner.user_id is not None:  # the hot path: one statement
+            self._db.write(_appended, owner.session_id, first=(self._sql.append_owned, {
+                "now": now, "session": owner.session_id, "user": owner.user_id,
+                "texts": list(texts)}))
+            return
+        self._db.write(self._add_unowned, owner.session_id, texts)
 
-    def _add_items(self, conn: _Conn, owner: Owner, texts: Sequence[str], now: datetime
-                   ) -> None:
-        sql, session_id = self._sql, owner.session_id
-        if owner.user_id is not None:
-            # One statement, two locks in the store's order: the ownership row
-            # (the session stays this user's until COMMIT), then agent_sessions'.
-            locked = conn.execute(sql.touch_and_upsert, (now, *owner)).fetchone()
-            if locked is None:
-                raise NotOwned(session_id)
-        else:
-            locked = conn.execute(sql.upsert_agent_session, (session_id,)).fetchone()
-            self._require_unowned(conn, session_id)
+    def _add_unowned(self, conn: _Conn, session_id: str, texts: Sequence[str]) -> None:
+        sql = self._sql
+        locked = conn.execute(sql.upsert_agent_session, (session_id,)).fetchone()
+        self._require_unowned(conn, session_id)
         _insert_items(conn, sql, session_id, texts, locked[0])  # type: ignore[index]
 
     def pop_item(self, owner: Owner, now: datetime, decode: Callable[[int, str], _T]
@@ -701,6 +690,19 @@ class _Importer:
         with self._running(False):
             stamp = self._conn.execute(self._sql.local_now).fetchone()[0]  # type: ignore[index]
             _insert_items(self._conn, self._sql, session_id, texts, stamp)
+
+
+# -- the results of one-statement writes ---------------------------------------------
+
+
+def _created(conn: _Conn, cursor: psycopg.Cursor[Any], session_id: str) -> None:
+    if cursor.fetchone()[0] == 0:  # type: ignore[index]
+        raise IdTaken(session_id)
+
+
+def _appended(conn: _Conn, cursor: psycopg.Cursor[Any], session_id: str) -> None:
+    if cursor.fetchone()[0] == 0:  # type: ignore[index]
+        raise NotOwned(session_id)
 
 
 # -- rows and times ----------------------------------------------------------------

@@ -416,7 +416,8 @@ class SQL:
     def search(self, terms: int, index: str = "sessions_dal_search") -> str:
         """The search for a query of ``terms`` terms.
 
-        Named parameters: ``match`` the FTS5 query, ``limit``, ``user``,
+        Named parameters: ``match`` the FTS5 query, ``upto`` the last item id to
+        find (titles, at minus their seq, always), ``limit``, ``user``,
         ``session`` (or NULL), and ``t0``, ``t1``, ... each term's text, lower
         case. Each row ends with its score, so that the hits of two indexes
         (a read-only search's, see ``tail_table``) merge in order. The index
@@ -437,7 +438,8 @@ class SQL:
             f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
             f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
             "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
-            f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH :match) LIMIT -1) "
+            f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH :match AND rowid <= :upto) "
+            "LIMIT -1) "
             "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
@@ -463,8 +465,21 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "delete_one", "latest", "latest_before", "mine",
-                 "page", "pop", "scrub_all", "scrub_one", "indexed_all", "indexed_one")
+    __slots__ = (
+        "all",
+        "clear",
+        "count",
+        "delete_one",
+        "indexed_all",
+        "indexed_one",
+        "latest",
+        "latest_before",
+        "mine",
+        "page",
+        "pop",
+        "scrub_all",
+        "scrub_one",
+    )
 
     def __init__(self, messages: str, key: str, scrub: str) -> None:
         self.all = f"SELECT id, message_data FROM {messages} WHERE session_id = {key} ORDER BY id"

@@ -69,6 +69,7 @@ __all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SYNCHRONOUS_LEVELS", "SQLiteSt
 _T = TypeVar("_T")
 _PAGE = 500  # rows per page of an export
 _NO_LIMIT = -1  # SQLite's LIMIT for "all"
+_LAST_ID = 2 ** 63 - 1  # the greatest rowid
 MAX_TEXT_LENGTH = 1_000_000_000
 """SQLite's default maximum string length (SQLITE_MAX_LENGTH)."""
 
@@ -354,7 +355,9 @@ class SQLiteStore:
             rows = self._db.read(in_read_transaction, lambda conn, _: self._search_read_only(
                 conn, len(terms), parameters))
         else:
-            self.update_search_index()
+            # Only items up to the last one committed when the search began: a
+            # batch committed since may be half indexed by another search.
+            parameters["upto"] = self._catch_up()[1]
             rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
         return [SearchRow(_owned(row[2:-1]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
@@ -364,10 +367,12 @@ class SQLiteStore:
         """Search without moving the index's mark: the items after it are searched
         in a temporary index of this connection's, kept for the next search."""
         sql = self._sql
-        rows = conn.execute(sql.search(terms), parameters).fetchall()
         if conn.execute(sql.has_search_state).fetchone() is None:
-            return rows  # a file of version 4 or older: its triggers kept the index whole
+            # A file of version 4 or older: its triggers kept the index whole.
+            return conn.execute(sql.search(terms), {**parameters, "upto": _LAST_ID}).fetchall()
         upto, last = conn.execute(sql.search_mark).fetchone()
+        parameters = {**parameters, "upto": upto}
+        rows = conn.execute(sql.search(terms), parameters).fetchall()
         if last is None or last <= upto:
             return rows
         held = self._tail
@@ -389,9 +394,14 @@ class SQLiteStore:
     def update_search_index(self) -> int:
         if self._db.fetchone(self._sql.has_search_index, ()) is None:
             raise self._no_search()
+        return self._catch_up()[0]
+
+    def _catch_up(self) -> tuple[int, int]:
+        """Index the items after the mark; return how many got rows, and the last
+        item id now indexed (every item committed before this call began)."""
         upto, last = self._db.fetchone(self._sql.search_mark)
         if last is None or last <= upto:
-            return 0  # the common case: one read
+            return 0, upto  # the common case: one read
         indexed = 0
 
         def run(after: int, upto: int) -> None:
@@ -399,7 +409,7 @@ class SQLiteStore:
             indexed += self._db.write(self._index_new, after, upto)
 
         in_batches(INDEX_NEW, upto + 1, last, run)
-        return indexed
+        return indexed, last
 
     def _index_new(self, conn: sqlite3.Connection, after: int, upto: int) -> int:
         # Another process may have indexed some of them meanwhile: from its mark on.
