@@ -293,13 +293,20 @@ SELECT 1, coalesce(max(rowid), 0) FROM sessions_dal_search WHERE rowid > 0;
 
 DROP TRIGGER IF EXISTS sessions_dal_search_on_insert;
 
--- Only an item already indexed has a row to take with it.
+-- Only an item already indexed has a row to take with it. And the mark goes
+-- back with the last item: a table made without AUTOINCREMENT (by hand)
+-- gives a deleted last item's id to the next item, which must not count as
+-- indexed. (A mark deleted by hand counts every item as indexed here; the
+-- next search makes it again, at 0, and indexes every item again.)
 DROP TRIGGER IF EXISTS sessions_dal_search_on_delete;
 CREATE TRIGGER sessions_dal_search_on_delete
 AFTER DELETE ON agent_messages
-WHEN OLD.id <= (SELECT upto FROM sessions_dal_search_state)
+WHEN OLD.id <= coalesce((SELECT upto FROM sessions_dal_search_state), 9223372036854775807)
 BEGIN
     DELETE FROM sessions_dal_search WHERE rowid = OLD.id;
+    UPDATE sessions_dal_search_state
+    SET upto = coalesce((SELECT max(id) FROM agent_messages), 0)
+    WHERE upto > coalesce((SELECT max(id) FROM agent_messages), 0);
 END;
 
 -- A session claimed or created: the owner tokens of its items already

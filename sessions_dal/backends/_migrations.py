@@ -47,15 +47,24 @@ def is_batched(statement: str) -> bool:
 
 
 def in_batches(step: str, first: int | None, last: int | None,
-               run: Callable[[int, int], object]) -> None:
+               run: Callable[[int, int], object],
+               next_upto: Callable[[int, int], int | None] | None = None) -> None:
     """``run(after, upto)`` over the item ids ``first..last``, :data:`BATCH` at a
-    time, telling :data:`PROGRESS` (if set) how far ``step`` is after each."""
+    time, telling :data:`PROGRESS` (if set) how far ``step`` is after each.
+
+    ``next_upto(after, count)``, if given, is the id of the ``count``-th item
+    after ``after`` (``None``: fewer are left): batches of that many items,
+    however far apart their ids are (an id of 2**62 must not mean 2**62 / BATCH
+    batches).
+    """
     if first is None or last is None:
         return
     report = PROGRESS.get()
     after = first - 1
     while after < last:
         upto = min(after + BATCH, last)
+        if next_upto is not None:
+            upto = min(next_upto(after, BATCH) or last, last)
         run(after, upto)
         after = upto
         if report is not None:

@@ -119,6 +119,7 @@ def test_a_file_indexed_by_triggers_keeps_its_index(tmp_path: Path) -> None:
     conn.close()
     with SessionRepository(path, read_only=True) as reader:
         assert [h.item for h in reader.search("alice", "naples")] == ["naples"]
+        assert reader.check() == []
     with SessionRepository(path) as repo:
         assert mark(path) == 3  # the last item with a row: nothing indexed again
         assert repo.update_search_index() == 0 and repo.check() == []
@@ -208,3 +209,102 @@ def test_searches_catching_up_in_small_batches_still_see_whole_appends(
         assert not failures and seen and all(count % 7 == 0 for count in seen), seen
         assert len(writer.search("alice", "zebra", limit=None)) == 280
         assert writer.check() == []
+
+
+def test_a_read_only_search_follows_claims_and_deletes_after_it_indexed(db_path: Path) -> None:
+    with SessionRepository(db_path) as writer, \
+            SessionRepository(db_path, read_only=True) as reader:
+        keep = writer.create_session("alice")
+        keep.add_items(["hello"])
+        writer.search("alice", "hello")  # the mark: after this item
+        add_like_agents(db_path, "orphan", ["zebra crossing"])
+        gone = writer.create_session("alice")
+        gone.add_items(["apple"] * 5)
+        assert reader.search("alice", "zebra") == []  # nobody's yet; the reader's index
+        assert len(reader.search("alice", "apple", limit=3)) == 3  # holds them now
+        writer.claim_session("alice", "orphan")
+        writer.delete_session("alice", gone.session_id)
+        keep.add_items(["apple, among many other words here"])
+        assert [h.item for h in reader.search("alice", "zebra")] == ["zebra crossing"]
+        assert [h.item for h in reader.search("alice", "apple", limit=3)] == [
+            "apple, among many other words here"]
+
+
+def test_ids_far_apart_cost_batches_of_items_not_of_ids(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sessions_dal.backends._migrations.BATCH", 2)
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice")
+        s.add_items(["first"])
+        conn = sqlite3.connect(db_path)
+        with conn:  # another program's ids, 2**40 and 2**62 (AUTOINCREMENT goes on from there)
+            conn.executemany("INSERT INTO agent_messages (id, session_id, message_data) "
+                             "VALUES (?, ?, ?)", [(2 ** 40, s.session_id, '"far"'),
+                                                  (2 ** 62, s.session_id, '"farther"')])
+        conn.close()
+        s.add_items(["last"])
+        heard: list[float] = []
+        assert repo.update_search_index(progress=lambda _, done: heard.append(done)) == 4
+        assert len(heard) == 2  # 4 items, 2 at a time (by ids: 2**61 batches)
+        assert [h.item for h in repo.search("alice", "farther")] == ["farther"]
+        assert repo.check() == [] and repo.reindex() == 0
+    with SessionRepository(db_path, read_only=True) as reader:
+        assert [h.item for h in reader.search("alice", "far")] == ["far"]
+
+
+def test_odd_tables_and_rows_keep_check_and_reindex_quiet(tmp_path: Path) -> None:
+    # A hand-made items table without AUTOINCREMENT reuses a deleted last id.
+    path = tmp_path / "plain.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE agent_sessions (session_id TEXT PRIMARY KEY,
+            created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+            updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);
+        CREATE TABLE agent_messages (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL,
+            message_data TEXT NOT NULL, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+            FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE);
+    """)
+    conn.close()
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", metadata={"title": "nul\u0000title"})
+        s.add_items(["one", "two"])
+        repo.search("alice", "two")
+        s.pop_item()
+        s.add_items(["reused"])  # id 2 again
+        assert [h.item for h in repo.search("alice", "reused")] == ["reused"]
+        assert [h.snippet for h in repo.search("alice", "title")] == ["nul [title]"]
+        # An id of 0 or less, another program's, would be a title's row: not indexed.
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                         "VALUES (-1, ?, '\"negative\"')", (s.session_id,))
+        conn.close()
+        assert repo.search("alice", "negative") == []
+        assert repo.check() == [] and repo.reindex() == 0 and repo.reindex() == 0
+        assert [h.snippet for h in repo.search("alice", "title")] == ["nul [title]"]
+
+
+def test_a_lost_mark_is_made_again_and_a_held_lock_does_not_stop_a_search(
+    db_path: Path
+) -> None:
+    with SessionRepository(db_path, busy_timeout=0.2) as repo:
+        s = repo.create_session("alice")
+        s.add_items(["w1"])
+        repo.search("alice", "w1")
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("DELETE FROM sessions_dal_search_state")  # by hand
+        s.add_items(["w2"])
+        assert repo.check() == []
+        assert [h.item for h in repo.search("alice", "w2")] == ["w2"]
+        assert mark(db_path) == 2 and repo.check() == []
+        s.add_items(["w3"])
+        conn.execute("BEGIN IMMEDIATE")  # another writer holds the file
+        try:
+            assert [h.item for h in repo.search("alice", "w3")] == ["w3"]
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        assert mark(db_path) == 2  # found without indexing it
+        repo.search("alice", "w3")
+        assert mark(db_path) == 3

@@ -374,7 +374,8 @@ class Database:
         rows: list[Any] = self.read(_fetchall, sql, parameters)
         return rows
 
-    def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
+    def fetchone(self, sql: str, parameters: Sequence[object] | Mapping[str, object] = ()
+                 ) -> Any:
         """The first row of one query (``None`` if there is none), under the lock."""
         rows = self.fetchall(sql, parameters)
         return rows[0] if rows else None

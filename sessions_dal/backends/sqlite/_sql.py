@@ -25,7 +25,7 @@ def quote(name: str) -> str:
 _DEFAULT_NAMES = re.compile(r"\b(agent_sessions|agent_messages|idx_agent_messages_session_id)\b")
 
 
-_MARK = "(SELECT upto FROM sessions_dal_search_state)"
+_MARK = "coalesce((SELECT upto FROM sessions_dal_search_state), 0)"
 """The last item id the search index has looked at (schema.sql, version 5)."""
 
 
@@ -303,12 +303,16 @@ class SQL:
         stored_owner = "CASE s.owner WHEN 'u s' THEN '' ELSE s.owner END"
         # check: what is cheap to compare on a big database (no item's words are
         # computed but those of items without a row); reindex compares it all.
-        self.index_missing = (
-            f"SELECT m.id FROM {m} m WHERE m.id <= {_MARK} "
+        # Items up to the mark (a file of version 4, kept by triggers, has none:
+        # every item), by whether the file has it.
+        missing = (
+            f"SELECT m.id FROM {m} m WHERE m.id > 0 AND m.id <= {{mark}} "
             "AND json_valid(m.message_data) AND NOT EXISTS "
             "(SELECT 1 FROM sessions_dal_search s WHERE s.rowid = m.id) "
             f"AND {words} IS NOT NULL ORDER BY m.id"
         )
+        self.index_missing = {True: missing.replace("{mark}", _MARK),
+                              False: missing.replace("{mark}", str(2 ** 63 - 1))}
         self.index_extra = (
             "SELECT s.rowid FROM sessions_dal_search s WHERE s.rowid > 0 AND NOT EXISTS "
             f"(SELECT 1 FROM {m} m WHERE m.id = s.rowid) ORDER BY s.rowid"
@@ -316,17 +320,19 @@ class SQL:
         self.index_wrong_owner = (
             f"SELECT m.id FROM {m} m JOIN sessions_dal_search s ON s.rowid = m.id "
             "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
-            f"WHERE {stored_owner} IS NOT {owner} ORDER BY m.id"
+            f"WHERE m.id > 0 AND {stored_owner} IS NOT {owner} ORDER BY m.id"
         )
         # The rows as the triggers write them: of the items (:after, :upto], and
         # of the titles of the sessions whose seq is in that range.
         fresh_items = (
             f"SELECT m.id, {words} AS words, {owner} AS owner FROM {m} m "
             "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
-            "WHERE json_valid(m.message_data) AND m.id > :after AND m.id <= :upto"
+            "WHERE json_valid(m.message_data) AND m.id > max(:after, 0) AND m.id <= :upto"
         )
         fresh_titles = (
-            "SELECT -o.seq AS id, json_extract(o.metadata, '$.title') AS words, "
+            "SELECT -o.seq AS id, json_extract("
+            r"replace(replace(o.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title') "
+            "AS words, "
             f"{owner} AS owner FROM agent_user_sessions o WHERE o.seq > :after "
             "AND o.seq <= :upto AND json_valid(o.metadata) "
             "AND json_type(o.metadata, '$.title') = 'text'"
@@ -343,7 +349,7 @@ class SQL:
             )
 
         self.index_differs = {
-            "items": differing(fresh_items, "s.rowid > :after AND s.rowid <= :upto"),
+            "items": differing(fresh_items, "s.rowid > max(:after, 0) AND s.rowid <= :upto"),
             "titles": differing(fresh_titles, "s.rowid >= -:upto AND s.rowid < -:after"),
         }
         self.index_wrong_titles = (
@@ -364,12 +370,19 @@ class SQL:
         # Never past the last item: a later item's id must stay after the mark
         # (a reindex's range may end at a row of an item that does not exist).
         last_item = f"min(:upto, coalesce((SELECT max(id) FROM {m}), 0))"
+        # An upsert: a mark deleted by hand is made again (its items indexed again).
         self.move_search_mark = (
-            f"UPDATE sessions_dal_search_state SET upto = {last_item} WHERE upto < {last_item}"
+            f"INSERT INTO sessions_dal_search_state (id, upto) VALUES (1, {last_item}) "
+            "ON CONFLICT (id) DO UPDATE SET upto = excluded.upto WHERE upto < excluded.upto"
         )
         self.has_search_state = (
             "SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
             "AND name = 'sessions_dal_search_state'"
+        )
+        # The id of the :count-th item after :after (batches of items, not ids).
+        self.nth_item_after = (
+            f"SELECT max(id) FROM (SELECT id FROM {m} WHERE id > :after ORDER BY id "
+            "LIMIT :count) HAVING count(*) = :count"
         )
         self.any_item_indexed = "SELECT 1 FROM sessions_dal_search WHERE rowid > 0 LIMIT 1"
         # A read-only connection cannot move the mark: it indexes the items
@@ -377,12 +390,12 @@ class SQL:
         self.tail_table = "temp.sessions_dal_search_tail"
         self.tail_create = (
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.tail_table} USING fts5("
-            "words, owner, tokenize = 'unicode61 remove_diacritics 2')"
+            "words, tokenize = 'unicode61 remove_diacritics 2')"
         )
         self.tail_empty = f"DELETE FROM {self.tail_table}"
         self.tail_fill = (
-            f"INSERT INTO {self.tail_table} (rowid, words, owner) "
-            f"SELECT id, words, owner FROM ({fresh_items}) WHERE words IS NOT NULL"
+            f"INSERT INTO {self.tail_table} (rowid, words) "
+            f"SELECT id, words FROM ({fresh_items}) WHERE words IS NOT NULL"
         )
         # Rewriting the rows ``:ids`` (a JSON array): overwritten, deleted (as a
         # delete erases), then inserted again as the triggers would.
@@ -400,7 +413,8 @@ class SQL:
         # then of what is stored.
         self.index_ranges = {
             "items": (
-                f"SELECT (SELECT min(id) FROM {m}), (SELECT max(id) FROM {m}), "
+                f"SELECT (SELECT min(id) FROM {m} WHERE id > 0), "
+                f"(SELECT max(id) FROM {m} WHERE id > 0), "
                 "(SELECT min(rowid) FROM sessions_dal_search WHERE rowid > 0), "
                 "(SELECT max(rowid) FROM sessions_dal_search WHERE rowid > 0)"
             ),
@@ -413,39 +427,48 @@ class SQL:
         }
 
     @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
-    def search(self, terms: int, index: str = "sessions_dal_search") -> str:
+    def search(self, terms: int) -> str:
         """The search for a query of ``terms`` terms.
 
         Named parameters: ``match`` the FTS5 query, ``upto`` the last item id to
         find (titles, at minus their seq, always), ``limit``, ``user``,
         ``session`` (or NULL), and ``t0``, ``t1``, ... each term's text, lower
-        case. Each row ends with its score, so that the hits of two indexes
-        (a read-only search's, see ``tail_table``) merge in order. The index
-        (``index``, the file's by default) answers for the owner's tokens (see schema.sql, version
-        3); the joins check ownership again, from the tables themselves. Best
-        first: each term's count in the row's text, saturating, over the row's
-        length (BM25's term-frequency part; not its corpus statistics, which
-        FTS5's bm25() gathers from every user's rows, so that a search costs
-        what the user's matches cost whatever the database's size); ties newest
-        first.
+        case. Each row ends with its score, so that the hits of two indexes (a
+        read-only search's, see :meth:`search_tail`) merge in order. The index
+        answers for the owner's tokens (see schema.sql, version 3); the joins
+        check ownership again, from the tables themselves. Best first: each
+        term's count in the row's text, saturating, over the row's length
+        (BM25's term-frequency part; not its corpus statistics, which FTS5's
+        bm25() gathers from every user's rows, so that a search costs what the
+        user's matches cost whatever the database's size); ties newest first.
         """
-        counts = ", ".join(
-            f"(length(lw) - length(replace(lw, :t{n}, ''))) / (length(:t{n}) + 0.0) AS c{n}"
-            for n in range(terms))
-        score = " + ".join(
-            f"c{n} / (c{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(terms))
         return (
             f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
-            f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
-            "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
-            f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH :match AND rowid <= :upto) "
-            "LIMIT -1) "
+            f"{_scored(terms, 'sessions_dal_search', ':match')} "
             "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
             "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
             "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
             "ORDER BY f.score DESC, f.id DESC"
+        )
+
+    @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
+    def search_tail(self, terms: int) -> str:
+        """:meth:`search` in a read-only search's temporary index of the items after
+        the mark (``tail_table``), matching ``words`` (the terms only).
+
+        That index holds words, not owners, which a claim or a delete would
+        leave stale: the owner and the item's existence come from the tables,
+        and the limit applies after them.
+        """
+        return (
+            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
+            f"{_scored(terms, self.tail_table, ':words')}) AS f "
+            f"JOIN {quote(self.messages_table)} m ON m.id = f.id "
+            "JOIN agent_user_sessions o ON o.session_id = m.session_id "
+            "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
+            "ORDER BY f.score DESC, f.id DESC LIMIT :limit"
         )
 
     def ddl(self, statement: str) -> str:
@@ -517,3 +540,19 @@ class _ItemSQL:
         self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
         self.indexed_one = f"SELECT ?1 WHERE ?1 <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
+
+
+def _scored(terms: int, index: str, match: str) -> str:
+    """The rows of ``index`` that ``match`` (a parameter) finds, up to ``:upto``,
+    with their scores (see :meth:`SQL.search`)."""
+    counts = ", ".join(
+        f"(length(lw) - length(replace(lw, :t{n}, ''))) / (length(:t{n}) + 0.0) AS c{n}"
+        for n in range(terms))
+    score = " + ".join(
+        f"c{n} / (c{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(terms))
+    return (
+        f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
+        "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
+        f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH {match} AND rowid <= :upto) "
+        "LIMIT -1)"
+    )

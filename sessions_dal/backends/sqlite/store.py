@@ -31,7 +31,12 @@ from ..._store import (
     StoreInfo,
     UserRow,
 )
-from ...errors import CorruptDataError, CorruptSessionError, SearchUnavailableError
+from ...errors import (
+    CorruptDataError,
+    CorruptSessionError,
+    DatabaseLockedError,
+    SearchUnavailableError,
+)
 from .._index import (
     EXTRA,
     INDEX_ITEMS,
@@ -347,18 +352,25 @@ class SQLiteStore:
         if self._db.fetchone(self._sql.has_search_index, ()) is None:
             raise self._no_search()
         parameters: dict[str, object] = {
-            "match": _match(user_id, session_id, terms), "limit": _limit(limit),
-            "user": user_id, "session": session_id}
+            "match": _match(user_id, session_id, terms), "words": _words(terms),
+            "limit": _limit(limit), "user": user_id, "session": session_id}
         parameters.update((f"t{n}", " ".join(term.words).lower())
                           for n, term in enumerate(terms))
         if self.read_only:
             rows = self._db.read(in_read_transaction, lambda conn, _: self._search_read_only(
                 conn, len(terms), parameters))
         else:
-            # Only items up to the last one committed when the search began: a
-            # batch committed since may be half indexed by another search.
-            parameters["upto"] = self._catch_up()[1]
-            rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
+            try:
+                # Only items up to the last one committed when the search began:
+                # a batch committed since may be half indexed by another search.
+                parameters["upto"] = self._catch_up()[1]
+            except DatabaseLockedError:
+                # Another writer held the file past busy_timeout: search as a
+                # read-only repository does, without moving the mark.
+                rows = self._db.read(in_read_transaction, lambda conn, _: (
+                    self._search_read_only(conn, len(terms), parameters)))
+            else:
+                rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
         return [SearchRow(_owned(row[2:-1]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
 
@@ -380,12 +392,15 @@ class SQLiteStore:
             conn.execute(sql.tail_create)
             conn.execute(sql.tail_empty)
             held = (conn, upto, upto)
+        def nth(after: int, count: int) -> int | None:
+            row = conn.execute(sql.nth_item_after, {"after": after, "count": count}).fetchone()
+            return None if row is None else int(row[0])
+
         in_batches(INDEX_NEW, held[2] + 1, last,
                    lambda after, upto: conn.execute(sql.tail_fill,
-                                                    {"after": after, "upto": upto}))
+                                                    {"after": after, "upto": upto}), nth)
         self._tail = (conn, upto, last)
-        rows += conn.execute(sql.search(terms, sql.tail_table),
-                             {**parameters, "upto": last}).fetchall()
+        rows += conn.execute(sql.search_tail(terms), {**parameters, "upto": last}).fetchall()
         # Scores are each row's own (no corpus statistics): the two lists merge.
         rows.sort(key=lambda row: (row[-1], row[0]), reverse=True)
         limit = cast(int, parameters["limit"])
@@ -408,8 +423,12 @@ class SQLiteStore:
             nonlocal indexed
             indexed += self._db.write(self._index_new, after, upto)
 
-        in_batches(INDEX_NEW, upto + 1, last, run)
+        in_batches(INDEX_NEW, upto + 1, last, run, self._nth_item_after)
         return indexed, last
+
+    def _nth_item_after(self, after: int, count: int) -> int | None:
+        row = self._db.fetchone(self._sql.nth_item_after, {"after": after, "count": count})
+        return None if row is None else int(row[0])
 
     def _index_new(self, conn: sqlite3.Connection, after: int, upto: int) -> int:
         # Another process may have indexed some of them meanwhile: from its mark on.
@@ -625,7 +644,8 @@ class SQLiteStore:
             return problems  # a damaged file first; an index only with FTS5 to read it
         sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
         return [problem for statement, what, parameters in (
-            (sql.index_missing, MISSING, ()),
+            (sql.index_missing[conn.execute(sql.has_search_state).fetchone() is not None],
+             MISSING, ()),
             (sql.index_extra, EXTRA, ()),
             (sql.index_wrong_owner, WRONG_OWNER, ()),
             (sql.index_wrong_titles, WRONG_TITLES, everything),
@@ -649,7 +669,8 @@ class SQLiteStore:
             lows = [n for n in (low, stored_low) if n is not None]
             highs = [n for n in (high, stored_high) if n is not None]
             if lows:
-                in_batches(step, min(lows), max(highs), batch(part))
+                in_batches(step, min(lows), max(highs), batch(part),
+                           self._nth_item_after if part == "items" else None)
         if repaired:  # what was rewritten or deleted leaves the index, as a delete does
             self._db.write(self._erase_from_index)
             self._db.empty_wal()
@@ -837,9 +858,13 @@ def _match(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> str
     owner = f'owner:"u{user_id.encode().hex()}"'
     if session_id is not None:
         owner += f' AND owner:"s{session_id.encode().hex()}"'
-    words = " AND ".join(
+    return f"{owner} AND words:({_words(terms)})"
+
+
+def _words(terms: tuple[Term, ...]) -> str:
+    """The terms as an FTS5 query: every one, each a phrase (or a phrase's prefix)."""
+    return " AND ".join(
         '"' + " ".join(term.words) + '"' + ("*" if term.prefix else "") for term in terms)
-    return f"{owner} AND words:({words})"
 
 
 def _keyset(order: str, position: object) -> tuple[object, ...]:
