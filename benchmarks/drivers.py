@@ -168,6 +168,8 @@ class Raw:
         self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")  # as sessions_dal configures it
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA journal_mode = WAL")
+        self.sql = SQLiteSQL("agent_sessions", "agent_messages")
+        self.owners: dict[str, str] = {}
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -180,25 +182,20 @@ class Raw:
             raise
 
     def create_session(self, user: str) -> str:
-        session_id, now = str(uuid.uuid4()), utc_now()
+        # sessions_dal's own statements (its SQL class), run by hand.
+        session_id, now, sql = str(uuid.uuid4()), utc_now(), self.sql
         with self.tx() as c:
-            c.execute("INSERT INTO agent_users (user_id, created_at) VALUES (?, ?) "
-                      "ON CONFLICT (user_id) DO NOTHING", (user, now))
-            c.execute("INSERT INTO agent_sessions (session_id) VALUES (?)", (session_id,))
-            c.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, "
-                      "created_at, updated_at) VALUES (?, ?, '{}', ?, ?)",
-                      (session_id, user, now, now))
+            c.execute(sql.insert_user, (user, now))
+            c.execute(sql.insert_new_owned, (session_id, user, "{}", now))
+        self.owners[session_id] = user
         return session_id
 
     def add_items(self, session_id: str, items: list[Any]) -> None:
         texts = [(session_id, json.dumps(item)) for item in items]
         with self.tx() as c:
-            c.execute("UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ?",
-                      (utc_now(), session_id))
-            c.execute("INSERT INTO agent_sessions (session_id) VALUES (?) ON CONFLICT "
-                      "(session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP", (session_id,))
-            c.executemany("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
-                          texts)
+            c.execute(self.sql.upsert_agent_session, (session_id,))
+            c.executemany(self.sql.insert_item, texts)
+            c.execute(self.sql.touch, (utc_now(), session_id, self.owners[session_id]))
 
     def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
         rows = self.conn.execute(

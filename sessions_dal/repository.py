@@ -42,6 +42,7 @@ from ._validate import (
 )
 from .backends._migrations import PROGRESS
 from .errors import (
+    ReadOnlyDatabaseError,
     SessionExistsError,
     SessionNotFoundError,
     SessionOwnedError,
@@ -792,6 +793,12 @@ class SessionRepository:
         ...     repo.update_search_index()
         2
         """
+        if self._store.read_only:
+            raise ReadOnlyDatabaseError(
+                f"the repository for {self._store.description} was opened with "
+                "read_only=True, and indexing writes; open it without read_only (its "
+                "searches index what is new in memory meanwhile)"
+            )
         return _reporting(progress, self._store.update_search_index)
 
     def export_to(self, out: IO[str], *, user_id: str | None = None,

@@ -103,3 +103,25 @@ def test_reindex_is_a_write(backend: Backend, repo: SessionRepository) -> None:
         assert reader.check() == []
         with pytest.raises(ReadOnlyDatabaseError, match="read_only"):
             reader.reindex()
+
+
+def test_update_search_index_indexes_what_is_new_once(backend: Backend,
+                                                      repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    s.add_items(["rome", {"id": "no words"}, "naples"])
+    backend.write_like_agents("agents", ['"zebra"'])
+    heard: list[tuple[str, float]] = []
+    # SQLite indexes items when searched: the three with words now; PostgreSQL's
+    # triggers indexed them as they were written.
+    expected = 3 if backend.kind == "sqlite" else 0
+    assert repo.update_search_index(progress=lambda *step: heard.append(step)) == expected
+    assert heard == ([("search index: new items", 1.0)] if expected else [])
+    assert repo.update_search_index() == 0 and repo.check() == []
+    assert [h.item for h in repo.search("alice", "naples")] == ["naples"]
+    with pytest.raises(TypeError, match="progress must be callable"):
+        repo.update_search_index(progress="yes")  # type: ignore[arg-type]
+    s.add_items(["more"])
+    with SessionRepository(backend.target, read_only=True) as reader:
+        with pytest.raises(ReadOnlyDatabaseError, match="read_only=True"):
+            reader.update_search_index()
+        assert [h.item for h in reader.search("alice", "more")] == ["more"]
