@@ -275,11 +275,13 @@ WHERE instr(metadata, '\u0000') > 0 AND json_valid(metadata)
 -- Search indexed when searched: appends stop paying for the index; a search first indexes what is new.
 
 -- Every item whose id is at most upto has been indexed (or has no words):
--- the items after it are indexed, in batches of ids, by the next read-write
+-- the items after it are indexed, in batches of items, by the next read-write
 -- search (or repo.update_search_index()), whoever wrote them, sessions_dal or
 -- openai-agents. Appends cost what they cost without search, and a file that
 -- is never searched never indexes an item. Item ids only grow (AUTOINCREMENT
--- never reuses one), so the items after the mark are exactly the new ones.
+-- never reuses one; see the delete trigger for tables made without it), so
+-- the items after the mark are exactly the new ones. Items with an id of 0 or
+-- less (another program's) are never indexed: their rowid would be a title's.
 CREATE TABLE IF NOT EXISTS sessions_dal_search_state (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     upto INTEGER NOT NULL
@@ -301,7 +303,8 @@ DROP TRIGGER IF EXISTS sessions_dal_search_on_insert;
 DROP TRIGGER IF EXISTS sessions_dal_search_on_delete;
 CREATE TRIGGER sessions_dal_search_on_delete
 AFTER DELETE ON agent_messages
-WHEN OLD.id <= coalesce((SELECT upto FROM sessions_dal_search_state), 9223372036854775807)
+WHEN OLD.id > 0
+     AND OLD.id <= coalesce((SELECT upto FROM sessions_dal_search_state), 9223372036854775807)
 BEGIN
     DELETE FROM sessions_dal_search WHERE rowid = OLD.id;
     UPDATE sessions_dal_search_state
@@ -315,17 +318,20 @@ END;
 DROP TRIGGER IF EXISTS sessions_dal_search_on_own;
 CREATE TRIGGER sessions_dal_search_on_own
 AFTER INSERT ON agent_user_sessions
-WHEN EXISTS (SELECT 1 FROM agent_messages WHERE session_id = NEW.session_id
-             AND id <= (SELECT upto FROM sessions_dal_search_state))
+WHEN (SELECT upto FROM sessions_dal_search_state) > 0
+     AND EXISTS (SELECT 1 FROM agent_messages WHERE session_id = NEW.session_id
+                 AND id <= (SELECT upto FROM sessions_dal_search_state))
 BEGIN
     UPDATE sessions_dal_search
     SET owner = 'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
-    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = NEW.session_id);
+    WHERE rowid IN (SELECT id FROM agent_messages
+                    WHERE session_id = NEW.session_id AND id > 0);
 END;
 
 CREATE TRIGGER IF NOT EXISTS sessions_dal_search_on_own_title
 AFTER INSERT ON agent_user_sessions
-WHEN json_valid(NEW.metadata) AND json_type(NEW.metadata, '$.title') = 'text'
+WHEN NEW.metadata <> '{}' AND json_valid(NEW.metadata)
+     AND json_type(NEW.metadata, '$.title') = 'text'
 BEGIN
     INSERT INTO sessions_dal_search (rowid, words, owner)
     SELECT -NEW.seq, json_extract(
@@ -349,5 +355,6 @@ WHEN EXISTS (SELECT 1 FROM agent_messages WHERE session_id = OLD.session_id
              AND id <= (SELECT upto FROM sessions_dal_search_state))
 BEGIN
     UPDATE sessions_dal_search SET owner = ''
-    WHERE rowid IN (SELECT id FROM agent_messages WHERE session_id = OLD.session_id);
+    WHERE rowid IN (SELECT id FROM agent_messages
+                    WHERE session_id = OLD.session_id AND id > 0);
 END;

@@ -308,3 +308,25 @@ def test_a_lost_mark_is_made_again_and_a_held_lock_does_not_stop_a_search(
         assert mark(db_path) == 2  # found without indexing it
         repo.search("alice", "w3")
         assert mark(db_path) == 3
+
+
+def test_an_item_with_a_titles_rowid_never_touches_the_title(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        alice = repo.create_session("alice")
+        bob = repo.create_session("bob", metadata={"title": "bob's title"})
+        seq = rows(db_path, "SELECT seq FROM agent_user_sessions WHERE session_id = ?",
+                   bob.session_id)[0][0]
+        conn = sqlite3.connect(db_path)
+        with conn:  # another program's item, at minus bob's seq
+            conn.execute("INSERT OR IGNORE INTO agent_sessions (session_id) VALUES (?)",
+                         (alice.session_id,))
+            conn.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                         "VALUES (?, ?, '\"alice words\"')", (-seq, alice.session_id))
+        conn.close()
+        repo.search("alice", "words")
+        alice.add_items(["more"])
+        alice.clear_session()  # scrubs and deletes alice's items, the odd one too
+        assert [h.session for h in repo.search("bob", "title")] == [bob]
+        repo.delete_session("alice", alice.session_id)
+        assert [h.session for h in repo.search("bob", "title")] == [bob]
+        assert repo.check() == [] and repo.reindex() == 0

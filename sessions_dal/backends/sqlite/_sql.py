@@ -134,16 +134,17 @@ class SQL:
         search_scrub = f"UPDATE sessions_dal_search SET {scrub('words')}, {scrub('owner')}"
         # Found first, then overwritten row by row: given `rowid IN (subquery)`,
         # an FTS5 table costs about ten times as much per row (measured). The
-        # items up to the index's mark (the others have no row) and the titles.
+        # items up to the index's mark (the others, and those with ids of 0 or
+        # less, have no row) and the titles.
         self.scrub_search_row = f"{search_scrub} WHERE rowid = ?"
         self.delete_search_row = "DELETE FROM sessions_dal_search WHERE rowid = ?"
         self.indexed_of_session = (
-            f"SELECT id FROM {m} WHERE session_id = ?1 AND id <= {_MARK} "
+            f"SELECT id FROM {m} WHERE session_id = ?1 AND id > 0 AND id <= {_MARK} "
             "UNION ALL SELECT -seq FROM agent_user_sessions WHERE session_id = ?1"
         )
         self.indexed_of_user = (
             f"SELECT id FROM {m} WHERE session_id IN (SELECT session_id FROM "
-            f"agent_user_sessions WHERE user_id = ?1) AND id <= {_MARK} "
+            f"agent_user_sessions WHERE user_id = ?1) AND id > 0 AND id <= {_MARK} "
             "UNION ALL SELECT -seq FROM agent_user_sessions WHERE user_id = ?1"
         )
         self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
@@ -535,10 +536,10 @@ class _ItemSQL:
         # session, and its index rows, before deleting; a pop the one item.
         self.scrub_all = f"UPDATE {messages} SET {scrub} WHERE session_id = {key}"
         self.indexed_all = (
-            f"SELECT id FROM {messages} WHERE session_id = {key} AND id <= {_MARK}"
+            f"SELECT id FROM {messages} WHERE session_id = {key} AND id > 0 AND id <= {_MARK}"
         )
         self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
-        self.indexed_one = f"SELECT ?1 WHERE ?1 <= {_MARK}"
+        self.indexed_one = f"SELECT ?1 WHERE ?1 > 0 AND ?1 <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
 
 
