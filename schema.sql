@@ -272,7 +272,7 @@ WHERE instr(metadata, '\u0000') > 0 AND json_valid(metadata)
   AND json_type(metadata, '$.title') = 'text';
 
 -- version: 5
--- Search indexed when searched: appends stop paying for the index; a search first indexes what is new.
+-- Search: SQLite indexes items when searched, not as they are appended (PostgreSQL's triggers index them as written).
 
 -- Every item whose id is at most upto has been indexed (or has no words):
 -- the items after it are indexed, in batches of items, by the next read-write

@@ -627,3 +627,13 @@ SELECT -seq, session_id, words || sessions_dal_owner(user_id::text, session_id) 
 WHERE words <> ''::tsvector
 ON CONFLICT (item_id) DO UPDATE SET words = excluded.words
 WHERE sessions_dal_search.words IS DISTINCT FROM excluded.words;
+
+-- version: 5
+-- Search: SQLite indexes items when searched, not as they are appended (PostgreSQL's triggers index them as written).
+
+-- The same version on both backends. On PostgreSQL nothing changes yet: the
+-- triggers of version 4 still index each item in its writer's transaction,
+-- which is what makes SQLAlchemySession's appends searchable at once. The
+-- table says so to whoever inspects it.
+COMMENT ON TABLE sessions_dal_search IS
+    'sessions_dal search index: one row per item (item_id) and per titled session (minus its seq), written by triggers as items are inserted';
