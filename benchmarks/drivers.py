@@ -186,7 +186,8 @@ class Raw:
         session_id, now, sql = str(uuid.uuid4()), utc_now(), self.sql
         with self.tx() as c:
             c.execute(sql.insert_user, (user, now))
-            c.execute(sql.insert_new_owned, (session_id, user, "{}", now))
+            c.execute(sql.insert_new_owned,
+                      {"session": session_id, "user": user, "metadata": "{}", "now": now})
         self.owners[session_id] = user
         return session_id
 
@@ -249,7 +250,8 @@ class Raw:
                     c.execute(sql.scrub_owned_as_found, (session_id, user_id, stamp))
                     c.execute(sql.scrub_items, (session_id,))
                 indexed = [row for session_id, _, _ in batch
-                           for row in c.execute(sql.indexed_of_session, (session_id,))]
+                           for row in c.execute(sql.indexed_of_session,
+                                                           {"session": session_id})]
                 c.executemany(sql.scrub_search_row, indexed)
                 c.executemany(sql.delete_search_row, indexed)
                 for session_id, user_id, _ in batch:

@@ -65,8 +65,9 @@ class SQL:
         # A new session: refused (no row inserted) if the id is taken, by us or
         # by openai-agents (whose row of a session comes with its first items).
         self.insert_new_owned = (
-            f"INSERT INTO agent_user_sessions ({columns}) SELECT ?1, ?2, ?3, ?4, ?4 "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {s} WHERE session_id = ?1) "
+            f"INSERT INTO agent_user_sessions ({columns}) "
+            "SELECT :session, :user, :metadata, :now, :now "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {s} WHERE session_id = :session) "
             "ON CONFLICT (session_id) DO NOTHING"
         )
         self.insert_owned = (
@@ -139,13 +140,13 @@ class SQL:
         self.scrub_search_row = f"{search_scrub} WHERE rowid = ?"
         self.delete_search_row = "DELETE FROM sessions_dal_search WHERE rowid = ?"
         self.indexed_of_session = (
-            f"SELECT id FROM {m} WHERE session_id = ?1 AND id > 0 AND id <= {_MARK} "
-            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE session_id = ?1"
+            f"SELECT id FROM {m} WHERE session_id = :session AND id > 0 AND id <= {_MARK} "
+            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE session_id = :session"
         )
         self.indexed_of_user = (
             f"SELECT id FROM {m} WHERE session_id IN (SELECT session_id FROM "
-            f"agent_user_sessions WHERE user_id = ?1) AND id > 0 AND id <= {_MARK} "
-            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE user_id = ?1"
+            f"agent_user_sessions WHERE user_id = :user) AND id > 0 AND id <= {_MARK} "
+            "UNION ALL SELECT -seq FROM agent_user_sessions WHERE user_id = :user"
         )
         self.delete_user_items = f"DELETE FROM {m} WHERE session_id IN ({owned_ids})"
         self.delete_user_agent_sessions = f"DELETE FROM {s} WHERE session_id IN ({owned_ids})"
@@ -539,7 +540,7 @@ class _ItemSQL:
             f"SELECT id FROM {messages} WHERE session_id = {key} AND id > 0 AND id <= {_MARK}"
         )
         self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
-        self.indexed_one = f"SELECT ?1 WHERE ?1 > 0 AND ?1 <= {_MARK}"
+        self.indexed_one = f"SELECT id FROM {messages} WHERE id = ? AND id > 0 AND id <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import repeat
 from typing import Any, TypeVar, cast
@@ -164,7 +164,8 @@ class SQLiteStore:
                 or conn.execute(sql.insert_owned, (session_id, user_id, metadata, now, now)
                                 ).rowcount == 0
                 if with_items else
-                conn.execute(sql.insert_new_owned, (session_id, user_id, metadata, now)
+                conn.execute(sql.insert_new_owned, {"session": session_id, "user": user_id,
+                                                     "metadata": metadata, "now": now}
                              ).rowcount == 0):
             raise IdTaken(session_id)
 
@@ -234,7 +235,7 @@ class SQLiteStore:
         if conn.execute(sql.scrub_owned, (session_id, user_id)).rowcount == 0:
             return False
         conn.execute(sql.scrub_items, (session_id,))
-        searchable = self._scrub_index(conn, sql.indexed_of_session, (session_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_session, {"session": session_id})
         # Items first: deleting the owner first would re-index them as nobody's.
         conn.execute(sql.delete_items, (session_id,))
         conn.execute(sql.delete_owned, (session_id, user_id))
@@ -253,7 +254,7 @@ class SQLiteStore:
         sql = self._sql
         conn.execute(sql.scrub_user_items, (user_id,))
         conn.execute(sql.scrub_user_owned, (user_id,))
-        searchable = self._scrub_index(conn, sql.indexed_of_user, (user_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_user, {"user": user_id})
         items = conn.execute(sql.delete_user_items, (user_id,)).rowcount
         conn.execute(sql.delete_user_agent_sessions, (user_id,))
         sessions = conn.execute(sql.delete_user_owned, (user_id,)).rowcount
@@ -263,7 +264,7 @@ class SQLiteStore:
         return found, sessions, items
 
     def _scrub_index(self, conn: sqlite3.Connection, rows: str,
-                     parameters: Sequence[object]) -> bool:
+                     parameters: Sequence[object] | Mapping[str, object]) -> bool:
         """Overwrite the search index's rows that the query ``rows`` finds (those of
         what is deleted); False: no index."""
         if conn.execute(self._sql.has_search_index).fetchone() is None:
@@ -327,7 +328,7 @@ class SQLiteStore:
         if gone and conn.execute(sql.has_search_index).fetchone() is not None:
             searchable = True
             indexed = [row for session_id, _ in gone
-                       for row in conn.execute(sql.indexed_of_session, (session_id,))]
+                       for row in conn.execute(sql.indexed_of_session, {"session": session_id})]
             conn.executemany(sql.scrub_search_row, indexed)
             conn.executemany(sql.delete_search_row, indexed)
         for session_id, user_id in gone:
@@ -484,7 +485,7 @@ class SQLiteStore:
         if conn.execute(sql.select_unowned_one, (session_id,)).fetchone() is None:
             return False
         conn.execute(sql.scrub_items, (session_id,))
-        searchable = self._scrub_index(conn, sql.indexed_of_session, (session_id,))
+        searchable = self._scrub_index(conn, sql.indexed_of_session, {"session": session_id})
         conn.execute(sql.delete_unowned_items, (session_id, session_id))
         conn.execute(sql.delete_unowned, (session_id, session_id))
         if searchable:
@@ -789,8 +790,9 @@ class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
 
     def __init__(self, conn: sqlite3.Connection, sql: SQL,
-                 scrub_index: Callable[[sqlite3.Connection, str, Sequence[object]],
-                                       bool]) -> None:
+                 scrub_index: Callable[[sqlite3.Connection, str,
+                                        Sequence[object] | Mapping[str, object]], bool]
+                 ) -> None:
         self._conn, self._sql, self._scrub_index = conn, sql, scrub_index
         self.replaced = False
         """A session was replaced: its texts erased, the WAL to empty after COMMIT."""
@@ -811,7 +813,7 @@ class _Importer:
             # overwritten first; the index merged once, at the end.
             conn.execute(sql.scrub_items, (session_id,))
             conn.execute(sql.scrub_owned_anyones, (session_id,))
-            if self._scrub_index(conn, sql.indexed_of_session, (session_id,)):
+            if self._scrub_index(conn, sql.indexed_of_session, {"session": session_id}):
                 self.replaced_indexed = True
             self.replaced = True
             for statement in sql.delete_anywhere:
