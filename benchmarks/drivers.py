@@ -67,6 +67,16 @@ def timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: An
     return value
 
 
+def latest_items(conn: Any, session_id: str, limit: int, offset: int, mark: str) -> list[Any]:
+    """A session's latest items, oldest first, decoded: the one read of every raw driver
+    (``mark``: the driver's parameter placeholder)."""
+    order = "id DESC" if mark == "?" else "created_at DESC, id DESC"
+    rows = conn.execute(
+        f"SELECT message_data FROM agent_messages WHERE session_id = {mark} "
+        f"ORDER BY {order} LIMIT {mark} OFFSET {mark}", (session_id, limit, offset)).fetchall()
+    return [json.loads(r[0]) for r in reversed(rows)]
+
+
 # -- raw sqlite3 doing the least a store must: the floor ----------------------------
 
 MINIMAL_SQLITE = (
@@ -113,10 +123,7 @@ class Minimal:
         self.conn.execute("COMMIT")
 
     def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
-        rows = self.conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = ? "
-            "ORDER BY id DESC LIMIT ? OFFSET ?", (session_id, limit, offset)).fetchall()
-        return [json.loads(r[0]) for r in reversed(rows)]
+        return latest_items(self.conn, session_id, limit, offset, "?")
 
     def close(self) -> None:
         self.conn.close()
@@ -199,10 +206,7 @@ class Raw:
             c.execute(self.sql.touch, (utc_now(), session_id, self.owners[session_id]))
 
     def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
-        rows = self.conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = ? "
-            "ORDER BY id DESC LIMIT ? OFFSET ?", (session_id, limit, offset)).fetchall()
-        return [json.loads(r[0]) for r in reversed(rows)]
+        return latest_items(self.conn, session_id, limit, offset, "?")
 
     def page(self, user: str, limit: int, offset: int, order: str = "created"
              ) -> list[dict[str, Any]]:
@@ -460,11 +464,7 @@ class MinimalPG:
             self.conn.cursor().executemany(insert, [(session_id, json.dumps(i)) for i in items])
 
     def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
-        rows = self.conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = %s "
-            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-            (session_id, limit, offset)).fetchall()
-        return [json.loads(r[0]) for r in reversed(rows)]
+        return latest_items(self.conn, session_id, limit, offset, "%s")
 
     def close(self) -> None:
         self.conn.close()
@@ -521,11 +521,7 @@ class RawPG:
                                        " VALUES (%s, %s)", rows)
 
     def get_items(self, session_id: str, limit: int, offset: int = 0) -> list[Any]:
-        rows = self.conn.execute(
-            "SELECT message_data FROM agent_messages WHERE session_id = %s "
-            "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-            (session_id, limit, offset)).fetchall()
-        return [json.loads(r[0]) for r in reversed(rows)]
+        return latest_items(self.conn, session_id, limit, offset, "%s")
 
     def page(self, user: str, limit: int, offset: int, order: str = "created"
              ) -> list[dict[str, Any]]:

@@ -278,10 +278,13 @@ def test_a_search_racing_appends_sees_whole_batches(repo: SessionRepository) -> 
     seen: list[int] = []
 
     def search() -> None:
-        while not done.is_set():
+        while True:  # at least once, however late the thread starts
+            stop = done.is_set()
             hits = repo.search("alice", "zebra", limit=None)
             assert all(hit.item in batch for hit in hits)
             seen.append(len(hits))
+            if stop:
+                break
 
     reader = threading.Thread(target=search)
     reader.start()

@@ -393,13 +393,10 @@ class SQLiteStore:
             conn.execute(sql.tail_create)
             conn.execute(sql.tail_empty)
             held = (conn, upto, upto)
-        def nth(after: int, count: int) -> int | None:
-            row = conn.execute(sql.nth_item_after, {"after": after, "count": count}).fetchone()
-            return None if row is None else int(row[0])
-
         in_batches(INDEX_NEW, held[2] + 1, last,
                    lambda after, upto: conn.execute(sql.tail_fill,
-                                                    {"after": after, "upto": upto}), nth)
+                                                    {"after": after, "upto": upto}),
+                   lambda after, count: _nth_item_after(conn, sql, after, count))
         self._tail = (conn, upto, last)
         rows += conn.execute(sql.search_tail(terms), {**parameters, "upto": last}).fetchall()
         # Scores are each row's own (no corpus statistics): the two lists merge.
@@ -428,8 +425,7 @@ class SQLiteStore:
         return indexed, last
 
     def _nth_item_after(self, after: int, count: int) -> int | None:
-        row = self._db.fetchone(self._sql.nth_item_after, {"after": after, "count": count})
-        return None if row is None else int(row[0])
+        return self._db.read(_nth_item_after, self._sql, after, count)
 
     def _index_new(self, conn: sqlite3.Connection, after: int, upto: int) -> int:
         # Another process may have indexed some of them meanwhile: from its mark on.
@@ -852,6 +848,12 @@ def _text(moment: datetime) -> str:
     if moment.utcoffset():
         moment = moment.astimezone(timezone.utc)
     return moment.isoformat(timespec="microseconds")
+
+
+def _nth_item_after(conn: sqlite3.Connection, sql: SQL, after: int, count: int) -> int | None:
+    """The id of the ``count``-th item after id ``after`` (``None``: fewer are left)."""
+    row = conn.execute(sql.nth_item_after, {"after": after, "count": count}).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _match(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> str:
