@@ -358,3 +358,10 @@ BEGIN
     WHERE rowid IN (SELECT id FROM agent_messages
                     WHERE session_id = OLD.session_id AND id > 0);
 END;
+
+-- version: 6
+-- Search: PostgreSQL indexes items when searched too, from a queue its inserts feed.
+
+-- Nothing changes on SQLite, which has done so since version 5; the version
+-- exists so that both backends keep the same numbers.
+SELECT 1;

@@ -111,11 +111,9 @@ def test_update_search_index_indexes_what_is_new_once(backend: Backend,
     s.add_items(["rome", {"id": "no words"}, "naples"])
     backend.write_like_agents("agents", ['"zebra"'])
     heard: list[tuple[str, float]] = []
-    # SQLite indexes items when searched: the three with words now; PostgreSQL's
-    # triggers indexed them as they were written.
-    expected = 3 if backend.kind == "sqlite" else 0
-    assert repo.update_search_index(progress=lambda *step: heard.append(step)) == expected
-    assert heard == ([("search index: new items", 1.0)] if expected else [])
+    # Items are indexed when searched: the three with words now.
+    assert repo.update_search_index(progress=lambda *step: heard.append(step)) == 3
+    assert heard == [("search index: new items", 1.0)]
     assert repo.update_search_index() == 0 and repo.check() == []
     assert [h.item for h in repo.search("alice", "naples")] == ["naples"]
     with pytest.raises(TypeError, match="progress must be callable"):

@@ -67,6 +67,7 @@ def test_removed_items_leave_no_text_in_any_table(pg: PostgresBackend,
     session.add_items([{"content": f"{word} {n}"} for n in range(5)] + [f"{word} plain"])
     bob = repo.create_session("bob")
     bob.add_items([f"bob {word[:8]}x"])  # another user's words stay
+    repo.update_search_index()
     assert set(rows_with(pg, word)) >= {"agent_messages", "sessions_dal_search"}
     REMOVALS[removal](repo, session)
     assert rows_with(pg, word) == {}

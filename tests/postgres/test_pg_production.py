@@ -517,10 +517,10 @@ def test_an_append_waiting_on_our_lock_never_lands_inside_our_batch(database: Da
         session = repo.create_session("alice", session_id="s")
         ours = [f"ours {n}" for n in range(200)]
         with database.connect() as blocker, database.connect() as agents:
-            # Our call stops at its first item (the search index is locked),
-            # after it locked the session and read its time.
+            # Our call stops once its items are in (the search queue is
+            # locked), after it locked the session and read its time.
             blocker.execute("BEGIN")
-            blocker.execute("LOCK TABLE sessions_dal_search IN EXCLUSIVE MODE")
+            blocker.execute("LOCK TABLE sessions_dal_search_queue IN EXCLUSIVE MODE")
             worker = threading.Thread(target=session.add_items, args=(ours,))
             worker.start()
             _wait_for_lock_waits(blocker, 1)
@@ -543,11 +543,15 @@ def test_an_append_waiting_on_our_lock_never_lands_inside_our_batch(database: Da
 
 
 def _wait_for_lock_waits(conn: psycopg.Connection[Any], count: int) -> None:
-    """Until ``count`` backends of this database wait for a lock (an event, not a guess)."""
-    while conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'").fetchone()[0] < count:  # type: ignore[index]
+    """Until ``count`` backends of this database wait for a lock (an event, not a guess);
+    fails if that never happens."""
+    for _ in range(6000):
+        if conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'").fetchone()[0] >= count:  # type: ignore[index]
+            return
         time.sleep(0.01)
+    raise AssertionError(f"{count} backend(s) never waited for a lock")
 
 
 def test_real_sqlalchemy_session_and_ours_agree_in_a_server_zone(database: Database) -> None:

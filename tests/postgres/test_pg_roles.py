@@ -184,6 +184,8 @@ def test_every_right_printed_is_needed(roles: Roles, tmp_path: Path) -> None:
                                               "agent_user_sessions", "sessions_dal_search")
               for p in ("SELECT", "INSERT", "UPDATE", "DELETE")]
     rights += [f"{p} ON TABLE {s}agent_messages" for p in ("SELECT", "INSERT", "DELETE")]
+    rights += [f"{p} ON TABLE {s}sessions_dal_search_queue" for p in ("SELECT", "UPDATE",
+                                                                       "DELETE")]
     rights += [f"SELECT ON TABLE {s}sessions_dal_migrations",
                f"USAGE ON SEQUENCE {s}agent_messages_id_seq", f"USAGE ON SCHEMA {roles.schema}",
                f"EXECUTE ON FUNCTION {s}sessions_dal_fold(text)",
@@ -238,7 +240,7 @@ def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,
     error = fails(tmp_path, *owner, "grant", "no_such_role_here", "--apply")
     assert 'role "no_such_role_here" does not exist' in error and "CREATE ROLE" in error
     applied = as_json(tmp_path, *owner, "grant", other, "--apply")
-    assert applied["applied"] is True and len(applied["statements"]) == 6
+    assert applied["applied"] is True and len(applied["statements"]) == 7
     assert _has_rights(roles, other)
     use_every_call(roles, other)
 
@@ -253,7 +255,7 @@ def test_grants_name_the_tables_the_repository_was_given(roles: Roles, tmp_path:
     with SessionRepository(roles.url(roles.owner), **names) as repo:
         statements = repo.grant(roles.app, dry_run=True)
         assert '"Chat_Messages"' in statements[2] and '"chat_sessions"' in statements[1]
-        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[4]
+        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[5]
         assert repo.grant(roles.app) == statements
     with SessionRepository(roles.url(roles.app), **names) as repo:
         repo.create_session("alice", metadata={"title": "Rome"}).add_items(["rome"])

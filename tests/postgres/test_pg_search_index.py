@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import pytest
 from backends import PostgresBackend, url_with_schema
 
 from sessions_dal import SessionRepository
+from sessions_dal.backends.postgres import store as store_module
 
 
 def _wait_for_lock_wait(pg: PostgresBackend, marker: str) -> None:
@@ -93,4 +95,88 @@ def test_a_reindex_waits_for_writers_in_progress_and_loses_none_of_their_writes(
     assert not errors and not reindexer.is_alive()
     assert sorted((hit.item for hit in repo.search("alice", "zebra")), key=str) == [
         "zebra two", {"content": "zebra three"}]
+    assert repo.check() == []
+
+
+# -- the queue the inserts feed (schema.sql, version 6) --------------------------------
+
+def _queue(pg: PostgresBackend) -> list[tuple[int, int, int]]:
+    return [tuple(row) for row in pg._query(
+        "SELECT id, first_id, last_id FROM sessions_dal_search_queue ORDER BY id")]
+
+
+def test_appends_queue_their_ids_and_a_search_indexes_them_in_batches_of_items(
+    pg: PostgresBackend, repo: SessionRepository, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = repo.create_session("alice", session_id="s")
+    s.add_items([f"zebra {n}" for n in range(12)])
+    pg.write_like_agents("theirs", ['"zebra 12"'])
+    [(_, first, last), (_, theirs, _)] = _queue(pg)  # one row per inserting statement
+    assert last - first == 11 and pg._query("SELECT count(*) FROM sessions_dal_search "
+                                            "WHERE item_id > 0") == [(0,)]
+    # A range wider than a batch is indexed a batch of items at a time, what
+    # is left staying queued: each batch a transaction of its own.
+    monkeypatch.setattr(store_module, "BATCH", 5)
+    heard: list[tuple[str, float]] = []
+    assert repo.update_search_index(progress=lambda *step: heard.append(step)) == 13
+    assert heard[-1] == ("search index: new items", 1.0) and _queue(pg) == []
+    assert len(repo.search("alice", "zebra", limit=None)) == 12 and repo.check() == []
+    assert repo.update_search_index() == 0
+
+
+def test_a_queue_nobody_drains_is_compacted_as_it_grows(pg: PostgresBackend,
+                                                        repo: SessionRepository) -> None:
+    repo.create_session("alice", session_id="s")
+    with psycopg.connect(url_with_schema(pg.schema), autocommit=True) as conn:
+        for n in range(1030):  # a statement each, as many apps append
+            conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES ('s', %s)", [f'"zebra {n}"'])
+    rows = _queue(pg)
+    # The 1,024th row merged the 1,023 before it into one, under the first's id.
+    assert rows[0] == (1, 1, 1023) and [row[0] for row in rows[1:]] == list(range(1024, 1031))
+    assert len(repo.search("alice", "zebra", limit=None)) == 1030
+    assert _queue(pg) == [] and repo.check() == []
+
+
+def test_a_search_that_waits_for_a_compaction_sees_what_it_merged(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    s = repo.create_session("alice", session_id="s")
+    s.add_items(["zebra before"])  # committed before the search begins
+    pg._query("ALTER TABLE sessions_dal_search_queue ALTER COLUMN id RESTART WITH 1024")
+    with _agents_append_open(pg, "s", '"zebra merging"') as agents:
+        # Its queue row is the 1,024th: it merged the committed row into one
+        # the search cannot see until it commits, and holds the one it deleted.
+        assert [row[0] for row in agents.execute(
+            "SELECT id FROM sessions_dal_search_queue ORDER BY id").fetchall()] == [1, 1024]
+        found: list[object] = []
+        searcher, errors = _in_thread(lambda: found.extend(
+            hit.item for hit in repo.search("alice", "zebra")))
+        _wait_for_lock_wait(pg, "FOR UPDATE")
+        agents.commit()
+        searcher.join(30)
+    assert not errors and not searcher.is_alive()
+    assert "zebra before" in found
+    # The append committed after the search began: its row waits for the next.
+    assert [row[0] for row in _queue(pg)] == [1024] and repo.update_search_index() == 1
+    assert repo.check() == [] and _queue(pg) == []
+
+
+def test_a_search_racing_a_delete_never_indexes_the_deleted_item(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    s = repo.create_session("alice", session_id="s")
+    s.add_items(["zebra kept", "zebra deleted"])
+    with psycopg.connect(url_with_schema(pg.schema)) as deleter:
+        # The delete's trigger holds the index; the search's batch waits for it.
+        deleter.execute("DELETE FROM agent_messages WHERE message_data = '\"zebra deleted\"'")
+        found: list[object] = []
+        searcher, errors = _in_thread(lambda: found.extend(
+            hit.item for hit in repo.search("alice", "zebra")))
+        _wait_for_lock_wait(pg, "sessions_dal_search\" IN SHARE ROW EXCLUSIVE")
+        deleter.commit()
+        searcher.join(30)
+    assert not errors and not searcher.is_alive() and found == ["zebra kept"]
+    assert pg._query("SELECT count(*) FROM sessions_dal_search "
+                     "WHERE words @@ to_tsquery('simple', 'deleted')") == [(0,)]
     assert repo.check() == []

@@ -196,7 +196,7 @@ def test_a_database_sqlalchemy_session_made_is_adopted_in_place(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
         "ORDER BY table_name", pg.schema)] == [
         "agent_messages", "agent_sessions", "agent_user_sessions", "agent_users",
-        "sessions_dal_migrations", "sessions_dal_search"]
+        "sessions_dal_migrations", "sessions_dal_search", "sessions_dal_search_queue"]
     with SessionRepository(pg.target) as repo:  # what it wrote before is searchable
         repo.claim_session("alice", "chat-a")
         assert [hit.item for hit in repo.search("alice", "bonjour CA")] == [ITEMS[0]]

@@ -337,7 +337,7 @@ class Database:
         """Run ``work(conn, *args)``: each statement on its own, no transaction held."""
         return self._run(lambda conn: _reading(conn, work, *args))
 
-    def fetchall(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+    def fetchall(self, sql: str, parameters: _Parameters = ()) -> list[Any]:
         """Every row of one query."""
         return self._run(lambda conn: _reading(conn, _fetchall, sql, parameters))
 
@@ -449,6 +449,8 @@ def _first(conn: psycopg.Connection[Any], statement: str) -> psycopg.Cursor[Any]
         raise
 
 
+_Parameters = Sequence[object] | Mapping[str, object]
+
 _PIPELINE = psycopg.Pipeline.is_supported()
 """Whether this libpq can send statements without waiting for each reply (libpq 14+)."""
 
@@ -486,7 +488,7 @@ def _reading(conn: psycopg.Connection[Any], work: Callable[..., _T], *args: Any)
         raise
 
 
-def _fetchall(conn: psycopg.Connection[Any], sql: str, parameters: Sequence[object]
+def _fetchall(conn: psycopg.Connection[Any], sql: str, parameters: _Parameters
               ) -> list[Any]:
     return conn.execute(sql, parameters).fetchall()
 

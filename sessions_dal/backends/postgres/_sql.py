@@ -21,6 +21,7 @@ from psycopg import sql as pg
 __all__ = ["OWN_TABLES", "SQL", "quote"]
 
 OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
+              "sessions_dal_search_queue",
               "sessions_dal_migrations")
 """sessions_dal's own tables, written by these names in the statements and in schema.sql."""
 
@@ -28,7 +29,8 @@ OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
 # functions where they are called or created (followed by "("; a trigger has
 # its function's name but is never qualified), an index read as a regclass.
 _DEFAULT_NAMES = re.compile(
-    r"\b(agent_sessions|agent_messages|agent_users|agent_user_sessions|sessions_dal_search"
+    r"\b(agent_sessions|agent_messages|agent_users|agent_user_sessions|sessions_dal_search_queue"
+    r"|sessions_dal_search"
     r"|sessions_dal_migrations)\b(?!\()|\b(sessions_dal_\w+)(?=\()|'(idx_\w+)'::regclass"
     r"|\b(idx_agent_messages_session_created_id)\b"
 )
@@ -68,7 +70,7 @@ class SQL:
             )
         self.names = {"agent_sessions": sessions_table, "agent_messages": messages_table}
         """The actual name of each table, by its default name."""
-        users, owners, search_table = (self.table(name) for name in OWN_TABLES[:3])
+        users, owners, search_table, queue = (self.table(name) for name in OWN_TABLES[:4])
         owner_fn, words_fn, title_words_fn = (quote(f"sessions_dal_{name}", schema) for name in (
             "owner", "words", "title_words"))
         s, m = self.table("agent_sessions"), self.table("agent_messages")
@@ -162,18 +164,70 @@ class SQL:
         # ties newest first (titles, under minus their seq, last).
         owned_columns = (f"o.session_id, o.user_id, o.metadata, {finite.format('o.created_at')}, "
                          f"{finite.format('o.updated_at')}, o.seq")
-        self.search = (
-            "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
-            f"FROM to_tsquery('simple', %s) AS q, {search_table} s "
-            "WHERE s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %s) "
-            f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
-            f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %s "
-            f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
-            "AND m.session_id = h.session_id "
-            # An index row of an item that is gone (a damaged index: check()
-            # reports it) is no hit, as on SQLite; a title's row has no item.
-            "WHERE h.item_id < 0 OR m.id IS NOT NULL "
-            "ORDER BY h.score DESC, h.item_id DESC"
+        def search(source: str) -> str:
+            return (
+                "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
+                f"FROM to_tsquery('simple', %(query)s) AS q, {source} s "
+                "WHERE s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %(limit)s) "
+                f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
+                f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %(user)s "
+                f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
+                "AND m.session_id = h.session_id "
+                # An index row of an item that is gone (a damaged index: check()
+                # reports it) is no hit, as on SQLite; a title's row has no item.
+                "WHERE h.item_id < 0 OR m.id IS NOT NULL "
+                "ORDER BY h.score DESC, h.item_id DESC"
+            )
+
+        self.search = search(search_table)
+        # The items of the queue's ranges (schema.sql, version 6): not indexed
+        # yet, or indexed and queued again by an overlapping range.
+        queued = (f"SELECT DISTINCT m.id FROM {queue} q JOIN {m} m "
+                  "ON m.id BETWEEN q.first_id AND q.last_id AND m.id > 0")
+        # A read-only repository cannot index them: it computes the words of
+        # the user's queued items as it searches, in place of their rows.
+        self.search_with_queued = "WITH queued AS MATERIALIZED (" + queued + "), " + search(
+            f"(SELECT item_id, session_id, words FROM {search_table} i WHERE NOT EXISTS "
+            "(SELECT 1 FROM queued WHERE queued.id = i.item_id) "
+            f"UNION ALL SELECT m.id, m.session_id, {words_fn}(m.message_data) "
+            f"|| {owner_fn}(o.user_id, m.session_id) FROM queued JOIN {m} m ON m.id = queued.id "
+            f"JOIN {owners} o ON o.session_id = m.session_id AND o.user_id = %(user)s)"
+        )[len("WITH "):]
+        self.has_queue = "SELECT to_regclass(%s) IS NOT NULL"
+        self.queue_table = queue
+        self.queue_last = f"SELECT max(id), count(*) FROM {queue}"
+        self.queue_left = f"SELECT EXISTS (SELECT 1 FROM {queue} WHERE id <= %s)"
+        # A batch of the queue: its oldest rows up to the last one when the
+        # search began, locked (a compaction skips them), then deleted, or
+        # shrunk to what is left of a wide range; their items indexed at once.
+        self.queue_oldest = (
+            f"SELECT id, first_id, last_id FROM {queue} WHERE id <= %s ORDER BY id LIMIT %s "
+            "FOR UPDATE"
+        )
+        self.queue_nth_item = (
+            f"SELECT id FROM {m} WHERE id >= %s AND id <= %s ORDER BY id OFFSET %s LIMIT 1"
+        )
+        self.queue_shrink = f"UPDATE {queue} SET first_id = %s WHERE id = %s"
+        self.queue_delete = f"DELETE FROM {queue} WHERE id = ANY(%s)"
+        # The items of the given id ranges, indexed; how many got a row. A
+        # range may hold items indexed already (another writer's ids, or a
+        # compacted range): their rows are rewritten only if they differ.
+        self.index_ranges = (
+            f"WITH items AS MATERIALIZED (SELECT DISTINCT m.id FROM unnest("
+            f"%(firsts)s::bigint[], %(lasts)s::bigint[]) AS r(first_id, last_id) JOIN {m} m "
+            "ON m.id BETWEEN r.first_id AND r.last_id AND m.id > 0), "
+            "fresh AS (SELECT m.id AS item_id, m.session_id, "
+            f"m.w || {owner_fn}(o.user_id, m.session_id) AS words "
+            f"FROM (SELECT m.id, m.session_id, {words_fn}(m.message_data) AS w "
+            f"FROM items JOIN {m} m ON m.id = items.id) m "
+            f"LEFT JOIN {owners} o ON o.session_id = m.session_id "
+            "WHERE m.w <> ''::tsvector), "
+            f"put AS (INSERT INTO {search_table} AS s (item_id, session_id, words) "
+            "SELECT item_id, session_id, words FROM fresh ON CONFLICT (item_id) DO UPDATE "
+            "SET session_id = EXCLUDED.session_id, words = EXCLUDED.words "
+            "WHERE (s.session_id, s.words) IS DISTINCT FROM (EXCLUDED.session_id, EXCLUDED.words) "
+            "RETURNING 1) "
+            "SELECT count(*) FROM fresh"
         )
         self.has_search_index = "SELECT to_regclass(%s) IS NOT NULL"
         self.search_table = search_table
@@ -389,17 +443,25 @@ class SQL:
 
         # -- the search index against what it is derived from: check, reindex ---------
         # check: what is cheap to compare on a big database (no item's words are
-        # computed but those of items without a row); reindex computes it all.
+        # computed but those of items without a row, and none queued: the next
+        # search indexes those); reindex computes it all.
         owner = f"{owner_fn}(o.user_id, m.session_id)"
         # MATERIALIZED: else the planner computes every item's words before the
         # anti-join (6 s instead of 0.1 s for 100,000 items).
-        self.index_missing = (
-            f"WITH unindexed AS MATERIALIZED (SELECT m.id, m.message_data FROM {m} m "
-            f"WHERE m.id > 0 AND NOT EXISTS "
-            f"(SELECT 1 FROM {search_table} s WHERE s.item_id = m.id)) "
-            f"SELECT id FROM unindexed WHERE {words_fn}(message_data) <> ''::tsvector "
-            "ORDER BY id"
-        )
+        def missing(queued: bool) -> str:
+            return (
+                f"WITH unindexed AS MATERIALIZED (SELECT m.id, m.message_data FROM {m} m "
+                f"WHERE m.id > 0 AND NOT EXISTS "
+                f"(SELECT 1 FROM {search_table} s WHERE s.item_id = m.id) "
+                + (f"AND NOT EXISTS (SELECT 1 FROM {queue} q "
+                   "WHERE m.id BETWEEN q.first_id AND q.last_id)" if queued else "")
+                + f") SELECT id FROM unindexed WHERE {words_fn}(message_data) <> ''::tsvector "
+                "ORDER BY id"
+            )
+
+        self.index_missing = missing(queued=True)
+        self.index_missing_unqueued = missing(queued=False)
+        """For a database of version 5 or older (read-only), which has no queue."""
         self.index_extra = (
             f"SELECT s.item_id FROM {search_table} s WHERE s.item_id > 0 AND NOT EXISTS "
             f"(SELECT 1 FROM {m} m WHERE m.id = s.item_id) ORDER BY s.item_id"

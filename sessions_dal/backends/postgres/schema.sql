@@ -637,3 +637,57 @@ WHERE sessions_dal_search.words IS DISTINCT FROM excluded.words;
 -- table says so to whoever inspects it.
 COMMENT ON TABLE sessions_dal_search IS
     'sessions_dal search index: one row per item (item_id) and per titled session (minus its seq), written by triggers as items are inserted';
+
+-- version: 6
+-- Search: PostgreSQL indexes items when searched too, from a queue its inserts feed.
+
+-- An insert no longer computes words: each statement that inserts items
+-- records the range of their ids here (one row, in the writer's transaction,
+-- whoever the writer is: sessions_dal or SQLAlchemySession), and the next
+-- read-write search (or repo.update_search_index()) indexes the items of the
+-- ranges it takes and deletes those rows, in batches, each in one transaction
+-- holding the index's lock as reindex does (see _sql.py's lock_index). A row
+-- commits with its items, so no acknowledged item can be missed; ids commit
+-- out of order on PostgreSQL, which is why this is a queue, not a mark as on
+-- SQLite. A range may hold other writers' ids too: items indexed twice are
+-- rewritten to the same row. Erasure is unchanged: a delete's trigger takes
+-- an item's words with it, and the queue holds ids only.
+CREATE TABLE IF NOT EXISTS sessions_dal_search_queue (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL
+);
+
+-- A database that is never searched keeps its queue short: every 1,024th
+-- row, the rows before it that no one holds become one, under the first's id
+-- (a search that began before counts it among its rows; see the store's
+-- _index_queued for the one it waited for), spanning their ranges. A search
+-- indexes a wide range a batch of items at a time.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+DECLARE
+    newest bigint;
+BEGIN
+    INSERT INTO sessions_dal_search_queue (first_id, last_id)
+    SELECT min(id), max(id) FROM added WHERE id > 0 HAVING count(*) > 0
+    RETURNING id INTO newest;
+    IF newest % 1024 = 0 THEN
+        WITH merged AS (
+            DELETE FROM sessions_dal_search_queue WHERE id IN (
+                SELECT id FROM sessions_dal_search_queue WHERE id < newest
+                FOR UPDATE SKIP LOCKED)
+            RETURNING id, first_id, last_id)
+        INSERT INTO sessions_dal_search_queue (id, first_id, last_id) OVERRIDING SYSTEM VALUE
+        SELECT min(id), min(first_id), max(last_id) FROM merged HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END';
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_insert ON agent_messages;
+
+CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
+AFTER INSERT ON agent_messages REFERENCING NEW TABLE AS added
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_insert();
+
+COMMENT ON TABLE sessions_dal_search IS
+    'sessions_dal search index: one row per item (item_id) and per titled session (minus its seq); items are indexed by the next search, from sessions_dal_search_queue';

@@ -43,13 +43,14 @@ from ...errors import (
 from .._index import (
     EXTRA,
     INDEX_ITEMS,
+    INDEX_NEW,
     INDEX_TITLES,
     MISSING,
     WRONG_OWNER,
     WRONG_TITLES,
     index_problem,
 )
-from .._migrations import in_batches
+from .._migrations import BATCH, PROGRESS, in_batches
 from ._connection import Database, describe
 from ._grants import grant_statements
 from ._schema import (
@@ -297,9 +298,70 @@ class PostgresStore:
         query = _tsquery(user_id, session_id, terms)
         if query is None:
             return []
-        rows = self._db.fetchall(self._sql.search, (query, limit, user_id))
+        parameters = {"query": query, "limit": limit, "user": user_id}
+        if not self._db.read_only:
+            self._index_queued()
+            statement = self._sql.search
+        elif self._db.fetchone(self._sql.has_queue, (self._sql.queue_table,))[0]:
+            statement = self._sql.search_with_queued
+        else:  # a database of version 5 or older: its triggers kept the index whole
+            statement = self._sql.search
+        rows = self._db.fetchall(statement, parameters)
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
+
+    def _index_queued(self) -> int:
+        """Index the items of the queue's rows committed before this call began,
+        in batches; return how many got index rows (those with words)."""
+        last, rows = self._db.fetchone(self._sql.queue_last)
+        if last is None:
+            return 0  # the common case: one read
+        report, taken, indexed = PROGRESS.get(), 0, 0
+        while True:
+            done, found = self._db.write(self._index_queue_batch, last)
+            if done is None:
+                # None left, unless a compaction (schema.sql, version 6) merged
+                # rows this batch waited for into one it could not see yet.
+                if not self._db.fetchone(self._sql.queue_left, (last,))[0]:
+                    return indexed
+                continue
+            taken, indexed = taken + done, indexed + found
+            if report is not None and done:
+                report(INDEX_NEW, min(taken / rows, 1.0))
+
+    def _index_queue_batch(self, conn: _Conn, last: int) -> tuple[int | None, int]:
+        """One batch: how many queue rows were done (None: none was left), and
+        how many items got index rows."""
+        sql = self._sql
+        conn.execute(sql.lock_index)
+        conn.execute(sql.no_parallel)
+        rows = conn.execute(sql.queue_oldest, (last, BATCH)).fetchall()
+        if not rows:
+            return None, 0
+        done: list[int] = []
+        firsts: list[int] = []
+        lasts: list[int] = []
+        width = 0
+        for row_id, first, upto in rows:  # whole rows while they span BATCH ids
+            if done and width + upto - first + 1 > BATCH:
+                break
+            done.append(row_id)
+            firsts.append(first)
+            lasts.append(upto)
+            width += upto - first + 1
+        if width > BATCH:
+            # One wide range (a compacted queue, or far-apart ids): its first
+            # BATCH items, the rest left in the row.
+            row_id, first, upto = rows[0]
+            cut = conn.execute(sql.queue_nth_item, (first, upto, BATCH - 1)).fetchone()
+            if cut is not None and cut[0] < upto:
+                lasts = [cut[0]]
+                conn.execute(sql.queue_shrink, (cut[0] + 1, row_id))
+                done = []
+        if done:
+            conn.execute(sql.queue_delete, (done,))
+        found = conn.execute(sql.index_ranges, {"firsts": firsts, "lasts": lasts}).fetchone()
+        return len(done), int(found[0])  # type: ignore[index]
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
         rows = self._db.fetchall(self._sql.select_users, (limit, offset))
@@ -484,7 +546,8 @@ class PostgresStore:
         with conn.transaction():  # for SET LOCAL; each statement still reads on its own
             conn.execute(sql.no_parallel)
             return [problem for statement, what, parameters in (
-                (sql.index_missing, MISSING, None),
+                (sql.index_missing if conn.execute(sql.has_queue, (sql.queue_table,)).fetchone()[0]  # type: ignore[index]
+                 else sql.index_missing_unqueued, MISSING, None),
                 (sql.index_extra, EXTRA, None),
                 (sql.index_wrong_owner, WRONG_OWNER, None),
                 (sql.index_wrong_titles, WRONG_TITLES, everything),
@@ -493,11 +556,12 @@ class PostgresStore:
     def update_search_index(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
             raise self._no_search()
-        return 0  # the triggers index each item as it is written
+        return self._index_queued()
 
     def reindex(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
             raise self._no_search()
+        self._index_queued()  # indexing what is new is no repair
         sql, repaired = self._sql, 0
         # In batches, each a transaction of its own that holds the index's lock
         # (see _sql.SQL.lock_index): writers wait for one batch at most, and
