@@ -112,8 +112,8 @@ def test_appends_queue_their_ids_and_a_search_indexes_them_in_batches_of_items(
     s.add_items([f"zebra {n}" for n in range(12)])
     pg.write_like_agents("theirs", ['"zebra 12"'])
     [(_, first, last), (_, theirs, _)] = _queue(pg)  # one row per inserting statement
-    assert last - first == 11 and pg._query("SELECT count(*) FROM sessions_dal_search "
-                                            "WHERE item_id > 0") == [(0,)]
+    assert last - first == 11 and theirs == last + 1
+    assert pg._query("SELECT count(*) FROM sessions_dal_search WHERE item_id > 0") == [(0,)]
     # A range wider than a batch is indexed a batch of items at a time, what
     # is left staying queued: each batch a transaction of its own.
     monkeypatch.setattr(store_module, "BATCH", 5)
