@@ -197,6 +197,10 @@ def test_a_database_sqlalchemy_session_made_is_adopted_in_place(
         "ORDER BY table_name", pg.schema)] == [
         "agent_messages", "agent_sessions", "agent_user_sessions", "agent_users",
         "sessions_dal_migrations", "sessions_dal_search", "sessions_dal_search_queue"]
+    # Adopted without computing a word: every item is queued for the first search.
+    assert pg._query("SELECT count(*) FROM sessions_dal_search WHERE item_id > 0") == [(0,)]
+    assert pg._query("SELECT first_id, last_id FROM sessions_dal_search_queue") == [
+        (min(row[2] for row in messages), max(row[2] for row in messages))]
     with SessionRepository(pg.target) as repo:  # what it wrote before is searchable
         repo.claim_session("alice", "chat-a")
         assert [hit.item for hit in repo.search("alice", "bonjour CA")] == [ITEMS[0]]

@@ -200,7 +200,7 @@ def _migrate(conn: _Conn, path: str, sql: SQL, migrations: tuple[Migration, ...]
                 continue
             for statement in migration.statements:
                 try:
-                    _execute(conn, sql, migration, statement)
+                    _execute(conn, sql, migration, statement, target)
                 except psycopg.Error as exc:
                     if not isinstance(exc, psycopg.errors.ProgrammingError) or isinstance(
                             exc, psycopg.errors.InsufficientPrivilege):
@@ -281,12 +281,24 @@ def _not_allowed(conn: _Conn, path: str, sql: SQL, exc: psycopg.Error, target: i
     )
 
 
-def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str) -> None:
+INDEXED_WHEN_SEARCHED = 6
+"""From this version on, items join the search index when it is searched
+(``schema.sql``): an older block's backfill of items into an index that holds
+none yet is left to the first search (version 6 queues every item then), so
+that adopting a big SQLAlchemySession database costs no index build at open."""
+
+
+def _execute(conn: _Conn, sql: SQL, migration: Migration, statement: str,
+             target: int) -> None:
     """One statement of a migration; one over all items in batches, with progress."""
     ddl = sql.ddl(statement)
     if not is_batched(statement):
         conn.execute(ddl)
         return
+    if target >= INDEXED_WHEN_SEARCHED and conn.execute(
+            f"SELECT NOT EXISTS (SELECT 1 FROM {sql.search_table} WHERE item_id > 0)"
+            ).fetchone()[0]:  # type: ignore[index]
+        return  # left to the first search (INDEXED_WHEN_SEARCHED)
     batch = ddl.replace(":after", "%(after)s").replace(":upto", "%(upto)s")
     row = conn.execute(f"SELECT min(id), max(id) FROM {sql.table('agent_messages')}").fetchone()
     first, last = row if row is not None else (None, None)

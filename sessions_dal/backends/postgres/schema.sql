@@ -689,5 +689,12 @@ CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
 AFTER INSERT ON agent_messages REFERENCING NEW TABLE AS added
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_insert();
 
+-- A database set up now (or one whose items have no words) has no item in
+-- the index: the backfills of versions 3 and 4 were left to the first search
+-- (see _schema.py's INDEXED_WHEN_SEARCHED), which this queues every item for.
+INSERT INTO sessions_dal_search_queue (first_id, last_id)
+SELECT min(id), max(id) FROM agent_messages WHERE id > 0
+HAVING count(*) > 0 AND NOT EXISTS (SELECT 1 FROM sessions_dal_search WHERE item_id > 0);
+
 COMMENT ON TABLE sessions_dal_search IS
     'sessions_dal search index: one row per item (item_id) and per titled session (minus its seq); items are indexed by the next search, from sessions_dal_search_queue';
