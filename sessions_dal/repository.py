@@ -550,11 +550,12 @@ class SessionRepository:
         :class:`~sessions_dal.errors.SearchUnavailableError`.
 
         Every item whose ``add_items`` returned before the search began is
-        searched, whoever wrote it. On SQLite the items written since the last
-        search are indexed first (:meth:`update_search_index`, which calls
+        searched, whoever wrote it. The items written since the last search
+        are indexed first (:meth:`update_search_index`, which calls
         ``progress(step, fraction)`` after each batch of 20,000); a
-        ``read_only`` repository, which cannot write the index, indexes them in
-        a temporary index of its own connection, kept for its next searches.
+        ``read_only`` repository, which cannot write the index, searches them
+        without it (SQLite: in a temporary index of its own connection, kept
+        for its next searches; PostgreSQL: computing their words as it searches).
 
         >>> with SessionRepository(":memory:") as repo:
         ...     s = repo.create_session("alice", metadata={"title": "Holidays"})
@@ -779,12 +780,11 @@ class SessionRepository:
         item ids, each a short write transaction, whoever wrote the items
         (openai-agents' classes included). A database that is never searched
         never pays for it; the first search after many appends pays for all
-        of them, about 30 µs an item on SQLite (see the README's "Search").
+        of them, about 30 µs an item on SQLite, 150 µs on PostgreSQL (see the
+        README's "Search").
         Call this on demand (after a bulk import, or from a background thread
         or a timer) to keep that cost off a user's search.
-        ``progress(step, fraction)`` is called after each batch. On PostgreSQL,
-        whose triggers index each item as it is written, there is nothing to
-        do: returns 0. Raises
+        ``progress(step, fraction)`` is called after each batch. Raises
         :class:`~sessions_dal.errors.SearchUnavailableError` where the database
         cannot search (SQLite without FTS5).
 

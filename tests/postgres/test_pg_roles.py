@@ -145,6 +145,8 @@ def use_every_call(roles: Roles, role: str) -> None:
         repo.claim_sessions(alice, [theirs])
         assert repo.claim_session(alice, theirs).get_items() == [{"content": "rome by train"}]
         assert len(repo.search(alice, "train")) == 2
+        s.add_items(["queued"])
+        assert repo.update_search_index() == 1
         assert repo.delete_unowned_session(f"{theirs}-spare")
         exported = io.StringIO()
         assert repo.export_to(exported, user_id=alice).sessions >= 2
@@ -224,6 +226,38 @@ def test_a_read_only_role_can_read_everything_and_write_nothing(roles: Roles,
                                                           match="sessions-dal grant"):
         repo.create_session("carol")
     assert "sessions-dal grant" in fails(tmp_path, "--db", reader, "create", "carol")
+
+
+def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgrade(
+        roles: Roles, tmp_path: Path) -> None:
+    # Set up and granted by a sessions_dal of schema version 5 (no queue yet)...
+    with psycopg.connect(roles.url(roles.owner), autocommit=True) as conn:
+        apply_migrations(conn, "the owner's", SQL(roles.schema, "agent_sessions", "agent_messages"),
+                         MIGRATIONS[:5])
+    reader = roles.new_role("reader")
+    for role, rights in ((roles.app, "SELECT, INSERT, UPDATE, DELETE"), (reader, "SELECT")):
+        roles.run(f"GRANT USAGE ON SCHEMA {roles.schema} TO {role}", role=roles.owner)
+        roles.run(f"GRANT {rights} ON ALL TABLES IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+        roles.run(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+        roles.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+    # ... then upgraded by the owner: the roles' rights on the index extend to the queue.
+    migrated(roles, tmp_path)
+    use_every_call(roles, roles.app)
+    with SessionRepository(roles.url(roles.app)) as repo:
+        repo.create_session("carol").add_items(["zanzibar by ferry"])
+    with SessionRepository(roles.url(reader), read_only=True) as repo:
+        assert [h.item for h in repo.search("carol", "zanzibar")] == ["zanzibar by ferry"]
+    with SessionRepository(roles.url(reader)) as repo:  # read-write, yet may not index
+        assert [h.item for h in repo.search("carol", "zanzibar")] == ["zanzibar by ferry"]
+    queue = f"{roles.schema}.sessions_dal_search_queue"
+    for role, writes in ((roles.app, True), (reader, False)):
+        assert roles.run("SELECT has_table_privilege(%s, %s, 'SELECT'), "
+                         "has_table_privilege(%s, %s, 'UPDATE'), "
+                         "has_table_privilege(%s, %s, 'DELETE')",
+                         role, queue, role, queue, role, queue) == [(True, writes, writes)]
 
 
 def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,

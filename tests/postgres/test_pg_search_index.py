@@ -180,3 +180,19 @@ def test_a_search_racing_a_delete_never_indexes_the_deleted_item(
     assert pg._query("SELECT count(*) FROM sessions_dal_search "
                      "WHERE words @@ to_tsquery('simple', 'deleted')") == [(0,)]
     assert repo.check() == []
+
+
+def test_a_search_behind_a_long_delete_searches_without_indexing(pg: PostgresBackend) -> None:
+    with pg.open(busy_timeout=0.2) as repo:
+        s = repo.create_session("alice", session_id="s")
+        s.add_items(["zebra kept", "zebra deleted"])
+        with psycopg.connect(url_with_schema(pg.schema)) as deleter:
+            # Holds the index (its delete trigger's lock) for as long as it likes.
+            deleter.execute("DELETE FROM agent_messages WHERE message_data = '\"zebra deleted\"'")
+            # The search cannot index: it computes the queued items' words instead,
+            # and sees the index and the items as they are committed.
+            assert sorted(hit.item for hit in repo.search("alice", "zebra")) == [
+                "zebra deleted", "zebra kept"]
+            assert len(_queue(pg)) == 1
+        assert [hit.item for hit in repo.search("alice", "zebra")] == ["zebra kept"]
+        assert _queue(pg) == [] and repo.check() == []

@@ -185,13 +185,15 @@ class SQL:
         queued = (f"SELECT DISTINCT m.id FROM {queue} q JOIN {m} m "
                   "ON m.id BETWEEN q.first_id AND q.last_id AND m.id > 0")
         # A read-only repository cannot index them: it computes the words of
-        # the user's queued items as it searches, in place of their rows.
+        # the user's queued items as it searches, in place of their rows (once
+        # each: OFFSET 0, see fresh_items).
         self.search_with_queued = "WITH queued AS MATERIALIZED (" + queued + "), " + search(
             f"(SELECT item_id, session_id, words FROM {search_table} i WHERE NOT EXISTS "
             "(SELECT 1 FROM queued WHERE queued.id = i.item_id) "
-            f"UNION ALL SELECT m.id, m.session_id, {words_fn}(m.message_data) "
-            f"|| {owner_fn}(o.user_id, m.session_id) FROM queued JOIN {m} m ON m.id = queued.id "
-            f"JOIN {owners} o ON o.session_id = m.session_id AND o.user_id = %(user)s)"
+            "UNION ALL SELECT * FROM (SELECT m.id, m.session_id, "
+            f"{words_fn}(m.message_data) || {owner_fn}(o.user_id, m.session_id) "
+            f"FROM queued JOIN {m} m ON m.id = queued.id JOIN {owners} o "
+            "ON o.session_id = m.session_id AND o.user_id = %(user)s OFFSET 0) AS fresh)"
         )[len("WITH "):]
         self.has_queue = "SELECT to_regclass(%s) IS NOT NULL"
         self.queue_table = queue
@@ -212,6 +214,7 @@ class SQL:
         # The items of the given id ranges, indexed; how many got a row. A
         # range may hold items indexed already (another writer's ids, or a
         # compacted range): their rows are rewritten only if they differ.
+        # OFFSET 0: see fresh_items.
         self.index_ranges = (
             f"WITH items AS MATERIALIZED (SELECT DISTINCT m.id FROM unnest("
             f"%(firsts)s::bigint[], %(lasts)s::bigint[]) AS r(first_id, last_id) JOIN {m} m "
@@ -219,7 +222,7 @@ class SQL:
             "fresh AS (SELECT m.id AS item_id, m.session_id, "
             f"m.w || {owner_fn}(o.user_id, m.session_id) AS words "
             f"FROM (SELECT m.id, m.session_id, {words_fn}(m.message_data) AS w "
-            f"FROM items JOIN {m} m ON m.id = items.id) m "
+            f"FROM items JOIN {m} m ON m.id = items.id OFFSET 0) m "
             f"LEFT JOIN {owners} o ON o.session_id = m.session_id "
             "WHERE m.w <> ''::tsvector), "
             f"put AS (INSERT INTO {search_table} AS s (item_id, session_id, words) "
@@ -478,17 +481,19 @@ class SQL:
         # Index rows as reindex writes them, from items (:after, :upto] or from
         # sessions whose seq is in that range; each batch compared with what is
         # stored and only the rows that differ written.
+        # OFFSET 0 keeps the words' subquery whole: flattened, the planner
+        # computes each item's words twice, for the filter and for the row.
         fresh_items = (
             f"SELECT m.id AS item_id, m.session_id, m.w || {owner} AS words "
             f"FROM (SELECT id, session_id, {words_fn}(message_data) AS w "
-            f"FROM {m} WHERE id > %(after)s AND id <= %(upto)s AND id > 0) m "
+            f"FROM {m} WHERE id > %(after)s AND id <= %(upto)s AND id > 0 OFFSET 0) m "
             f"LEFT JOIN {owners} o ON o.session_id = m.session_id "
             "WHERE m.w <> ''::tsvector"
         )
         fresh_titles = (
             f"SELECT -seq AS item_id, session_id, w || {owner_fn}(user_id, session_id) "
             f"AS words FROM (SELECT seq, session_id, user_id, {title_words_fn}(metadata) "
-            f"AS w FROM {owners} WHERE seq > %(after)s AND seq <= %(upto)s) t "
+            f"AS w FROM {owners} WHERE seq > %(after)s AND seq <= %(upto)s OFFSET 0) t "
             "WHERE w <> ''::tsvector"
         )
         self.index_wrong_titles = (

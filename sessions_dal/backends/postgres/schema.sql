@@ -689,6 +689,28 @@ CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
 AFTER INSERT ON agent_messages REFERENCING NEW TABLE AS added
 FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_insert();
 
+-- Whoever may read the index may read the queue, and whoever may delete from
+-- it may take rows out of the queue (UPDATE: a search locks them first): an
+-- app role granted by an older sessions_dal keeps searching after the upgrade,
+-- with no new right to give by hand and none to anyone else.
+DO '
+DECLARE
+    granted record;
+BEGIN
+    FOR granted IN
+        SELECT acl.grantee, bool_or(acl.privilege_type = ''DELETE'') AS deletes
+        FROM pg_class AS c, aclexplode(c.relacl) AS acl
+        WHERE c.oid = ''sessions_dal_search''::regclass AND acl.grantee <> c.relowner
+          AND acl.privilege_type IN (''SELECT'', ''DELETE'')
+        GROUP BY acl.grantee
+    LOOP
+        EXECUTE format(''GRANT %s ON TABLE %s TO %s'',
+            CASE WHEN granted.deletes THEN ''SELECT, UPDATE, DELETE'' ELSE ''SELECT'' END,
+            ''sessions_dal_search_queue''::regclass,
+            CASE WHEN granted.grantee = 0 THEN ''PUBLIC'' ELSE granted.grantee::regrole::text END);
+    END LOOP;
+END';
+
 -- A database set up now (or one whose items have no words) has no item in
 -- the index: the backfills of versions 3 and 4 were left to the first search
 -- (see _schema.py's INDEXED_WHEN_SEARCHED), which this queues every item for.

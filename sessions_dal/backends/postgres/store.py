@@ -37,6 +37,7 @@ from ...errors import (
     CorruptDataError,
     CorruptSessionError,
     DatabaseError,
+    DatabaseLockedError,
     ReadOnlyDatabaseError,
     SearchUnavailableError,
 )
@@ -299,13 +300,18 @@ class PostgresStore:
         if query is None:
             return []
         parameters = {"query": query, "limit": limit, "user": user_id}
+        statement = self._sql.search
         if not self._db.read_only:
-            self._index_queued()
-            statement = self._sql.search
+            try:
+                self._index_queued()
+            except (DatabaseLockedError, ReadOnlyDatabaseError):
+                # A delete held the index past busy_timeout, or this role may
+                # not take rows out of the queue (granted before version 6):
+                # search as a read-only repository does.
+                statement = self._sql.search_with_queued
         elif self._db.fetchone(self._sql.has_queue, (self._sql.queue_table,))[0]:
             statement = self._sql.search_with_queued
-        else:  # a database of version 5 or older: its triggers kept the index whole
-            statement = self._sql.search
+        # else a database of version 5 or older: its triggers kept the index whole
         rows = self._db.fetchall(statement, parameters)
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
@@ -543,11 +549,13 @@ class PostgresStore:
 
     def _index_problems(self, conn: _Conn) -> list[str]:
         sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        queued = conn.execute(sql.has_queue, (sql.queue_table,)).fetchone()
         with conn.transaction():  # for SET LOCAL; each statement still reads on its own
             conn.execute(sql.no_parallel)
             return [problem for statement, what, parameters in (
-                (sql.index_missing if conn.execute(sql.has_queue, (sql.queue_table,)).fetchone()[0]  # type: ignore[index]
-                 else sql.index_missing_unqueued, MISSING, None),
+                # A database of version 5 or older (read-only) has no queue.
+                (sql.index_missing if queued and queued[0] else sql.index_missing_unqueued,
+                 MISSING, None),
                 (sql.index_extra, EXTRA, None),
                 (sql.index_wrong_owner, WRONG_OWNER, None),
                 (sql.index_wrong_titles, WRONG_TITLES, everything),
