@@ -283,13 +283,11 @@ NOTES = [
     "  too, and it stops at the first 20 rows that contain the text (for a common word,",
     "  after reading about 20 rows; for a rare one, after all of the user's).",
     "- S3: opening runs the migrations in one transaction each, as `sessions-dal migrate`",
-    "  does. On SQLite the first search then indexes the items in batches of 20,000 ids,",
-    "  each a write transaction of its own, and every later search indexes what was",
-    "  written since the one before (one read when nothing was); on PostgreSQL opening",
-    "  builds the index and the first search has nothing left to do.",
-    "- S2 on SQLite: appends never index (the next search does, at S3's cost per item),",
-    "  so with and without the index cost the same; on PostgreSQL the triggers index each",
-    "  item in the append's transaction.",
+    "  does, and indexes nothing. The first search then indexes the items in batches of",
+    "  about 20,000, each a write transaction of its own, and every later search indexes",
+    "  what was written since the one before (one read when nothing was).",
+    "- S2: appends never index (the next search does, at S3's cost per item), so with",
+    "  and without the index cost about the same (on PostgreSQL, one queue row per call).",
 ]
 
 

@@ -102,7 +102,7 @@ def postgresql(url: str, calls: int) -> int:
     admin = psycopg.connect(url, autocommit=True)
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        where = psycopg.conninfo.make_conninfo(url, options=f"-c search_path={schema}")
+        where = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
         repo = SessionRepository(where)
         session = repo.create_session("alice")
         session.add_items([ITEM])
@@ -113,7 +113,7 @@ def postgresql(url: str, calls: int) -> int:
 
         def append() -> dict[str, object]:
             return {"now": dt.datetime.now(dt.timezone.utc), "session": sid, "user": user,
-                    "texts": [json.dumps(ITEM)]}
+                    "texts": json.dumps([json.dumps(ITEM)])}
 
         def queue_trigger(enabled: bool) -> None:
             conn.execute(f'ALTER TABLE "{schema}".agent_messages '

@@ -384,7 +384,10 @@ class SQL:
         # order: the ownership row (moving its updated_at), openai-agents' row
         # (upserted), then the items, numbered in the order given (the
         # sequence is read as the sorted rows are inserted). No row of the
-        # ownership: nothing inserted, the count is 0.
+        # ownership: nothing inserted, the count is 0. The items' texts come as
+        # one JSON array of strings (the store's json.dumps of them, decoded
+        # back exactly): psycopg builds a text[] parameter element by element,
+        # which made an append of 10,000 items 1.7x slower.
         self.append_owned = (
             f"WITH owned AS (UPDATE {owners} SET updated_at = %(now)s "
             "WHERE session_id = %(session)s AND user_id = %(user)s RETURNING session_id), "
@@ -394,7 +397,7 @@ class SQL:
             f"RETURNING session_id, {locked_now} AS stamp), "
             f"added AS (INSERT INTO {m} (session_id, message_data, created_at) "
             "SELECT locked.session_id, item.text, locked.stamp FROM locked, "
-            "unnest(%(texts)s::text[]) WITH ORDINALITY AS item(text, n) "
+            "json_array_elements_text(%(texts)s::json) WITH ORDINALITY AS item(text, n) "
             "ORDER BY item.n RETURNING 1) "
             "SELECT count(*) FROM added"
         )

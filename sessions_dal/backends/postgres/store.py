@@ -14,6 +14,7 @@ before it appends, pops or clears, so its writers and ours take turns too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
@@ -458,7 +459,7 @@ class PostgresStore:
         if owner.user_id is not None:  # the hot path: one statement
             self._db.write(_appended, owner.session_id, first=(self._sql.append_owned, {
                 "now": now, "session": owner.session_id, "user": owner.user_id,
-                "texts": list(texts)}))
+                "texts": json.dumps(list(texts))}))
             return
         self._db.write(self._add_unowned, owner.session_id, texts)
 
