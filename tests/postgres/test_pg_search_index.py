@@ -196,3 +196,21 @@ def test_a_search_behind_a_long_delete_searches_without_indexing(pg: PostgresBac
             assert len(_queue(pg)) == 1
         assert [hit.item for hit in repo.search("alice", "zebra")] == ["zebra kept"]
         assert _queue(pg) == [] and repo.check() == []
+
+
+def test_a_sparse_wide_range_is_one_batch_and_a_version_5_database_searches_as_before(
+    pg: PostgresBackend, repo: SessionRepository, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo.create_session("alice", session_id="s")
+    # Another writer's ids far apart, in one statement: a range of 10**9 ids, 2 items.
+    pg._query("INSERT INTO agent_messages (id, session_id, message_data) "
+              "VALUES (5, 's', '\"zebra near\"'), (1000000005, 's', '\"zebra far\"')")
+    monkeypatch.setattr(store_module, "BATCH", 5)
+    assert repo.update_search_index() == 2 and _queue(pg) == []
+    # A read-only repository on a database whose queue is gone (as at version 5,
+    # whose triggers indexed every item as it was written) searches the index.
+    pg._query("DROP TABLE sessions_dal_search_queue")
+    with SessionRepository(pg.target, read_only=True) as reader:
+        assert sorted(h.item for h in reader.search("alice", "zebra")) == [
+            "zebra far", "zebra near"]
+        assert reader.check() == []
