@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import subprocess
@@ -69,3 +70,12 @@ def test_quickstart_example_writes_sessions_db_and_lists_them(
     assert (tmp_path / "sessions.db").exists()
     assert "2 session(s) for alice" in out
     assert out.index("Trip plan #2") < out.rindex("Trip plan #1")  # newest first
+
+
+def test_the_license_file_is_the_license_the_metadata_names() -> None:
+    root = Path(__file__).resolve().parent.parent
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    assert config["metadata"]["license"] == "MIT"
+    assert config["metadata"]["license_files"] == "LICENSE"
+    assert (root / "LICENSE").read_text().startswith("MIT License\n")
