@@ -420,8 +420,8 @@ def _info(args: argparse.Namespace) -> int:
         _print_json(info)
         return 0
     del info["read_only"]  # always true here: inspection opens read-only
-    if info["sqlite_version"] == info["server_version"]:
-        del info["sqlite_version"]  # the same line twice (kept in --json)
+    if info["backend"] == "sqlite":
+        del info["server_version"]  # SQLite's version, said once, by its name (--json has both)
     for key, value in info.items():
         if value != "":  # another backend's setting
             print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")

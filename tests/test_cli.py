@@ -93,6 +93,9 @@ def test_info(filled: Path) -> None:
     text = ok(filled, "info")
     assert re.search(rf"schema version: +{SCHEMA_VERSION}\n", text)
     assert re.search(r"journal mode: +wal\n", text)
+    # SQLite's version by its name: no server here.
+    assert f"sqlite version:     {sqlite3.sqlite_version}\n" in text
+    assert "server" not in text
     info = as_json(filled, "info")
     assert info["path"] == "sessions.db"
     assert (info["users"], info["sessions"], info["items"]) == (2, 3, 4)
