@@ -10,6 +10,7 @@ read-only: they never write to it, never migrate it and never create it.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
@@ -119,6 +120,15 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
+        # A mistyped command: the nearest one (Python 3.14's argparse does so
+        # itself, in other words; the 3.10-3.13 ones do not).
+        typo = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)$",
+                        message)
+        if typo and "maybe you meant" not in message:
+            choices = re.findall(r"'([^']*)'", typo.group(2))
+            nearest = difflib.get_close_matches(typo.group(1), choices, n=1)
+            if nearest:
+                message = f"unknown command {typo.group(1)!r}: did you mean {nearest[0]!r}?"
         self.exit(2, f"{self.prog}: error: {_safe(message)}\n")
 
 

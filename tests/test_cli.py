@@ -1055,3 +1055,11 @@ def test_odd_but_valid_file_names_are_not_taken_for_urls(path: str) -> None:
     from sessions_dal.repository import is_connection_string
 
     assert not is_connection_string(path)
+
+
+def test_a_mistyped_command_gets_the_nearest_one(tmp_path: Path) -> None:
+    assert fails(tmp_path, "sesions", code=2).endswith(
+        "sessions-dal: error: unknown command 'sesions': did you mean 'sessions'?\n")
+    assert "did you mean 'delete-user'" in fails(tmp_path, "delete_user", code=2)
+    # Nothing near: argparse's own list of the commands.
+    assert "invalid choice: 'qqqq' (choose from 'info'" in fails(tmp_path, "qqqq", code=2)
