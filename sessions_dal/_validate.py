@@ -56,6 +56,28 @@ def check_id(name: str, value: object) -> str:
     return value
 
 
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Control characters (newlines, tabs, escapes) and Unicode's line separators."""
+
+
+def check_new_id(name: str, value: object) -> str:
+    """:func:`check_id`, and more for a user id about to be stored: no control
+    character and no leading or trailing blank, which would make ``"alice\n"``
+    or ``" alice"`` a user of its own that no one can tell from ``"alice"``.
+    Ids stored before (by an older version, or another program) stay readable.
+    """
+    check_id(name, value)
+    assert isinstance(value, str)
+    if value != value.strip() or _INVISIBLE.search(value):
+        visible = _INVISIBLE.sub("", value).strip()
+        raise ValueError(
+            f"{name} {value!r} has a control character (a newline, a tab) or blanks at "
+            "either end: it would name another user than the one it looks like; pass "
+            + (f"{visible!r} or " if visible else "") + "another id of visible characters"
+        )
+    return value
+
+
 def check_role(value: object) -> str:
     """Return ``value`` if it can name a PostgreSQL role in a GRANT, else raise."""
     if not isinstance(value, str):

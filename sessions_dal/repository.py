@@ -33,6 +33,7 @@ from ._validate import (
     check_id,
     check_int,
     check_limit,
+    check_new_id,
     check_order,
     check_role,
     check_seconds,
@@ -274,10 +275,11 @@ class SessionRepository:
         ...     repo.create_session("alice", session_id="chat-1").session_id
         'chat-1'
         """
-        check_id("user_id", user_id)
+        check_new_id("user_id", user_id)
         if session_id is None:
             session_id = str(uuid.uuid4())
         else:
+            # Any text, as openai-agents' sessions take: an app's own ids stay its own.
             check_id("session_id", session_id)
         meta_text = "{}" if metadata is None else encode_metadata(metadata)
         now = _time.now()
@@ -649,7 +651,7 @@ class SessionRepository:
         :class:`~sessions_dal.errors.SessionNotFoundError` if it does not
         exist; nothing is written then.
         """
-        check_id("user_id", user_id)
+        check_new_id("user_id", user_id)
         check_id("session_id", session_id)
         meta_text = encode_metadata({} if metadata is None else metadata)
         (session,) = self._claim(user_id, [session_id], meta_text)
@@ -658,7 +660,7 @@ class SessionRepository:
     @write_call
     def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
         """Claim several sessions for ``user_id`` in one transaction: all of them or none."""
-        check_id("user_id", user_id)
+        check_new_id("user_id", user_id)
         if isinstance(session_ids, str):
             raise TypeError("session_ids must be a list of str, not a str; wrap one id in a list")
         ids = [check_id(f"session_ids[{n}]", s) for n, s in enumerate(session_ids)]

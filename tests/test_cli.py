@@ -20,7 +20,8 @@ from agents_schema import write_like_agents
 from helpers import dump
 
 import sessions_dal
-from sessions_dal import SCHEMA_VERSION, SessionRepository
+from sessions_dal import SCHEMA_VERSION, SessionRepository, repository
+from sessions_dal._validate import check_id
 from sessions_dal.cli import main
 
 # The subprocess imports the same sessions_dal as these tests, installed or not.
@@ -667,7 +668,10 @@ def test_import_problems_are_one_line_naming_the_fix(filled: Path) -> None:
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\u202eevil\u2028\x00"
 
 
-def test_control_characters_in_data_are_shown_escaped(tmp_path: Path) -> None:
+def test_control_characters_in_data_are_shown_escaped(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user id as an older version stored it (new ones with control characters are refused).
+    monkeypatch.setattr(repository, "check_new_id", check_id)
     with SessionRepository(tmp_path / "sessions.db") as repo:
         s = repo.create_session("x\x1b[31m", session_id="s\x1b[1m",
                                 metadata={"title": HOSTILE})

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from backends import Backend
 
-from sessions_dal import DeletedUser, Session, SessionRepository, _time
+from sessions_dal import DeletedUser, Session, SessionRepository, _time, repository
+from sessions_dal._validate import check_id
 from sessions_dal.errors import (
     CorruptDataError,
     CorruptSessionError,
@@ -286,7 +287,7 @@ HOSTILE = [
     "x' UNION SELECT session_id, user_id, metadata, created_at, updated_at"
     " FROM agent_user_sessions --",
     "🙂 ünïcödé",
-    " ",
+    "a b",
 ]
 
 
@@ -302,6 +303,27 @@ def test_sql_looking_ids_are_plain_data(repo: SessionRepository, user_id: str) -
     assert repo.get_sessions("alice") == [other]
     assert repo.delete_user(user_id).sessions == 1
     assert repo.get_sessions("alice") == [other]
+
+
+@pytest.mark.parametrize("user_id", ["alice\n", " alice", "alice ", "a\tb", "a\rb", "a\x1bb",
+                                     "a\u2028b", "a\x85b", " "])
+def test_new_user_ids_with_control_characters_or_outer_blanks_are_refused(
+    repo: SessionRepository, user_id: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValueError, match=r"user_id .* control character .* blanks at either end"):
+        repo.create_session(user_id)
+    with pytest.raises(ValueError, match="control character"):
+        repo.claim_sessions(user_id, [])
+    assert repo.get_users() == []  # nothing was written
+    # One an older sessions_dal stored stays readable and writable, under its own name.
+    monkeypatch.setattr(repository, "check_new_id", check_id)
+    old = repo.create_session(user_id, session_id="old")
+    monkeypatch.undo()
+    old.add_items(["still here"])
+    assert [s.session_id for s in repo.get_sessions(user_id)] == ["old"]
+    if user_id.strip() and user_id.strip() != user_id:
+        assert repo.get_sessions(user_id.strip()) == []  # the look-alike is another user
+    assert repo.get_session(user_id, "old").get_items() == ["still here"]  # type: ignore[union-attr]
 
 
 def test_repr_is_short_and_runs_no_query(backend: Backend) -> None:
