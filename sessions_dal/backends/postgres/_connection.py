@@ -341,7 +341,7 @@ class Database:
         """Every row of one query."""
         return self._run(lambda conn: _reading(conn, _fetchall, sql, parameters))
 
-    def fetchone(self, sql: str, parameters: Sequence[object] = ()) -> Any:
+    def fetchone(self, sql: str, parameters: _Parameters = ()) -> Any:
         """The first row of one query (``None`` if there is none)."""
         return self._run(lambda conn: _reading(conn, _fetchone, sql, parameters))
 
@@ -493,7 +493,7 @@ def _fetchall(conn: psycopg.Connection[Any], sql: str, parameters: _Parameters
     return conn.execute(sql, parameters).fetchall()
 
 
-def _fetchone(conn: psycopg.Connection[Any], sql: str, parameters: Sequence[object]) -> Any:
+def _fetchone(conn: psycopg.Connection[Any], sql: str, parameters: _Parameters) -> Any:
     return conn.execute(sql, parameters).fetchone()
 
 

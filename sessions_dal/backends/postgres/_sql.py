@@ -183,7 +183,7 @@ class SQL:
         # The items of the queue's ranges (schema.sql, version 6): not indexed
         # yet, or indexed and queued again by an overlapping range.
         queued = (f"SELECT DISTINCT m.id FROM {queue} q JOIN {m} m "
-                  "ON m.id BETWEEN q.first_id AND q.last_id AND m.id > 0")
+                  "ON m.id BETWEEN q.first_id AND q.last_id AND m.id > 0 WHERE NOT q.deleted")
         # A read-only repository cannot index them: it computes the words of
         # the user's queued items as it searches, in place of their rows (once
         # each: OFFSET 0, see fresh_items).
@@ -203,14 +203,21 @@ class SQL:
         # search began, locked (a compaction skips them), then deleted, or
         # shrunk to what is left of a wide range; their items indexed at once.
         self.queue_oldest = (
-            f"SELECT id, first_id, last_id FROM {queue} WHERE id <= %s ORDER BY id LIMIT %s "
-            "FOR UPDATE"
+            f"SELECT id, first_id, last_id, deleted FROM {queue} WHERE id <= %s "
+            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
         )
         self.queue_nth_item = (
             f"SELECT id FROM {m} WHERE id >= %s AND id <= %s ORDER BY id OFFSET %s LIMIT 1"
         )
         self.queue_shrink = f"UPDATE {queue} SET first_id = %s WHERE id = %s"
         self.queue_delete = f"DELETE FROM {queue} WHERE id = ANY(%s)"
+        # The index rows of items gone from the given id ranges (queued by a
+        # delete at REPEATABLE READ or SERIALIZABLE, see schema.sql version 6).
+        self.erase_ranges = (
+            f"DELETE FROM {search_table} s USING unnest(%s::bigint[], %s::bigint[]) "
+            "AS r(first_id, last_id) WHERE s.item_id BETWEEN r.first_id AND r.last_id "
+            f"AND s.item_id > 0 AND NOT EXISTS (SELECT 1 FROM {m} m WHERE m.id = s.item_id)"
+        )
         # The items of the given id ranges, indexed; how many got a row. A
         # range may hold items indexed already (another writer's ids, or a
         # compacted range): their rows are rewritten only if they differ.
@@ -460,7 +467,8 @@ class SQL:
                 f"WHERE m.id > 0 AND NOT EXISTS "
                 f"(SELECT 1 FROM {search_table} s WHERE s.item_id = m.id) "
                 + (f"AND NOT EXISTS (SELECT 1 FROM {queue} q "
-                   "WHERE m.id BETWEEN q.first_id AND q.last_id)" if queued else "")
+                   "WHERE m.id BETWEEN q.first_id AND q.last_id AND NOT q.deleted)"
+                   if queued else "")
                 + f") SELECT id FROM unindexed WHERE {words_fn}(message_data) <> ''::tsvector "
                 "ORDER BY id"
             )
@@ -529,6 +537,17 @@ class SQL:
             f"SELECT least((SELECT min(id) FROM {m} WHERE id > 0), "
             f"(SELECT min(item_id) FROM {search_table} WHERE item_id > 0)), "
             f"greatest((SELECT max(id) FROM {m}), (SELECT max(item_id) FROM {search_table}))"
+        )
+        # The id of the count-th item (seq of the count-th session) after one:
+        # reindex's batches follow the rows, not the ids (as SQLite's), so one
+        # item at id 2**62 is not 2**62 / 20,000 batches; the index's own rows
+        # are covered by the same contiguous ranges.
+        self.nth_item_after = (
+            f"SELECT id FROM {m} WHERE id > %(after)s ORDER BY id OFFSET %(count)s - 1 LIMIT 1"
+        )
+        self.nth_title_after = (
+            f"SELECT seq FROM {owners} WHERE seq > %(after)s ORDER BY seq "
+            "OFFSET %(count)s - 1 LIMIT 1"
         )
         self.title_range = (
             f"SELECT least((SELECT min(seq) FROM {owners}), "

@@ -655,7 +655,8 @@ COMMENT ON TABLE sessions_dal_search IS
 CREATE TABLE IF NOT EXISTS sessions_dal_search_queue (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     first_id bigint NOT NULL,
-    last_id bigint NOT NULL
+    last_id bigint NOT NULL,
+    deleted boolean NOT NULL DEFAULT false
 );
 
 -- A database that is never searched keeps its queue short: every 1,024th
@@ -676,9 +677,29 @@ BEGIN
             DELETE FROM sessions_dal_search_queue WHERE id IN (
                 SELECT id FROM sessions_dal_search_queue WHERE id < newest
                 FOR UPDATE SKIP LOCKED)
-            RETURNING id, first_id, last_id)
-        INSERT INTO sessions_dal_search_queue (id, first_id, last_id) OVERRIDING SYSTEM VALUE
-        SELECT min(id), min(first_id), max(last_id) FROM merged HAVING count(*) > 0;
+            RETURNING id, first_id, last_id, deleted)
+        INSERT INTO sessions_dal_search_queue (id, first_id, last_id, deleted)
+        OVERRIDING SYSTEM VALUE
+        SELECT min(id), min(first_id), max(last_id), deleted FROM merged GROUP BY deleted;
+    END IF;
+    RETURN NULL;
+END';
+
+-- A delete's trigger takes the deleted items' rows out of the index at once.
+-- A writer at REPEATABLE READ or SERIALIZABLE (a database's or role's
+-- default_transaction_isolation) reads the index as of its transaction's
+-- start, so it cannot see rows a search's batch committed since (for items it
+-- deletes meanwhile): it also queues the range of ids it deleted (deleted =
+-- true), and the next search takes the rows of items that are gone in that
+-- range out of the index. Under READ COMMITTED (sessions_dal's own, and the
+-- default) the trigger waits for the batch and sees its rows.
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+BEGIN
+    DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone WHERE id > 0);
+    IF current_setting(''transaction_isolation'') IN (''repeatable read'', ''serializable'') THEN
+        INSERT INTO sessions_dal_search_queue (first_id, last_id, deleted)
+        SELECT min(id), max(id), true FROM gone WHERE id > 0 HAVING count(*) > 0;
     END IF;
     RETURN NULL;
 END';

@@ -52,7 +52,7 @@ from .._index import (
     WRONG_TITLES,
     index_problem,
 )
-from .._migrations import BATCH, PROGRESS, in_batches
+from .._migrations import PROGRESS, in_batches
 from ._connection import Database, describe
 from ._grants import grant_statements
 from ._schema import (
@@ -77,6 +77,12 @@ _Conn = psycopg.Connection[Any]
 _PAGE = 500  # rows per page of an export
 MAX_TEXT_LENGTH = 1_000_000_000
 """Under PostgreSQL's 1 GB limit on one field and on one protocol message."""
+
+
+DRAIN_BATCH = 2_000
+"""Item ids a search indexes from the queue per transaction. Each batch holds
+the index's lock, which deletes, claims and title changes wait for: small
+batches (about 0.2 s here) keep that wait short under load."""
 
 
 class PostgresStore:
@@ -304,7 +310,10 @@ class PostgresStore:
         statement = self._sql.search
         if not self._db.read_only:
             try:
-                self._index_queued()
+                if self._index_queued()[1]:
+                    # Rows another transaction holds (a queue compaction's):
+                    # their items' words are computed as the search reads.
+                    statement = self._sql.search_with_queued
             except (DatabaseLockedError, ReadOnlyDatabaseError):
                 # A delete held the index past busy_timeout, or this role may
                 # not take rows out of the queue (granted before version 6):
@@ -317,56 +326,62 @@ class PostgresStore:
         return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
                 for row in rows]
 
-    def _index_queued(self) -> int:
+    def _index_queued(self) -> tuple[int, bool]:
         """Index the items of the queue's rows committed before this call began,
-        in batches; return how many got index rows (those with words)."""
+        in batches; return how many got index rows (those with words), and
+        whether some of those rows were left: held by another transaction (a
+        queue compaction, schema.sql version 6), they are not waited for."""
         last, rows = self._db.fetchone(self._sql.queue_last)
         if last is None:
-            return 0  # the common case: one read
+            return 0, False  # the common case: one read
         report, taken, indexed = PROGRESS.get(), 0, 0
         while True:
             done, found = self._db.write(self._index_queue_batch, last)
             if done is None:
-                # None left, unless a compaction (schema.sql, version 6) merged
-                # rows this batch waited for into one it could not see yet.
-                if not self._db.fetchone(self._sql.queue_left, (last,))[0]:
-                    return indexed
-                continue
+                return indexed, bool(self._db.fetchone(self._sql.queue_left, (last,))[0])
             taken, indexed = taken + done, indexed + found
             if report is not None and done:
                 report(INDEX_NEW, min(taken / rows, 1.0))
 
     def _index_queue_batch(self, conn: _Conn, last: int) -> tuple[int | None, int]:
-        """One batch: how many queue rows were done (None: none was left), and
+        """One batch: how many queue rows were done (None: none was free), and
         how many items got index rows."""
         sql = self._sql
         conn.execute(sql.lock_index)
         conn.execute(sql.no_parallel)
-        rows = conn.execute(sql.queue_oldest, (last, BATCH)).fetchall()
+        rows = conn.execute(sql.queue_oldest, (last, DRAIN_BATCH)).fetchall()
         if not rows:
             return None, 0
         done: list[int] = []
         firsts: list[int] = []
         lasts: list[int] = []
+        gone: tuple[list[int], list[int]] = ([], [])
         width = 0
-        for row_id, first, upto in rows:  # whole rows while they span BATCH ids
-            if done and width + upto - first + 1 > BATCH:
-                break
+        for row_id, first, upto, deleted in rows:
+            if deleted:  # ids a delete at REPEATABLE READ or SERIALIZABLE took
+                done.append(row_id)
+                gone[0].append(first)
+                gone[1].append(upto)
+                continue
+            if firsts and width + upto - first + 1 > DRAIN_BATCH:
+                break  # whole rows while they span DRAIN_BATCH ids
             done.append(row_id)
             firsts.append(first)
             lasts.append(upto)
             width += upto - first + 1
-        if width > BATCH:
-            # One wide range (a compacted queue, or far-apart ids): its first
-            # BATCH items, the rest left in the row.
-            row_id, first, upto = rows[0]
-            cut = conn.execute(sql.queue_nth_item, (first, upto, BATCH - 1)).fetchone()
-            if cut is not None and cut[0] < upto:
-                lasts = [cut[0]]
-                conn.execute(sql.queue_shrink, (cut[0] + 1, row_id))
-                done = []
+            if width > DRAIN_BATCH:
+                # One wide range (a compacted queue, or far-apart ids): its
+                # first DRAIN_BATCH items, the rest left in the row.
+                cut = conn.execute(sql.queue_nth_item, (first, upto, DRAIN_BATCH - 1)).fetchone()
+                if cut is not None and cut[0] < upto:
+                    lasts[-1] = cut[0]
+                    conn.execute(sql.queue_shrink, (cut[0] + 1, row_id))
+                    done.pop()
+                break
         if done:
             conn.execute(sql.queue_delete, (done,))
+        if gone[0]:
+            conn.execute(sql.erase_ranges, gone)
         found = conn.execute(sql.index_ranges, {"firsts": firsts, "lasts": lasts}).fetchone()
         return len(done), int(found[0])  # type: ignore[index]
 
@@ -565,7 +580,7 @@ class PostgresStore:
     def update_search_index(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
             raise self._no_search()
-        return self._index_queued()
+        return self._index_queued()[0]
 
     def reindex(self) -> int:
         if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
@@ -581,10 +596,17 @@ class PostgresStore:
                 repaired += self._db.write(self._repair, statement, after, upto)
             return run
 
-        for step, span, statement in ((INDEX_ITEMS, sql.item_range, sql.reindex_items),
-                                      (INDEX_TITLES, sql.title_range, sql.reindex_titles)):
+        def nth_after(statement: str) -> Callable[[int, int], int | None]:
+            def nth(after: int, count: int) -> int | None:
+                row = self._db.fetchone(statement, {"after": after, "count": count})
+                return None if row is None else int(row[0])
+            return nth
+
+        for step, span, statement, nth in (
+                (INDEX_ITEMS, sql.item_range, sql.reindex_items, sql.nth_item_after),
+                (INDEX_TITLES, sql.title_range, sql.reindex_titles, sql.nth_title_after)):
             first, last = self._db.fetchone(span)
-            in_batches(step, first, last, batch(statement))
+            in_batches(step, first, last, batch(statement), nth_after(nth))
         return repaired
 
     def _repair(self, conn: _Conn, statement: str, after: int, upto: int) -> int:
