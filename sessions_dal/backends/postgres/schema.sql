@@ -660,10 +660,11 @@ CREATE TABLE IF NOT EXISTS sessions_dal_search_queue (
 );
 
 -- A database that is never searched keeps its queue short: every 1,024th
--- row, the rows before it that no one holds become one, under the first's id
--- (a search that began before counts it among its rows; see the store's
--- _index_queued for the one it waited for), spanning their ranges. A search
--- indexes a wide range a batch of items at a time.
+-- row, the committed rows before it that no one holds become one per kind,
+-- under the first's id (a search that began before still counts it among its
+-- rows), spanning their ranges. Until the writer commits, searches skip the
+-- rows it holds and compute their items' words as they read (see the store's
+-- _index_queued); a wide range is indexed a batch of items at a time.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
 DECLARE
