@@ -782,7 +782,7 @@ class SessionRepository:
         item ids, each a short write transaction, whoever wrote the items
         (openai-agents' classes included). A database that is never searched
         never pays for it; the first search after many appends pays for all
-        of them, about 30 µs an item on SQLite, 100 µs on PostgreSQL (see the
+        of them, about 30 µs an item on SQLite, 150 µs on PostgreSQL (see the
         README's "Search").
         Call this on demand (after a bulk import, or from a background thread
         or a timer) to keep that cost off a user's search.
