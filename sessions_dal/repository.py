@@ -554,7 +554,7 @@ class SessionRepository:
         Every item whose ``add_items`` returned before the search began is
         searched, whoever wrote it. The items written since the last search
         are indexed first (:meth:`update_search_index`, which calls
-        ``progress(step, fraction)`` after each batch of 20,000); a
+        ``progress(step, fraction)`` after each batch); a
         ``read_only`` repository, which cannot write the index, searches them
         without it (SQLite: in a temporary index of its own connection, kept
         for its next searches; PostgreSQL: computing their words as it searches).
@@ -778,8 +778,9 @@ class SessionRepository:
         """Index the items written since the last search; return how many got index rows.
 
         Appends do not index their items: the search index catches up when it
-        is searched (:meth:`search` calls this first), in batches of 20,000
-        item ids, each a short write transaction, whoever wrote the items
+        is searched (:meth:`search` calls this first), in batches of items
+        (SQLite 20,000, PostgreSQL 2,000), each a short write transaction,
+        whoever wrote the items
         (openai-agents' classes included). A database that is never searched
         never pays for it; the first search after many appends pays for all
         of them, about 30 µs an item on SQLite, 150 µs on PostgreSQL (see the
