@@ -195,7 +195,6 @@ class SQL:
             f"FROM queued JOIN {m} m ON m.id = queued.id JOIN {owners} o "
             "ON o.session_id = m.session_id AND o.user_id = %(user)s OFFSET 0) AS fresh)"
         )[len("WITH "):]
-        self.has_queue = "SELECT to_regclass(%s) IS NOT NULL"
         self.queue_table = queue
         self.queue_last = f"SELECT max(id), count(*) FROM {queue}"
         self.queue_left = f"SELECT EXISTS (SELECT 1 FROM {queue} WHERE id <= %s)"
@@ -205,9 +204,6 @@ class SQL:
         self.queue_oldest = (
             f"SELECT id, first_id, last_id, deleted FROM {queue} WHERE id <= %s "
             "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
-        )
-        self.queue_nth_item = (
-            f"SELECT id FROM {m} WHERE id >= %s AND id <= %s ORDER BY id OFFSET %s LIMIT 1"
         )
         self.queue_shrink = f"UPDATE {queue} SET first_id = %s WHERE id = %s"
         self.queue_delete = f"DELETE FROM {queue} WHERE id = ANY(%s)"
@@ -239,7 +235,7 @@ class SQL:
             "RETURNING 1) "
             "SELECT count(*) FROM fresh"
         )
-        self.has_search_index = "SELECT to_regclass(%s) IS NOT NULL"
+        self.table_exists = "SELECT to_regclass(%s) IS NOT NULL"
         self.search_table = search_table
         self.update_metadata = (
             f"UPDATE {owners} SET metadata = %s WHERE session_id = %s AND user_id = %s "

@@ -301,7 +301,7 @@ class PostgresStore:
 
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
-        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
+        if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
             raise self._no_search()
         query = _tsquery(user_id, session_id, terms)
         if query is None:
@@ -319,7 +319,7 @@ class PostgresStore:
                 # not take rows out of the queue (granted before version 6):
                 # search as a read-only repository does.
                 statement = self._sql.search_with_queued
-        elif self._db.fetchone(self._sql.has_queue, (self._sql.queue_table,))[0]:
+        elif self._db.fetchone(self._sql.table_exists, (self._sql.queue_table,))[0]:
             statement = self._sql.search_with_queued
         # else a database of version 5 or older: its triggers kept the index whole
         rows = self._db.fetchall(statement, parameters)
@@ -372,7 +372,8 @@ class PostgresStore:
             if width > DRAIN_BATCH:
                 # One wide range (a compacted queue, or far-apart ids): its
                 # first DRAIN_BATCH items, the rest left in the row.
-                cut = conn.execute(sql.queue_nth_item, (first, upto, DRAIN_BATCH - 1)).fetchone()
+                cut = conn.execute(sql.nth_item_after,
+                                   {"after": first - 1, "count": DRAIN_BATCH}).fetchone()
                 if cut is not None and cut[0] < upto:
                     lasts[-1] = cut[0]
                     conn.execute(sql.queue_shrink, (cut[0] + 1, row_id))
@@ -559,13 +560,13 @@ class PostgresStore:
                     f"index {index} is missing: queries stay correct but slow; recreate it "
                     "from sessions_dal's schema.sql"
                 )
-        if conn.execute(self._sql.has_search_index, (self._sql.search_table,)).fetchone()[0]:  # type: ignore[index]
+        if conn.execute(self._sql.table_exists, (self._sql.search_table,)).fetchone()[0]:  # type: ignore[index]
             problems += self._index_problems(conn)
         return problems
 
     def _index_problems(self, conn: _Conn) -> list[str]:
         sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
-        queued = conn.execute(sql.has_queue, (sql.queue_table,)).fetchone()
+        queued = conn.execute(sql.table_exists, (sql.queue_table,)).fetchone()
         with conn.transaction():  # for SET LOCAL; each statement still reads on its own
             conn.execute(sql.no_parallel)
             return [problem for statement, what, parameters in (
@@ -578,12 +579,12 @@ class PostgresStore:
             ) for problem in index_problem(what, conn.execute(statement, parameters))]
 
     def update_search_index(self) -> int:
-        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
+        if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
             raise self._no_search()
         return self._index_queued()[0]
 
     def reindex(self) -> int:
-        if not self._db.fetchone(self._sql.has_search_index, (self._sql.search_table,))[0]:
+        if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
             raise self._no_search()
         self._index_queued()  # indexing what is new is no repair
         sql, repaired = self._sql, 0
