@@ -22,13 +22,14 @@ Layers (data flows down only)::
 
 __version__ = "0.2.0"
 
-from ._search import SearchHit
+from ._search import SearchHit, SearchResults
 from ._store import COMMITTED_NOTE
 from ._validate import MAX_ID_LENGTH
+from ._view import format_item
 from .backends.sqlite import SCHEMA_VERSION
 from .errors import SchemaVersionError, SessionsDalError
 from .repository import DatabaseInfo, DeletedUser, PruneReport, SessionRepository, UserSummary
-from .session import Session
+from .session import Session, SessionList
 
 __all__ = [
     "COMMITTED_NOTE",
@@ -39,9 +40,12 @@ __all__ = [
     "PruneReport",
     "SchemaVersionError",
     "SearchHit",
+    "SearchResults",
     "Session",
+    "SessionList",
     "SessionRepository",
     "SessionsDalError",
     "UserSummary",
     "__version__",
+    "format_item",
 ]

@@ -28,8 +28,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ._view import hits_html
 
 if TYPE_CHECKING:
     from .session import Session
@@ -40,11 +42,14 @@ __all__ = [
     "MAX_TERMS",
     "MAX_WORD_LENGTH",
     "SearchHit",
+    "SearchResults",
     "Term",
+    "bracketed",
     "fold",
     "item_texts",
     "parse_query",
     "snippet",
+    "snippet_parts",
     "split_words",
 ]
 
@@ -63,6 +68,7 @@ PostgreSQL schema (version 4) cuts items' words at one more: change both."""
 # A word: letters and digits (any script), as the backends' tokenizers cut
 # text (FTS5 unicode61; PostgreSQL after replacing non-alphanumerics).
 _WORD = re.compile(r"[^\W_]+")
+_SPACES = re.compile(r"\s+")
 _PART = re.compile(r'"([^"]*)"(\*?)|([^"]+)|"')
 _UNQUOTED = re.compile(r"([^\W_]+)(\*?)")
 
@@ -168,6 +174,18 @@ def snippet(texts: list[str], terms: tuple[Term, ...], width: int = 16) -> str:
     >>> snippet(["We took the night train to Rome, then a bus."], parse_query("rome"), 6)
     '… train to [Rome], then a bus.'
     """
+    return bracketed(snippet_parts(texts, terms, width))
+
+
+def bracketed(parts: tuple[tuple[str, bool], ...]) -> str:
+    """A snippet's ``(text, matched)`` parts as one string, matches in ``[brackets]``."""
+    return "".join(f"[{text}]" if matched else text for text, matched in parts)
+
+
+def snippet_parts(texts: list[str], terms: tuple[Term, ...], width: int = 16
+                  ) -> tuple[tuple[str, bool], ...]:
+    """The :func:`snippet` as ``(text, matched)`` pieces, for marking matches
+    another way than with brackets (which the text itself may contain)."""
     wanted = [(tuple(fold(w) for w in term.words), term.prefix) for term in terms]
     for text in texts:
         begin = _near(text, wanted, width)
@@ -176,7 +194,7 @@ def snippet(texts: list[str], terms: tuple[Term, ...], width: int = 16) -> str:
             piece = _piece(text, wanted, width, 0)  # the guess was past it
         if piece is not None:
             return piece
-    return ""
+    return ()
 
 
 def _near(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int) -> int:
@@ -194,7 +212,7 @@ def _near(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int) -> 
 
 
 def _piece(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int, begin: int
-           ) -> str | None:
+           ) -> tuple[tuple[str, bool], ...] | None:
     before = width // 3
     longest = max(len(words) for words, _ in wanted)
     words: list[re.Match[str]] = []
@@ -217,16 +235,33 @@ def _piece(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int, be
     end = min(len(words), start + width)
     marked = _matches(folded[start:end], wanted)
     cut_before = words[start].start() > 0 and _WORD.search(text, 0, words[start].start())
-    pieces = ["… " if cut_before else ""]
+    pieces: list[tuple[str, bool]] = []
+    plain = ["… " if cut_before else ""]  # the text since the last matched word
     cursor = words[start].start() if cut_before else 0
     for n in range(start, end):
         match = words[n]
-        pieces.append(text[cursor:match.start()])
-        pieces.append(f"[{match.group()}]" if n - start in marked else match.group())
+        plain.append(text[cursor:match.start()])
+        if n - start in marked:
+            pieces.append(("".join(plain), False))
+            pieces.append((match.group(), True))
+            plain = []
+        else:
+            plain.append(match.group())
         cursor = match.end()
     rest = text[cursor:]
-    pieces.append(rest if _WORD.search(rest) is None else " …")
-    return " ".join("".join(pieces).split())
+    plain.append(rest if _WORD.search(rest) is None else " …")
+    pieces.append(("".join(plain), False))
+    return _squeezed(pieces)
+
+
+def _squeezed(pieces: list[tuple[str, bool]]) -> tuple[tuple[str, bool], ...]:
+    """``pieces`` with each run of whitespace as one space, none at either end
+    (matched pieces are words: the whitespace is all in the others)."""
+    texts = [_SPACES.sub(" ", text) for text, _ in pieces]
+    texts[0] = texts[0].lstrip()
+    texts[-1] = texts[-1].rstrip()
+    return tuple((text, matched) for text, (_, matched) in zip(texts, pieces, strict=True)
+                 if text)
 
 
 def _ends_a_match(folded: list[str], wanted: list[tuple[tuple[str, ...], bool]]
@@ -261,12 +296,29 @@ class SearchHit:
 
     ``item`` is the decoded item, or ``None`` when the session's title matched.
     ``snippet`` is a short piece of its text with the matched words in
-    ``[brackets]``.
+    ``[brackets]``; ``parts`` is the same piece as ``(text, matched)`` pairs,
+    for an app that marks matches its own way (the text may hold brackets
+    too). A notebook shows a hit with its match marked.
     """
 
     session: Session
     item: Any
     snippet: str
+    parts: tuple[tuple[str, bool], ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:
         return f"<SearchHit {self.session.session_id!r} {self.snippet!r}>"
+
+    def _repr_html_(self) -> str:
+        return hits_html([self])
+
+
+class SearchResults(list[SearchHit]):
+    """The list :meth:`~sessions_dal.SessionRepository.search` returns: a plain
+    ``list`` of :class:`SearchHit`, which a notebook shows as a table of
+    where each matched, with the match marked."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return hits_html(self)

@@ -29,6 +29,7 @@ from . import __version__
 from ._files import is_database_file, publish, temporary_beside
 from ._store import COMMITTED_NOTE
 from ._validate import ORDERS
+from ._view import UNSAFE, format_item, safe
 from .backends._migrations import PROGRESS
 from .errors import SessionNotFoundError, SessionsDalError
 from .repository import (
@@ -112,7 +113,7 @@ def _in_cli_words(message: str) -> str:
 def _error(message: str) -> None:
     # One line, whatever the message quotes from the data.
     if sys.stderr is not None:
-        print(f"sessions-dal: error: {_safe(message)}", file=sys.stderr)
+        print(f"sessions-dal: error: {safe(message)}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,7 +130,7 @@ class _Parser(argparse.ArgumentParser):
             nearest = difflib.get_close_matches(typo.group(1), choices, n=1)
             if nearest:
                 message = f"unknown command {typo.group(1)!r}: did you mean {nearest[0]!r}?"
-        self.exit(2, f"{self.prog}: error: {_safe(message)}\n")
+        self.exit(2, f"{self.prog}: error: {safe(message)}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -340,24 +341,6 @@ def _look(args: argparse.Namespace) -> SessionRepository:
 
 # -- output --------------------------------------------------------------------
 
-# Control characters (C0, DEL, C1), format characters such as bidi overrides,
-# and line separators: printed from data, they could move the cursor, recolour
-# or rewrite the terminal, or make one value look like another. Shown escaped.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                     r"\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else (
-        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-
-
-def _safe(text: str) -> str:
-    """``text`` with every character that could act on a terminal escaped."""
-    return _UNSAFE.sub(_escape, text)
-
-
 def _json_escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x10000:
@@ -373,7 +356,7 @@ def _wants_json(args: argparse.Namespace) -> bool:
 def _print_json(value: Any) -> None:
     text = json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=2)
     # Escapes inside JSON strings are still JSON; the layout's newlines stay.
-    print(_UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text))
+    print(UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text))
 
 
 def _finite(value: Any) -> Any:
@@ -397,7 +380,7 @@ def _json_default(value: datetime) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    cells = [[_safe(str(c)) for c in row] for row in [headers, *rows]]
+    cells = [[safe(str(c)) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -408,7 +391,7 @@ def _when(value: datetime) -> str:
 
 
 def _text(value: Any) -> str:
-    return _safe(json.dumps(value, ensure_ascii=False))
+    return safe(json.dumps(value, ensure_ascii=False))
 
 
 def _short(value: Any, width: int = 48) -> str:
@@ -434,7 +417,7 @@ def _info(args: argparse.Namespace) -> int:
         del info["server_version"]  # SQLite's version, said once, by its name (--json has both)
     for key, value in info.items():
         if value != "":  # another backend's setting
-            print(f"{key.replace('_', ' ') + ':':<20}{_safe(str(value))}")
+            print(f"{key.replace('_', ' ') + ':':<20}{safe(str(value))}")
     if info["schema_version"] == 0:
         print("note: sessions_dal has not set this database up yet; "
               "'sessions-dal migrate' does (opening it read-write does too)")
@@ -461,7 +444,7 @@ def _session_rows(args: argparse.Namespace, page: list[Session], empty: str) -> 
     if _wants_json(args):
         _print_json([_session_json(s, n) for s, n in rows])
     elif not rows:
-        print(_safe(empty))
+        print(safe(empty))
     else:
         _table(["SESSION_ID", "CREATED (UTC)", "UPDATED (UTC)", "ITEMS", "METADATA"],
                [[s.session_id, _when(s.created_at), _when(s.updated_at), n, _short(s.metadata)]
@@ -506,8 +489,8 @@ def _show(args: argparse.Namespace) -> int:
         _print_json({**_session_json(session, total), "offset": args.offset,
                      "first_shown": first if items else None, "items_shown": items})
         return 0
-    print(f"session:  {_safe(session.session_id)}")
-    print(f"user:     {_safe(str(session.user_id))}")
+    print(f"session:  {safe(session.session_id)}")
+    print(f"user:     {safe(str(session.user_id))}")
     print(f"created:  {_when(session.created_at)} UTC")
     print(f"updated:  {_when(session.updated_at)} UTC")
     print(f"metadata: {_text(session.metadata)}")
@@ -520,44 +503,8 @@ def _show(args: argparse.Namespace) -> int:
     elif args.offset and not items:
         print(f"  (no items before the latest {args.offset})")
     for number, item in enumerate(items, start=first):
-        print(f"  {number:>4}  {_item_line(item)}")
+        print(f"  {number:>4}  {format_item(item)}")
     return 0
-
-
-def _item_line(item: Any, width: int = 160) -> str:
-    """One readable line for the item shapes agents store; JSON for any other."""
-    line = _readable(item) if isinstance(item, dict) else None
-    text = _text(item) if line is None else _safe(" ".join(line.split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _readable(item: dict[str, Any]) -> str | None:
-    kind, role = item.get("type"), item.get("role")
-    if isinstance(role, str) and kind in (None, "message"):
-        text = _content_text(item.get("content"))
-        return None if text is None else f"{role}: {text}"
-    if kind == "function_call" and isinstance(item.get("name"), str):
-        arguments = item.get("arguments", "")
-        return f"tool call {item['name']}({arguments if isinstance(arguments, str) else ''})"
-    if kind == "function_call_output":
-        output = item.get("output")
-        text = output if isinstance(output, str) else _content_text(output)
-        return None if text is None else f"tool output: {text}"
-    if kind == "reasoning" and isinstance(item.get("summary"), list):
-        text = _content_text(item["summary"])
-        return None if text is None else f"reasoning: {text}"
-    return None
-
-
-def _content_text(content: Any) -> str | None:
-    """The text of a message's content: a string, or the text of its parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [part.get("text") if isinstance(part, dict) else None for part in content]
-        if parts and all(isinstance(part, str) for part in parts):
-            return " ".join(parts)  # type: ignore[arg-type]
-    return None
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -566,7 +513,7 @@ def _create(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(_session_json(session, 0))
     else:
-        print(_safe(session.session_id))
+        print(safe(session.session_id))
     return 0
 
 
@@ -585,7 +532,7 @@ def _search(args: argparse.Namespace) -> int:
     else:
         for hit in hits:
             where = "title: " if hit.item is None else ""
-            print(f"{_safe(hit.session.session_id)}  {where}{_safe(hit.snippet)}")
+            print(f"{safe(hit.session.session_id)}  {where}{safe(hit.snippet)}")
     return 0
 
 
@@ -601,7 +548,7 @@ def _fork(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(_session_json(branch, branch.metadata["forked_from"]["items"]))
     else:
-        print(_safe(branch.session_id))
+        print(safe(branch.session_id))
     return 0
 
 
@@ -615,7 +562,7 @@ def _delete(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json({"deleted": True, "user_id": args.user, "session_id": args.session_id})
     else:
-        print(f"deleted session {_safe(args.session_id)}")
+        print(f"deleted session {safe(args.session_id)}")
     return 0
 
 
@@ -625,7 +572,7 @@ def _claim(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json([_session_json(s, n) for s, n in claimed])
     else:
-        print(f"user {_safe(args.user)} now owns {len(claimed)} session(s)")
+        print(f"user {safe(args.user)} now owns {len(claimed)} session(s)")
     return 0
 
 
@@ -640,7 +587,7 @@ def _delete_unowned(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json({"deleted": True, "user_id": None, "session_id": args.session_id})
     else:
-        print(f"deleted unowned session {_safe(args.session_id)}")
+        print(f"deleted unowned session {safe(args.session_id)}")
     return 0
 
 
@@ -648,7 +595,7 @@ def _delete_user(args: argparse.Namespace) -> int:
     with _open(args) as repo:
         if not args.yes:
             sessions = repo.count_sessions(args.user)
-            if not _confirm(f"Delete user {_safe(repr(args.user))} and their {sessions} "
+            if not _confirm(f"Delete user {safe(repr(args.user))} and their {sessions} "
                             "session(s) with all items?",
                             f"user {args.user!r} ({sessions} session(s))"):
                 print("nothing deleted")
@@ -659,7 +606,7 @@ def _delete_user(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json(asdict(report))
     else:
-        print(f"deleted user {_safe(args.user)}: {report.sessions} session(s), "
+        print(f"deleted user {safe(args.user)}: {report.sessions} session(s), "
               f"{report.items} item(s)")
     return 0
 
@@ -906,7 +853,7 @@ def _migrate(args: argparse.Namespace) -> int:
             "database or one of its -wal/-shm/-journal files"
         )
     with _look(args) as repo:
-        shown = _safe(repr(repo.path))  # a URL without its password
+        shown = safe(repr(repo.path))  # a URL without its password
         before = repo.info().schema_version
         steps = repo.pending_migrations()
         if not steps:
@@ -923,7 +870,7 @@ def _migrate(args: argparse.Namespace) -> int:
             return 0
         if args.backup is not None:
             repo.backup(args.backup)
-            print(f"backed up to {_safe(repr(args.backup))} "
+            print(f"backed up to {safe(repr(args.backup))} "
                   f"({os.path.getsize(args.backup):,} bytes)")
     started = time.monotonic()
     token = PROGRESS.set(_migration_progress())
@@ -956,7 +903,7 @@ def _check(args: argparse.Namespace) -> int:
     if _wants_json(args):
         _print_json({"ok": not problems, "problems": problems})
     else:
-        print("ok" if not problems else "\n".join(_safe(p) for p in problems))
+        print("ok" if not problems else "\n".join(safe(p) for p in problems))
     return 1 if problems else 0
 
 
@@ -969,13 +916,13 @@ def _grant(args: argparse.Namespace) -> int:
         return 2
     with (_open(args) if args.apply else _look(args)) as repo:
         statements = repo.grant(args.role, read_only=args.read_only, dry_run=not args.apply)
-        shown = _safe(repr(repo.path))
+        shown = safe(repr(repo.path))
     if _wants_json(args):
         _print_json({"role": args.role, "read_only": args.read_only, "applied": args.apply,
                      "statements": statements})
         return 0
     for statement in statements:
-        print(_safe(statement) + ";")
+        print(safe(statement) + ";")
     if args.apply:
         print(f"-- applied in one transaction on {shown}")
     return 0
@@ -984,7 +931,7 @@ def _grant(args: argparse.Namespace) -> int:
 def _reindex(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with _open(args) as repo:
-        shown = _safe(repr(repo.path))  # a URL without its password
+        shown = safe(repr(repo.path))  # a URL without its password
         repaired = repo.reindex(progress=_migration_progress())
     if _wants_json(args):
         _print_json({"repaired": repaired})

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import _time
-from ._search import SearchHit, item_texts, parse_query, snippet
+from ._search import SearchHit, SearchResults, bracketed, item_texts, parse_query, snippet_parts
 from ._store import (
     IdTaken,
     NotFound,
@@ -41,6 +41,7 @@ from ._validate import (
     decode_metadata,
     encode_metadata,
 )
+from ._view import info_html, prune_html
 from .backends._migrations import PROGRESS
 from .errors import (
     ReadOnlyDatabaseError,
@@ -48,7 +49,7 @@ from .errors import (
     SessionNotFoundError,
     SessionOwnedError,
 )
-from .session import Session
+from .session import Session, SessionList
 
 if TYPE_CHECKING:
     from .transfer import Progress, TransferCounts
@@ -99,6 +100,9 @@ class DatabaseInfo:
     items: int
     """Every stored item, including those of sessions openai-agents wrote."""
 
+    def _repr_html_(self) -> str:
+        return info_html(self)
+
 
 @dataclass(frozen=True)
 class DeletedUser:
@@ -120,6 +124,9 @@ class PruneReport:
     sessions: int
     items: int
     dry_run: bool = False
+
+    def _repr_html_(self) -> str:
+        return prune_html(self)
 
 
 PRUNE_BATCH = 500
@@ -303,7 +310,7 @@ class SessionRepository:
     def get_sessions(
         self, user_id: str, *, limit: int | None = None, offset: int = 0,
         order: str = "created",
-    ) -> list[Session]:
+    ) -> SessionList:
         """Return a page of the user's sessions, newest first.
 
         ``limit=None`` returns all of them from ``offset``. Ties in creation
@@ -326,7 +333,7 @@ class SessionRepository:
         check_id("user_id", user_id)
         count, start = check_limit(limit), check_int("offset", offset)
         rows = self._store.list_sessions(user_id, check_order(order), count, start)
-        return [self._session(row) for row in rows]
+        return SessionList(self._session(row) for row in rows)
 
     def iter_sessions(self, user_id: str, *, page_size: int = 100,
                       order: str = "created") -> Iterator[Session]:
@@ -537,7 +544,7 @@ class SessionRepository:
 
     def search(self, user_id: str, query: str, *, limit: int | None = 20,
                session_id: str | None = None,
-               progress: Callable[[str, float], object] | None = None) -> list[SearchHit]:
+               progress: Callable[[str, float], object] | None = None) -> SearchResults:
         """Return the user's items (and session titles) that contain every word of ``query``.
 
         Best match first (ties: newest first); only ``user_id``'s sessions, or
@@ -570,7 +577,7 @@ class SessionRepository:
         count = check_limit(limit)
         if session_id is not None:
             check_id("session_id", session_id)
-        hits: list[SearchHit] = []
+        hits = SearchResults()
         sessions: dict[str, Session] = {}
         rows = _reporting(progress, self._store.search, user_id, terms, session_id, count)
         for row in rows:
@@ -580,10 +587,12 @@ class SessionRepository:
             if row.item is None:
                 title = session.metadata.get("title")
                 texts = list(item_texts(title)) if isinstance(title, str) else []
-                hits.append(SearchHit(session, None, snippet(texts, terms)))
+                item = None
             else:
                 item = session._decode(row.item_id or 0, row.item)
-                hits.append(SearchHit(session, item, snippet(list(item_texts(item)), terms)))
+                texts = list(item_texts(item))
+            parts = snippet_parts(texts, terms)
+            hits.append(SearchHit(session, item, bracketed(parts), parts))
         return hits
 
     def find_session(self, session_id: str) -> Session | None:
@@ -603,7 +612,8 @@ class SessionRepository:
 
     # -- sessions openai-agents wrote ---------------------------------------------
 
-    def get_unowned_sessions(self, *, limit: int | None = None, offset: int = 0) -> list[Session]:
+    def get_unowned_sessions(self, *, limit: int | None = None, offset: int = 0
+                             ) -> SessionList:
         """Return sessions that openai-agents' ``SQLiteSession`` wrote and no user owns.
 
         Newest first. Their ``user_id`` is ``None`` and their ``metadata``
@@ -611,7 +621,7 @@ class SessionRepository:
         them an owner with :meth:`claim_session`.
         """
         count, start = check_limit(limit), check_int("offset", offset)
-        return [self._session(row) for row in self._store.list_unowned(count, start)]
+        return SessionList(self._session(row) for row in self._store.list_unowned(count, start))
 
     def get_unowned_session(self, session_id: str) -> Session | None:
         """Return the unowned session ``session_id``, or ``None`` if it is absent or owned."""
@@ -658,7 +668,7 @@ class SessionRepository:
         return session
 
     @write_call
-    def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> list[Session]:
+    def claim_sessions(self, user_id: str, session_ids: Iterable[str]) -> SessionList:
         """Claim several sessions for ``user_id`` in one transaction: all of them or none."""
         check_new_id("user_id", user_id)
         if isinstance(session_ids, str):
@@ -666,7 +676,7 @@ class SessionRepository:
         ids = [check_id(f"session_ids[{n}]", s) for n, s in enumerate(session_ids)]
         return self._claim(user_id, ids, None)
 
-    def _claim(self, user_id: str, ids: list[str], meta_text: str | None) -> list[Session]:
+    def _claim(self, user_id: str, ids: list[str], meta_text: str | None) -> SessionList:
         try:
             rows = self._store.claim(user_id, ids, meta_text, _time.now())
         except OwnedByOther as exc:
@@ -679,7 +689,7 @@ class SessionRepository:
                 f"there is no session {exc.args[0]!r} to claim; list unowned sessions with "
                 "get_unowned_sessions()"
             ) from None
-        return [self._session(row) for row in rows]
+        return SessionList(self._session(row) for row in rows)
 
     # -- the whole database ---------------------------------------------------------
 

@@ -10,9 +10,10 @@ from typing import Any
 from . import _time
 from ._store import NotOwned, Owner, Store, write_call
 from ._validate import check_int, check_limit, encode_items
+from ._view import session_html, sessions_html
 from .errors import CorruptItemError, SessionNotFoundError
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionList"]
 
 
 class Session:
@@ -228,6 +229,23 @@ class Session:
             f"Session(session_id={self.session_id!r}, user_id={self.user_id!r}, {shown}"
             f"updated_at='{self.updated_at.isoformat(timespec='seconds')}')"
         )
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the session's header and its latest 20 items as a
+        conversation (who said what, tool calls and outputs, long text folded);
+        two bounded queries. Every value is HTML-escaped."""
+        return session_html(self)
+
+
+class SessionList(list[Session]):
+    """The list the repository's listings return: a plain ``list`` of
+    :class:`Session`, which a notebook shows as a table (title, last activity,
+    item count, id) of its first 50 sessions."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return sessions_html(self)
 
 
 def _cut(value: object, width: int = 40) -> str:

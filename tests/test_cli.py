@@ -185,6 +185,7 @@ def test_show_prints_common_agent_items_one_readable_line_each(tmp_path: Path) -
         {"type": "function_call_output", "call_id": "c1", "output": "booked\x1b[31m"},
         {"type": "reasoning", "id": "r1", "summary": [{"type": "summary_text", "text": "cheap"}]},
         {"type": "message", "role": "user", "content": [{"type": "input_image"}]},
+        {"type": "message", "role": "user", "content": [{"type": "puzzle"}, 3]},
         [1, "two"],
         "x" * 500,
     ]
@@ -194,14 +195,15 @@ def test_show_prints_common_agent_items_one_readable_line_each(tmp_path: Path) -
     assert [line.split(None, 1)[1] for line in lines[:5]] == [
         "user: Where to? Rome, maybe",
         "assistant: Rome by train.",
-        'tool call book({"to": "Rome"})',
+        'tool call: book({"to": "Rome"})',
         "tool output: booked\\x1b[31m",  # escaped: never acts on the terminal
         "reasoning: cheap",
     ]
-    assert lines[5].endswith('{"type": "message", "role": "user", "content": [{"type": '
-                             '"input_image"}]}')  # no text: the JSON
-    assert lines[6].endswith('[1, "two"]')
-    assert len(lines[7]) < 200 and lines[7].endswith("x…")
+    assert lines[5].endswith("user: [image]")
+    assert lines[6].endswith('{"type": "message", "role": "user", "content": [{"type": '
+                             '"puzzle"}, 3]}')  # not a part: the JSON
+    assert lines[7].endswith('[1, "two"]')
+    assert len(lines[8]) < 200 and lines[8].endswith("x…")
     assert as_json(tmp_path, "show", "s")["items_shown"] == items  # --json: the raw items
 
 
