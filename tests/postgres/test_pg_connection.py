@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -153,6 +154,36 @@ def test_idle_pooled_connections_killed_by_the_server_are_replaced(pg: PostgresB
         assert s.get_items() == [1]  # the pool's check replaced the dead connection
         s.add_items([2])
         assert s.get_items() == [1, 2]
+
+
+KILL_THE_POOL = """
+import logging, sys, psycopg
+from sessions_dal import SessionRepository
+if sys.argv[3] == "logging":
+    logging.basicConfig(format="logged: %(message)s")
+with SessionRepository(sys.argv[1] + "&application_name=" + sys.argv[2], pool_size=2) as repo:
+    s = repo.create_session("alice")
+    s.add_items([1])
+    with psycopg.connect(sys.argv[1], autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE application_name = %s", [sys.argv[2]])
+    s.add_items([2])
+    print(s.get_items())
+"""
+
+
+@pytest.mark.parametrize("logging", ["unset", "logging"])
+def test_the_pools_warnings_after_a_restart_reach_stderr_only_when_asked(
+        pg: PostgresBackend, logging: str) -> None:
+    result = subprocess.run([sys.executable, "-c", KILL_THE_POOL, pg.target,
+                             f"victim_{pg.schema}", logging],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[1, 2]\n"
+    if logging == "unset":
+        assert result.stderr == ""  # Python's last resort would print psycopg_pool's
+    else:
+        assert "logged: discarding" in result.stderr  # an app's own logging still gets them
 
 
 def test_a_connection_killed_mid_write_loses_the_write_cleanly(pg: PostgresBackend) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import math
 import os
 import re
@@ -48,6 +49,14 @@ from ...errors import (
 __all__ = ["CONNECT_TIMEOUT", "Database", "describe"]
 
 _T = TypeVar("_T")
+
+# psycopg_pool warns as it discards each connection a server restart broke;
+# the call that met it retries or raises our own error, which says enough.
+# With no handler anywhere, Python would print those warnings on stderr
+# (logging's last resort): this handler stops only that. An app that sets
+# up logging still gets them.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the server when opening a repository (unless the URL's
 ``connect_timeout`` says otherwise)."""
