@@ -192,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("user", metavar="USER")
     sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
                      help='e.g. \'{"title": "Trip"}\'')
+    sub = command("add", _add,
+                  "append items to one of a user's sessions, in one transaction; each ITEM "
+                  "is a JSON value, or give '-' to read one per line from stdin")
+    sub.add_argument("user", metavar="USER")
+    sub.add_argument("session_id", metavar="SESSION_ID")
+    sub.add_argument("items", nargs="+", metavar="ITEM",
+                     help='e.g. \'{"role": "user", "content": "hi"}\'')
     sub = command("fork", _fork,
                   "branch a session: a new one of the same user with a copy of its first "
                   "items; print its id. Its metadata is --metadata (not the original's) plus "
@@ -514,6 +521,37 @@ def _create(args: argparse.Namespace) -> int:
         _print_json(_session_json(session, 0))
     else:
         print(safe(session.session_id))
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    if args.items == ["-"]:
+        texts = [(f"line {n}", line) for n, line in enumerate(sys.stdin, start=1)
+                 if line.strip()]
+    elif "-" in args.items:
+        raise CommandError("'-' reads the items from stdin: give it alone, not with items")
+    else:
+        texts = [(f"ITEM {n}", text) for n, text in enumerate(args.items, start=1)]
+    items = []
+    for where, text in texts:
+        try:
+            items.append(json.loads(text))
+        except (ValueError, RecursionError) as exc:
+            raise CommandError(f"{where} is not valid JSON ({exc}); nothing was added "
+                               """(quote each item: '{"role": "user", "content": "hi"}')"""
+                               ) from None
+    with _open(args) as repo:
+        session = repo.get_session(args.user, args.session_id)
+        if session is None:
+            raise CommandError(f"user {args.user!r} has no session {args.session_id!r}; "
+                               "list them with 'sessions-dal sessions USER'")
+        session.add_items(items)
+        total = session.count_items()
+    if _wants_json(args):
+        _print_json({"session_id": session.session_id, "added": len(items), "items": total})
+    else:
+        print(f"added {len(items)} item{'s' if len(items) != 1 else ''} "
+              f"(the session has {total})")
     return 0
 
 
@@ -885,14 +923,28 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _migration_progress() -> Callable[[str, float], None]:
-    """Print how far a long step is, every 5% (on stderr: stdout stays the summary)."""
+    """Report how far a long step is on stderr (stdout stays the summary).
+
+    On a terminal, one line per step, rewritten in place (``version 3: 45%``);
+    elsewhere (a log), a line at each quarter. A migration's step is named by
+    its version: its title was listed before it started.
+    """
+    terminal = sys.stderr.isatty()
     shown: dict[str, int] = {}
 
     def report(step: str, fraction: float) -> None:
-        percent = int(fraction * 100) // 5 * 5
-        if shown.get(step, -1) < percent:
-            shown[step] = percent
-            print(f"  {step}: {percent}%", file=sys.stderr, flush=True)
+        label = step.split(":", 1)[0] if step.startswith("version ") else step
+        percent = min(int(fraction * 100), 100)
+        if not terminal:
+            percent = percent // 25 * 25
+        if shown.get(label, -1) >= percent or (not terminal and percent == 0):
+            return
+        shown[label] = percent
+        if terminal:
+            end = "\n" if percent == 100 else ""
+            print(f"\r  {label}: {percent}%", end=end, file=sys.stderr, flush=True)
+        else:
+            print(f"  {label}: {percent}%", file=sys.stderr, flush=True)
 
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -233,6 +234,36 @@ def test_create_json_and_bad_metadata(tmp_path: Path) -> None:
     assert "user_id must not be empty" in fails(tmp_path, "create", "")
 
 
+def test_add_appends_items_given_as_arguments_or_lines_of_stdin(filled: Path) -> None:
+    assert ok(filled, "add", "alice", "work", '{"role": "user", "content": "go"}', "[1]",
+              '"three"') == "added 3 items (the session has 3)\n"
+    assert as_json(filled, "add", "alice", "work", "4") == {
+        "session_id": "work", "added": 1, "items": 4}
+    assert ok(filled, "add", "alice", "work", "-",
+              stdin='{"n": 5}\n\n  \n[6, {"n": 7}]\n') == "added 2 items (the session has 6)\n"
+    with SessionRepository(filled / "sessions.db") as repo:
+        work = repo.get_session("alice", "work")
+        assert work is not None and work.get_items() == [
+            {"role": "user", "content": "go"}, [1], "three", 4, {"n": 5}, [6, {"n": 7}]]
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (["alice", "work", "[1]", "{oops"], None, "ITEM 2 is not valid JSON"),
+    (["alice", "work", "-"], "1\n{oops\n", "line 2 is not valid JSON"),
+    (["alice", "work", "-", "1"], None, "give it alone"),
+    (["alice", "work", "NaN"], None, "strict JSON does not allow"),
+    (["bob", "work", "1"], None, "user 'bob' has no session 'work'"),
+    (["alice", "nope", "1"], None, "has no session 'nope'"),
+])
+def test_add_misused_adds_nothing(filled: Path, args: list[str], stdin: str | None,
+                                  message: str) -> None:
+    assert message in fails(filled, "add", *args, stdin=stdin)
+    with SessionRepository(filled / "sessions.db") as repo:
+        assert repo.get_session("alice", "work").get_items() == []  # type: ignore[union-attr]
+    assert "the following arguments are required" in fails(filled, "add", "alice", "work",
+                                                            code=2)
+
+
 def test_delete(filled: Path) -> None:
     before = dump(filled / "sessions.db")
     assert "has no session 'trip'" in fails(filled, "delete", "bob", "trip")
@@ -461,6 +492,26 @@ def test_check(filled: Path) -> None:
     assert "foreign key: agent_user_sessions row" in result.stdout
     assert "missing agent_users row" in result.stdout
     assert as_json_code(filled, "check")["ok"] is False
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_is_one_line_per_step_on_a_terminal_and_quarters_in_a_log(
+        monkeypatch: pytest.MonkeyPatch, terminal: bool) -> None:
+    from sessions_dal import cli as module
+
+    err = io.StringIO()
+    monkeypatch.setattr(err, "isatty", lambda: terminal)
+    monkeypatch.setattr(sys, "stderr", err)
+    report = module._migration_progress()
+    for n in range(1, 11):
+        report("version 3: Search: a full-text index, kept by triggers.", n / 10)
+    report("search index: items", 0.5)
+    if terminal:
+        assert err.getvalue() == "".join(f"\r  version 3: {n}0%" for n in range(1, 10)) + (
+            "\r  version 3: 100%\n\r  search index: items: 50%")
+    else:
+        assert err.getvalue() == ("  version 3: 25%\n  version 3: 50%\n  version 3: 75%\n"
+                                  "  version 3: 100%\n  search index: items: 50%\n")
 
 
 def test_check_finds_a_damaged_search_index_and_reindex_repairs_it(filled: Path) -> None:

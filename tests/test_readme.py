@@ -55,6 +55,7 @@ def after_first_command(tmp_path: Path) -> Path:
     result = run(tmp_path, "bash", "-euo", "pipefail", "-c", rest)
     assert result.returncode == 0, result.stderr
     assert "alice" in result.stdout and '{"title": "Trip"}' in result.stdout
+    assert "     2  assistant: Hourly, from Roma Termini." in result.stdout
     return tmp_path
 
 
@@ -62,6 +63,7 @@ def test_the_two_first_commands_are_the_ones_ci_runs() -> None:
     first, second = (code.strip() for kind, code in BLOCKS[:2])
     assert first.startswith("python3 -m venv .venv && .venv/bin/pip install -q . && ")
     assert "sessions-dal create alice" in first and "sessions-dal show" in first
+    assert "sessions-dal add alice" in first  # what it shows has items
     assert second == (
         "python3 -m venv .venv && .venv/bin/pip install -q '.[test,agents]' && "
         ".venv/bin/python -m pytest")
