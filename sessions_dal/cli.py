@@ -101,6 +101,8 @@ _CLI_WORDS = {
         "list them with 'sessions-dal sessions USER'",
     "omit session_id to get a new uuid4, or open the existing one with get_session()":
         "omit it to get a new uuid4",
+    "open it with read_only=True to read it, or make it writable to change it":
+        "make it writable to change it (info, show, search and export only read it)",
 }
 
 

@@ -95,6 +95,7 @@ def open_connection(
     """
     if path != ":memory:" and not path.startswith("file:"):
         _check_kind(path, allow_devices=False)
+        _check_writable(path)
     conn = _connect(path, path, busy_timeout, uri=False)
     try:
         with translate_errors(path, busy_timeout):
@@ -231,6 +232,22 @@ def _check_kind(path: str, *, allow_devices: bool) -> None:
         raise DatabaseError(
             f"{path!r} is not a regular file (a pipe, a socket or a device), so it cannot "
             "hold a database; name a file"
+        )
+
+
+def _check_writable(path: str) -> None:
+    """Refuse, before SQLite opens it, a file this process may read but not write.
+
+    SQLite would open it read-only, and, the file being in WAL mode, leave
+    ``-wal`` and ``-shm`` files beside it that it cannot remove (it cannot
+    checkpoint); every write would then fail anyway.
+    """
+    effective = os.access in os.supports_effective_ids
+    if os.path.exists(path) and not os.access(path, os.W_OK, effective_ids=effective):
+        raise ReadOnlyDatabaseError(
+            f"database {path!r} is read-only to this process (its mode or owner): open it "
+            "with read_only=True to read it, or make it writable to change it; nothing was "
+            "opened or created"
         )
 
 
