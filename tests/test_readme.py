@@ -8,16 +8,21 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import KINDS, fresh
+from backends import KINDS, POSTGRES_URL, fresh
 
 import sessions_dal
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)
+# A block inside a list item is indented in the file, not when pasted.
+BLOCKS = [(kind, textwrap.dedent(code))
+          for kind, code in re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)]
 IMPORT_ROOT = str(Path(sessions_dal.__file__).resolve().parent.parent)
 BIN = Path(sys.executable).parent
 
@@ -41,6 +46,22 @@ def run(cwd: Path, *args: str, stdin: str | None = None,
     env.update(extra_env or {})
     return subprocess.run(list(args), cwd=cwd, input=stdin, capture_output=True, text=True,
                           timeout=120, env=env, check=False)
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """The URL of a new database on the test server, dropped afterwards."""
+    import psycopg
+
+    assert POSTGRES_URL is not None
+    name = f"readme_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -87,9 +108,14 @@ def test_every_python_example_runs_as_pasted(tmp_path: Path, number: int) -> Non
         pytest.skip("needs the agents extra (pip install '.[agents]')")
     with contextlib.ExitStack() as stack:
         env = {}
-        if "DATABASE_URL" in code:  # the PostgreSQL example: a schema of its own
+        if "DATABASE_URL" in code:  # the PostgreSQL examples: a schema of their own
             if "postgresql" not in KINDS:
                 pytest.skip("needs a PostgreSQL server (see tests/pg_server.py)")
-            env["DATABASE_URL"] = stack.enter_context(fresh("postgresql")).target
+            if "SQLAlchemySession" in code:  # asyncpg's URL takes no schema: a database
+                if importlib.util.find_spec("asyncpg") is None:
+                    pytest.skip("needs openai-agents' sqlalchemy extra")
+                env["DATABASE_URL"] = stack.enter_context(_database())
+            else:
+                env["DATABASE_URL"] = stack.enter_context(fresh("postgresql")).target
         result = run(tmp_path, sys.executable, "-", stdin=code, extra_env=env)
     assert result.returncode == 0, f"{code}\n{result.stderr}"
