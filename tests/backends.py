@@ -16,6 +16,7 @@ import importlib.util
 import shutil
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -326,6 +327,23 @@ class PostgresBackend(Backend):
 
 def _rows(cursor: Any) -> list[Any]:
     return cursor.fetchall() if cursor.description else []
+
+
+def wait_for_lock_waits(pg: PostgresBackend, count: int = 1, *, marker: str | None = None
+                        ) -> list[int]:
+    """The server pids of the backends waiting for a lock in a statement on
+    ``pg``'s schema (which every statement of ours names) that contains
+    ``marker``, once there are ``count``: an event to wait for, not a guess at
+    how long a busy machine takes. Fails after two minutes."""
+    deadline = time.monotonic() + 120
+    while True:
+        pids = [row[0] for row in pg._query(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND strpos(query, %s) > 0 AND strpos(query, %s) > 0", pg.schema, marker or "")]
+        if len(pids) >= count:
+            return pids
+        assert time.monotonic() < deadline, f"{count} statement(s) never waited for a lock"
+        time.sleep(0.02)
 
 
 def url_with_schema(schema: str) -> str:

@@ -48,6 +48,24 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """End this process's multiprocessing resource tracker before coverage's data is combined.
+
+    The tests that start processes (spawn) start one such helper per test
+    process; measured as a subprocess, it writes its (empty) coverage file
+    only when it exits, after the combine, and that file would be left in the
+    clone. Python has no public call to stop it; without the private one (a
+    future Python), the file is merely left over.
+    """
+    if "multiprocessing.resource_tracker" not in sys.modules:
+        return
+    tracker = getattr(sys.modules["multiprocessing.resource_tracker"], "_resource_tracker", None)
+    stop = getattr(tracker, "_stop", None)
+    if callable(stop):
+        stop()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     if "postgresql" in KINDS:
         return f"backends: {', '.join(KINDS)} (PostgreSQL: {POSTGRES_ORIGIN})"

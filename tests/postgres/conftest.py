@@ -24,5 +24,7 @@ def pg() -> Iterator[PostgresBackend]:
 
 @pytest.fixture
 def repo(pg: PostgresBackend) -> Iterator[SessionRepository]:
-    with pg.open() as repository:
+    # The lock waits these tests arrange end when the test says so: a busy
+    # machine must not turn one into a DatabaseLockedError at the default 5 s.
+    with pg.open(busy_timeout=120) as repository:
         yield repository

@@ -16,7 +16,7 @@ from typing import Any
 import pg_server
 import psycopg
 import pytest
-from backends import POSTGRES_URL, PostgresBackend, url_with_schema
+from backends import POSTGRES_URL, PostgresBackend, url_with_schema, wait_for_lock_waits
 from psycopg import errors as pg_errors
 
 from sessions_dal import SessionRepository
@@ -214,7 +214,8 @@ def test_a_connection_killed_mid_write_loses_the_write_cleanly(pg: PostgresBacke
             time.sleep(0.05)
         assert waiting, "the write never waited for the lock"
         pg._query("SELECT pg_terminate_backend(%s)", waiting[0][0])
-        writer.join(30)
+        writer.join(60)
+        assert not writer.is_alive()
     finally:
         holder.close()
     [error] = errors
@@ -390,12 +391,12 @@ def test_deletes_take_turns_with_sqlalchemy_sessions_pop(pg: PostgresBackend, ca
 
         deleter = threading.Thread(target=delete)
         deleter.start()
-        time.sleep(0.3)  # the delete now waits for the row SQLAlchemySession holds
+        wait_for_lock_waits(pg)  # the delete waits for the row SQLAlchemySession holds
         sqlalchemy_pop.execute(
             "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
             "WHERE session_id = 'x' ORDER BY created_at DESC, id DESC LIMIT 1)")
         sqlalchemy_pop.commit()
-        deleter.join(30)
+        deleter.join()  # bounded by its busy_timeout
         assert errors == []  # no deadlock: the two took turns
     finally:
         sqlalchemy_pop.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from backends import PostgresBackend, url_with_schema
+from backends import PostgresBackend, url_with_schema, wait_for_lock_waits
 
 import sessions_dal
 from sessions_dal import COMMITTED_NOTE, Session
@@ -37,11 +37,21 @@ def alarm_sends_sigint() -> None:
         pytest.skip("signals reach the main thread only")
 
 
-def _sigint_in(seconds: float) -> threading.Timer:
-    """Ctrl-C, as the terminal sends it: SIGINT from outside, ``seconds`` from now."""
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+def _sigint_when(ready: Callable[[], object]) -> threading.Thread:
+    """Ctrl-C from outside, as soon as ``ready()`` is true: once the call under
+    test has reached the moment the test is about (an event, not a delay)."""
+
+    def send() -> None:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if time.monotonic() > deadline:
+                return  # the test's own assertions say what never happened
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
 
 
 def _interrupt_at_random(call: Callable[..., object], args: Callable[[int], tuple[Any, ...]],
@@ -159,12 +169,11 @@ def test_ctrl_c_while_waiting_for_a_lock_answers_at_once(pg: PostgresBackend,
         with pg.open(busy_timeout=60, pool_size=1) as repo:
             session = repo.get_session("alice", "s1")
             assert session is not None
-            _sigint_in(0.3)
-            started = time.monotonic()
+            _sigint_when(lambda: wait_for_lock_waits(pg))
+            # KeyboardInterrupt, not the DatabaseLockedError of a 60 s wait: the
+            # statement was cancelled.
             with pytest.raises(KeyboardInterrupt) as caught:
                 session.add_items([2])
-            # The statement was cancelled: not the 60 s the lock wait may take.
-            assert time.monotonic() - started < 30
             assert COMMITTED_NOTE not in getattr(caught.value, "__notes__", ())
             holder.rollback()
             assert pg.snapshot() == before
@@ -220,8 +229,13 @@ def test_a_sigint_handler_that_does_not_raise_lets_the_call_finish(
             session = repo.create_session("alice", session_id="s1")
             holder.execute("SELECT 1 FROM agent_user_sessions WHERE session_id = 's1' "
                            "FOR UPDATE")
-            _sigint_in(0.2)
-            threading.Timer(0.6, holder.rollback).start()
+
+            def interrupt_then_let_go() -> None:
+                wait_for_lock_waits(pg)  # the append waits for the lock
+                os.kill(os.getpid(), signal.SIGINT)
+                holder.rollback()
+
+            threading.Thread(target=interrupt_then_let_go, daemon=True).start()
             session.add_items([1])  # waits for the lock; the signal must not break it
             assert session.get_items() == [1]
             assert seen == [signal.SIGINT]  # handed over once the call was done
@@ -240,12 +254,12 @@ def test_ctrl_c_while_waiting_for_a_free_connection(pg: PostgresBackend,
             # Another thread's write waits for that lock, holding the only connection.
             busy = threading.Thread(target=session.add_items, args=([1],))
             busy.start()
-            time.sleep(0.2)
-            _sigint_in(0.2)
-            started = time.monotonic()
+            wait_for_lock_waits(pg)
+            pool = repo._store._db._pool  # type: ignore[attr-defined]
+            _sigint_when(lambda: pool.get_stats().get("requests_waiting", 0) > 0)
+            # KeyboardInterrupt, not the error of a 30 s wait for a connection.
             with pytest.raises(KeyboardInterrupt) as caught:
                 session.add_items([2])
-            assert time.monotonic() - started < 10  # not the 30 s a connection may take
             assert COMMITTED_NOTE not in getattr(caught.value, "__notes__", ())
         finally:
             holder.close()  # ends its transaction: the waiting write goes on
@@ -255,19 +269,18 @@ def test_ctrl_c_while_waiting_for_a_free_connection(pg: PostgresBackend,
 
 def test_ctrl_c_while_an_import_waits_for_its_input(pg: PostgresBackend,
                                                    alarm_sends_sigint: None) -> None:
-    never = threading.Event()
+    never, waiting = threading.Event(), threading.Event()
 
     def lines() -> Iterator[str]:
         yield '{"type": "user", "user_id": "bob", "created_at": "2026-01-01T00:00:00+00:00"}\n'
-        never.wait(20)  # a pipe with nothing more to read yet
+        waiting.set()
+        never.wait(120)  # a pipe with nothing more to read yet
         yield '{"type": "end", "users": 1, "sessions": 0, "items": 0}\n'
 
     with pg.open() as repo:
-        _sigint_in(0.3)
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        _sigint_when(waiting.is_set)
+        with pytest.raises(KeyboardInterrupt):  # else it would finish, 120 s later
             repo.import_from(lines(), require_end=False)
-        assert time.monotonic() - started < 10
         assert repo.get_users() == []
 
 
@@ -324,7 +337,6 @@ def _every_moment_of_holding(pg: PostgresBackend, monkeypatch: pytest.MonkeyPatc
             assert {n: signal.getsignal(n) for n in _connection._HELD} == handlers, k
             assert _connection._HOLDS == [], k
             # Ctrl-C still works, and the pool of one still serves.
-            _sigint_in(0.05)
-            with pytest.raises(KeyboardInterrupt):
-                time.sleep(5)
+            with pytest.raises(KeyboardInterrupt):  # raised as raise_signal returns
+                signal.raise_signal(signal.SIGINT)
             _still_serves(session)

@@ -417,15 +417,24 @@ def test_a_server_statement_timeout_does_not_cut_our_calls_short(database: Datab
 
 
 def test_the_server_ending_idle_sessions_costs_nothing(database: Database) -> None:
-    database.run(f"ALTER DATABASE {database.name} SET idle_session_timeout = '100ms'")
-    with SessionRepository(database.url()) as repo:
+    # Long enough that a busy machine never pauses that long inside one call
+    # (where the library retries once), short enough for a test.
+    database.run(f"ALTER DATABASE {database.name} SET idle_session_timeout = '2s'")
+    with SessionRepository(database.url(application_name="idle_victim")) as repo:
         session = repo.create_session("alice")
         for n in range(3):
-            # Whether or not the server has ended the pooled connection by
-            # now, the next call works.
-            time.sleep(0.3)
-            session.add_items([n])
+            _wait_until_the_server_ends(database, "idle_victim")
+            session.add_items([n])  # on a connection the server has ended: still works
         assert session.get_items() == [0, 1, 2]
+
+
+def _wait_until_the_server_ends(database: Database, application: str) -> None:
+    """Until no connection of ``application`` is left (an event, not a guess)."""
+    deadline = time.monotonic() + 120
+    while database.run("SELECT 1 FROM pg_stat_activity WHERE application_name = "
+                       f"'{application}'"):
+        assert time.monotonic() < deadline, "the server never ended the idle connections"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/St_Johns", "Pacific/Chatham",

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import psycopg
 import pytest
-from backends import POSTGRES_URL, PostgresBackend, url_with_schema
+from backends import POSTGRES_URL, PostgresBackend, url_with_schema, wait_for_lock_waits
 
 from sessions_dal import SessionRepository
 from sessions_dal.backends._migrations import parse_migrations
@@ -264,23 +263,19 @@ def test_an_append_that_waited_for_a_lock_sorts_after_what_committed_meanwhile(
     try:
         # Holds the ownership row: our append begins, then waits here.
         holder.execute("SELECT 1 FROM agent_user_sessions WHERE session_id = 's1' FOR UPDATE")
-        with pg.open() as repo:
+        with pg.open(busy_timeout=120) as repo:
             session = repo.get_session("alice", "s1")
             assert session is not None
             waiter = threading.Thread(target=session.add_items, args=(["ours, waited"],))
             waiter.start()
-            for _ in range(200):
-                if pg._query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                             "AND query LIKE %s", "%agent_user_sessions%"):
-                    break
-                time.sleep(0.05)
+            wait_for_lock_waits(pg, marker="agent_user_sessions")
             # Meanwhile SQLAlchemySession appends and commits (its row lock is free).
             with psycopg.connect(url_with_schema(pg.schema)) as other:
                 other.execute("SELECT 1 FROM agent_sessions WHERE session_id = 's1' FOR UPDATE")
                 other.execute("INSERT INTO agent_messages (session_id, message_data) "
                               "VALUES ('s1', '\"theirs\"')")
             holder.rollback()
-            waiter.join(30)
+            waiter.join()
             # Ours is stamped when it inserts, not when its transaction began: it
             # comes last, in both libraries' order.
             assert session.get_items() == ["first", "theirs", "ours, waited"]

@@ -7,31 +7,16 @@ statements; here another transaction can, and these tests force it to.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
-from backends import PostgresBackend, url_with_schema
+from backends import PostgresBackend, url_with_schema, wait_for_lock_waits
 
 from sessions_dal import SessionRepository
 from sessions_dal.backends.postgres import store as store_module
-
-
-def _wait_for_lock_wait(pg: PostgresBackend, marker: str) -> None:
-    """Return once a backend is waiting for a lock in a statement containing ``marker``.
-
-    Polls the server's view of what waits (a condition, not a guess at a
-    duration); fails if it never happens.
-    """
-    for _ in range(600):
-        if pg._query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                     "AND query LIKE %s", f"%{marker}%"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no statement with {marker!r} ever waited for a lock")
 
 
 @contextmanager
@@ -71,7 +56,7 @@ def test_an_item_committed_while_a_claim_waits_is_found_by_the_new_owner(
         # The claim takes the ownership row (its trigger gives the items it
         # can see the owner's lexemes), then waits for agent_sessions' row.
         claimer, errors = _in_thread(lambda: repo.claim_session("alice", "s"))
-        _wait_for_lock_wait(pg, "FOR UPDATE")
+        wait_for_lock_waits(pg, marker="FOR UPDATE")
         agents.commit()  # the append's item was indexed as nobody's
         claimer.join(30)
     assert not errors and not claimer.is_alive()
@@ -89,7 +74,7 @@ def test_a_reindex_waits_for_writers_in_progress_and_loses_none_of_their_writes(
         agents.execute("DELETE FROM agent_messages WHERE message_data = '\"zebra one\"'")
         # The writer's triggers hold the index table; the reindex's batch waits for it.
         reindexer, errors = _in_thread(repo.reindex)
-        _wait_for_lock_wait(pg, "sessions_dal_search\" IN SHARE ROW EXCLUSIVE")
+        wait_for_lock_waits(pg, marker="sessions_dal_search\" IN SHARE ROW EXCLUSIVE")
         agents.commit()
         reindexer.join(30)
     assert not errors and not reindexer.is_alive()
@@ -170,7 +155,7 @@ def test_a_search_racing_a_delete_never_indexes_the_deleted_item(
         found: list[object] = []
         searcher, errors = _in_thread(lambda: found.extend(
             hit.item for hit in repo.search("alice", "zebra")))
-        _wait_for_lock_wait(pg, "sessions_dal_search\" IN SHARE ROW EXCLUSIVE")
+        wait_for_lock_waits(pg, marker="sessions_dal_search\" IN SHARE ROW EXCLUSIVE")
         deleter.commit()
         searcher.join(30)
     assert not errors and not searcher.is_alive() and found == ["zebra kept"]

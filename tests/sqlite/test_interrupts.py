@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -263,11 +263,20 @@ def test_an_interrupt_during_a_lock_wait_that_times_out_frees_the_repository(
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
     try:
-        with SessionRepository(path, busy_timeout=0.5) as repo:
+        with SessionRepository(path, busy_timeout=2) as repo:
             s = repo.create_session("alice")
             holder.execute("BEGIN IMMEDIATE")  # held past the busy timeout
-            threading.Timer(0.2, signal.pthread_kill,
-                            (threading.main_thread().ident, signal.SIGUSR1)).start()
+
+            def interrupt_the_wait() -> None:
+                # Once the main thread is in the store's add_items (its lock
+                # wait follows at once; the handler runs when SQLite gives up).
+                main = threading.main_thread().ident
+                while not any(frame.f_code.co_name == "add_items" and "backends" in
+                              frame.f_code.co_filename for frame in _stack(main)):
+                    time.sleep(0.001)
+                signal.pthread_kill(main, signal.SIGUSR1)  # type: ignore[arg-type]
+
+            threading.Thread(target=interrupt_the_wait, daemon=True).start()
             with pytest.raises(Interrupt):
                 s.add_items([1])
             holder.execute("ROLLBACK")
@@ -279,3 +288,11 @@ def test_an_interrupt_during_a_lock_wait_that_times_out_frees_the_repository(
     finally:
         signal.signal(signal.SIGUSR1, previous)
         holder.close()
+
+
+def _stack(thread_id: int | None) -> Iterator[FrameType]:
+    """The frames ``thread_id`` is running, innermost first."""
+    frame = sys._current_frames().get(thread_id or 0)
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
