@@ -240,18 +240,35 @@ def _piece(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int, be
     cursor = words[start].start() if cut_before else 0
     for n in range(start, end):
         match = words[n]
-        plain.append(text[cursor:match.start()])
+        plain.append(_middle(text[cursor:match.start()], _GAP))
         if n - start in marked:
             pieces.append(("".join(plain), False))
-            pieces.append((match.group(), True))
+            pieces.append((_short(match.group(), _LONG_WORD), True))
             plain = []
         else:
-            plain.append(match.group())
+            plain.append(_short(match.group(), _LONG_WORD))
         cursor = match.end()
     rest = text[cursor:]
-    plain.append(rest if _WORD.search(rest) is None else " …")
+    plain.append(_short(rest, _GAP) if _WORD.search(rest) is None else " …")
     pieces.append(("".join(plain), False))
     return _squeezed(pieces)
+
+
+# A snippet is at most ``width`` words, each cut at _LONG_WORD characters,
+# and what lies between them (punctuation, spaces) at _GAP: bounded, whatever
+# the text ("." * 10**6 before a match, a word of a million letters).
+_GAP = 40
+_LONG_WORD = 100
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` cut in its middle: the spaces at its ends still separate words."""
+    half = width // 2
+    return text if len(text) <= width else f"{text[:half]}…{text[-half:]}"
 
 
 def _squeezed(pieces: list[tuple[str, bool]]) -> tuple[tuple[str, bool], ...]:

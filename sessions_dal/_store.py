@@ -33,6 +33,7 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -54,6 +55,7 @@ __all__ = [
     "StoreInfo",
     "UserRow",
     "call_state",
+    "commits_seen",
     "write_call",
 ]
 
@@ -341,10 +343,11 @@ transaction had already committed (see :func:`write_call`)."""
 class _Token:
     """One write call's record of whether its transaction committed."""
 
-    __slots__ = ("committed",)
+    __slots__ = ("collects", "committed")
 
-    def __init__(self) -> None:
+    def __init__(self, *, collects: bool = False) -> None:
         self.committed = False
+        self.collects = collects  # also records the commits of the calls inside
 
 
 class _CallState(threading.local):
@@ -382,9 +385,27 @@ def write_call(method: _F) -> _F:
                 _add_note(exc, COMMITTED_NOTE)
             raise
         finally:
+            if token.committed and outer.collects:
+                outer.committed = True
             call_state.token = outer
 
     return call  # type: ignore[return-value]
+
+
+@contextmanager
+def commits_seen() -> Iterator[_Token]:
+    """A token that records whether any write call made inside committed.
+
+    For a caller that must tell, after an interrupt anywhere in its own code
+    (after a write call returned, while closing), whether anything changed:
+    the command line's Ctrl-C message.
+    """
+    outer = call_state.token
+    token = call_state.token = _Token(collects=True)
+    try:
+        yield token
+    finally:
+        call_state.token = outer
 
 
 def _add_note(exc: BaseException, note: str) -> None:

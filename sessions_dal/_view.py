@@ -46,8 +46,11 @@ _MAX_SHOWN = 20_000
 # Control characters (C0, DEL, C1), format characters such as bidi overrides,
 # and line separators: printed from data, they could move the cursor, recolour
 # or rewrite the terminal, or make one value look like another. Shown escaped.
-UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-                     r"\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f\ud800-\udfff]")
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f"
+                    r"\u0890\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+                    r"\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+                    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f"
+                    r"\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -84,24 +87,32 @@ def format_item(item: Any, *, width: int = 160) -> str:
     """
     size = check_int("width", width, minimum=2)
     described = describe(item)
+    # Each part cut before it is folded and escaped: an item may be megabytes.
     if described is None:
-        text = _json(item)
+        text = _json(item)[: 4 * size]
     else:
         who, what = described
-        # Folded from a bounded prefix: a tool's output may be megabytes.
-        text = " ".join(f"{who}: {what[: 4 * size]}".split())
+        text = " ".join(f"{who[:size]}: {what[: 4 * size]}".split())
     text = safe(text)
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
 def _json(value: Any, *, indent: int | None = None) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, indent=indent)
-    except (TypeError, ValueError):
-        text = repr(value)  # not JSON (a script's own value): still shown
+        return json.dumps(value, ensure_ascii=False, indent=indent)
     except RecursionError:
-        text = "(a value nested too deeply to show)"
-    return text
+        return _TOO_DEEP
+    except (TypeError, ValueError):
+        pass
+    try:
+        return repr(value)  # not JSON (a script's own value): still shown
+    except RecursionError:
+        return _TOO_DEEP
+    except Exception:  # its own __repr__ failed
+        return f"(a {type(value).__name__} that cannot be shown)"
+
+
+_TOO_DEEP = "(a value nested too deeply to show)"
 
 
 def describe(item: Any) -> tuple[str, str] | None:
@@ -437,12 +448,16 @@ def item_html(item: Any) -> str:
         who, what = described
         body = _folded(what)
     css = who if who in ("user", "assistant") else "tool" if "tool" in who else ""
-    return f'<td class="who {css}">{_h(who)}</td><td>{body}</td>'
+    return f'<td class="who {css}">{_h(_cut(who, 40))}</td><td>{body}</td>'
 
 
 def _title(session: Session) -> str:
     title = session.metadata.get("title")
-    return title if isinstance(title, str) else ""
+    return _cut(title, 200) if isinstance(title, str) else ""
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def session_html(session: Session) -> str:
@@ -524,7 +539,7 @@ def hits_html(hits: Sequence[SearchHit]) -> str:
         where = "title" if hit.item is None else "item" if described is None else described[0]
         session = hit.session
         rows.append([_h(_title(session)) or f"<code>{_h(session.session_id)}</code>",
-                     _h(where), _marked(hit)])
+                     _h(_cut(where, 40)), _marked(hit)])
     return _box(f"<p>{len(hits):,} match{'es' if len(hits) != 1 else ''}</p>",
                 _table(["session", "matched in", "snippet"], rows, len(hits), "matches"))
 

@@ -27,8 +27,8 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
-from ._store import COMMITTED_NOTE
-from ._validate import ORDERS
+from ._store import COMMITTED_NOTE, commits_seen
+from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe
 from .backends._migrations import PROGRESS
 from .errors import SessionNotFoundError, SessionsDalError
@@ -65,33 +65,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to answer
         _error("standard output is closed; run the command with somewhere to print to")
         return 1
-    try:
-        command: Callable[[argparse.Namespace], int] = args.run
-        return command(args)
-    except BrokenPipeError:
-        # The reader left early (`sessions-dal export | head`): not an error. Point
-        # stdout at devnull so the interpreter's final flush cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
-    except KeyboardInterrupt as exc:
-        notes = getattr(exc, "__notes__", ())
-        done = [note for note in notes if note.startswith("sessions_dal: prune had deleted")]
-        if COMMITTED_NOTE in notes:
-            _error("interrupted after the change was committed: it is in the database")
-        elif done:
-            _error("interrupted; " + done[0].removeprefix("sessions_dal: "))
-        else:
-            print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
-        return 130
-    except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
-        _error(_in_cli_words(str(exc)))
-        return 1
-    except ImportError as exc:  # an optional extra not installed (psycopg): says what to do
-        _error(str(exc))
-        return 1
-    except Exception as exc:  # a bug of ours: still one line, never a traceback
-        _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
-        return 1
+    # Whether a write committed, for an interrupt that lands after it returned.
+    with commits_seen() as changed:
+        try:
+            command: Callable[[argparse.Namespace], int] = args.run
+            return command(args)
+        except BrokenPipeError:
+            # The reader left early (`sessions-dal export | head`): not an error. Point
+            # stdout at devnull so the interpreter's final flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
+        except KeyboardInterrupt as exc:
+            notes = getattr(exc, "__notes__", ())
+            done = [note for note in notes if note.startswith("sessions_dal: prune had deleted")]
+            # changed: the write call had returned (the interrupt came as the
+            # command counted, printed or closed the database)
+            if COMMITTED_NOTE in notes or (changed.committed and not done):
+                _error("interrupted after the change was committed: it is in the database")
+            elif done:
+                _error("interrupted; " + done[0].removeprefix("sessions_dal: "))
+            else:
+                print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
+            return 130
+        except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
+            _error(_in_cli_words(str(exc)))
+            return 1
+        except ImportError as exc:  # an optional extra not installed (psycopg): says what to do
+            _error(str(exc))
+            return 1
+        except Exception as exc:  # a bug of ours: still one line, never a traceback
+            _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
+            return 1
 
 
 # The library's hints name Python calls; the command line's user needs commands.
@@ -528,6 +532,8 @@ def _create(args: argparse.Namespace) -> int:
 
 def _add(args: argparse.Namespace) -> int:
     if args.items == ["-"]:
+        if sys.stdin is None:
+            raise CommandError("standard input is closed: pipe the items in, one per line")
         texts = [(f"line {n}", line) for n, line in enumerate(sys.stdin, start=1)
                  if line.strip()]
     elif "-" in args.items:
@@ -536,12 +542,16 @@ def _add(args: argparse.Namespace) -> int:
         texts = [(f"ITEM {n}", text) for n, text in enumerate(args.items, start=1)]
     items = []
     for where, text in texts:
+        if _UNDECODED.search(text):  # bytes that were not UTF-8, kept as surrogates
+            raise CommandError(f"{where} is not UTF-8 text; nothing was added")
         try:
-            items.append(json.loads(text))
+            item = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise CommandError(f"{where} is not valid JSON ({exc}); nothing was added "
                                """(quote each item: '{"role": "user", "content": "hi"}')"""
                                ) from None
+        encode_json(f"{where}: item", item)  # its error names the line, not a list index
+        items.append(item)
     with _open(args) as repo:
         session = repo.get_session(args.user, args.session_id)
         if session is None:
@@ -555,6 +565,12 @@ def _add(args: argparse.Namespace) -> int:
         print(f"added {len(items)} item{'s' if len(items) != 1 else ''} "
               f"(the session has {total})")
     return 0
+
+
+# Python decodes stdin and argv with surrogateescape: a byte that is not
+# UTF-8 becomes one of these lone surrogates (JSON's own \udcxx escapes are
+# still six ASCII characters here).
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def _search(args: argparse.Namespace) -> int:

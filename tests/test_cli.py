@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -406,6 +407,59 @@ def test_prune_interrupted_says_what_was_deleted(
     assert capsys.readouterr().err.endswith(
         "sessions-dal: error: interrupted; prune had deleted 2 sessions (4 items) before "
         "this; run it again to finish\n")
+
+
+@pytest.mark.parametrize(("command", "where"), [
+    (["add", "alice", "work", "1"], "sessions_dal.session.Session.count_items"),
+    (["delete", "alice", "work"], "sessions_dal.repository.SessionRepository.close"),
+    (["create", "carol"], "sessions_dal.session.Session.to_dict"),
+    (["show", "trip"], "sessions_dal.session.Session.count_items"),  # reads: nothing changed
+])
+def test_an_interrupt_after_the_write_returned_says_it_was_committed(
+    filled: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: list[str], where: str,
+) -> None:
+    monkeypatch.chdir(filled)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    real = _resolve(where)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C as the command counts, closes or prints
+
+    monkeypatch.setattr(where, interrupted)
+    if command[0] == "create":
+        command.append("--json")  # which prints the new session from to_dict()
+    assert main(command) == 130
+    said = capsys.readouterr().err
+    if command[0] == "show":
+        assert said == "sessions-dal: interrupted; nothing was changed\n"
+    else:
+        assert said == ("sessions-dal: error: interrupted after the change was committed: "
+                        "it is in the database\n")
+
+
+def _resolve(dotted: str) -> Any:
+    module, cls, name = dotted.rsplit(".", 2)
+    return getattr(getattr(importlib.import_module(module), cls), name)
+
+
+def test_add_refuses_bytes_that_are_not_utf8_and_a_closed_stdin(
+        filled: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = subprocess.run([sys.executable, "-m", "sessions_dal", "add", "alice", "work", "-"],
+                            cwd=filled, input=b'{"content": "caf\xe9"}\n', capture_output=True,
+                            check=False, env={**os.environ, "PYTHONPATH": IMPORT_ROOT})
+    assert result.returncode == 1
+    assert result.stderr == b"sessions-dal: error: line 1 is not UTF-8 text; nothing was added\n"
+    argument = os.fsdecode(b'"\xff"')  # how Python hands such an argument over
+    assert "ITEM 1 is not UTF-8 text" in fails(filled, "add", "alice", "work", argument)
+    monkeypatch.chdir(filled)
+    monkeypatch.setattr(sys, "stdin", None)  # started with `<&-`
+    assert main(["add", "alice", "work", "-"]) == 1
+    assert "standard input is closed" in capsys.readouterr().err
+    with SessionRepository(filled / "sessions.db") as repo:
+        assert repo.get_session("alice", "work").get_items() == []  # type: ignore[union-attr]
 
 
 def test_export_and_import_round_trip(filled: Path, tmp_path_factory: pytest.TempPathFactory

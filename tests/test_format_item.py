@@ -139,12 +139,35 @@ def test_a_line_is_cut_at_its_width_and_never_carries_terminal_controls() -> Non
     assert format_item(list(range(10)), width=2) == "[…"
 
 
+class Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
 def test_a_value_that_is_not_json_is_still_shown() -> None:
     assert format_item({"when": {1, 2}}) == "{'when': {1, 2}}"
     deep: list[Any] = []
     for _ in range(100_000):
         deep = [deep]
     assert format_item(deep) == "(a value nested too deeply to show)"
+    assert format_item({(1, 2): deep}) == "(a value nested too deeply to show)"  # repr too
+    assert format_item(Unshowable()) == "(a Unshowable that cannot be shown)"
+
+
+@pytest.mark.parametrize("item", [
+    "\u202e" * 1_000_000,  # each one escaped would be six characters
+    {"role": "\u202e" * 1_000_000, "content": "hi"},
+    {"role": "user", "content": "\x1b" * 1_000_000},
+])
+def test_a_huge_value_is_cut_before_it_is_escaped(item: Any) -> None:
+    line = format_item(item, width=30)
+    assert len(line) <= 30 and line.endswith("…") and UNSAFE.search(line) is None
+
+
+def test_invisible_format_characters_are_escaped() -> None:
+    for character in "\u0600\u06dd\u070f\u0890\u08e2\U000110bd\U00013430\U0001bca0\U0001d173":
+        line = format_item(f"a{character}b")
+        assert character not in line and line.startswith('"a\\') and line.endswith('b"')
 
 
 @pytest.mark.parametrize(("width", "error"), [("80", TypeError), (True, TypeError),

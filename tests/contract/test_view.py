@@ -213,3 +213,20 @@ def test_reports_show_their_numbers(repo: SessionRepository) -> None:
     assert "schema version" in page.texts and str(info.schema_version) in page.texts
     assert ("server version" in page.texts) == (info.backend == "postgresql")
     assert "items" in page.texts and "2" in page.texts
+
+
+def test_huge_roles_titles_and_text_around_a_match_stay_small(repo: SessionRepository) -> None:
+    huge = "\u202e" * 200_000
+    session = repo.create_session("alice", metadata={"title": huge + " zebra"})
+    session.add_items([{"role": huge, "content": "hi"},
+                       "." * 200_000 + " zebra " + "-" * 200_000,
+                       "zebra" + "x" * 200_000])
+    # A session's view holds each item's first 20,000 characters (folded).
+    assert len(page_of(session._repr_html_()).text) < 3 * 20_000 + 1_000
+    for markup in (repo.get_sessions("alice")._repr_html_(),
+                   repo.search("alice", "zebra*")._repr_html_()):
+        assert len(markup) < 10_000
+        page_of(markup)
+    for hit in repo.search("alice", "zebra*"):
+        assert len(hit.snippet) < 400 and "zebra" in hit.snippet.lower()
+        assert any(matched for _, matched in hit.parts)

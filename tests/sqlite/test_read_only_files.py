@@ -43,16 +43,17 @@ AS_NOBODY = """
 import os, subprocess, sys
 from sessions_dal import SessionRepository
 from sessions_dal.errors import ReadOnlyDatabaseError
+db = sys.argv[1]
 try:
-    SessionRepository("a.db")
+    SessionRepository(db)
 except ReadOnlyDatabaseError as exc:
     print("refused:", exc)
-with SessionRepository("a.db", read_only=True) as repo:
+with SessionRepository(db, read_only=True) as repo:
     print("items:", repo.get_session("alice", "s").get_items())
-cli = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", "a.db", "add", "alice", "s",
+cli = subprocess.run([sys.executable, "-m", "sessions_dal", "--db", db, "add", "alice", "s",
                       "2"], capture_output=True, text=True)
 print("cli:", cli.returncode, cli.stderr.strip())
-print("files:", sorted(name for name in os.listdir(".") if name.startswith("a.db")))
+print("files:", sorted(name for name in os.listdir(".") if name.startswith(db)))
 """
 
 
@@ -88,15 +89,23 @@ def _python_for_nobody(folder: Path) -> str:
     pytest.skip("no Python here that the 'nobody' user may run")
 
 
-def test_another_users_read_only_file_gets_no_side_files(shared_folder: Path) -> None:
+@pytest.mark.parametrize("read_only", ["the file", "its -wal"])
+def test_another_users_read_only_file_gets_no_side_files(shared_folder: Path,
+                                                         read_only: str) -> None:
     path = shared_folder / "a.db"
     with SessionRepository(path) as repo:
         repo.create_session("alice", session_id="s").add_items(["hi"])
-    path.chmod(0o444)  # root's file, which nobody may read but not write
+    if read_only == "the file":
+        path.chmod(0o444)  # root's file, which nobody may read but not write
+        expected = ["a.db"]  # no -wal, no -shm
+    else:
+        path.chmod(0o666)  # writable, but root's empty -wal (a crashed writer's) is not
+        (shared_folder / "a.db-wal").touch(mode=0o644)
+        expected = ["a.db", "a.db-wal"]  # and no -shm
     before = path.read_bytes()
     python = _python_for_nobody(shared_folder)
-    result = subprocess.run([python, "-c", AS_NOBODY], cwd=shared_folder, user="nobody",
-                            env={"PYTHONPATH": str(shared_folder / "lib")},
+    result = subprocess.run([python, "-c", AS_NOBODY, "a.db"], cwd=shared_folder,
+                            user="nobody", env={"PYTHONPATH": str(shared_folder / "lib")},
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -104,5 +113,5 @@ def test_another_users_read_only_file_gets_no_side_files(shared_folder: Path) ->
     assert lines[1] == "items: ['hi']"
     assert lines[2].startswith("cli: 1 sessions-dal: error: database ")
     assert "make it writable" in lines[2]
-    assert lines[3] == "files: ['a.db']"  # no -wal, no -shm
+    assert lines[3] == f"files: {expected}"
     assert path.read_bytes() == before

@@ -243,12 +243,15 @@ def _check_writable(path: str) -> None:
     checkpoint); every write would then fail anyway.
     """
     effective = os.access in os.supports_effective_ids
-    if os.path.exists(path) and not os.access(path, os.W_OK, effective_ids=effective):
-        raise ReadOnlyDatabaseError(
-            f"database {path!r} is read-only to this process (its mode or owner): open it "
-            "with read_only=True to read it, or make it writable to change it; nothing was "
-            "opened or created"
-        )
+    for suffix in ("", "-wal", "-shm"):
+        name = path + suffix
+        if os.path.exists(name) and not os.access(name, os.W_OK, effective_ids=effective):
+            which = f"its {suffix} file" if suffix else "it"
+            raise ReadOnlyDatabaseError(
+                f"database {path!r} is read-only to this process ({which}, by mode or "
+                "owner): open it with read_only=True to read it, or make it writable to "
+                "change it; nothing was opened or created"
+            )
 
 
 def _connect(target: str, path: str, busy_timeout: float, *, uri: bool) -> sqlite3.Connection:
