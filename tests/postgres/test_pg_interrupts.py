@@ -32,9 +32,17 @@ PACKAGE = os.path.dirname(sessions_dal.__file__)
 
 
 @pytest.fixture
-def alarm_sends_sigint() -> None:
+def alarm_sends_sigint() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
+    # Ctrl-C raising KeyboardInterrupt, as in a terminal, however the tests were
+    # started: a shell without job control starts background commands (`cmd &`)
+    # with SIGINT ignored, and Python keeps it so.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _sigint_when(ready: Callable[[], object]) -> threading.Thread:
