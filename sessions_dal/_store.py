@@ -33,7 +33,6 @@ import functools
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMITTED_NOTE",
+    "CommitsSeen",
     "Exporter",
     "IdTaken",
     "Importer",
@@ -55,7 +55,6 @@ __all__ = [
     "StoreInfo",
     "UserRow",
     "call_state",
-    "commits_seen",
     "write_call",
 ]
 
@@ -392,20 +391,29 @@ def write_call(method: _F) -> _F:
     return call  # type: ignore[return-value]
 
 
-@contextmanager
-def commits_seen() -> Iterator[_Token]:
-    """A token that records whether any write call made inside committed.
+class CommitsSeen:
+    """A token, current while the ``with`` block runs, that records whether any
+    write call made inside committed.
 
     For a caller that must tell, after an interrupt anywhere in its own code
     (after a write call returned, while closing), whether anything changed:
-    the command line's Ctrl-C message.
+    the command line's Ctrl-C message, prune's batches. ``token`` exists from
+    construction, so an interrupt before the block starts still finds it.
     """
-    outer = call_state.token
-    token = call_state.token = _Token(collects=True)
-    try:
-        yield token
-    finally:
-        call_state.token = outer
+
+    def __init__(self) -> None:
+        self.token = _Token(collects=True)
+        self._outer = call_state.token
+
+    def __enter__(self) -> _Token:
+        self._outer = call_state.token
+        call_state.token = self.token
+        return self.token
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.token.committed and self._outer.collects:
+            self._outer.committed = True
+        call_state.token = self._outer
 
 
 def _add_note(exc: BaseException, note: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
-from ._store import COMMITTED_NOTE, commits_seen
+from ._store import COMMITTED_NOTE, CommitsSeen
 from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe
 from .backends._migrations import PROGRESS
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("standard output is closed; run the command with somewhere to print to")
         return 1
     # Whether a write committed, for an interrupt that lands after it returned.
-    with commits_seen() as changed:
+    with CommitsSeen() as changed:
         try:
             command: Callable[[argparse.Namespace], int] = args.run
             return command(args)
@@ -80,10 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             done = [note for note in notes if note.startswith("sessions_dal: prune had deleted")]
             # changed: the write call had returned (the interrupt came as the
             # command counted, printed or closed the database)
-            if COMMITTED_NOTE in notes or (changed.committed and not done):
-                _error("interrupted after the change was committed: it is in the database")
-            elif done:
+            if done:
                 _error("interrupted; " + done[0].removeprefix("sessions_dal: "))
+            elif COMMITTED_NOTE in notes or changed.committed:
+                _error("interrupted after the change was committed: it is in the database")
             else:
                 print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
             return 130

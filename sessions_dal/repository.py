@@ -20,6 +20,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 from . import _time
 from ._search import SearchHit, SearchResults, bracketed, item_texts, parse_query, snippet_parts
 from ._store import (
+    COMMITTED_NOTE,
+    CommitsSeen,
     IdTaken,
     NotFound,
     NotOwned,
@@ -482,7 +484,9 @@ class SessionRepository:
         back to life meanwhile stays.
         ``progress(done, total)`` is called after each batch. If the call is
         interrupted, the batches before stay deleted (the exception's note says
-        how many); run it again to finish.
+        how many, and whether the batch under way had committed too); run it
+        again to finish. An interrupt after the last batch committed carries
+        ``COMMITTED_NOTE``, as any write call's does.
 
         >>> from datetime import timedelta
         >>> with SessionRepository(":memory:") as repo:
@@ -515,17 +519,27 @@ class SessionRepository:
                         for n in range(0, len(found), PRUNE_BATCH))
             return PruneReport(len(found), items, dry_run=True)
         sessions = items = 0
+        finished = False
+        batch = CommitsSeen()  # .committed: the batch under way committed (uncounted)
         try:
-            for start in range(0, len(found), PRUNE_BATCH):
-                deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH],
-                                                  start + PRUNE_BATCH >= len(found))
-                sessions, items = sessions + deleted, items + gone
-                if progress is not None:
-                    progress(min(start + PRUNE_BATCH, len(found)), len(found))
+            with batch as under_way:
+                for start in range(0, len(found), PRUNE_BATCH):
+                    last = start + PRUNE_BATCH >= len(found)
+                    under_way.committed = False
+                    deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH], last)
+                    # One statement: no interrupt lands between the counts and the flags.
+                    sessions, items, under_way.committed, finished = (
+                        sessions + deleted, items + gone, False, last)
+                    if progress is not None:
+                        progress(min(start + PRUNE_BATCH, len(found)), len(found))
         except BaseException as exc:
-            if sessions:
+            more = batch.token.committed
+            if (finished or more) and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
+                _add_note(exc, COMMITTED_NOTE)
+            if not finished and (sessions or more):
                 _add_note(exc, f"sessions_dal: prune had deleted {sessions} sessions "
-                               f"({items} items) before this; run it again to finish")
+                               f"({items} items){' and one more batch' if more else ''} "
+                               "before this; run it again to finish")
             raise
         return PruneReport(sessions, items)
 
