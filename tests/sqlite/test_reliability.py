@@ -326,9 +326,9 @@ def test_user_b_cannot_touch_user_a(db_path: Path, attempt: str) -> None:
 
 
 def report_figures() -> list[tuple[str, str]]:
+    from bad_inputs import CASES
     from test_connection import SHARED_THREADS
     from test_interrupts import CALLS as INTERRUPTED
-    from test_validation import CASES  # the bad-input catalogue
 
     return [
         ("writer processes", str(PROCESSES)),
