@@ -177,6 +177,8 @@ class Store(Protocol):
     read_only: bool
     max_text_length: int
     """The longest item or metadata text the backend stores."""
+    messages_table: str
+    """openai-agents' messages table, as this store names it (messages name it)."""
 
     @property
     def closed(self) -> bool: ...

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
-from .errors import CorruptSessionError
+from .errors import CorruptItemError, CorruptSessionError
 
 MAX_ID_LENGTH = 255
 """The longest ``user_id`` or ``session_id`` accepted, in characters."""
@@ -339,6 +339,15 @@ def decode_metadata(session_id: str, text: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _corrupt(session_id, f"metadata that is a JSON {type(value).__name__}, not an object")
     return value
+
+
+def corrupt_item(table: str, session_id: str, row_id: int, cause: BaseException,
+                 then: str = "") -> CorruptItemError:
+    """The error for a stored item that is not JSON, naming its row in ``table``."""
+    return CorruptItemError(
+        f"item {row_id} of session {session_id!r} ({table}.id = {row_id}) is not valid "
+        f"JSON ({cause}); repair or delete that row{then}"
+    )
 
 
 def _corrupt(session_id: str, what: str) -> CorruptSessionError:

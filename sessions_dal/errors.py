@@ -93,7 +93,8 @@ class CorruptDataError(SessionsDalError):
 class CorruptItemError(CorruptDataError):
     """A stored item is not valid JSON.
 
-    The message names the session and the ``agent_messages.id`` of the row.
+    The message names the session and the row's id in openai-agents' messages
+    table (``agent_messages.id``, or the ``messages_table`` the repository uses).
     """
 
 

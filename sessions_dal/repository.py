@@ -843,7 +843,8 @@ class SessionRepository:
 
         if user_id is not None:
             check_id("user_id", user_id)
-        return self._store.export(lambda reader: write_export(reader, out, user_id, progress))
+        return self._store.export(lambda reader: write_export(
+            reader, out, user_id, progress, self._store.messages_table))
 
     @write_call
     def import_from(self, lines: Iterable[str], *, replace: bool = False,

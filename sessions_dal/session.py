@@ -9,9 +9,9 @@ from typing import Any
 
 from . import _time
 from ._store import NotOwned, Owner, Store, write_call
-from ._validate import check_int, check_limit, encode_items
+from ._validate import check_int, check_limit, corrupt_item, encode_items
 from ._view import session_html, sessions_html
-from .errors import CorruptItemError, SessionNotFoundError
+from .errors import SessionNotFoundError
 
 __all__ = ["Session", "SessionList"]
 
@@ -204,10 +204,8 @@ class Session:
         try:
             return loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
-            raise CorruptItemError(
-                f"item {row_id} of session {self.session_id!r} (agent_messages.id = "
-                f"{row_id}) is not valid JSON ({exc}); repair or delete that row"
-            ) from exc
+            raise corrupt_item(self._store.messages_table, self.session_id, row_id, exc
+                               ) from exc
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):

@@ -29,8 +29,7 @@ from typing import IO, Any
 
 from . import __version__
 from ._store import Exporter, IdTaken, Importer, SessionRow
-from ._validate import MAX_JSON_LENGTH, check_id, decode_metadata, encode_json
-from .errors import CorruptItemError
+from ._validate import MAX_JSON_LENGTH, check_id, corrupt_item, decode_metadata, encode_json
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
 
@@ -71,18 +70,21 @@ class _Reporter:
 
 
 def write_export(reader: Exporter, out: IO[str], user_id: str | None,
-                 progress: Progress | None) -> TransferCounts:
-    """Write what ``reader`` (one snapshot) holds to ``out``; return the counts."""
+                 progress: Progress | None, table: str) -> TransferCounts:
+    """Write what ``reader`` (one snapshot) holds to ``out``; return the counts.
+
+    ``table``: openai-agents' messages table, as a corrupt item's error names it.
+    """
     counts = TransferCounts()
     report = _Reporter(progress, counts)
-    for line in _export_lines(reader, user_id, counts):
+    for line in _export_lines(reader, user_id, counts, table):
         out.write(line)
         out.write("\n")
         report()
     return counts
 
 
-def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts
+def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts, table: str
                   ) -> Iterator[str]:
     yield json.dumps({
         "type": "export", "format": FORMAT, "sessions_dal": __version__,
@@ -99,7 +101,7 @@ def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts
                 "created_at": _time(row.created_at), "updated_at": _time(row.updated_at),
                 "metadata": _decoded_metadata(row),
             })
-            yield from _export_items(reader, row.session_id, counts)
+            yield from _export_items(reader, row.session_id, counts, table)
     if user_id is None:
         for session_id, created, updated in reader.unowned():
             counts.sessions += 1
@@ -108,7 +110,7 @@ def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts
                 "type": "session", "session_id": session_id, "user_id": None,
                 "created_at": created, "updated_at": updated, "metadata": {},
             })
-            yield from _export_items(reader, session_id, counts)
+            yield from _export_items(reader, session_id, counts, table)
     reader.verify()  # before the record that vouches for the whole file
     yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
                       "items": counts.items})
@@ -122,16 +124,14 @@ def _decoded_metadata(row: SessionRow) -> Any:
     return decode_metadata(row.session_id, row.metadata)
 
 
-def _export_items(reader: Exporter, session_id: str, counts: TransferCounts) -> Iterator[str]:
+def _export_items(reader: Exporter, session_id: str, counts: TransferCounts, table: str
+                  ) -> Iterator[str]:
     prefix = json.dumps({"type": "item", "session_id": session_id})[:-1] + ', "item": '
     for row_id, text in reader.items(session_id):
         try:
             item = json.loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
-            raise CorruptItemError(
-                f"item {row_id} of session {session_id!r} (agent_messages.id = {row_id}) "
-                f"is not valid JSON ({exc}); repair or delete that row, then export again"
-            ) from exc
+            raise corrupt_item(table, session_id, row_id, exc, ", then export again") from exc
         # Re-encoded so each record stays on one line whatever the stored
         # text; NaN and Infinity (which openai-agents may store) stay as
         # Python's json writes and reads them.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from helpers import dump, rows
 
 from sessions_dal import SCHEMA_VERSION, SessionRepository
 from sessions_dal.errors import (
+    CorruptItemError,
     IncompatibleSchemaError,
     SessionNotFoundError,
     SessionOwnedError,
@@ -217,3 +219,18 @@ def test_bad_table_names_are_refused_before_any_sql(
     with pytest.raises(error, match=r"sessions_table|messages_table"):
         SessionRepository(db_path, **kwargs)  # type: ignore[arg-type]
     assert not db_path.exists()
+
+
+def test_a_corrupt_item_is_named_by_the_table_the_repository_uses(tmp_path: Path) -> None:
+    path = tmp_path / "custom.db"
+    with SessionRepository(path, sessions_table="chats", messages_table="chat_items") as repo:
+        session = repo.create_session("alice", session_id="s")
+        session.add_items(["fine"])
+        conn = sqlite3.connect(path)
+        bad = conn.execute("INSERT INTO chat_items (session_id, message_data) "
+                           "VALUES ('s', '{oops')").lastrowid
+        conn.commit()
+        conn.close()
+        for call in (session.get_items, lambda: repo.export_to(io.StringIO())):
+            with pytest.raises(CorruptItemError, match=rf"\(chat_items\.id = {bad}\)"):
+                call()

@@ -98,6 +98,7 @@ class PostgresStore:
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
         self.read_only = read_only
+        self.messages_table = messages_table
         path = describe(url)
         # A stand-in until the probe connection says which schema: the names
         # are checked here, before connecting.

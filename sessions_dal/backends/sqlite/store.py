@@ -93,6 +93,7 @@ class SQLiteStore:
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
         self.description = path
         self.read_only = read_only
+        self.messages_table = messages_table
         self._sql = sql = SQL(sessions_table, messages_table)
         self._unmerged = False
         """A prune deleted from the search index and has not merged it yet."""
