@@ -28,21 +28,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from ._view import hits_html
-
-if TYPE_CHECKING:
-    from .session import Session
+from typing import Any, NamedTuple
 
 __all__ = [
     "EXCLUDED_KEYS",
     "MAX_QUERY_LENGTH",
     "MAX_TERMS",
     "MAX_WORD_LENGTH",
-    "SearchHit",
-    "SearchResults",
     "Term",
     "bracketed",
     "fold",
@@ -305,37 +297,3 @@ def _matches(folded: list[str], wanted: list[tuple[tuple[str, ...], bool]]) -> s
             ):
                 marked.update(range(n, n + size))
     return marked
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One search result: an item (or a session's title) that has every term.
-
-    ``item`` is the decoded item, or ``None`` when the session's title matched.
-    ``snippet`` is a short piece of its text with the matched words in
-    ``[brackets]``; ``parts`` is the same piece as ``(text, matched)`` pairs,
-    for an app that marks matches its own way (the text may hold brackets
-    too). A notebook shows a hit with its match marked.
-    """
-
-    session: Session
-    item: Any
-    snippet: str
-    parts: tuple[tuple[str, bool], ...] = field(default=(), compare=False)
-
-    def __repr__(self) -> str:
-        return f"<SearchHit {self.session.session_id!r} {self.snippet!r}>"
-
-    def _repr_html_(self) -> str:
-        return hits_html([self])
-
-
-class SearchResults(list[SearchHit]):
-    """The list :meth:`~sessions_dal.SessionRepository.search` returns: a plain
-    ``list`` of :class:`SearchHit`, which a notebook shows as a table of
-    where each matched, with the match marked."""
-
-    __slots__ = ()
-
-    def _repr_html_(self) -> str:
-        return hits_html(self)

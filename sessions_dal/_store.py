@@ -19,9 +19,8 @@ of its driver's errors. Between them, this narrow contract:
   exceptions below (never a driver's exception), so the wording and the error
   policy stay in one place.
 - A store marks the moment its write has committed, by setting
-  ``call_state.token.committed = True`` (attribute stores, not a function
-  call: nothing can interrupt them), so that :func:`write_call` can tell an
-  interrupted caller whether its write stayed.
+  ``call_state.token.committed = True`` (see :mod:`sessions_dal._interrupts`),
+  so that an interrupted caller can be told whether its write stayed.
 
 Timestamps cross the interface as aware UTC ``datetime`` objects; metadata and
 items as the JSON text that is stored.
@@ -29,19 +28,14 @@ items as the JSON text that is stored.
 
 from __future__ import annotations
 
-import functools
-import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ._search import Term
 
 __all__ = [
-    "COMMITTED_NOTE",
-    "CommitsSeen",
     "Exporter",
     "IdTaken",
     "Importer",
@@ -54,8 +48,6 @@ __all__ = [
     "Store",
     "StoreInfo",
     "UserRow",
-    "call_state",
-    "write_call",
 ]
 
 _T = TypeVar("_T")
@@ -333,93 +325,3 @@ class Store(Protocol):
 
     def import_records(self, work: Callable[[Importer], _T]) -> _T:
         """Run ``work``'s writes in one transaction: all of them, or none."""
-
-
-# -- telling an interrupted caller whether its write stayed ----------------------
-
-COMMITTED_NOTE = "sessions_dal: this arrived after the write was committed; it was not undone"
-"""The note an exception carries when it interrupted a write call whose
-transaction had already committed (see :func:`write_call`)."""
-
-class _Token:
-    """One write call's record of whether its transaction committed."""
-
-    __slots__ = ("collects", "committed")
-
-    def __init__(self, *, collects: bool = False) -> None:
-        self.committed = False
-        self.collects = collects  # also records the commits of the calls inside
-
-
-class _CallState(threading.local):
-    token = _Token()  # outside any write call: marks go nowhere that matters
-
-
-call_state = _CallState()
-"""Per thread: ``call_state.token`` belongs to the innermost write call running.
-
-A write call made inside another (a repository used from an import's
-progress callback, say) has a token of its own, so its commit never makes
-the outer call's failure look committed."""
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def write_call(method: _F) -> _F:
-    """Mark a public method that writes, so an exception tells whether the write stayed.
-
-    A write call that raises has changed nothing, with one exception: an
-    interrupt (``KeyboardInterrupt``, or whatever a signal handler raises)
-    arriving after its ``COMMIT`` succeeded. Such an exception carries
-    :data:`COMMITTED_NOTE` in ``exc.__notes__``: the write is in the
-    database. Without that note, it is not.
-    """
-
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        outer = call_state.token
-        token = call_state.token = _Token()
-        try:
-            return method(*args, **kwargs)
-        except BaseException as exc:
-            if token.committed and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
-                _add_note(exc, COMMITTED_NOTE)
-            raise
-        finally:
-            if token.committed and outer.collects:
-                outer.committed = True
-            call_state.token = outer
-
-    return call  # type: ignore[return-value]
-
-
-class CommitsSeen:
-    """A token, current while the ``with`` block runs, that records whether any
-    write call made inside committed.
-
-    For a caller that must tell, after an interrupt anywhere in its own code
-    (after a write call returned, while closing), whether anything changed:
-    the command line's Ctrl-C message, prune's batches. ``token`` exists from
-    construction, so an interrupt before the block starts still finds it.
-    """
-
-    def __init__(self) -> None:
-        self.token = _Token(collects=True)
-        self._outer = call_state.token
-
-    def __enter__(self) -> _Token:
-        self._outer = call_state.token
-        call_state.token = self.token
-        return self.token
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.token.committed and self._outer.collects:
-            self._outer.committed = True
-        call_state.token = self._outer
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-    else:  # the attribute add_note() fills in, for callers on 3.10
-        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]

@@ -17,15 +17,49 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._validate import check_int
 from .errors import SessionsDalError
 
-if TYPE_CHECKING:
-    from ._search import SearchHit
-    from .repository import DatabaseInfo, PruneReport
-    from .session import Session
+
+# What the views read of the objects they show. Protocols, not the classes:
+# this module sits below the session, search and repository modules that
+# use it, and names none of them.
+class Session(Protocol):
+    session_id: str
+    user_id: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    def count_items(self) -> int: ...
+    def get_items(self, limit: int | None = None, *, offset: int = 0) -> list[Any]: ...
+
+
+class SearchHit(Protocol):
+    @property
+    def session(self) -> Session: ...
+    @property
+    def item(self) -> Any: ...
+    @property
+    def snippet(self) -> str: ...
+    @property
+    def parts(self) -> tuple[tuple[str, bool], ...]: ...
+
+
+class PruneReport(Protocol):
+    @property
+    def sessions(self) -> int: ...
+    @property
+    def items(self) -> int: ...
+    @property
+    def dry_run(self) -> bool: ...
+
+
+class DatabaseInfo(Protocol):
+    @property
+    def backend(self) -> str: ...
 
 __all__ = ["NOTEBOOK_ITEMS", "NOTEBOOK_ROWS", "UNSAFE", "describe", "format_item", "safe"]
 

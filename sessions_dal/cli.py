@@ -27,7 +27,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
-from ._store import COMMITTED_NOTE, CommitsSeen
+from ._interrupts import COMMITTED_NOTE, CommitsSeen
 from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe
 from .backends._migrations import PROGRESS

@@ -12,24 +12,21 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from . import _time
-from ._search import SearchHit, SearchResults, bracketed, item_texts, parse_query, snippet_parts
+from ._interrupts import COMMITTED_NOTE, CommitsSeen, add_note, write_call
+from ._search import bracketed, item_texts, parse_query, snippet_parts
 from ._store import (
-    COMMITTED_NOTE,
-    CommitsSeen,
     IdTaken,
     NotFound,
     NotOwned,
     OwnedByOther,
     SessionRow,
     Store,
-    _add_note,
-    write_call,
 )
 from ._validate import (
     check_id,
@@ -43,7 +40,7 @@ from ._validate import (
     decode_metadata,
     encode_metadata,
 )
-from ._view import info_html, prune_html
+from ._view import hits_html, info_html, prune_html
 from .backends._migrations import PROGRESS
 from .errors import (
     ReadOnlyDatabaseError,
@@ -52,11 +49,10 @@ from .errors import (
     SessionOwnedError,
 )
 from .session import Session, SessionList
+from .transfer import Progress, TransferCounts, read_import, write_export
 
-if TYPE_CHECKING:
-    from .transfer import Progress, TransferCounts
-
-__all__ = ["DatabaseInfo", "DeletedUser", "SessionRepository", "UserSummary"]
+__all__ = ["DatabaseInfo", "DeletedUser", "PruneReport", "SearchHit", "SearchResults",
+           "SessionRepository", "UserSummary"]
 
 _T = TypeVar("_T")
 
@@ -129,6 +125,40 @@ class PruneReport:
 
     def _repr_html_(self) -> str:
         return prune_html(self)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: an item (or a session's title) that has every term.
+
+    ``item`` is the decoded item, or ``None`` when the session's title matched.
+    ``snippet`` is a short piece of its text with the matched words in
+    ``[brackets]``; ``parts`` is the same piece as ``(text, matched)`` pairs,
+    for an app that marks matches its own way (the text may hold brackets
+    too). A notebook shows a hit with its match marked.
+    """
+
+    session: Session
+    item: Any
+    snippet: str
+    parts: tuple[tuple[str, bool], ...] = field(default=(), compare=False)
+
+    def __repr__(self) -> str:
+        return f"<SearchHit {self.session.session_id!r} {self.snippet!r}>"
+
+    def _repr_html_(self) -> str:
+        return hits_html([self])
+
+
+class SearchResults(list[SearchHit]):
+    """The list :meth:`~sessions_dal.SessionRepository.search` returns: a plain
+    ``list`` of :class:`SearchHit`, which a notebook shows as a table of
+    where each matched, with the match marked."""
+
+    __slots__ = ()
+
+    def _repr_html_(self) -> str:
+        return hits_html(self)
 
 
 PRUNE_BATCH = 500
@@ -535,9 +565,9 @@ class SessionRepository:
         except BaseException as exc:
             more = batch.token.committed
             if (finished or more) and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
-                _add_note(exc, COMMITTED_NOTE)
+                add_note(exc, COMMITTED_NOTE)
             if not finished and (sessions or more):
-                _add_note(exc, f"sessions_dal: prune had deleted {sessions} sessions "
+                add_note(exc, f"sessions_dal: prune had deleted {sessions} sessions "
                                f"({items} items){' and one more batch' if more else ''} "
                                "before this; run it again to finish")
             raise
@@ -839,7 +869,6 @@ class SessionRepository:
         repository's other calls go on meanwhile (except on ``:memory:``).
         ``progress(counts)`` is called after every 1,000 sessions and items.
         """
-        from .transfer import write_export
 
         if user_id is not None:
             check_id("user_id", user_id)
@@ -861,7 +890,6 @@ class SessionRepository:
         then either. Files from sessions_dal 0.1 have no ``end`` record: pass
         ``require_end=False``.
         """
-        from .transfer import read_import
 
         if not isinstance(replace, bool) or not isinstance(require_end, bool):
             raise TypeError("replace and require_end must be bools")

@@ -8,7 +8,8 @@ from json import loads
 from typing import Any
 
 from . import _time
-from ._store import NotOwned, Owner, Store, write_call
+from ._interrupts import write_call
+from ._store import NotOwned, Owner, Store
 from ._validate import check_int, check_limit, corrupt_item, encode_items
 from ._view import session_html, sessions_html
 from .errors import SessionNotFoundError

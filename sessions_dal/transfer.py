@@ -25,11 +25,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from . import __version__
+from ._interrupts import COMMITTED_NOTE, CommitsSeen, add_note
 from ._store import Exporter, IdTaken, Importer, SessionRow
 from ._validate import MAX_JSON_LENGTH, check_id, corrupt_item, decode_metadata, encode_json
+from ._version import __version__
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
 
@@ -332,8 +333,40 @@ def _agents_column(number: int, record: dict[str, Any], key: str) -> object:
     )
 
 
-# The functions of 0.1, now methods (so that an interrupt's note reaches them).
-from .repository import SessionRepository  # noqa: E402  (it imports this module lazily)
+# -- the functions of 0.1 ---------------------------------------------------------
 
-export_jsonl = SessionRepository.export_to
-import_jsonl = SessionRepository.import_from
+
+class _Repository(Protocol):
+    """What the functions of 0.1 call: a SessionRepository (not named: it sits above)."""
+
+    def export_to(self, out: IO[str], *, user_id: str | None = None,
+                  progress: Progress | None = None) -> TransferCounts: ...
+
+    def import_from(self, lines: Iterable[str], *, replace: bool = False,
+                    require_end: bool = True, progress: Progress | None = None
+                    ) -> TransferCounts: ...
+
+
+def export_jsonl(repo: _Repository, out: IO[str], *, user_id: str | None = None,
+                 progress: Progress | None = None) -> TransferCounts:
+    """``repo.export_to(out, ...)``: the function of sessions_dal 0.1."""
+    return repo.export_to(out, user_id=user_id, progress=progress)
+
+
+def import_jsonl(repo: _Repository, lines: Iterable[str], *, replace: bool = False,
+                 require_end: bool = True, progress: Progress | None = None
+                 ) -> TransferCounts:
+    """``repo.import_from(lines, ...)``: the function of sessions_dal 0.1.
+
+    An interrupt that lands here after the import committed carries
+    ``COMMITTED_NOTE``, as one in ``import_from`` does.
+    """
+    seen = CommitsSeen()
+    try:
+        with seen:
+            return repo.import_from(lines, replace=replace, require_end=require_end,
+                                    progress=progress)
+    except BaseException as exc:
+        if seen.token.committed and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
+            add_note(exc, COMMITTED_NOTE)
+        raise

@@ -29,7 +29,7 @@ from helpers import dump, sqlite_db
 
 import sessions_dal
 from sessions_dal import COMMITTED_NOTE, Session, SessionRepository
-from sessions_dal._store import write_call
+from sessions_dal._interrupts import write_call
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 # Signal handlers raise in these tests: see the fixture.

@@ -36,7 +36,7 @@ from psycopg import pq
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..._store import call_state
+from ..._interrupts import call_state
 from ...errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -364,7 +364,7 @@ class Database:
         round trips (that, and ``COMMIT``) instead of three.
         Any exception rolls it back before the connection goes back to the
         pool. The moment ``COMMIT`` returns is marked in
-        :data:`sessions_dal._store.call_state`.
+        :data:`sessions_dal._interrupts.call_state`.
         """
         if self.read_only:
             raise ReadOnlyDatabaseError(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote
 
-from ..._store import call_state
+from ..._interrupts import call_state
 from ...errors import (
     DatabaseError,
     DatabaseLockedError,
@@ -406,7 +406,7 @@ class Database:
         Any exception, ``KeyboardInterrupt`` included, rolls the whole
         transaction back before it propagates, so a failed write leaves the
         database exactly as it was; the moment ``COMMIT`` returns is marked in
-        :data:`sessions_dal._store.call_state`.
+        :data:`sessions_dal._interrupts.call_state`.
         """
         if self.read_only:
             raise ReadOnlyDatabaseError(
