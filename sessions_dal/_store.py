@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from ._search import Term
@@ -159,6 +159,7 @@ class Importer(Protocol):
         """Append items to a session added by this import."""
 
 
+@runtime_checkable
 class Store(Protocol):
     """What a backend provides. One method: one transaction, or one consistent read."""
 

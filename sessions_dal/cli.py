@@ -30,6 +30,7 @@ from ._files import is_database_file, publish, temporary_beside
 from ._interrupts import COMMITTED_NOTE, CommitsSeen
 from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe
+from .backends import is_url
 from .backends._migrations import PROGRESS
 from .errors import SessionNotFoundError, SessionsDalError
 from .repository import (
@@ -343,8 +344,9 @@ def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = F
 
 
 def _is_file(path: str) -> bool:
-    """An SQLite file's path: not ``:memory:``, not a server's URL."""
-    return path != ":memory:" and "://" not in path and not is_connection_string(path)
+    """An SQLite file's path: not ``:memory:``, not a URL a backend registered
+    (nor a mistyped one, nor a libpq "key=value" string)."""
+    return path != ":memory:" and not is_url(path) and not is_connection_string(path)
 
 
 def _look(args: argparse.Namespace) -> SessionRepository:

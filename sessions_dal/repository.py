@@ -11,7 +11,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -35,12 +35,12 @@ from ._validate import (
     check_new_id,
     check_order,
     check_role,
-    check_seconds,
     check_table_name,
     decode_metadata,
     encode_metadata,
 )
 from ._view import hits_html, info_html, prune_html
+from .backends import Common, is_url, open_store
 from .backends._migrations import PROGRESS
 from .errors import (
     ReadOnlyDatabaseError,
@@ -177,6 +177,9 @@ class SessionRepository:
     repository's lifetime), or a ``postgresql://`` URL (needs
     ``pip install 'sessions-dal[postgres]'``; the tables go in the first
     schema of the connection's ``search_path``). Both backends behave the same.
+    The URL's scheme chooses the backend (see :mod:`sessions_dal.backends`,
+    where backends register); a store already opened (a backend's
+    ``open_store``, yours) may be passed instead, alone.
 
     ``busy_timeout`` is how many seconds a call waits for another
     connection's lock before raising
@@ -186,7 +189,8 @@ class SessionRepository:
     WAL mode: safe against application crashes; a power loss may drop the last
     commits) or ``"FULL"`` (also survives power loss, slower); ``"OFF"`` and
     ``"EXTRA"`` are accepted too. ``pool_size`` (PostgreSQL only, default 4)
-    is how many connections the repository's threads share.
+    is how many connections the repository's threads share. ``options``
+    passes a backend's own options by name (a backend registered by you).
     ``sessions_table`` and ``messages_table`` name openai-agents' two tables
     when its session class was given other names (letters, digits and
     underscores only); a database holds one such pair. ``read_only=True``
@@ -212,7 +216,7 @@ class SessionRepository:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Store,
         *,
         busy_timeout: float = 5.0,
         synchronous: str | None = None,
@@ -220,7 +224,19 @@ class SessionRepository:
         messages_table: str = DEFAULT_MESSAGES_TABLE,
         read_only: bool = False,
         pool_size: int | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"options must be a dict, not {type(options).__name__}")
+        options = {"synchronous": synchronous, "pool_size": pool_size, **(options or {})}
+        if not isinstance(path, (str, os.PathLike)) and isinstance(path, Store):
+            given = {name for name, value in options.items() if value is not None}
+            if given or busy_timeout != 5.0 or read_only or (sessions_table, messages_table) != (
+                    DEFAULT_SESSIONS_TABLE, DEFAULT_MESSAGES_TABLE):
+                raise ValueError("a ready store was opened with its own options: pass it "
+                                 "alone, SessionRepository(store)")
+            self._store: Store = path
+            return
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
         if not isinstance(path, str):
@@ -235,8 +251,7 @@ class SessionRepository:
         messages = check_table_name("messages_table", messages_table)
         if sessions.lower() == messages.lower():
             raise ValueError("sessions_table and messages_table must be different tables")
-        scheme = _URL_SCHEME.match(path)
-        if scheme is None and is_connection_string(path):
+        if not is_url(path) and is_connection_string(path):
             # Never a file name to create (or to quote in a message): the
             # password is in it.
             raise ValueError(
@@ -244,20 +259,8 @@ class SessionRepository:
                 "SQLite file: pass postgresql://user:password@host:port/database (its "
                 "password percent-encoded); it is not shown here, as it may hold a password"
             )
-        if scheme is None:
-            self._store: Store = _open_sqlite(path, busy_timeout, synchronous, pool_size,
-                                              sessions, messages, read_only)
-        elif scheme.group(1).lower() in ("postgresql", "postgres"):
-            # libpq knows the scheme in lower case only (and would otherwise
-            # read the URL as "key=value" text, and quote it, password and all).
-            url = scheme.group(1).lower() + path[len(scheme.group(1)):]
-            self._store = _open_postgres(url, busy_timeout, synchronous, pool_size,
-                                         sessions, messages, read_only)
-        else:
-            raise ValueError(
-                f"path {scheme.group(0)}... is a URL sessions_dal cannot open: pass a "
-                "postgresql:// URL, or an SQLite file's path (not a URL)"
-            )
+        self._store = open_store(path, Common(busy_timeout, sessions, messages, read_only),
+                                 options)
 
     @property
     def path(self) -> str:
@@ -910,7 +913,6 @@ class SessionRepository:
 
 
 # A URL's scheme (two letters at least: "C://x" is a Windows path).
-_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 # libpq's "key=value" connection strings, and postgresql URLs missing a part
 # of "://": never SQLite paths (they would become files named after them).
 _CONNINFO = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|service|sslmode)"
@@ -931,60 +933,8 @@ def is_connection_string(path: str) -> bool:
     stripped = path.strip()
     return bool(_CONNINFO.search(path) or _MISTYPED_URL.match(stripped)
                 or _USERINFO.match(path) or (stripped != path and "://" in path)
-                or ("://" in path and not _URL_SCHEME.match(path)
+                or ("://" in path and not is_url(path)
                     and not re.match(r"[A-Za-z]://", path)))  # C://x: a Windows path
-_DEFAULT_POOL_SIZE = 4
-
-
-def _open_sqlite(path: str, busy_timeout: float, synchronous: str | None,
-                 pool_size: int | None, sessions: str, messages: str, read_only: bool
-                 ) -> Store:
-    from .backends.sqlite import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS, SQLiteStore
-
-    timeout = check_seconds("busy_timeout", busy_timeout, maximum=MAX_BUSY_TIMEOUT)
-    if synchronous is None:
-        synchronous = "NORMAL"
-    if not isinstance(synchronous, str):
-        raise TypeError(f"synchronous must be a str, not {type(synchronous).__name__}")
-    level = synchronous.upper()
-    if level not in SYNCHRONOUS_LEVELS:
-        raise ValueError(
-            f"synchronous must be one of {', '.join(SYNCHRONOUS_LEVELS)}, got {synchronous!r}"
-        )
-    if pool_size is not None:
-        raise ValueError(
-            "pool_size is for PostgreSQL URLs; an SQLite repository holds one connection "
-            "(omit pool_size)"
-        )
-    return SQLiteStore(path, busy_timeout=timeout, synchronous=level,
-                       sessions_table=sessions, messages_table=messages, read_only=read_only)
-
-
-def _open_postgres(url: str, busy_timeout: float, synchronous: str | None,
-                   pool_size: int | None, sessions: str, messages: str, read_only: bool
-                   ) -> Store:
-    if synchronous is not None:
-        raise ValueError(
-            "synchronous is SQLite's durability setting; on PostgreSQL durability is the "
-            "server's synchronous_commit (omit synchronous)"
-        )
-    size = _DEFAULT_POOL_SIZE if pool_size is None else check_int("pool_size", pool_size,
-                                                                  minimum=1)
-    # lock_timeout is a 32-bit count of milliseconds.
-    timeout = check_seconds("busy_timeout", busy_timeout, maximum=2_147_483)
-    try:
-        from .backends.postgres import PostgresStore
-    except ImportError as exc:
-        raise ImportError(
-            f"opening a PostgreSQL URL needs psycopg 3, the optional 'postgres' extra, which "
-            f"cannot be imported here ({exc}): install it with pip install '.[postgres]' from "
-            "a clone of sessions_dal, or pip install 'sessions-dal[postgres]' from a package "
-            "index ('postgres-binary' instead of 'postgres' brings its own libpq)"
-        ) from exc
-    return PostgresStore(url, busy_timeout=timeout, pool_size=size, sessions_table=sessions,
-                         messages_table=messages, read_only=read_only)
-
-
 def _cutoff(older_than: object) -> datetime | None:
     """The instant before which a session is old, from ``prune``'s ``older_than``."""
     if older_than is None:

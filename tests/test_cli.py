@@ -1136,7 +1136,7 @@ def test_without_psycopg_a_url_says_how_to_install_the_extra(tmp_path: Path) -> 
                  env={"PYTHONPATH": f"{shadow}{os.pathsep}{IMPORT_ROOT}"})
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     message = result.stderr
-    assert message.startswith("sessions-dal: error: opening a PostgreSQL URL needs psycopg 3")
+    assert message.startswith("sessions-dal: error: opening a postgresql:// URL needs psycopg 3")
     assert "pip install '.[postgres]' from a clone" in message
     assert "pip install 'sessions-dal[postgres]' from a package index" in message
     assert "report" not in message and "unexpected" not in message

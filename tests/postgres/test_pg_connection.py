@@ -64,7 +64,7 @@ def test_postgres_scheme_alias_and_options_are_accepted(pg: PostgresBackend) -> 
     [({"pool_size": 0}, ValueError, "pool_size must be >= 1"),
      ({"pool_size": "4"}, TypeError, "pool_size must be an int"),
      ({"pool_size": True}, TypeError, "pool_size must be an int"),
-     ({"synchronous": "FULL"}, ValueError, "synchronous is SQLite's"),
+     ({"synchronous": "FULL"}, ValueError, "synchronous is sqlite's option"),
      ({"busy_timeout": -1}, ValueError, "busy_timeout"),
      ({"messages_table": "m" * 41}, ValueError, "too long for PostgreSQL")],
 )
@@ -76,7 +76,7 @@ def test_bad_options_are_refused_before_connecting(options: dict[str, Any],
 
 
 def test_pool_size_is_refused_for_sqlite(tmp_path: Any) -> None:
-    with pytest.raises(ValueError, match="pool_size is for PostgreSQL URLs"):
+    with pytest.raises(ValueError, match="pool_size is postgresql's option"):
         SessionRepository(tmp_path / "x.db", pool_size=2)
     assert not (tmp_path / "x.db").exists()
 

@@ -14,7 +14,32 @@ Modules:
   rights that work (``sessions-dal grant ROLE``).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..._validate import check_int, check_seconds
 from ._schema import SCHEMA_VERSION
 from .store import MAX_TEXT_LENGTH, PostgresStore
 
-__all__ = ["MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore"]
+if TYPE_CHECKING:
+    from .. import Common
+
+__all__ = ["DEFAULT_POOL_SIZE", "MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore",
+           "open_store"]
+
+DEFAULT_POOL_SIZE = 4
+"""Connections a repository's pool keeps unless ``pool_size`` says otherwise."""
+
+
+def open_store(url: str, common: Common, options: Mapping[str, Any]) -> PostgresStore:
+    """The store of the database at ``url`` (``pool_size``: connections, 4 if ``None``)."""
+    pool_size = options.get("pool_size")
+    size = DEFAULT_POOL_SIZE if pool_size is None else check_int("pool_size", pool_size,
+                                                                 minimum=1)
+    # lock_timeout is a 32-bit count of milliseconds.
+    timeout = check_seconds("busy_timeout", common.busy_timeout, maximum=2_147_483)
+    return PostgresStore(url, busy_timeout=timeout, pool_size=size,
+                         sessions_table=common.sessions_table,
+                         messages_table=common.messages_table, read_only=common.read_only)
