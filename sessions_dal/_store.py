@@ -29,6 +29,7 @@ items as the JSON text that is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ._search import Term
 
 __all__ = [
+    "Common",
     "Exporter",
     "IdTaken",
     "Importer",
@@ -91,6 +93,18 @@ class Owner(NamedTuple):
 
     session_id: str
     user_id: str | None
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every backend is opened with, checked by the public layer."""
+
+    busy_timeout: float
+    """Seconds to wait for a lock (a number >= 0; each backend has its maximum)."""
+    sessions_table: str
+    messages_table: str
+    """openai-agents' two tables, as validated names."""
+    read_only: bool
 
 
 class StoreInfo(NamedTuple):

@@ -26,22 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._store import Common
+
 if TYPE_CHECKING:
     from .._store import Store
 
 __all__ = ["BACKENDS", "Backend", "Common", "is_url", "open_store", "register"]
-
-
-@dataclass(frozen=True)
-class Common:
-    """What every backend is opened with, checked by the public layer."""
-
-    busy_timeout: float
-    """Seconds to wait for a lock (a number >= 0; each backend has its maximum)."""
-    sessions_table: str
-    messages_table: str
-    """openai-agents' two tables, as validated names."""
-    read_only: bool
 
 
 @dataclass(frozen=True)

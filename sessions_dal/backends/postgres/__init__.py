@@ -24,7 +24,7 @@ from ._schema import SCHEMA_VERSION
 from .store import MAX_TEXT_LENGTH, PostgresStore
 
 if TYPE_CHECKING:
-    from .. import Common
+    from ..._store import Common
 
 __all__ = ["DEFAULT_POOL_SIZE", "MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore",
            "open_store"]

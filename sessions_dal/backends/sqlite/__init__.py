@@ -22,7 +22,7 @@ from ._schema import SCHEMA_VERSION
 from .store import SQLiteStore
 
 if TYPE_CHECKING:
-    from .. import Common
+    from ..._store import Common
 
 __all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SYNCHRONOUS_LEVELS", "SQLiteStore",
            "open_store"]
