@@ -346,6 +346,23 @@ def wait_for_lock_waits(pg: PostgresBackend, count: int = 1, *, marker: str | No
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def own_database() -> Iterator[str]:
+    """The URL of a new database on the test server (for settings that apply to a
+    whole database, or a client that cannot pick a schema), dropped afterwards."""
+    import psycopg
+
+    assert POSTGRES_URL is not None
+    name = f"own_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 def url_with_schema(schema: str) -> str:
     """The test server's URL, with ``schema`` first on the search_path."""
     assert POSTGRES_URL is not None

@@ -9,12 +9,10 @@ import re
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import KINDS, POSTGRES_URL, fresh
+from backends import KINDS, fresh, own_database
 
 import sessions_dal
 
@@ -46,22 +44,6 @@ def run(cwd: Path, *args: str, stdin: str | None = None,
     env.update(extra_env or {})
     return subprocess.run(list(args), cwd=cwd, input=stdin, capture_output=True, text=True,
                           timeout=120, env=env, check=False)
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    """The URL of a new database on the test server, dropped afterwards."""
-    import psycopg
-
-    assert POSTGRES_URL is not None
-    name = f"readme_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -114,7 +96,7 @@ def test_every_python_example_runs_as_pasted(tmp_path: Path, number: int) -> Non
             if "SQLAlchemySession" in code:  # asyncpg's URL takes no schema: a database
                 if importlib.util.find_spec("asyncpg") is None:
                     pytest.skip("needs openai-agents' sqlalchemy extra")
-                env["DATABASE_URL"] = stack.enter_context(_database())
+                env["DATABASE_URL"] = stack.enter_context(own_database())
             else:
                 env["DATABASE_URL"] = stack.enter_context(fresh("postgresql")).target
         result = run(tmp_path, sys.executable, "-", stdin=code, extra_env=env)

@@ -9,14 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pg_server
 import psycopg
 import pytest
-from backends import POSTGRES_URL, PostgresBackend, url_with_schema, wait_for_lock_waits
+from backends import (
+    POSTGRES_URL,
+    PostgresBackend,
+    own_database,
+    url_with_schema,
+    wait_for_lock_waits,
+)
 from psycopg import errors as pg_errors
 
 from sessions_dal import SessionRepository
@@ -276,15 +281,8 @@ def test_a_server_that_refuses_writes_is_read_only_database_error(database: str)
 @pytest.fixture
 def database() -> Iterator[str]:
     """A database of the test's own (for settings that apply to a whole database)."""
-    assert POSTGRES_URL is not None
-    name = f"own_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with own_database() as url:
+        yield url
 
 
 @pytest.fixture
