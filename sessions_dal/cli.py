@@ -32,7 +32,7 @@ from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe
 from .backends import is_url
 from .backends._migrations import PROGRESS
-from .errors import SessionNotFoundError, SessionsDalError
+from .errors import Remedy, SessionNotFoundError, SessionsDalError
 from .repository import (
     DEFAULT_MESSAGES_TABLE,
     DEFAULT_SESSIONS_TABLE,
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
             return 130
         except (CommandError, SessionsDalError, ValueError, TypeError, OSError) as exc:
-            _error(_in_cli_words(str(exc)))
+            _error(_in_cli_words(exc))
             return 1
         except ImportError as exc:  # an optional extra not installed (psycopg): says what to do
             _error(str(exc))
@@ -99,22 +99,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
 
 
-# The library's hints name Python calls; the command line's user needs commands.
-_CLI_WORDS = {
-    "list unowned sessions with get_unowned_sessions()": "list them with 'sessions-dal unowned'",
-    "list the user's sessions with get_sessions()":
-        "list them with 'sessions-dal sessions USER'",
-    "omit session_id to get a new uuid4, or open the existing one with get_session()":
-        "omit it to get a new uuid4",
-    "open it with read_only=True to read it, or make it writable to change it":
-        "make it writable to change it (info, show, search and export only read it)",
+# The library's remedies name Python calls; the command line's user needs commands.
+_REMEDIES = {
+    Remedy.NEW_OR_EXISTING: "omit it to get a new uuid4",
+    Remedy.LIST_UNOWNED: "list them with 'sessions-dal unowned'",
+    Remedy.LIST_SESSIONS: "list them with 'sessions-dal sessions USER'",
+    Remedy.OPEN_READ_ONLY: "make it writable to change it (info, show, search and export "
+                           "only read it)",
+    Remedy.IMPORT_REPLACE: "to overwrite it, pass --replace",
+    Remedy.IMPORT_WITHOUT_END: "an export from sessions_dal 0.1 has no such record: pass "
+                               "--no-end-record",
 }
 
 
-def _in_cli_words(message: str) -> str:
-    for words, command in _CLI_WORDS.items():
-        message = message.replace(words, command)
-    return message
+def _in_cli_words(exc: BaseException) -> str:
+    if isinstance(exc, SessionsDalError) and exc.remedy in _REMEDIES:
+        return f"{exc.problem}; {_REMEDIES[exc.remedy]}"
+    return str(exc)
 
 
 def _error(message: str) -> None:
@@ -862,21 +863,10 @@ def _import(args: argparse.Namespace) -> int:
                 "UTF-8): an export is UTF-8 JSON Lines; nothing was imported"
             ) from None
         if isinstance(exc, (SessionsDalError, ValueError)):
-            # The command line's words for the library's keyword arguments.
-            message = str(exc)
-            for keyword, flag in _FLAGS.items():
-                message = message.replace(keyword, flag)
-            raise CommandError(message) from None
+            raise CommandError(_in_cli_words(exc)) from None
         raise
     _summary(args, "imported", counts, sys.stdout)
     return 0
-
-
-_FLAGS = {
-    "import with replace=True (sessions-dal import --replace)": "pass --replace",
-    "import it with require_end=False (sessions-dal import --no-end-record)":
-        "pass --no-end-record",
-}
 
 
 def _remove_if_empty(path: str) -> None:

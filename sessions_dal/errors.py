@@ -5,10 +5,15 @@ Every database problem surfaces as a subclass of :class:`SessionsDalError`, so
 database problems: they raise the built-in ``TypeError`` and ``ValueError``.
 
 The driver's original exception (``sqlite3``'s, psycopg's), when there is one, is
-kept as ``__cause__``.
+kept as ``__cause__``. An error with a fix the caller can apply carries it as
+``remedy`` (a :class:`Remedy`), apart from ``problem``: ``str(error)`` says
+both in the library's words, and a front end (the command line) may say the
+remedy in its own.
 """
 
 from __future__ import annotations
+
+from enum import Enum
 
 __all__ = [
     "CorruptDataError",
@@ -18,10 +23,12 @@ __all__ = [
     "DatabaseLockedError",
     "DatabaseUnavailableError",
     "DiskFullError",
+    "ImportFileError",
     "IncompatibleSchemaError",
     "MigrationError",
     "NotADatabaseError",
     "ReadOnlyDatabaseError",
+    "Remedy",
     "RepositoryClosedError",
     "SchemaVersionError",
     "SearchUnavailableError",
@@ -33,8 +40,30 @@ __all__ = [
 ]
 
 
+class Remedy(Enum):
+    """What a caller can do about an error, in the library's words (its value)."""
+
+    NEW_OR_EXISTING = ("omit session_id to get a new uuid4, or open the existing one with "
+                       "get_session()")
+    LIST_UNOWNED = "list unowned sessions with get_unowned_sessions()"
+    LIST_SESSIONS = "list the user's sessions with get_sessions()"
+    OPEN_READ_ONLY = "open it with read_only=True to read it, or make it writable to change it"
+    IMPORT_REPLACE = "to overwrite it, import with replace=True"
+    IMPORT_WITHOUT_END = ("an export from sessions_dal 0.1 has no such record: import it "
+                          "with require_end=False")
+
+
 class SessionsDalError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose.
+
+    ``problem`` is what went wrong, ``remedy`` what to do about it (or
+    ``None``); the message says both.
+    """
+
+    def __init__(self, problem: str = "", remedy: Remedy | None = None) -> None:
+        super().__init__(problem if remedy is None else f"{problem}; {remedy.value}")
+        self.problem = problem
+        self.remedy = remedy
 
 
 class SchemaVersionError(SessionsDalError):
@@ -115,6 +144,10 @@ class NotADatabaseError(DatabaseError):
 
 class DatabaseLockedError(DatabaseError):
     """Another connection held a lock for longer than the busy timeout."""
+
+
+class ImportFileError(SessionsDalError, ValueError):
+    """An import file that cannot be imported as it is (a ``ValueError`` too)."""
 
 
 class ReadOnlyDatabaseError(DatabaseError):

@@ -44,6 +44,7 @@ from .backends import Common, is_url, open_store
 from .backends._migrations import PROGRESS
 from .errors import (
     ReadOnlyDatabaseError,
+    Remedy,
     SessionExistsError,
     SessionNotFoundError,
     SessionOwnedError,
@@ -228,7 +229,10 @@ class SessionRepository:
     ) -> None:
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"options must be a dict, not {type(options).__name__}")
-        options = {"synchronous": synchronous, "pool_size": pool_size, **(options or {})}
+        keywords = {"synchronous": synchronous, "pool_size": pool_size}
+        for name in set(options or ()) & {k for k, v in keywords.items() if v is not None}:
+            raise ValueError(f"{name} is given twice, as a keyword and in options: give it once")
+        options = {**keywords, **(options or {})}
         if not isinstance(path, (str, os.PathLike)) and isinstance(path, Store):
             given = {name for name, value in options.items() if value is not None}
             if given or busy_timeout != 5.0 or read_only or (sessions_table, messages_table) != (
@@ -329,8 +333,7 @@ class SessionRepository:
             self._store.create_session(user_id, session_id, meta_text, now)
         except IdTaken:
             raise SessionExistsError(
-                f"session_id {session_id!r} already exists; omit session_id to get "
-                "a new uuid4, or open the existing one with get_session()"
+                f"session_id {session_id!r} already exists", Remedy.NEW_OR_EXISTING
             ) from None
         meta = {} if metadata is None else json.loads(meta_text)
         return Session(self._store, session_id, user_id, meta, now, now)
@@ -733,8 +736,7 @@ class SessionRepository:
             ) from None
         except NotFound as exc:
             raise SessionNotFoundError(
-                f"there is no session {exc.args[0]!r} to claim; list unowned sessions with "
-                "get_unowned_sessions()"
+                f"there is no session {exc.args[0]!r} to claim", Remedy.LIST_UNOWNED
             ) from None
         return SessionList(self._session(row) for row in rows)
 
@@ -902,8 +904,7 @@ class SessionRepository:
         except IdTaken as exc:
             raise SessionExistsError(
                 f"{exc.args[1]}: session {exc.args[0]!r} already exists in the database; "
-                "nothing was imported; to overwrite it, import with replace=True "
-                "(sessions-dal import --replace)"
+                "nothing was imported", Remedy.IMPORT_REPLACE
             ) from None
 
     def _session(self, row: SessionRow) -> Session:
@@ -963,10 +964,8 @@ def _cutoff(older_than: object) -> datetime | None:
 
 
 def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:
-    return SessionNotFoundError(
-        f"user {user_id!r} has no session {session_id!r}; "
-        "list the user's sessions with get_sessions()"
-    )
+    return SessionNotFoundError(f"user {user_id!r} has no session {session_id!r}",
+                                Remedy.LIST_SESSIONS)
 
 
 def _reporting(progress: Callable[[str, float], object] | None, work: Callable[..., _T],

@@ -31,6 +31,7 @@ from ._interrupts import COMMITTED_NOTE, CommitsSeen, add_note
 from ._store import Exporter, IdTaken, Importer, SessionRow
 from ._validate import MAX_JSON_LENGTH, check_id, corrupt_item, decode_metadata, encode_json
 from ._version import __version__
+from .errors import ImportFileError, Remedy
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
 
@@ -278,11 +279,9 @@ def _check_end(
 ) -> None:
     if end is None:
         if require_end:
-            raise ValueError(
+            raise ImportFileError(
                 f"the file ends after line {last_line} without the closing 'end' record, so it "
-                "is incomplete (cut short?); nothing was imported. An export from "
-                "sessions_dal 0.1 has no such record: import it with require_end=False "
-                "(sessions-dal import --no-end-record)"
+                "is incomplete (cut short?); nothing was imported", Remedy.IMPORT_WITHOUT_END
             )
         return
     found = {"users": counts.users, "sessions": counts.sessions, "items": counts.items}

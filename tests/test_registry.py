@@ -42,6 +42,8 @@ def test_options_belong_to_their_backend(registered: None) -> None:
         SessionRepository("nope://x")
     with pytest.raises(ValueError, match=r"'speed' is no backend's option \(fake's: fast\)"):
         SessionRepository("fake://x", options={"speed": 1})
+    with pytest.raises(ValueError, match="pool_size is given twice"):
+        SessionRepository("fake://x", pool_size=1, options={"pool_size": 2})
     with pytest.raises(TypeError, match="options must be a dict, not list"):
         SessionRepository("fake://x", options=[("fast", True)])  # type: ignore[arg-type]
 

@@ -14,8 +14,10 @@ from sessions_dal._validate import check_id
 from sessions_dal.errors import (
     CorruptDataError,
     CorruptSessionError,
+    Remedy,
     SessionExistsError,
     SessionNotFoundError,
+    SessionsDalError,
 )
 
 # -- create_session ----------------------------------------------------------
@@ -379,3 +381,16 @@ def test_damaged_session_row_is_a_library_error_naming_the_row(
     s.add_items([1])  # items are untouched by a damaged session row
     assert s.get_items() == [1]
 
+
+
+def test_errors_carry_their_remedy_apart_from_the_problem(repo: SessionRepository) -> None:
+    repo.create_session("alice", session_id="s")
+    with pytest.raises(SessionExistsError) as taken:
+        repo.create_session("alice", session_id="s")
+    assert taken.value.problem == "session_id 's' already exists"
+    assert taken.value.remedy is Remedy.NEW_OR_EXISTING
+    assert str(taken.value) == f"{taken.value.problem}; {Remedy.NEW_OR_EXISTING.value}"
+    with pytest.raises(SessionNotFoundError) as missing:
+        repo.claim_session("bob", "nowhere")
+    assert missing.value.remedy is Remedy.LIST_UNOWNED
+    assert SessionsDalError("plain").remedy is None and str(SessionsDalError("plain")) == "plain"

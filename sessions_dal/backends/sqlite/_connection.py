@@ -33,6 +33,7 @@ from ...errors import (
     DiskFullError,
     NotADatabaseError,
     ReadOnlyDatabaseError,
+    Remedy,
     RepositoryClosedError,
     UnsupportedSQLiteError,
 )
@@ -249,8 +250,7 @@ def _check_writable(path: str) -> None:
             which = f"its {suffix} file" if suffix else "it"
             raise ReadOnlyDatabaseError(
                 f"database {path!r} is read-only to this process ({which}, by mode or "
-                "owner): open it with read_only=True to read it, or make it writable to "
-                "change it; nothing was opened or created"
+                "owner), so nothing was opened or created", Remedy.OPEN_READ_ONLY
             )
 
 
