@@ -53,6 +53,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import PROGRESS, in_batches
+from .._shared import SharedStore, key
 from ._connection import Database, describe
 from ._grants import grant_statements
 from ._schema import (
@@ -85,7 +86,7 @@ the index's lock, which deletes, claims and title changes wait for: small
 batches (about 0.2 s here) keep that wait short under load."""
 
 
-class PostgresStore:
+class PostgresStore(SharedStore):
     """Users, sessions and items in one PostgreSQL database, beside SQLAlchemySession's tables.
 
     Opening connects (``CONNECT_TIMEOUT``), checks the tables and applies
@@ -94,6 +95,15 @@ class PostgresStore:
 
     backend = "postgresql"
     max_text_length = MAX_TEXT_LENGTH
+
+    _db: Database  # this backend's runner, with more than SharedStore needs
+
+    # How this driver's rows become the contract's (SharedStore reads through these).
+    def _session_row(self, row: Any) -> SessionRow:
+        return _owned(row)
+
+    def _unowned_row(self, *row: Any) -> SessionRow:
+        return _unowned(*row)
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -144,11 +154,6 @@ class PostgresStore:
                 self._db.close()
                 raise
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has run."""
-        return self._db.closed
-
     def close(self) -> None:
         """Close the pool; later calls raise ``RepositoryClosedError``."""
         self._db.close()
@@ -160,31 +165,10 @@ class PostgresStore:
         self._db.write(_created, session_id, first=(self._sql.create_owned, {
             "user": user_id, "session": session_id, "metadata": metadata, "now": now}))
 
-    def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
-        return None if row is None else _owned(row)
-
     def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
                       ) -> list[SessionRow]:
         rows = self._db.fetchall(self._sql.select_page[order], (user_id, limit, offset))
         return [_owned(row) for row in rows]
-
-    def sessions_after(self, user_id: str, order: str, position: object, limit: int
-                       ) -> list[SessionRow]:
-        if position is None:
-            rows = self._db.fetchall(self._sql.select_first[order], (user_id, limit))
-        else:
-            rows = self._db.fetchall(self._sql.select_after[order],
-                                     (user_id, *_keyset(order, position), limit))
-        return [_owned(row) for row in rows]
-
-    def count_sessions(self, user_id: str) -> int:
-        count: int = self._db.fetchone(self._sql.count_sessions, (user_id,))[0]
-        return count
-
-    def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
-                        ) -> SessionRow | None:
-        return self._db.write(self._update_metadata, user_id, session_id, change)
 
     def _update_metadata(self, conn: _Conn, user_id: str, session_id: str,
                          change: Callable[[str], str]) -> SessionRow | None:
@@ -296,10 +280,6 @@ class PostgresStore:
         conn.execute(sql.delete_agent_sessions, (gone,))
         return len(gone), items
 
-    def find_session(self, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_by_id, (session_id,))
-        return _owned(row) if row is not None else self.get_unowned(session_id)
-
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
         if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
@@ -397,14 +377,6 @@ class PostgresStore:
         rows = self._db.fetchall(self._sql.select_unowned, (limit, offset))
         return [_unowned(*row) for row in rows]
 
-    def get_unowned(self, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_unowned_one, (session_id,))
-        return None if row is None else _unowned(*row)
-
-    def count_unowned(self) -> int:
-        count: int = self._db.fetchone(self._sql.count_unowned)[0]
-        return count
-
     def delete_unowned(self, session_id: str) -> bool:
         return self._db.write(self._delete_unowned, session_id)
 
@@ -453,11 +425,11 @@ class PostgresStore:
                   ) -> list[tuple[int, str]]:
         items = self._sql.items[owner.user_id is not None]
         if offset:
-            rows = self._db.fetchall(items.latest_before, (*_key(owner), limit, offset))
+            rows = self._db.fetchall(items.latest_before, (*key(owner), limit, offset))
         elif limit is None:
-            return self._db.fetchall(items.all, _key(owner))
+            return self._db.fetchall(items.all, key(owner))
         else:
-            rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+            rows = self._db.fetchall(items.latest, (*key(owner), limit))
         rows.reverse()
         return rows
 
@@ -466,7 +438,7 @@ class PostgresStore:
         statement = self._sql.items[owner.user_id is not None].page[newest_first,
                                                                       position is None]
         after = () if position is None else cast("tuple[str, int]", position)
-        rows = self._db.fetchall(statement, (*_key(owner), *after, limit))
+        rows = self._db.fetchall(statement, (*key(owner), *after, limit))
         if not rows:
             return [], position
         row_id, _, created = rows[-1]
@@ -496,7 +468,7 @@ class PostgresStore:
         # waits, then finds the item before this one (never "none" too early).
         self._lock(conn, owner)
         row = conn.execute(self._sql.items[owner.user_id is not None].pop,
-                           _key(owner)).fetchone()
+                           key(owner)).fetchone()
         if row is None:
             return False, None
         item = decode(*row)  # a corrupt row raises here, and stays
@@ -510,16 +482,11 @@ class PostgresStore:
     def _clear_items(self, conn: _Conn, owner: Owner, now: datetime) -> bool:
         self._lock(conn, owner)
         if conn.execute(self._sql.items[owner.user_id is not None].clear,
-                        _key(owner)).rowcount == 0:
+                        key(owner)).rowcount == 0:
             return False
         if owner.user_id is not None:
             conn.execute(self._sql.touch, (now, *owner))
         return True
-
-    def count_items(self, owner: Owner) -> int:
-        count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
-                                       _key(owner))[0]
-        return count
 
     def _lock(self, conn: _Conn, owner: Owner) -> None:
         """Lock the session for a pop or clear, in the store's lock order; check its owner."""
@@ -540,16 +507,10 @@ class PostgresStore:
 
     # -- the whole database --------------------------------------------------------
 
-    def info(self) -> StoreInfo:
-        return self._db.read(self._info)
-
     def _info(self, conn: _Conn) -> StoreInfo:
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()  # type: ignore[misc]
         return StoreInfo(schema_version(conn, self._sql), bool(pending_steps(conn, self._sql)),
                          _server_version(conn), "", users, owned, unowned, items)
-
-    def check(self) -> list[str]:
-        return self._db.read(self._check)
 
     def _check(self, conn: _Conn) -> list[str]:
         inspect(conn, self.description, self._sql)
@@ -815,20 +776,9 @@ def _insert_items(conn: _Conn, sql: SQL, session_id: str, texts: Sequence[str],
         cursor.executemany(sql.insert_item, [(session_id, text, stamp) for text in texts])
 
 
-def _key(owner: Owner) -> tuple[str, str]:
-    """The parameters of an item statement's owner key (see ``_sql.SQL.items``)."""
-    return owner if owner.user_id is not None else (owner.session_id, owner.session_id)  # type: ignore[return-value]
-
-
 def _utc(moment: datetime) -> datetime:
     """A ``timestamptz`` as psycopg returns it (in the connection's zone), in UTC."""
     return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
-
-
-def _keyset(order: str, position: object) -> tuple[object, ...]:
-    """The values of the order's columns, from a row's position (see ``_owned``)."""
-    created, updated, seq = cast("tuple[object, object, int]", position)
-    return (created, seq) if order == "created" else (updated, created, seq)
 
 
 def _tsquery(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> str | None:

@@ -48,6 +48,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import in_batches
+from .._shared import SharedStore, key
 from ._connection import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -79,7 +80,7 @@ MAX_TEXT_LENGTH = 1_000_000_000
 """SQLite's default maximum string length (SQLITE_MAX_LENGTH)."""
 
 
-class SQLiteStore:
+class SQLiteStore(SharedStore):
     """Users, sessions and items in one SQLite file, on disk compatible with openai-agents.
 
     Opening creates the file if needed and applies pending migrations (unless
@@ -88,6 +89,15 @@ class SQLiteStore:
 
     backend = "sqlite"
     max_text_length = MAX_TEXT_LENGTH
+
+    _db: Database  # this backend's runner, with more than SharedStore needs
+
+    # How this driver's rows become the contract's (SharedStore reads through these).
+    def _session_row(self, row: Any) -> SessionRow:
+        return _owned(row)
+
+    def _unowned_row(self, *row: Any) -> SessionRow:
+        return _unowned(*row)
 
     def __init__(self, path: str, *, busy_timeout: float, synchronous: str,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -138,11 +148,6 @@ class SQLiteStore:
             self._db.close()
             raise
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has run."""
-        return self._db.closed
-
     def close(self) -> None:
         """Close the connection; later calls raise ``RepositoryClosedError``."""
         self._db.close()
@@ -170,31 +175,10 @@ class SQLiteStore:
                              ).rowcount == 0):
             raise IdTaken(session_id)
 
-    def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
-        return None if row is None else _owned(row)
-
     def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
                       ) -> list[SessionRow]:
         rows = self._db.fetchall(self._sql.select_page[order], (user_id, _limit(limit), offset))
         return [_owned(row) for row in rows]
-
-    def sessions_after(self, user_id: str, order: str, position: object, limit: int
-                       ) -> list[SessionRow]:
-        if position is None:
-            rows = self._db.fetchall(self._sql.select_first[order], (user_id, limit))
-        else:
-            rows = self._db.fetchall(self._sql.select_after[order],
-                                     (user_id, *_keyset(order, position), limit))
-        return [_owned(row) for row in rows]
-
-    def count_sessions(self, user_id: str) -> int:
-        count: int = self._db.fetchone(self._sql.count_sessions, (user_id,))[0]
-        return count
-
-    def update_metadata(self, user_id: str, session_id: str, change: Callable[[str], str]
-                        ) -> SessionRow | None:
-        return self._db.write(self._update_metadata, user_id, session_id, change)
 
     def _update_metadata(self, conn: sqlite3.Connection, user_id: str, session_id: str,
                          change: Callable[[str], str]) -> SessionRow | None:
@@ -345,10 +329,6 @@ class SQLiteStore:
             self._unmerged = False
         return len(gone), items
 
-    def find_session(self, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_by_id, (session_id,))
-        return _owned(row) if row is not None else self.get_unowned(session_id)
-
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
         if self._db.fetchone(self._sql.has_search_index, ()) is None:
@@ -461,14 +441,6 @@ class SQLiteStore:
         rows = self._db.fetchall(self._sql.select_unowned, (_limit(limit), offset))
         return [_unowned(*row) for row in rows]
 
-    def get_unowned(self, session_id: str) -> SessionRow | None:
-        row = self._db.fetchone(self._sql.select_unowned_one, (session_id,))
-        return None if row is None else _unowned(*row)
-
-    def count_unowned(self) -> int:
-        count: int = self._db.fetchone(self._sql.count_unowned)[0]
-        return count
-
     def delete_unowned(self, session_id: str) -> bool:
         deleted = self._db.write(self._delete_unowned, session_id)
         if deleted:
@@ -522,11 +494,11 @@ class SQLiteStore:
                   ) -> list[tuple[int, str]]:
         items = self._sql.items[owner.user_id is not None]
         if offset:
-            rows = self._db.fetchall(items.latest_before, (*_key(owner), _limit(limit), offset))
+            rows = self._db.fetchall(items.latest_before, (*key(owner), _limit(limit), offset))
         elif limit is None:
-            return self._db.fetchall(items.all, _key(owner))
+            return self._db.fetchall(items.all, key(owner))
         else:
-            rows = self._db.fetchall(items.latest, (*_key(owner), limit))
+            rows = self._db.fetchall(items.latest, (*key(owner), limit))
         rows.reverse()
         return rows
 
@@ -535,7 +507,7 @@ class SQLiteStore:
         statement = self._sql.items[owner.user_id is not None].page[newest_first,
                                                                       position is None]
         after = () if position is None else (position,)
-        rows = self._db.fetchall(statement, (*_key(owner), *after, limit))
+        rows = self._db.fetchall(statement, (*key(owner), *after, limit))
         return rows, rows[-1][0] if rows else position
 
     # The hot path of add_items: one method, the owned case first.
@@ -565,7 +537,7 @@ class SQLiteStore:
         # Under BEGIN IMMEDIATE no other pop runs between finding the latest
         # item and deleting it.
         items = self._sql.items[owner.user_id is not None]
-        rows = conn.execute(items.pop, _key(owner)).fetchall()
+        rows = conn.execute(items.pop, key(owner)).fetchall()
         if not rows:
             self._require_owner(conn, owner)
             return False, None
@@ -591,21 +563,16 @@ class SQLiteStore:
     def _clear_items(self, conn: sqlite3.Connection, owner: Owner, now: str) -> bool:
         items = self._sql.items[owner.user_id is not None]
         # A whole conversation goes: erased as delete_session erases it.
-        if conn.execute(items.scrub_all, _key(owner)).rowcount == 0:
+        if conn.execute(items.scrub_all, key(owner)).rowcount == 0:
             self._require_owner(conn, owner)
             return False
-        searchable = self._scrub_index(conn, items.indexed_all, _key(owner))
-        conn.execute(items.clear, _key(owner))
+        searchable = self._scrub_index(conn, items.indexed_all, key(owner))
+        conn.execute(items.clear, key(owner))
         if searchable:
             self._erase_from_index(conn)
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True
-
-    def count_items(self, owner: Owner) -> int:
-        count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
-                                       _key(owner))[0]
-        return count
 
     def _touch_or_check(self, conn: sqlite3.Connection, owner: Owner, now: str) -> None:
         """Move an owned session's updated_at (or check an unowned one is still nobody's)."""
@@ -616,13 +583,10 @@ class SQLiteStore:
 
     def _require_owner(self, conn: sqlite3.Connection, owner: Owner) -> None:
         if not conn.execute(self._sql.items[owner.user_id is not None].mine,
-                            _key(owner)).fetchone()[0]:
+                            key(owner)).fetchone()[0]:
             raise NotOwned(owner.session_id)
 
     # -- the whole database --------------------------------------------------------
-
-    def info(self) -> StoreInfo:
-        return self._db.read(self._info)
 
     def _info(self, conn: sqlite3.Connection) -> StoreInfo:
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()
@@ -631,9 +595,6 @@ class SQLiteStore:
             journal_mode = "wal"  # an immutable connection reports "delete"
         return StoreInfo(schema_version(conn)[0], bool(pending_steps(conn)),
                          sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
-
-    def check(self) -> list[str]:
-        return self._db.read(self._check)
 
     def _check(self, conn: sqlite3.Connection) -> list[str]:
         problems = _check(conn)
@@ -830,12 +791,6 @@ class _Importer:
 # -- rows and times ----------------------------------------------------------------
 
 
-def _key(owner: Owner) -> tuple[str, str]:
-    """The parameters of an item statement's owner key (see ``_sql.SQL.items``)."""
-    # An owned handle's key parameters are (session_id, user_id): the owner itself.
-    return owner if owner.user_id is not None else (owner.session_id, owner.session_id)  # type: ignore[return-value]
-
-
 def _limit(limit: int | None) -> int:
     return _NO_LIMIT if limit is None else limit
 
@@ -870,12 +825,6 @@ def _words(terms: tuple[Term, ...]) -> str:
     """The terms as an FTS5 query: every one, each a phrase (or a phrase's prefix)."""
     return " AND ".join(
         '"' + " ".join(term.words) + '"' + ("*" if term.prefix else "") for term in terms)
-
-
-def _keyset(order: str, position: object) -> tuple[object, ...]:
-    """The values of the order's columns, from a row's position (see ``_owned``)."""
-    created, updated, seq = cast("tuple[object, object, int]", position)
-    return (created, seq) if order == "created" else (updated, created, seq)
 
 
 def _owned(row: Sequence[Any]) -> SessionRow:
