@@ -28,7 +28,7 @@ items as the JSON text that is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
@@ -37,18 +37,26 @@ if TYPE_CHECKING:
     from ._search import Term
 
 __all__ = [
+    "AdoptionStore",
+    "BacksUp",
     "Common",
     "Exporter",
+    "Grants",
     "IdTaken",
     "Importer",
+    "ItemStore",
+    "MaintenanceStore",
     "NotFound",
     "NotOwned",
     "OwnedByOther",
     "Owner",
     "SearchRow",
     "SessionRow",
+    "SessionStore",
     "Store",
+    "StoreBase",
     "StoreInfo",
+    "TransferStore",
     "UserRow",
 ]
 
@@ -173,9 +181,8 @@ class Importer(Protocol):
         """Append items to a session added by this import."""
 
 
-@runtime_checkable
-class Store(Protocol):
-    """What a backend provides. One method: one transaction, or one consistent read."""
+class StoreBase(Protocol):
+    """Who the store is; every store has these."""
 
     backend: str
     """``"sqlite"``, ``"postgresql"``: for reports, never for decisions."""
@@ -192,7 +199,14 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    # -- a user's sessions ------------------------------------------------------
+    lacks: Mapping[str, str]
+    """The optional abilities (``backup``, ``grant``) this store does not have,
+    each with why and what to use instead; the others it has as methods."""
+
+
+class SessionStore(Protocol):
+    """Users and their sessions."""
+
     def create_session(self, user_id: str, session_id: str, metadata: str, now: datetime
                        ) -> None:
         """Create the user if missing and the session; :class:`IdTaken` if the id exists."""
@@ -260,7 +274,10 @@ class Store(Protocol):
 
     def list_users(self, limit: int | None, offset: int) -> list[UserRow]: ...
 
-    # -- sessions openai-agents wrote -------------------------------------------
+
+class AdoptionStore(Protocol):
+    """The sessions openai-agents wrote, which no user owns until claimed."""
+
     def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]: ...
 
     def get_unowned(self, session_id: str) -> SessionRow | None: ...
@@ -278,7 +295,10 @@ class Store(Protocol):
         ``metadata`` (if not ``None``) is the new sessions' metadata text.
         """
 
-    # -- the items of one session, as its owner sees them -------------------------
+
+class ItemStore(Protocol):
+    """The items of one session, as its owner (an :class:`Owner`) sees them."""
+
     def get_items(self, owner: Owner, limit: int | None, offset: int
                   ) -> list[tuple[int, str]]:
         """The latest ``limit`` items (all if ``None``) before the newest
@@ -305,7 +325,10 @@ class Store(Protocol):
 
     def count_items(self, owner: Owner) -> int: ...
 
-    # -- the whole database -----------------------------------------------------
+
+class MaintenanceStore(Protocol):
+    """The whole database: facts, checks, the search index, migrations."""
+
     def info(self) -> StoreInfo: ...
 
     def check(self) -> list[str]:
@@ -328,15 +351,37 @@ class Store(Protocol):
 
     def pending_migrations(self) -> list[str]: ...
 
-    def backup(self, target: str) -> None:
-        """Copy the database to the new file ``target``, consistently."""
 
-    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
-        """The statements that give ``role`` an app's rights (a reader's if ``read_only``),
-        run in one transaction unless ``dry_run``; only where there are roles."""
+class TransferStore(Protocol):
+    """Export and import, each one consistent read or one transaction."""
 
     def export(self, work: Callable[[Exporter], _T]) -> _T:
         """Run ``work`` on reads that all see one snapshot."""
 
     def import_records(self, work: Callable[[Importer], _T]) -> _T:
         """Run ``work``'s writes in one transaction: all of them, or none."""
+
+
+@runtime_checkable
+class Store(StoreBase, SessionStore, AdoptionStore, ItemStore, MaintenanceStore, TransferStore,
+            Protocol):
+    """What a backend provides: every role above. One method: one transaction, or one
+    consistent read. A backend may also have the optional abilities below (as
+    methods), or name them in ``lacks``."""
+
+
+@runtime_checkable
+class BacksUp(Protocol):
+    """Optional: a store that copies its database to a new file."""
+
+    def backup(self, target: str) -> None:
+        """Copy the database to the new file ``target``, consistently."""
+
+
+@runtime_checkable
+class Grants(Protocol):
+    """Optional: a store whose database has roles to grant rights to."""
+
+    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
+        """The statements that give ``role`` an app's rights (a reader's if ``read_only``),
+        run in one transaction unless ``dry_run``."""

@@ -21,6 +21,8 @@ from . import _time
 from ._interrupts import COMMITTED_NOTE, CommitsSeen, add_note, write_call
 from ._search import bracketed, item_texts, parse_query, snippet_parts
 from ._store import (
+    BacksUp,
+    Grants,
     IdTaken,
     NotFound,
     NotOwned,
@@ -772,6 +774,8 @@ class SessionRepository:
         destination = os.fspath(target)
         if not isinstance(destination, str) or not destination:
             raise TypeError("target must be a non-empty str or os.PathLike")
+        if not isinstance(self._store, BacksUp):
+            raise NotImplementedError(self._store.lacks["backup"])
         self._store.backup(destination)
 
     @write_call
@@ -791,6 +795,8 @@ class SessionRepository:
         check_role(role)
         if not isinstance(read_only, bool) or not isinstance(dry_run, bool):
             raise TypeError("read_only and dry_run must be bools")
+        if not isinstance(self._store, Grants):
+            raise NotImplementedError(self._store.lacks["grant"])
         return self._store.grant(role, read_only, dry_run)
 
     def check(self) -> list[str]:

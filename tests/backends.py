@@ -4,7 +4,8 @@ A behavioural test takes the ``backend`` fixture (or, under Hypothesis, a
 ``kind`` parameter and :func:`fresh`) and talks to the library through the
 public API; where it must look under the hood (a snapshot of every row, a
 row written as openai-agents writes it, a damaged row) it asks the handle,
-which knows its database's SQL. Tests check capabilities (``has_file``),
+which knows its database's SQL. Where backends differ, tests check the
+handle's capability flags (``has_file``, ``has_roles``, ``folds_every_script``),
 never backend names.
 """
 
@@ -42,6 +43,12 @@ class Backend:
     kind: str
     target: str
     """What ``SessionRepository`` is opened with: a path or a URL."""
+    has_file: bool
+    """The database is one file (``backup()`` copies it)."""
+    has_roles: bool
+    """The database has roles (``grant()`` gives them rights)."""
+    folds_every_script: bool
+    """Search ignores the accents of every script, not only Latin's."""
 
     def open(self, **options: Any) -> SessionRepository:
         """A new repository on this database: what another process would have."""
@@ -118,6 +125,8 @@ class SQLiteBackend(Backend):
     """A file in a temporary folder."""
 
     kind = "sqlite"
+    has_file, has_roles = True, False
+    folds_every_script = False  # FTS5's unicode61 removes Latin diacritics only
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -201,6 +210,7 @@ class PostgresBackend(Backend):
     """A schema of its own on the test server, first on the connection's search_path."""
 
     kind = "postgresql"
+    has_file, has_roles, folds_every_script = False, True, True
 
     def __init__(self, schema: str | None = None) -> None:
         assert POSTGRES_URL is not None

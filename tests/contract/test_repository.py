@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from backends import Backend
@@ -394,3 +395,19 @@ def test_errors_carry_their_remedy_apart_from_the_problem(repo: SessionRepositor
         repo.claim_session("bob", "nowhere")
     assert missing.value.remedy is Remedy.LIST_UNOWNED
     assert SessionsDalError("plain").remedy is None and str(SessionsDalError("plain")) == "plain"
+
+
+def test_optional_abilities_are_there_or_say_what_to_use(repo: SessionRepository,
+                                                         backend: Backend, tmp_path: Path
+                                                         ) -> None:
+    if backend.has_file:
+        repo.backup(tmp_path / "copy.db")
+        assert (tmp_path / "copy.db").stat().st_size > 0
+    else:
+        with pytest.raises(NotImplementedError, match="pg_dump, or export_to"):
+            repo.backup(tmp_path / "copy.db")
+    if backend.has_roles:
+        assert any(line.startswith("GRANT") for line in repo.grant("someone", dry_run=True))
+    else:
+        with pytest.raises(NotImplementedError, match="has no roles"):
+            repo.grant("someone", dry_run=True)

@@ -15,9 +15,10 @@ before it appends, pops or clears, so its writers and ours take turns too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 import psycopg
@@ -97,6 +98,9 @@ class PostgresStore(SharedStore):
     max_text_length = MAX_TEXT_LENGTH
 
     _db: Database  # this backend's runner, with more than SharedStore needs
+    lacks: Mapping[str, str] = MappingProxyType({
+        "backup": "backup() copies SQLite files; for PostgreSQL use pg_dump, or export_to() "
+                  "for a JSON Lines copy any backend can import"})
 
     # How this driver's rows become the contract's (SharedStore reads through these).
     def _session_row(self, row: Any) -> SessionRow:
@@ -586,12 +590,6 @@ class PostgresStore(SharedStore):
 
     def pending_migrations(self) -> list[str]:
         return self._db.read(pending_steps, self._sql)
-
-    def backup(self, target: str) -> None:
-        raise NotImplementedError(
-            f"backup() copies SQLite files; for PostgreSQL ({self.description}) use pg_dump, "
-            "or export_to() for a JSON Lines copy any backend can import"
-        )
 
     def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
         if dry_run:

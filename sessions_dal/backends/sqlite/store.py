@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import repeat
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from ..._files import is_database_file, publish, temporary_beside
@@ -91,6 +92,9 @@ class SQLiteStore(SharedStore):
     max_text_length = MAX_TEXT_LENGTH
 
     _db: Database  # this backend's runner, with more than SharedStore needs
+    lacks: Mapping[str, str] = MappingProxyType({
+        "grant": "SQLite has no roles: who may read or write a file is decided by its (and "
+                 "its folder's) permissions; grant() is for PostgreSQL"})
 
     # How this driver's rows become the contract's (SharedStore reads through these).
     def _session_row(self, row: Any) -> SessionRow:
@@ -664,12 +668,6 @@ class SQLiteStore(SharedStore):
             finally:
                 copy.close()
             publish(temporary, target, overwrite=False)
-
-    def grant(self, role: str, read_only: bool, dry_run: bool) -> list[str]:
-        raise NotImplementedError(
-            f"SQLite has no roles: who may read or write {self.description!r} is decided by "
-            "the file's (and its folder's) permissions; grant() is for PostgreSQL"
-        )
 
     def export(self, work: Callable[[Any], _T]) -> _T:
         return self._db.snapshot(
