@@ -373,7 +373,7 @@ class SessionRepository:
         check_id("user_id", user_id)
         count, start = check_limit(limit), check_int("offset", offset)
         rows = self._store.list_sessions(user_id, check_order(order), count, start)
-        return SessionList(self._session(row) for row in rows)
+        return SessionList([self._session(row) for row in rows])
 
     def iter_sessions(self, user_id: str, *, page_size: int = 100,
                       order: str = "created") -> Iterator[Session]:
@@ -673,7 +673,7 @@ class SessionRepository:
         them an owner with :meth:`claim_session`.
         """
         count, start = check_limit(limit), check_int("offset", offset)
-        return SessionList(self._session(row) for row in self._store.list_unowned(count, start))
+        return SessionList([self._session(row) for row in self._store.list_unowned(count, start)])
 
     def get_unowned_session(self, session_id: str) -> Session | None:
         """Return the unowned session ``session_id``, or ``None`` if it is absent or owned."""
@@ -740,7 +740,7 @@ class SessionRepository:
             raise SessionNotFoundError(
                 f"there is no session {exc.args[0]!r} to claim", Remedy.LIST_UNOWNED
             ) from None
-        return SessionList(self._session(row) for row in rows)
+        return SessionList([self._session(row) for row in rows])
 
     # -- the whole database ---------------------------------------------------------
 
