@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
         except KeyboardInterrupt as exc:
             notes = getattr(exc, "__notes__", ())
-            done = [note for note in notes if note.startswith("sessions_dal: prune had deleted")]
+            done = [note for note in notes if note.startswith("sessions_dal: prune had ")]
             # changed: the write call had returned (the interrupt came as the
             # command counted, printed or closed the database)
             if done:

@@ -61,6 +61,8 @@ class SessionsDalError(Exception):
     """
 
     def __init__(self, problem: str = "", remedy: Remedy | None = None) -> None:
+        if remedy is not None and not isinstance(remedy, Remedy):
+            raise TypeError(f"remedy must be a Remedy or None, not {type(remedy).__name__}")
         super().__init__(problem if remedy is None else f"{problem}; {remedy.value}")
         self.problem = problem
         self.remedy = remedy

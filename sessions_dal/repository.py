@@ -241,12 +241,15 @@ class SessionRepository:
                     DEFAULT_SESSIONS_TABLE, DEFAULT_MESSAGES_TABLE):
                 raise ValueError("a ready store was opened with its own options: pass it "
                                  "alone, SessionRepository(store)")
+            if path.closed:
+                raise ValueError("the store passed is closed; open a new one")
             self._store: Store = path
             return
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
         if not isinstance(path, str):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+            raise TypeError(f"path must be a str or os.PathLike (or a store, a backend's "
+                            f"open_store()), not {type(path).__name__}")
         if not path:
             raise ValueError("path must not be empty; use ':memory:' for an in-memory database")
         if "\x00" in path:
@@ -557,27 +560,23 @@ class SessionRepository:
                         for n in range(0, len(found), PRUNE_BATCH))
             return PruneReport(len(found), items, dry_run=True)
         sessions = items = 0
-        finished = False
+        finished = finishing = False
         batch = CommitsSeen()  # .committed: the batch under way committed (uncounted)
         try:
             with batch as under_way:
                 for start in range(0, len(found), PRUNE_BATCH):
-                    last = start + PRUNE_BATCH >= len(found)
+                    finishing = start + PRUNE_BATCH >= len(found)
                     under_way.committed = False
-                    deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH], last)
+                    deleted, gone = self._store.prune(found[start:start + PRUNE_BATCH],
+                                                      finishing)
                     # One statement: no interrupt lands between the counts and the flags.
                     sessions, items, under_way.committed, finished = (
-                        sessions + deleted, items + gone, False, last)
+                        sessions + deleted, items + gone, False, finishing)
                     if progress is not None:
                         progress(min(start + PRUNE_BATCH, len(found)), len(found))
         except BaseException as exc:
-            more = batch.token.committed
-            if (finished or more) and COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
-                add_note(exc, COMMITTED_NOTE)
-            if not finished and (sessions or more):
-                add_note(exc, f"sessions_dal: prune had deleted {sessions} sessions "
-                               f"({items} items){' and one more batch' if more else ''} "
-                               "before this; run it again to finish")
+            _note_prune(exc, sessions, items, uncounted=batch.token.committed,
+                        complete=finished or (batch.token.committed and finishing))
             raise
         return PruneReport(sessions, items)
 
@@ -771,6 +770,8 @@ class SessionRepository:
         either absent or complete; an existing ``target``, or the database's
         own files, raise ``ValueError`` (choose a new name).
         """
+        if not isinstance(target, (str, os.PathLike)):
+            raise TypeError(f"target must be a str or os.PathLike, not {type(target).__name__}")
         destination = os.fspath(target)
         if not isinstance(destination, str) or not destination:
             raise TypeError("target must be a non-empty str or os.PathLike")
@@ -967,6 +968,21 @@ def _cutoff(older_than: object) -> datetime | None:
     raise TypeError(
         f"older_than must be a timedelta or an aware datetime, not {type(older_than).__name__}"
     )
+
+
+def _note_prune(exc: BaseException, sessions: int, items: int, *, uncounted: bool,
+                complete: bool) -> None:
+    """Tell an interrupted prune's caller what stayed deleted: ``COMMITTED_NOTE`` once
+    any batch had committed, and how far it got (``uncounted``: the batch under way
+    had committed too, its counts unknown)."""
+    if not (sessions or uncounted):
+        return  # nothing was deleted
+    if COMMITTED_NOTE not in getattr(exc, "__notes__", ()):
+        add_note(exc, COMMITTED_NOTE)
+    done = f"{sessions} sessions ({items} items){' and one more batch' if uncounted else ''}"
+    add_note(exc, f"sessions_dal: prune had finished before this: it deleted {done}"
+             if complete else
+             f"sessions_dal: prune had deleted {done} before this; run it again to finish")
 
 
 def _not_found(user_id: str, session_id: str) -> SessionNotFoundError:

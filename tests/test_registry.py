@@ -56,5 +56,10 @@ def test_a_ready_store_is_taken_as_it_is(tmp_path: object) -> None:
         assert repo.get_session("alice", "s") is not None and repo.path == ":memory:"
     with pytest.raises(ValueError, match="pass it alone"):
         SessionRepository(store, read_only=True)
-    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike, not int"):
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike .*, not int"):
         SessionRepository(42)  # type: ignore[arg-type]
+    store.close()
+    with pytest.raises(ValueError, match="the store passed is closed"):
+        SessionRepository(store)
+    with pytest.raises(ValueError, match="busy_timeout is a keyword of SessionRepository"):
+        SessionRepository(":memory:", options={"busy_timeout": 3})

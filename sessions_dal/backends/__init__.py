@@ -66,6 +66,7 @@ BACKENDS: list[Backend] = [
 """The registered backends. The first without schemes opens file paths."""
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+_COMMON = {"busy_timeout", "sessions_table", "messages_table", "read_only"}
 
 
 def register(backend: Backend) -> None:
@@ -106,6 +107,9 @@ def open_store(target: str, common: Common, options: Mapping[str, Any]) -> Store
     for name, value in options.items():
         if value is not None and name not in backend.options:
             owner = next((b for b in BACKENDS if name in b.options), None)
+            if name in _COMMON:
+                raise ValueError(f"{name} is a keyword of SessionRepository, not a backend's "
+                                 f"option: pass {name}=... itself")
             if owner is None:
                 known = ", ".join(sorted(backend.options)) or "none"
                 raise ValueError(f"{name!r} is no backend's option ({backend.name}'s: "

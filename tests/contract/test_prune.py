@@ -8,7 +8,7 @@ import pytest
 from backends import Backend
 
 import sessions_dal.repository
-from sessions_dal import PruneReport, Session, SessionRepository, _time
+from sessions_dal import COMMITTED_NOTE, PruneReport, Session, SessionRepository, _time
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -163,9 +163,26 @@ def test_an_interrupted_prune_keeps_what_it_deleted_and_says_so(
     with pytest.raises(KeyboardInterrupt) as caught:
         history.prune(keep_last=0, progress=progress)
     assert caught.value.__notes__ == [  # type: ignore[attr-defined]
+        COMMITTED_NOTE,  # something stayed deleted
         "sessions_dal: prune had deleted 2 sessions (4 items) before this; "
         "run it again to finish"]
     assert history.prune(keep_last=0) == PruneReport(sessions=4, items=10)
+
+
+def test_an_interrupt_after_the_last_batch_says_the_prune_finished(
+    history: SessionRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sessions_dal.repository, "PRUNE_BATCH", 2)
+    def progress(done: int, all_of_them: int) -> None:
+        if done == all_of_them:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        history.prune(keep_last=0, progress=progress)
+    notes = caught.value.__notes__  # type: ignore[attr-defined]
+    assert notes[0] == COMMITTED_NOTE and notes[1].startswith(
+        "sessions_dal: prune had finished before this: it deleted ")
+    assert history.prune(keep_last=0) == PruneReport(sessions=0, items=0)  # nothing left
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [

@@ -395,11 +395,15 @@ def test_errors_carry_their_remedy_apart_from_the_problem(repo: SessionRepositor
         repo.claim_session("bob", "nowhere")
     assert missing.value.remedy is Remedy.LIST_UNOWNED
     assert SessionsDalError("plain").remedy is None and str(SessionsDalError("plain")) == "plain"
+    with pytest.raises(TypeError, match="remedy must be a Remedy"):
+        SessionsDalError("x", "use --foo")  # type: ignore[arg-type]
 
 
 def test_optional_abilities_are_there_or_say_what_to_use(repo: SessionRepository,
                                                          backend: Backend, tmp_path: Path
                                                          ) -> None:
+    with pytest.raises(TypeError, match=r"target must be a str or os\.PathLike, not int"):
+        repo.backup(5)  # type: ignore[arg-type]
     if backend.has_file:
         repo.backup(tmp_path / "copy.db")
         assert (tmp_path / "copy.db").stat().st_size > 0
