@@ -15,7 +15,8 @@ from sessions_dal.backends.sqlite import MAX_BUSY_TIMEOUT
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"path": None}, TypeError, "path must be a str or os.PathLike, not NoneType"),
+        ({"path": None}, TypeError,
+         "path must be a str or os.PathLike (or a store, a backend's open_store()), not NoneType"),
         ({"path": b"x.db"}, TypeError, "not bytes"),
         ({"path": ""}, ValueError, "use ':memory:'"),
         ({"path": ":memory:", "busy_timeout": -1}, ValueError, "busy_timeout must be a finite"),
