@@ -37,6 +37,7 @@ __all__ = [
     "MAX_WORD_LENGTH",
     "Term",
     "bracketed",
+    "cut",
     "fold",
     "item_texts",
     "parse_query",
@@ -235,13 +236,13 @@ def _piece(text: str, wanted: list[tuple[tuple[str, ...], bool]], width: int, be
         plain.append(_middle(text[cursor:match.start()], _GAP))
         if n - start in marked:
             pieces.append(("".join(plain), False))
-            pieces.append((_short(match.group(), _LONG_WORD), True))
+            pieces.append((cut(match.group(), _LONG_WORD), True))
             plain = []
         else:
-            plain.append(_short(match.group(), _LONG_WORD))
+            plain.append(cut(match.group(), _LONG_WORD))
         cursor = match.end()
     rest = text[cursor:]
-    plain.append(_short(rest, _GAP) if _WORD.search(rest) is None else " …")
+    plain.append(cut(rest, _GAP) if _WORD.search(rest) is None else " …")
     pieces.append(("".join(plain), False))
     return _squeezed(pieces)
 
@@ -253,7 +254,8 @@ _GAP = 40
 _LONG_WORD = 100
 
 
-def _short(text: str, width: int) -> str:
+def cut(text: str, width: int) -> str:
+    """``text`` of at most ``width`` characters, ``…`` where it was cut."""
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

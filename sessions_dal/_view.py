@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from ._search import cut
 from ._validate import check_int
 from .errors import SessionsDalError
 
@@ -61,7 +62,8 @@ class DatabaseInfo(Protocol):
     @property
     def backend(self) -> str: ...
 
-__all__ = ["NOTEBOOK_ITEMS", "NOTEBOOK_ROWS", "UNSAFE", "describe", "format_item", "safe"]
+__all__ = ["NOTEBOOK_ITEMS", "NOTEBOOK_ROWS", "UNSAFE", "describe", "format_item", "safe",
+           "when"]
 
 NOTEBOOK_ITEMS = 20
 """How many of a session's latest items its notebook view shows."""
@@ -127,8 +129,7 @@ def format_item(item: Any, *, width: int = 160) -> str:
     else:
         who, what = described
         text = " ".join(f"{who[:size]}: {what[: 4 * size]}".split())
-    text = safe(text)
-    return text if len(text) <= size else text[: size - 1] + "…"
+    return cut(safe(text), size)
 
 
 def _json(value: Any, *, indent: int | None = None) -> str:
@@ -454,12 +455,13 @@ def _box(*parts: str) -> str:
     return f'{_STYLE}<div class="sessions-dal">{"".join(parts)}</div>'
 
 
-def _when(value: datetime) -> str:
+def when(value: datetime) -> str:
+    """A time as the views and the command line show it, to the second."""
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _stamp(value: datetime) -> str:
-    return f'<span class="when">{_when(value)}</span>'
+    return f'<span class="when">{when(value)}</span>'
 
 
 def _folded(text: str, css: str = "text") -> str:
@@ -482,23 +484,20 @@ def item_html(item: Any) -> str:
         who, what = described
         body = _folded(what)
     css = who if who in ("user", "assistant") else "tool" if "tool" in who else ""
-    return f'<td class="who {css}">{_h(_cut(who, 40))}</td><td>{body}</td>'
+    return f'<td class="who {css}">{_h(cut(who, 40))}</td><td>{body}</td>'
 
 
 def _title(session: Session) -> str:
     title = session.metadata.get("title")
-    return _cut(title, 200) if isinstance(title, str) else ""
+    return cut(title, 200) if isinstance(title, str) else ""
 
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def session_html(session: Session) -> str:
     """A session's header and its latest :data:`NOTEBOOK_ITEMS` items, as a conversation."""
     rows = [("session", session.session_id), ("user", str(session.user_id)),
-            ("created", f"{_when(session.created_at)} UTC"),
-            ("updated", f"{_when(session.updated_at)} UTC")]
+            ("created", f"{when(session.created_at)} UTC"),
+            ("updated", f"{when(session.updated_at)} UTC")]
     extra = {key: value for key, value in session.metadata.items() if key != "title"}
     if extra:
         rows.append(("metadata", _json(extra)))
@@ -573,7 +572,7 @@ def hits_html(hits: Sequence[SearchHit]) -> str:
         where = "title" if hit.item is None else "item" if described is None else described[0]
         session = hit.session
         rows.append([_h(_title(session)) or f"<code>{_h(session.session_id)}</code>",
-                     _h(_cut(where, 40)), _marked(hit)])
+                     _h(cut(where, 40)), _marked(hit)])
     return _box(f"<p>{len(hits):,} match{'es' if len(hits) != 1 else ''}</p>",
                 _table(["session", "matched in", "snippet"], rows, len(hits), "matches"))
 

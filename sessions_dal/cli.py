@@ -28,8 +28,9 @@ from typing import Any, NoReturn, TextIO
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
 from ._interrupts import COMMITTED_NOTE, CommitsSeen
+from ._search import cut
 from ._validate import ORDERS, encode_json
-from ._view import UNSAFE, format_item, safe
+from ._view import UNSAFE, format_item, safe, when
 from .backends import is_url
 from .backends._migrations import PROGRESS
 from .errors import Remedy, SessionNotFoundError, SessionsDalError
@@ -402,17 +403,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _when(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _text(value: Any) -> str:
     return safe(json.dumps(value, ensure_ascii=False))
 
 
 def _short(value: Any, width: int = 48) -> str:
-    text = _text(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut(_text(value), width)
 
 
 def _session_json(session: Session, items: int) -> dict[str, Any]:
@@ -451,7 +447,7 @@ def _users(args: argparse.Namespace) -> int:
         print("(no users)")
     else:
         _table(["USER", "SESSIONS", "CREATED (UTC)"],
-               [[u.user_id, u.sessions, _when(u.created_at)] for u in users])
+               [[u.user_id, u.sessions, when(u.created_at)] for u in users])
     return 0
 
 
@@ -463,7 +459,7 @@ def _session_rows(args: argparse.Namespace, page: list[Session], empty: str) -> 
         print(safe(empty))
     else:
         _table(["SESSION_ID", "CREATED (UTC)", "UPDATED (UTC)", "ITEMS", "METADATA"],
-               [[s.session_id, _when(s.created_at), _when(s.updated_at), n, _short(s.metadata)]
+               [[s.session_id, when(s.created_at), when(s.updated_at), n, _short(s.metadata)]
                 for s, n in rows])
 
 
@@ -507,8 +503,8 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     print(f"session:  {safe(session.session_id)}")
     print(f"user:     {safe(str(session.user_id))}")
-    print(f"created:  {_when(session.created_at)} UTC")
-    print(f"updated:  {_when(session.updated_at)} UTC")
+    print(f"created:  {when(session.created_at)} UTC")
+    print(f"updated:  {when(session.updated_at)} UTC")
     print(f"metadata: {_text(session.metadata)}")
     print(f"items:    {total}")
     earlier = first - 1

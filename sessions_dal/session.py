@@ -9,6 +9,7 @@ from typing import Any
 
 from . import _time
 from ._interrupts import write_call
+from ._search import cut
 from ._store import NotOwned, Owner, Store
 from ._validate import check_int, check_limit, corrupt_item, encode_items
 from ._view import session_html, sessions_html
@@ -251,6 +252,5 @@ def _cut(value: object, width: int = 40) -> str:
     """``repr(value)`` of at most about ``width`` characters: a str cut inside its
     quotes, anything else cut with an ellipsis."""
     if isinstance(value, str):
-        return repr(value if len(value) <= width else value[: width - 1] + "…")
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+        return repr(cut(value, width))
+    return cut(repr(value), width)

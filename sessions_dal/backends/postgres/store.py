@@ -87,6 +87,22 @@ the index's lock, which deletes, claims and title changes wait for: small
 batches (about 0.2 s here) keep that wait short under load."""
 
 
+def _owned(row: Any) -> SessionRow:
+    session_id, user_id, metadata, created, updated, seq = row
+    if created is None or updated is None:
+        column = "created_at" if created is None else "updated_at"
+        raise CorruptSessionError(
+            f"session {session_id!r} (its agent_user_sessions row) has a {column} that is "
+            "not a finite timestamp; repair or delete that row with psql"
+        )
+    return SessionRow(session_id, user_id, metadata, _utc(created), _utc(updated),
+                      (created, updated, seq))
+
+
+def _unowned(session_id: str, created: datetime, updated: datetime) -> SessionRow:
+    return SessionRow(session_id, None, "{}", _utc(created), _utc(updated))
+
+
 class PostgresStore(SharedStore):
     """Users, sessions and items in one PostgreSQL database, beside SQLAlchemySession's tables.
 
@@ -103,11 +119,8 @@ class PostgresStore(SharedStore):
                   "for a JSON Lines copy any backend can import"})
 
     # How this driver's rows become the contract's (SharedStore reads through these).
-    def _session_row(self, row: Any) -> SessionRow:
-        return _owned(row)
-
-    def _unowned_row(self, *row: Any) -> SessionRow:
-        return _unowned(*row)
+    _session_row = staticmethod(_owned)
+    _unowned_row = staticmethod(_unowned)
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -799,18 +812,6 @@ def _tsquery(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> s
     return " & ".join(owner + parts)
 
 
-def _owned(row: Any) -> SessionRow:
-    session_id, user_id, metadata, created, updated, seq = row
-    if created is None or updated is None:
-        column = "created_at" if created is None else "updated_at"
-        raise CorruptSessionError(
-            f"session {session_id!r} (its agent_user_sessions row) has a {column} that is "
-            "not a finite timestamp; repair or delete that row with psql"
-        )
-    return SessionRow(session_id, user_id, metadata, _utc(created), _utc(updated),
-                      (created, updated, seq))
-
-
 def _user_time(user_id: str, created: datetime | None) -> datetime:
     if created is None:
         raise CorruptDataError(
@@ -818,10 +819,6 @@ def _user_time(user_id: str, created: datetime | None) -> datetime:
             "timestamp; repair or delete that row with psql"
         )
     return _utc(created)
-
-
-def _unowned(session_id: str, created: datetime, updated: datetime) -> SessionRow:
-    return SessionRow(session_id, None, "{}", _utc(created), _utc(updated))
 
 
 def _agents_text(moment: datetime) -> str:

@@ -81,6 +81,24 @@ MAX_TEXT_LENGTH = 1_000_000_000
 """SQLite's default maximum string length (SQLITE_MAX_LENGTH)."""
 
 
+def _owned(row: Sequence[Any]) -> SessionRow:
+    session_id, user_id, metadata, created, updated, seq = row
+    try:  # the hot path of every listing: as sessions_dal writes them, UTC with an offset
+        created_at, updated_at = _fromisoformat(created), _fromisoformat(updated)
+        if created_at.tzinfo is not None and updated_at.tzinfo is not None:
+            return SessionRow(session_id, user_id, metadata, created_at, updated_at,
+                              (created, updated, seq))
+    except (TypeError, ValueError):
+        pass
+    return SessionRow(session_id, user_id, metadata,
+                      _session_time(session_id, "created_at", created),
+                      _session_time(session_id, "updated_at", updated), (created, updated, seq))
+
+
+def _unowned(session_id: str, created: str | None, updated: str | None) -> SessionRow:
+    return SessionRow(session_id, None, "{}", _agents_time(created), _agents_time(updated))
+
+
 class SQLiteStore(SharedStore):
     """Users, sessions and items in one SQLite file, on disk compatible with openai-agents.
 
@@ -97,11 +115,8 @@ class SQLiteStore(SharedStore):
                  "its folder's) permissions; grant() is for PostgreSQL"})
 
     # How this driver's rows become the contract's (SharedStore reads through these).
-    def _session_row(self, row: Any) -> SessionRow:
-        return _owned(row)
-
-    def _unowned_row(self, *row: Any) -> SessionRow:
-        return _unowned(*row)
+    _session_row = staticmethod(_owned)
+    _unowned_row = staticmethod(_unowned)
 
     def __init__(self, path: str, *, busy_timeout: float, synchronous: str,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -825,25 +840,7 @@ def _words(terms: tuple[Term, ...]) -> str:
         '"' + " ".join(term.words) + '"' + ("*" if term.prefix else "") for term in terms)
 
 
-def _owned(row: Sequence[Any]) -> SessionRow:
-    session_id, user_id, metadata, created, updated, seq = row
-    try:  # the hot path of every listing: as sessions_dal writes them, UTC with an offset
-        created_at, updated_at = _fromisoformat(created), _fromisoformat(updated)
-        if created_at.tzinfo is not None and updated_at.tzinfo is not None:
-            return SessionRow(session_id, user_id, metadata, created_at, updated_at,
-                              (created, updated, seq))
-    except (TypeError, ValueError):
-        pass
-    return SessionRow(session_id, user_id, metadata,
-                      _session_time(session_id, "created_at", created),
-                      _session_time(session_id, "updated_at", updated), (created, updated, seq))
-
-
 _fromisoformat = datetime.fromisoformat
-
-
-def _unowned(session_id: str, created: str | None, updated: str | None) -> SessionRow:
-    return SessionRow(session_id, None, "{}", _agents_time(created), _agents_time(updated))
 
 
 def _parse(text: object) -> datetime:
