@@ -83,13 +83,16 @@ class Migration:
     """The block's first comment line: what it does, for ``sessions-dal migrate``."""
 
 
-def parse_migrations(text: str) -> tuple[Migration, ...]:
+def parse_migrations(text: str, complete: Callable[[str], bool] = sqlite3.complete_statement
+                     ) -> tuple[Migration, ...]:
     """Split migration text into :class:`Migration` blocks, checking their numbering.
 
     Versions must run 1, 2, 3, ... with no gap; each block needs at least one
-    complete statement. Statements are split with ``sqlite3.complete_statement``
-    (a tokenizer, not a database), which understands string literals, comments
-    and trigger bodies.
+    complete statement. Each backend splits its own SQL into statements:
+    ``complete(text)`` says whether ``text`` ends with a complete one (SQLite's
+    ``sqlite3.complete_statement``, a tokenizer that knows string literals,
+    comments and trigger bodies, is the default; PostgreSQL's knows dollar
+    quoting too).
 
     >>> [m.version for m in parse_migrations("-- version: 1\\nCREATE TABLE t (x);")]
     [1]
@@ -112,7 +115,7 @@ def parse_migrations(text: str) -> tuple[Migration, ...]:
                 f"schema line {number}: SQL before the first '-- version: N' line"
             )
     return tuple(
-        Migration(version, _split_statements(version, lines), _title(lines))
+        Migration(version, _split_statements(version, lines, complete), _title(lines))
         for version, lines in blocks
     )
 
@@ -125,12 +128,13 @@ def _title(lines: list[str]) -> str:
     return ""
 
 
-def _split_statements(version: int, lines: list[str]) -> tuple[str, ...]:
+def _split_statements(version: int, lines: list[str], complete: Callable[[str], bool]
+                      ) -> tuple[str, ...]:
     statements: list[str] = []
     pending = ""
     for line in lines:
         pending += line + "\n"
-        if sqlite3.complete_statement(pending):
+        if complete(pending):
             statement = pending.strip()
             if _has_sql(statement):
                 statements.append(statement)
@@ -148,8 +152,8 @@ def _has_sql(text: str) -> bool:
     )
 
 
-
-def read_migrations(package: str) -> tuple[Migration, ...]:
-    """The migrations of the ``schema.sql`` in a backend's ``package``."""
+def read_migrations(package: str, complete: Callable[[str], bool] = sqlite3.complete_statement
+                    ) -> tuple[Migration, ...]:
+    """The migrations of the ``schema.sql`` in a backend's ``package``, split by ``complete``."""
     text = resources.files(package).joinpath("schema.sql").read_text(encoding="utf-8")
-    return parse_migrations(text)
+    return parse_migrations(text, complete)

@@ -29,6 +29,7 @@ from ...errors import (
 )
 from .._migrations import VERSION_TABLE, Migration, in_batches, is_batched, read_migrations
 from ._sql import OWN_TABLES, SQL, quote
+from ._statements import complete_statement
 
 __all__ = [
     "MIGRATIONS",
@@ -46,7 +47,7 @@ __all__ = [
     "schema_version",
 ]
 
-MIGRATIONS = read_migrations(__package__)
+MIGRATIONS = read_migrations(__package__, complete_statement)
 SCHEMA_VERSION: int = MIGRATIONS[-1].version
 
 # One key for every sessions_dal of every version: a 64-bit constant ("sessions").

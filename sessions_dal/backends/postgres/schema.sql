@@ -64,14 +64,14 @@ CREATE INDEX IF NOT EXISTS idx_agent_user_sessions_activity
 -- writes) keeps its stamp; one another transaction holds locked is skipped,
 -- never waited for (SQLAlchemySession locks agent_sessions first, sessions_dal
 -- the ownership row first: waiting could deadlock); a stamp never moves back.
--- Bodies are quoted strings, not $$, and triggers CREATE OR REPLACE (PostgreSQL
--- 14+): schema.sql is split into statements by one tokenizer for both backends.
+-- Bodies are dollar-quoted (this file is split by _statements.py, a tokenizer
+-- of PostgreSQL's own), and triggers CREATE OR REPLACE (PostgreSQL 14+).
 -- SECURITY DEFINER, with the search_path fixed: an openai-agents app may
 -- connect as a role with no rights on sessions_dal's tables; its writes must
 -- not fail for that. Trigger functions need no EXECUTE right to fire, so a
 -- database that revokes EXECUTE from PUBLIC by default still works.
 CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE agent_user_sessions SET updated_at = statement_timestamp()
     WHERE seq IN (
@@ -80,10 +80,10 @@ BEGIN
           AND xmin <> pg_current_xact_id()::xid
         FOR UPDATE SKIP LOCKED);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_activity_on_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     UPDATE agent_user_sessions SET updated_at = statement_timestamp()
     WHERE seq IN (
@@ -93,7 +93,7 @@ BEGIN
           AND xmin <> pg_current_xact_id()::xid
         FOR UPDATE SKIP LOCKED);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE TRIGGER sessions_dal_activity_on_update
 AFTER UPDATE OF updated_at ON agent_sessions
@@ -113,11 +113,11 @@ FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_activity_on_delete();
 -- and digits a space (PostgreSQL's parser would keep "rome-train" or
 -- "a@b.com" whole), lower case. IMMUTABLE: stored vectors depend on it.
 CREATE OR REPLACE FUNCTION sessions_dal_fold(words text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT lower(regexp_replace(
         CASE WHEN octet_length(words) = char_length(words) THEN words
-             ELSE regexp_replace(normalize(words, NFKD), ''[\u0300-\u036f]'', '''', ''g'') END,
-        ''[^[:alnum:]]+'', '' '', ''g''))';
+             ELSE regexp_replace(normalize(words, NFKD), '[\u0300-\u036f]', '', 'g') END,
+        '[^[:alnum:]]+', ' ', 'g'))$$;
 
 -- The words of an item: its string values, except those of the keys below,
 -- which hold ids and fixed values ("message", "completed"), never anyone's
@@ -126,29 +126,29 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
 -- fail for it. jsonb for its path queries (C, not recursive SQL); a "\u0000"
 -- inside a string, which jsonb cannot hold, is dropped first.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     doc jsonb;
     found text;
 BEGIN
-    doc := replace(item, ''\u0000'', '''')::jsonb;
-    SELECT string_agg(value #>> ''{}'', '' '') INTO found FROM (
-        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
+    doc := replace(item, '\u0000', '')::jsonb;
+    SELECT string_agg(value #>> '{}', ' ') INTO found FROM (
+        SELECT jsonb_path_query(doc, 'strict $.** ? (@.type() == "object").keyvalue()
             ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
                && @.key != "call_id" && @.key != "item_id" && @.key != "response_id"
                && @.key != "role" && @.key != "status" && @.key != "detail"
                && @.key != "encrypted_content" && @.key != "image_url"
-               && @.key != "file_id" && @.key != "file_data").value'') AS value
+               && @.key != "file_id" && @.key != "file_data").value') AS value
         UNION ALL
-        SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "array")[*]
-            ? (@.type() == "string")'')
+        SELECT jsonb_path_query(doc, 'strict $.** ? (@.type() == "array")[*]
+            ? (@.type() == "string")')
         UNION ALL
-        SELECT doc WHERE jsonb_typeof(doc) = ''string''
+        SELECT doc WHERE jsonb_typeof(doc) = 'string'
     ) AS strings;
-    RETURN to_tsvector(''simple'', sessions_dal_fold(coalesce(found, '''')));
+    RETURN to_tsvector('simple', sessions_dal_fold(coalesce(found, '')));
 EXCEPTION WHEN others THEN
-    RETURN ''''::tsvector;
-END';
+    RETURN ''::tsvector;
+END$$;
 
 -- The lexemes that say whose a row is: the owner's and the session's ids in
 -- hex (any id is then one lexeme), weight A; words have weight D. A search
@@ -156,10 +156,10 @@ END';
 -- rows with the word's instead of reading every user's; and for words with
 -- weight D only, so that no query word ever matches an owner lexeme.
 CREATE OR REPLACE FUNCTION sessions_dal_owner(user_id text, session_id text)
-RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
-    SELECT CASE WHEN user_id IS NULL THEN ''''::tsvector ELSE setweight(array_to_tsvector(
-        ARRAY[''u'' || encode(convert_to(user_id, ''UTF8''), ''hex''),
-              ''s'' || encode(convert_to(session_id, ''UTF8''), ''hex'')]), ''A'') END';
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN user_id IS NULL THEN ''::tsvector ELSE setweight(array_to_tsvector(
+        ARRAY['u' || encode(convert_to(user_id, 'UTF8'), 'hex'),
+              's' || encode(convert_to(session_id, 'UTF8'), 'hex')]), 'A') END$$;
 
 -- One row per item with words (item_id: the item's id), and per titled
 -- session (minus its seq), with the owner's lexemes while it has one; no
@@ -183,25 +183,25 @@ CREATE INDEX IF NOT EXISTS idx_sessions_dal_search_session
 -- SECURITY DEFINER, as for the activity triggers: an openai-agents app's role
 -- may have no rights on sessions_dal's tables.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     found tsvector := sessions_dal_words(NEW.message_data);
 BEGIN
-    IF found <> '''' THEN
+    IF found <> '' THEN
         INSERT INTO sessions_dal_search (item_id, session_id, words)
         SELECT NEW.id, NEW.session_id, found || sessions_dal_owner(
             (SELECT user_id FROM agent_user_sessions WHERE session_id = NEW.session_id),
             NEW.session_id);
     END IF;
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
     DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_insert
 AFTER INSERT ON agent_messages
@@ -215,18 +215,18 @@ FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_search_on_delete();
 -- damaged by hand, or a key with "\u0000", which jsonb cannot hold, must not
 -- stop our own writes).
 CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     title jsonb;
 BEGIN
-    title := replace(metadata, ''\u0000'', '''')::jsonb -> ''title'';
-    IF jsonb_typeof(title) = ''string'' THEN
-        RETURN to_tsvector(''simple'', sessions_dal_fold(title #>> ''{}''));
+    title := replace(metadata, '\u0000', '')::jsonb -> 'title';
+    IF jsonb_typeof(title) = 'string' THEN
+        RETURN to_tsvector('simple', sessions_dal_fold(title #>> '{}'));
     END IF;
-    RETURN ''''::tsvector;
+    RETURN ''::tsvector;
 EXCEPTION WHEN others THEN
-    RETURN ''''::tsvector;
-END';
+    RETURN ''::tsvector;
+END$$;
 
 -- A session claimed or created (ownership rows are sessions_dal's own): its
 -- items take the owner's lexemes, and its title is indexed under them; the
@@ -234,26 +234,26 @@ END';
 -- items, which sessions_dal deletes in the same transaction, are left alone
 -- (a search checks ownership again in the tables themselves).
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger
-LANGUAGE plpgsql AS '
+LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP <> ''INSERT'' THEN
+    IF TG_OP <> 'INSERT' THEN
         DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
     END IF;
-    IF TG_OP = ''DELETE'' THEN
+    IF TG_OP = 'DELETE' THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = ''INSERT'' THEN
+    IF TG_OP = 'INSERT' THEN
         UPDATE sessions_dal_search
-        SET words = ts_filter(words, ''{b,c,d}'')
+        SET words = ts_filter(words, '{b,c,d}')
                     || sessions_dal_owner(NEW.user_id, NEW.session_id)
         WHERE session_id = NEW.session_id AND item_id > 0;
     END IF;
     INSERT INTO sessions_dal_search (item_id, session_id, words)
     SELECT -NEW.seq, NEW.session_id, words || sessions_dal_owner(NEW.user_id, NEW.session_id)
     FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
-    WHERE words <> ''''::tsvector;
+    WHERE words <> ''::tsvector;
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_own
 AFTER INSERT OR DELETE OR UPDATE OF metadata ON agent_user_sessions
@@ -315,12 +315,12 @@ ANALYZE sessions_dal_search;
 -- database's: under an lc_ctype of C, lower() and [:alnum:] know ASCII only,
 -- and words in Cyrillic or Greek were dropped or kept in upper case.
 CREATE OR REPLACE FUNCTION sessions_dal_fold(words text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT lower(regexp_replace(
         CASE WHEN octet_length(words) = char_length(words) THEN words
-             ELSE regexp_replace(normalize(words, NFKD), ''[\u0300-\u036f]'', '''', ''g'') END
+             ELSE regexp_replace(normalize(words, NFKD), '[\u0300-\u036f]', '', 'g') END
              COLLATE "sessions_dal_ctype",
-        ''[^[:alnum:]]+'', '' '', ''g''))';
+        '[^[:alnum:]]+', ' ', 'g'))$$;
 
 -- Text rules, the same on both backends (see SQLite's schema.sql and
 -- sessions_dal/_search.py). jsonb refuses two escapes SQLite reads, which
@@ -340,49 +340,49 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
 -- backslash, and # stands for an escaped one in patterns: written so, these
 -- bodies mean the same whatever standard_conforming_strings.
 CREATE OR REPLACE FUNCTION sessions_dal_words(item text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     doc jsonb;
     strings_found text;
     result tsvector;
 BEGIN
-    item := replace(replace(item, chr(92) || chr(92), chr(92) || ''u005c''),
-                    chr(92) || ''u0000'', chr(92) || ''u0020'');
+    item := replace(replace(item, chr(92) || chr(92), chr(92) || 'u005c'),
+                    chr(92) || 'u0000', chr(92) || 'u0020');
     BEGIN
         doc := item::jsonb;
     EXCEPTION WHEN invalid_text_representation THEN
-        IF (strpos(item, chr(92) || ''ud'') = 0 AND strpos(item, chr(92) || ''uD'') = 0)
+        IF (strpos(item, chr(92) || 'ud') = 0 AND strpos(item, chr(92) || 'uD') = 0)
                 OR strpos(item, chr(1)) > 0 THEN
-            RETURN ''''::tsvector;  -- not JSON
+            RETURN ''::tsvector;  -- not JSON
         END IF;
-        -- Lone surrogates'' escapes become spaces, pairs stay; without
+        -- Lone surrogates' escapes become spaces, pairs stay; without
         -- look-arounds, whose cost grew with the square of the text: pairs
         -- first lose their backslashes to chr(1), which JSON text never holds.
         doc := replace(regexp_replace(regexp_replace(item,
-            replace(''#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})'', ''#'',
+            replace('#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})', '#',
                     chr(92) || chr(92)),
-            chr(1) || chr(92) || ''1'' || chr(1) || chr(92) || ''2'', ''g''),
-            replace(''#u[dD][89a-fA-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
-            chr(92) || ''u0020'', ''g''), chr(1), chr(92))::jsonb;
+            chr(1) || chr(92) || '1' || chr(1) || chr(92) || '2', 'g'),
+            replace('#u[dD][89a-fA-F][0-9a-fA-F]{2}', '#', chr(92) || chr(92)),
+            chr(92) || 'u0020', 'g'), chr(1), chr(92))::jsonb;
     END;
     IF octet_length(item) <= 65536 THEN
-        SELECT string_agg(value #>> ''{}'', '' '') INTO strings_found FROM (
-            SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "object").keyvalue()
+        SELECT string_agg(value #>> '{}', ' ') INTO strings_found FROM (
+            SELECT jsonb_path_query(doc, 'strict $.** ? (@.type() == "object").keyvalue()
                 ? (@.value.type() == "string" && @.key != "type" && @.key != "id"
                    && @.key != "call_id" && @.key != "item_id" && @.key != "response_id"
                    && @.key != "role" && @.key != "status" && @.key != "detail"
                    && @.key != "encrypted_content" && @.key != "image_url"
-                   && @.key != "file_id" && @.key != "file_data").value'') AS value
+                   && @.key != "file_id" && @.key != "file_data").value') AS value
             UNION ALL
-            SELECT jsonb_path_query(doc, ''strict $.** ? (@.type() == "array")[*]
-                ? (@.type() == "string")'')
+            SELECT jsonb_path_query(doc, 'strict $.** ? (@.type() == "array")[*]
+                ? (@.type() == "string")')
             UNION ALL
-            SELECT doc WHERE jsonb_typeof(doc) = ''string''
+            SELECT doc WHERE jsonb_typeof(doc) = 'string'
         ) AS strings;
     ELSE
         -- The same strings of a big document, walked with jsonb_each and
-        -- jsonb_array_elements: jsonpath''s .** and [*] cost the square of an
-        -- array''s length (a 2 MB array of short strings took 43 s). Each level
+        -- jsonb_array_elements: jsonpath's .** and [*] cost the square of an
+        -- array's length (a 2 MB array of short strings took 43 s). Each level
         -- copies what is below it: strings deeper than 100 levels (deeper than
         -- sessions_dal lets an item be) are not indexed in a big document.
         WITH RECURSIVE walk(key, value, depth) AS (
@@ -391,78 +391,78 @@ BEGIN
             SELECT inner_value.key, inner_value.value, walk.depth + 1
             FROM walk CROSS JOIN LATERAL (
                 SELECT member.key, member.value FROM jsonb_each(
-                    CASE WHEN jsonb_typeof(walk.value) = ''object'' THEN walk.value
-                         ELSE ''{}''::jsonb END) AS member
+                    CASE WHEN jsonb_typeof(walk.value) = 'object' THEN walk.value
+                         ELSE '{}'::jsonb END) AS member
                 UNION ALL
                 SELECT NULL, element.value FROM jsonb_array_elements(
-                    CASE WHEN jsonb_typeof(walk.value) = ''array'' THEN walk.value
-                         ELSE ''[]''::jsonb END) AS element
+                    CASE WHEN jsonb_typeof(walk.value) = 'array' THEN walk.value
+                         ELSE '[]'::jsonb END) AS element
             ) AS inner_value
             WHERE walk.depth < 100
         )
-        SELECT string_agg(value #>> ''{}'', '' '') INTO strings_found FROM walk
-        WHERE jsonb_typeof(value) = ''string'' AND (key IS NULL OR key NOT IN (
-            ''type'', ''id'', ''call_id'', ''item_id'', ''response_id'', ''role'', ''status'',
-            ''detail'', ''encrypted_content'', ''image_url'', ''file_id'', ''file_data''));
+        SELECT string_agg(value #>> '{}', ' ') INTO strings_found FROM walk
+        WHERE jsonb_typeof(value) = 'string' AND (key IS NULL OR key NOT IN (
+            'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+            'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data'));
     END IF;
-    result := to_tsvector(''simple'', regexp_replace(
-        sessions_dal_fold(coalesce(strings_found, '''')),
-        ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
+    result := to_tsvector('simple', regexp_replace(
+        sessions_dal_fold(coalesce(strings_found, '')),
+        '((?:[^ ]{167}){3})[^ ]+', chr(92) || '1', 'g'));
     -- Room for the owner lexemes the triggers add (ids of 255 characters at
-    -- most): a vector at tsvector''s limit (1 MB) would make the write fail.
+    -- most): a vector at tsvector's limit (1 MB) would make the write fail.
     IF pg_column_size(result) > 1048575 - 8192 THEN
-        RETURN ''''::tsvector;
+        RETURN ''::tsvector;
     END IF;
     RETURN result;
 EXCEPTION WHEN others THEN
-    RETURN ''''::tsvector;
-END';
+    RETURN ''::tsvector;
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_owner(user_id text, session_id text)
-RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS '
-    SELECT CASE WHEN user_id IS NULL THEN ''''::tsvector ELSE setweight(array_to_tsvector(
-        ARRAY[''u'' || encode(convert_to(user_id, ''UTF8''), ''hex''),
-              ''s'' || encode(convert_to(session_id, ''UTF8''), ''hex'')]), ''A'') END';
+RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN user_id IS NULL THEN ''::tsvector ELSE setweight(array_to_tsvector(
+        ARRAY['u' || encode(convert_to(user_id, 'UTF8'), 'hex'),
+              's' || encode(convert_to(session_id, 'UTF8'), 'hex')]), 'A') END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_title_words(metadata text) RETURNS tsvector
-LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     title jsonb;
     result tsvector;
 BEGIN
-    metadata := replace(replace(metadata, chr(92) || chr(92), chr(92) || ''u005c''),
-                        chr(92) || ''u0000'', chr(92) || ''u0020'');
+    metadata := replace(replace(metadata, chr(92) || chr(92), chr(92) || 'u005c'),
+                        chr(92) || 'u0000', chr(92) || 'u0020');
     BEGIN
-        title := metadata::jsonb -> ''title'';
+        title := metadata::jsonb -> 'title';
     EXCEPTION WHEN invalid_text_representation THEN
-        IF (strpos(metadata, chr(92) || ''ud'') = 0 AND strpos(metadata, chr(92) || ''uD'') = 0)
+        IF (strpos(metadata, chr(92) || 'ud') = 0 AND strpos(metadata, chr(92) || 'uD') = 0)
                 OR strpos(metadata, chr(1)) > 0 THEN
-            RETURN ''''::tsvector;  -- not JSON
+            RETURN ''::tsvector;  -- not JSON
         END IF;
-        -- Lone surrogates'' escapes become spaces, pairs stay; without
+        -- Lone surrogates' escapes become spaces, pairs stay; without
         -- look-arounds, whose cost grew with the square of the text: pairs
         -- first lose their backslashes to chr(1), which JSON text never holds.
         title := replace(regexp_replace(regexp_replace(metadata,
-            replace(''#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})'', ''#'',
+            replace('#(u[dD][89abAB][0-9a-fA-F]{2})#(u[dD][c-fC-F][0-9a-fA-F]{2})', '#',
                     chr(92) || chr(92)),
-            chr(1) || chr(92) || ''1'' || chr(1) || chr(92) || ''2'', ''g''),
-            replace(''#u[dD][89a-fA-F][0-9a-fA-F]{2}'', ''#'', chr(92) || chr(92)),
-            chr(92) || ''u0020'', ''g''), chr(1), chr(92))::jsonb -> ''title'';
+            chr(1) || chr(92) || '1' || chr(1) || chr(92) || '2', 'g'),
+            replace('#u[dD][89a-fA-F][0-9a-fA-F]{2}', '#', chr(92) || chr(92)),
+            chr(92) || 'u0020', 'g'), chr(1), chr(92))::jsonb -> 'title';
     END;
-    IF jsonb_typeof(title) = ''string'' THEN
-        result := to_tsvector(''simple'', regexp_replace(sessions_dal_fold(title #>> ''{}''),
-            ''((?:[^ ]{167}){3})[^ ]+'', chr(92) || ''1'', ''g''));
+    IF jsonb_typeof(title) = 'string' THEN
+        result := to_tsvector('simple', regexp_replace(sessions_dal_fold(title #>> '{}'),
+            '((?:[^ ]{167}){3})[^ ]+', chr(92) || '1', 'g'));
         IF pg_column_size(result) <= 1048575 - 8192 THEN  -- room for the owner lexemes
             RETURN result;
         END IF;
     END IF;
-    RETURN ''''::tsvector;
+    RETURN ''::tsvector;
 EXCEPTION WHEN others THEN
-    RETURN ''''::tsvector;
-END';
+    RETURN ''::tsvector;
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_activity_on_update() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE agent_user_sessions SET updated_at = statement_timestamp()
     WHERE seq IN (
@@ -471,10 +471,10 @@ BEGIN
           AND xmin <> pg_current_xact_id()::xid
         FOR UPDATE SKIP LOCKED);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_activity_on_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE agent_user_sessions SET updated_at = statement_timestamp()
     WHERE seq IN (
@@ -484,18 +484,18 @@ BEGIN
           AND xmin <> pg_current_xact_id()::xid
         FOR UPDATE SKIP LOCKED);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     item_words tsvector;
 BEGIN
-    IF NEW.id <= 0 THEN  -- not an id the sequence gives: never a title row''s key
+    IF NEW.id <= 0 THEN  -- not an id the sequence gives: never a title row's key
         RETURN NULL;
     END IF;
     item_words := sessions_dal_words(NEW.message_data::text);
-    IF item_words <> '''' THEN
+    IF item_words <> '' THEN
         INSERT INTO sessions_dal_search (item_id, session_id, words)
         SELECT NEW.id, NEW.session_id, item_words || sessions_dal_owner(
             (SELECT user_id::text FROM agent_user_sessions
@@ -507,14 +507,14 @@ BEGIN
         DELETE FROM sessions_dal_search WHERE item_id = NEW.id;
     END IF;
     RETURN NULL;
-END';
+END$$;
 
 -- openai-agents never updates an item, but a role that may write its table
 -- can: the index follows (an item moved to another session, or rewritten),
 -- else the old words stay searchable, under the old owner. Also a stale row
 -- left under an id the sequence gives later is replaced, never a failed write.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_change() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     item_words tsvector;
 BEGIN
@@ -525,7 +525,7 @@ BEGIN
         RETURN NULL;
     END IF;
     item_words := sessions_dal_words(NEW.message_data::text);
-    IF item_words <> '''' THEN
+    IF item_words <> '' THEN
         INSERT INTO sessions_dal_search (item_id, session_id, words)
         SELECT NEW.id, NEW.session_id, item_words || sessions_dal_owner(
             (SELECT user_id::text FROM agent_user_sessions
@@ -535,31 +535,31 @@ BEGIN
         SET session_id = EXCLUDED.session_id, words = EXCLUDED.words;
     END IF;
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_change
 AFTER UPDATE OF id, session_id, message_data ON agent_messages
 FOR EACH ROW EXECUTE FUNCTION sessions_dal_search_on_change();
 
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone WHERE id > 0);
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF TG_OP <> ''INSERT'' THEN
+    IF TG_OP <> 'INSERT' THEN
         DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
     END IF;
-    IF TG_OP = ''DELETE'' THEN
+    IF TG_OP = 'DELETE' THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = ''INSERT'' THEN
+    IF TG_OP = 'INSERT' THEN
         UPDATE sessions_dal_search
-        SET words = ts_filter(words, ''{b,c,d}'')
+        SET words = ts_filter(words, '{b,c,d}')
                     || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
         WHERE session_id = NEW.session_id AND item_id > 0;
     END IF;
@@ -567,18 +567,18 @@ BEGIN
     SELECT -NEW.seq, NEW.session_id, words
         || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
     FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
-    WHERE words <> ''''::tsvector;
+    WHERE words <> ''::tsvector;
     RETURN NULL;
-END';
+END$$;
 
 -- TRUNCATE (a role with that right on openai-agents' table) fires no delete
 -- trigger: the items' words go with them all the same.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_truncate() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM sessions_dal_search WHERE item_id > 0;
     RETURN NULL;
-END';
+END$$;
 
 CREATE OR REPLACE TRIGGER sessions_dal_search_on_truncate
 AFTER TRUNCATE ON agent_messages
@@ -666,7 +666,7 @@ CREATE TABLE IF NOT EXISTS sessions_dal_search_queue (
 -- rows it holds and compute their items' words as they read (see the store's
 -- _index_queued); a wide range is indexed a batch of items at a time.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_insert() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     newest bigint;
 BEGIN
@@ -684,7 +684,7 @@ BEGIN
         SELECT min(id), min(first_id), max(last_id), deleted FROM merged GROUP BY deleted;
     END IF;
     RETURN NULL;
-END';
+END$$;
 
 -- A delete's trigger takes the deleted items' rows out of the index at once.
 -- A writer at REPEATABLE READ or SERIALIZABLE (a database's or role's
@@ -695,15 +695,15 @@ END';
 -- range out of the index. Under READ COMMITTED (sessions_dal's own, and the
 -- default) the trigger waits for the batch and sees its rows.
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_delete() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     DELETE FROM sessions_dal_search WHERE item_id IN (SELECT id FROM gone WHERE id > 0);
-    IF current_setting(''transaction_isolation'') IN (''repeatable read'', ''serializable'') THEN
+    IF current_setting('transaction_isolation') IN ('repeatable read', 'serializable') THEN
         INSERT INTO sessions_dal_search_queue (first_id, last_id, deleted)
         SELECT min(id), max(id), true FROM gone WHERE id > 0 HAVING count(*) > 0;
     END IF;
     RETURN NULL;
-END';
+END$$;
 
 DROP TRIGGER IF EXISTS sessions_dal_search_on_insert ON agent_messages;
 
