@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sessions_dal import SessionRepository
-from sessions_dal.backends.sqlite._connection import CACHE_KIB
+from sessions_dal.backends.sqlite._opening import CACHE_KIB
 from sessions_dal.backends.sqlite._sql import SQL as SQLiteSQL
 
 try:

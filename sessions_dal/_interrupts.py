@@ -9,8 +9,9 @@ whose token is marked carries :data:`COMMITTED_NOTE`. :class:`CommitsSeen`
 watches several write calls at once (prune's batches, a command line run).
 
 The rest of the interrupt story lives with each backend: SQLite's lock and
-transaction bookkeeping in ``backends/sqlite/_connection.py``, PostgreSQL's
-signal hold and commit settling in ``backends/postgres/_connection.py``
+transaction bookkeeping in ``backends/sqlite/_runner.py``, PostgreSQL's
+signal hold in ``backends/postgres/_signals.py`` and its commit settling in
+``backends/postgres/_runner.py``
 (docs/concurrency.md, "Interrupts").
 """
 

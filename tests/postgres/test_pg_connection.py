@@ -25,7 +25,7 @@ from backends import (
 from psycopg import errors as pg_errors
 
 from sessions_dal import SessionRepository
-from sessions_dal.backends.postgres._connection import translate_errors
+from sessions_dal.backends.postgres._errors import translate_errors
 from sessions_dal.backends.postgres._schema import MIGRATIONS
 from sessions_dal.errors import (
     DatabaseError,

@@ -326,24 +326,24 @@ def test_a_handler_raising_while_signals_are_held_or_released_leaves_them_as_the
 
 
 def _every_moment_of_holding(pg: PostgresBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessions_dal.backends.postgres import _connection
+    from sessions_dal.backends.postgres import _signals as signals_module
 
-    handlers = {number: signal.getsignal(number) for number in _connection._HELD}
+    handlers = {number: signal.getsignal(number) for number in signals_module._HELD}
     with pg.open(pool_size=1) as repo:
         session = repo.create_session("alice", session_id="s1")
-        real = _connection._signals
+        real = signals_module._signals
         counting = _RaisesOnce(real, 0)
-        monkeypatch.setattr(_connection, "_signals", counting)
+        monkeypatch.setattr(signals_module, "_signals", counting)
         session.add_items([0])
         calls = counting.calls  # holding, then releasing, SIGINT and SIGALRM
         assert calls == 4
         for k in range(1, calls + 1):
-            monkeypatch.setattr(_connection, "_signals", _RaisesOnce(real, k))
+            monkeypatch.setattr(signals_module, "_signals", _RaisesOnce(real, k))
             with pytest.raises(Timeout):
                 session.add_items([k])
             monkeypatch.undo()
-            assert {n: signal.getsignal(n) for n in _connection._HELD} == handlers, k
-            assert _connection._HOLDS == [], k
+            assert {n: signal.getsignal(n) for n in signals_module._HELD} == handlers, k
+            assert signals_module._HOLDS == [], k
             # Ctrl-C still works, and the pool of one still serves.
             with pytest.raises(KeyboardInterrupt):  # raised as raise_signal returns
                 signal.raise_signal(signal.SIGINT)

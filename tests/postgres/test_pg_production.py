@@ -726,7 +726,7 @@ def test_an_empty_search_path_names_no_schema(database: Database) -> None:
     "postgresql://app:s3cr@tsecret@127.0.0.1:1/db",
 ])
 def test_a_password_with_unencoded_characters_is_never_shown(url: str) -> None:
-    from sessions_dal.backends.postgres._connection import describe
+    from sessions_dal.backends.postgres._opening import describe
 
     with pytest.raises(ValueError, match="percent-encoded") as caught:
         SessionRepository(url)

@@ -13,8 +13,8 @@ import pytest
 from helpers import dump, sqlite_db
 
 from sessions_dal import SessionRepository
-from sessions_dal.backends.sqlite import _connection as connection_module
-from sessions_dal.backends.sqlite._connection import _primary_code
+from sessions_dal.backends.sqlite import _opening as opening_module
+from sessions_dal.backends.sqlite._errors import _primary_code
 from sessions_dal.errors import (
     DatabaseError,
     RepositoryClosedError,
@@ -183,7 +183,7 @@ def test_repository_refuses_use_after_fork(repo: SessionRepository) -> None:
 
 
 def test_old_sqlite_is_refused_at_open(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connection_module.sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(opening_module.sqlite3, "sqlite_version_info", (3, 31, 1))
     with pytest.raises(UnsupportedSQLiteError, match=r"needs SQLite 3\.35\.0 or newer"):
         SessionRepository(db_path)
     assert not db_path.exists()

@@ -11,7 +11,8 @@ import pytest
 from helpers import dump, rows
 
 from sessions_dal import SCHEMA_VERSION, SessionRepository
-from sessions_dal.backends.sqlite._connection import Database, open_connection
+from sessions_dal.backends.sqlite._opening import open_connection
+from sessions_dal.backends.sqlite._runner import Database
 from sessions_dal.backends.sqlite._schema import (
     MIGRATIONS,
     apply_migrations,

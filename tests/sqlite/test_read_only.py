@@ -202,7 +202,7 @@ def test_a_named_pipe_is_refused_without_waiting(tmp_path: Path, read_only: bool
 
 
 def test_a_hot_journal_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sessions_dal.backends.sqlite._connection import _raise_translated
+    from sessions_dal.backends.sqlite._errors import _raise_translated
 
     exc = sqlite3.OperationalError("attempt to write a readonly database")
     exc.sqlite_errorcode = 776  # type: ignore[attr-defined]  # SQLITE_READONLY_ROLLBACK

@@ -5,8 +5,12 @@ Modules:
 - ``store``: :class:`PostgresStore`, the store behind ``SessionRepository``
   when it is opened with a ``postgresql://`` URL; its docstring gives the
   lock order every transaction follows.
-- ``_connection``: the pool, the transaction runner, psycopg's errors
-  translated.
+- ``_opening``: the URL parsed and described (never showing the password),
+  and the settings pinned on every connection.
+- ``_runner``: :class:`Database`, the pool and the transaction runner.
+- ``_signals``: the hold that keeps signal handlers back while a call has a
+  pooled connection.
+- ``_errors``: psycopg's errors translated into the library's.
 - ``_sql``: every statement, built once from the quoted table names.
 - ``_schema``: this package's ``schema.sql`` applied under an advisory lock,
   and the checks that adopt a SQLAlchemySession database or refuse one.

@@ -55,8 +55,9 @@ from .._index import (
 )
 from .._migrations import PROGRESS, in_batches
 from .._shared import SharedStore, key
-from ._connection import Database, describe
 from ._grants import grant_statements
+from ._opening import describe
+from ._runner import Database
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,

@@ -4,8 +4,11 @@ Modules:
 
 - ``store``: :class:`SQLiteStore`, the store behind ``SessionRepository``;
   each method is one ``BEGIN IMMEDIATE`` transaction or one read.
-- ``_connection``: opening (read-write, or read-only without writing beside
-  the file), the lock, the transaction runner, ``sqlite3`` error translation.
+- ``_opening``: opening a file (read-write, or read-only without writing
+  beside it), checked before SQLite touches it, and configured.
+- ``_runner``: :class:`Database`, the connection, its lock and the
+  transaction runner.
+- ``_errors``: ``sqlite3``'s errors translated into the library's.
 - ``_sql``: every statement, built once from the quoted table names.
 - ``_schema``: the migrations of the top-level ``schema.sql``, the version
   table, and the checks that adopt an openai-agents file or refuse one.
@@ -17,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..._validate import check_seconds
-from ._connection import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS
+from ._opening import MAX_BUSY_TIMEOUT, SYNCHRONOUS_LEVELS
 from ._schema import SCHEMA_VERSION
 from .store import SQLiteStore
 

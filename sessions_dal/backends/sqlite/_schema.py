@@ -28,7 +28,7 @@ from .._migrations import (
     parse_migrations,
     read_migrations,
 )
-from ._connection import Database
+from ._runner import Database
 from ._sql import SQL, quote
 
 __all__ = [

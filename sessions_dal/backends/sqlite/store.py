@@ -50,15 +50,14 @@ from .._index import (
 )
 from .._migrations import in_batches
 from .._shared import SharedStore, key
-from ._connection import (
+from ._opening import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
-    Database,
     Opened,
-    in_read_transaction,
     open_connection,
     open_read_only,
 )
+from ._runner import Database, in_read_transaction
 from ._schema import (
     SCHEMA_VERSION,
     apply_migrations,

@@ -1,4 +1,4 @@
-"""PostgreSQL connections: a pool, the transaction runner, and psycopg's errors translated.
+"""PostgreSQL's transaction runner: a pool, and the transactions run on it.
 
 A :class:`Database` holds a ``psycopg_pool.ConnectionPool`` of autocommit
 connections, so every transaction is explicit: :meth:`Database.write` issues
@@ -10,43 +10,38 @@ Threads share the pool (``pool_size`` connections); a call holds one
 connection for one transaction (an export, for its whole snapshot).
 ``busy_timeout`` becomes the server's ``lock_timeout``: a call waiting for a
 row lock longer raises :class:`DatabaseLockedError`. While a connection is
-lent, signal handlers are held back (:class:`_Hold`), so that an exception
-they raise never lands inside psycopg's or the pool's bookkeeping.
+lent, signal handlers are held back (:class:`~._signals.Hold`), so that an
+exception they raise never lands inside psycopg's or the pool's bookkeeping.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import math
 import os
-import re
 import select
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..._interrupts import call_state
 from ...errors import (
-    DatabaseError,
-    DatabaseLockedError,
     DatabaseUnavailableError,
-    DiskFullError,
     ReadOnlyDatabaseError,
     RepositoryClosedError,
 )
+from ._errors import _interrupt_behind, _reason, translate_errors
+from ._opening import _BAD_OPTION, _PINNED, CONNECT_TIMEOUT, _parse, describe
+from ._signals import _HOLDS, Hold
 
-__all__ = ["CONNECT_TIMEOUT", "Database", "describe"]
+__all__ = ["Database"]
 
 _T = TypeVar("_T")
 
@@ -56,94 +51,6 @@ _T = TypeVar("_T")
 # (logging's last resort): this handler stops only that. An app that sets
 # up logging still gets them.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
-
-CONNECT_TIMEOUT = 10
-"""Seconds to wait for the server when opening a repository (unless the URL's
-``connect_timeout`` says otherwise)."""
-
-
-# libpq's words for an option it cannot use (no password in them).
-_BAD_OPTION = re.compile(r"(invalid \w+ value: \"[^\"]*\"|bad value for \w+: '[^']*')")
-
-
-def _parse(url: str) -> dict[str, Any]:
-    """The URL's parts, or ``ValueError`` saying what is wrong (never quoting the URL)."""
-    if _misread(url):
-        raise ValueError(
-            "path is not a valid PostgreSQL URL: its user or password holds an '@' or a "
-            "'/' as it is, which moves the host and database into the password; write "
-            "them percent-encoded (@ as %40, / as %2F, : as %3A)"
-        )
-    problem = None
-    try:
-        return psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        # libpq quotes the part it cannot read, which may hold the password.
-        problem = _reason(exc).split(":")[0].split(" in URI")[0]
-    raise ValueError(
-        f"path is not a valid PostgreSQL URL ({problem}); the form is "
-        "postgresql://user[:password]@host[:port]/database[?option=value&...]"
-    )
-
-
-def _misread(url: str) -> bool:
-    """Whether libpq would read part of the password as the host, port or database.
-
-    A password with an unencoded ``/`` ends the host part early (the rest of
-    the password becomes the database name), and a second ``@`` puts the end
-    of the password into the host name: messages would then show it.
-    """
-    rest = url.split("://", 1)[-1].split("?", 1)[0]
-    netloc, _, path = rest.partition("/")
-    return netloc.count("@") > 1 or "@" in path
-
-
-def describe(url: str) -> str:
-    """The URL without its password, as messages show it."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "postgresql://…"
-    if _misread(url) or not all(part.isdigit() for part in
-                                str(info.get("port") or "0").split(",")):
-        return "postgresql://…"  # the parts may hold pieces of the password
-    host = info.get("host", "") or ""
-    port = f":{info['port']}" if info.get("port") else ""
-    user = f"{info['user']}@" if info.get("user") else ""
-    # The options (a search_path, say) tell apart two repositories on one database.
-    options = f"?options={info['options']}" if info.get("options") else ""
-    return f"postgresql://{user}{host}{port}/{info.get('dbname', '') or ''}{options}"
-
-
-# Set on every connection, session-wide, in one statement:
-# - search_path: pg_catalog, pg_temp. Every table of ours is named with its
-#   schema (see _sql.py), so no name, function or operator resolves to one
-#   another role created in a schema it may write to; pg_temp last, so that a
-#   temporary table never stands in for ours.
-# - default_transaction_isolation: read committed, which every write's lock
-#   order is designed for (docs/concurrency.md); under repeatable read or
-#   serializable, concurrent appends would fail instead of waiting their turn.
-# - statement_timeout 0 (also set at connect, see Database): busy_timeout
-#   (lock_timeout) bounds waiting; a large write, a prune or a migration must
-#   not be cut short halfway through. idle_in_transaction_session_timeout 0:
-#   an export's snapshot waits while the caller's code takes each line.
-# - TimeZone is left as the connection starts: openai-agents' naive times are
-#   local times of that zone (see _sql.py); timestamptz values come back in
-#   it, and the store converts them to UTC.
-# - DateStyle, IntervalStyle: ISO; times travel as text in keyset pages.
-# - standard_conforming_strings on: the schema's literals hold backslashes;
-#   quote_all_identifiers off: type names are compared as format_type spells them.
-_PINNED = (
-    "SELECT set_config('search_path', 'pg_catalog, pg_temp', false), "
-    "set_config('default_transaction_isolation', 'read committed', false), "
-    "set_config('statement_timeout', '0', false), "
-    "set_config('idle_in_transaction_session_timeout', '0', false), "
-    "set_config('lock_timeout', %s, false), "
-    "set_config('DateStyle', 'ISO, MDY', false), "
-    "set_config('IntervalStyle', 'postgres', false), "
-    "set_config('standard_conforming_strings', 'on', false), "
-    "set_config('quote_all_identifiers', 'off', false)"
-)
 
 
 class Database:
@@ -244,7 +151,7 @@ class Database:
             )
         # The hold is outermost: Ctrl-C is answered once the connection is
         # back in the pool, never halfway through lending or returning it.
-        with _Hold() as hold, translate_errors(self.path, self.busy_timeout, self._wait):
+        with Hold() as hold, translate_errors(self.path, self.busy_timeout, self._wait):
             conn = hold.conn = self._checkout(pool)
             try:
                 yield conn
@@ -547,207 +454,3 @@ def _abandon(conn: psycopg.Connection[Any]) -> None:
         except BaseException:
             conn.close()
             raise
-
-
-# The C functions behind the signal module's: without its enum conversions, a
-# hold costs about 2 µs instead of 100 (CPython; elsewhere, the module itself).
-try:
-    _signals: Any = importlib.import_module("_signal")
-except ImportError:  # pragma: no cover
-    _signals = signal
-_SIGINT = int(signal.SIGINT)
-# The signals an application may give a Python handler that raises (Ctrl-C's
-# KeyboardInterrupt, a SIGTERM that exits, a SIGALRM timeout, ...).
-_HELD = tuple(int(getattr(signal, name)) for name in (
-    "SIGINT", "SIGTERM", "SIGALRM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGVTALRM",
-    "SIGPROF") if hasattr(signal, name))
-
-_HOLDS: list[_Hold] = []
-"""The holds in force in the main thread, innermost last."""
-
-
-class _Hold:
-    """Hold signal handlers back while a call has a pooled connection.
-
-    psycopg and psycopg_pool are Python: an exception raised by a signal
-    handler in the middle of their bookkeeping would lose the connection for
-    good (the pool counts it as lent forever) or leave it halfway through a
-    reply. So while a call has a connection, the handlers of the signals in
-    ``_HELD`` only record the signal; each is handed to its own handler (which
-    may raise) once the connection is back in the pool, or earlier where
-    stopping is clean: while the call waits for a pooled connection, or while
-    the caller's own code runs (see :meth:`Database.running`). For Ctrl-C, whose handler is known to
-    raise, the statement the server is running is also cancelled, so that the
-    call ends at once. Signals reach the main thread only; elsewhere there is
-    nothing to hold.
-    """
-
-    def __init__(self) -> None:
-        self.conn: psycopg.Connection[Any] | None = None
-        self.caught: list[tuple[int, Any]] = []
-        self.previous: dict[int, Any] = {}
-        self.callers_code = False
-        """The caller's code is running (an export's output, an import's input)."""
-        self.active = False
-        """Put in place and not yet over: only then are signals held."""
-
-    def __enter__(self) -> _Hold:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        # A handler may raise at any moment, so putting the hold in place and
-        # taking it away may each stop halfway. What that leaves (a hold
-        # in _HOLDS or a handler of a hold that is over) passes signals on,
-        # as if it were not there, and is cleared here, at the next call.
-        if _HOLDS and not _HOLDS[-1].active:
-            _HOLDS[:] = [hold for hold in _HOLDS if hold.active]
-        try:
-            for number in _HELD:
-                previous = _signals.getsignal(number)
-                while isinstance(getattr(previous, "__self__", None), _Hold) and not (
-                        previous.__self__.active):
-                    previous = previous.__self__.previous[number]
-                if callable(previous):  # SIG_IGN, SIG_DFL: nothing runs in Python
-                    self.previous[number] = previous
-                    _signals.signal(number, self._catch)
-            if self.previous:
-                self.active = True  # from here on, signals are only recorded
-                _HOLDS.append(self)
-        except BaseException:
-            # signal.signal() runs the handlers of pending signals first, and
-            # one may raise (a SIGALRM timeout): no connection is lent yet.
-            self.active = False
-            self._uninstall()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self.active:
-            return
-        # The connection is back in the pool: signals go to their handlers
-        # again, first those held, in order (the first may raise).
-        self.active = False
-        try:
-            self.deliver()
-        finally:
-            if self in _HOLDS:
-                _HOLDS.remove(self)
-            self._uninstall()
-
-    def _uninstall(self) -> None:
-        first: BaseException | None = None
-        for number, previous in self.previous.items():
-            while _signals.getsignal(number) == self._catch:
-                try:
-                    _signals.signal(number, previous)
-                except BaseException as exc:  # a pending signal's handler ran, and raised
-                    first = first or exc
-        if first is not None:
-            raise first
-
-    def _catch(self, number: int, frame: Any) -> None:
-        if self.callers_code or not self.active:
-            # Nothing of ours is half done, or no connection is lent (the
-            # hold is being put in place, or is over): the handler runs now.
-            self.previous[number](number, frame)
-            return
-        self.caught.append((number, frame))
-        conn = self.conn
-        if (number == _SIGINT and self.previous[number] is signal.default_int_handler
-                and conn is not None and not conn.closed
-                and conn.info.transaction_status == TransactionStatus.ACTIVE):
-            # If the cancel fails, the statement runs to its end: a delay, no harm.
-            with contextlib.suppress(Exception):
-                conn.cancel_safe(timeout=CONNECT_TIMEOUT)
-
-    def deliver(self) -> None:
-        """Hand the held signals to their handlers, in order (the first may raise)."""
-        while self.caught:
-            number, frame = self.caught.pop(0)
-            self.previous[number](number, frame)
-
-
-@contextmanager
-def translate_errors(path: str, busy_timeout: float, wait: float | None = None
-                     ) -> Iterator[None]:
-    """Re-raise psycopg's errors as the library's (``wait``: for a pooled connection)."""
-    try:
-        yield
-    except PoolTimeout as exc:
-        raise DatabaseUnavailableError(
-            f"no connection to {path} within {wait or busy_timeout:g}s (the server is "
-            "unreachable, or every pooled connection is busy): check the server, or raise "
-            "pool_size or busy_timeout"
-        ) from exc
-    except psycopg.Error as exc:
-        interrupt = _interrupt_behind(exc)
-        if interrupt is not None:
-            raise interrupt from None
-        _raise_translated(exc, path, busy_timeout)
-
-
-def _interrupt_behind(exc: BaseException) -> BaseException | None:
-    """The interrupt psycopg turned into this error, if it did.
-
-    A ``KeyboardInterrupt`` during ``executemany`` surfaces as "cannot exit
-    pipeline mode while busy", with the interrupt as its context: the caller
-    pressed Ctrl-C, and must see that, not a database error.
-    """
-    seen = exc.__context__
-    while seen is not None:
-        if not isinstance(seen, Exception):
-            return seen
-        seen = seen.__context__
-    return None
-
-
-def _raise_translated(exc: psycopg.Error, path: str, busy_timeout: float) -> NoReturn:
-    state = exc.sqlstate
-    if isinstance(exc, pg_errors.DeadlockDetected):
-        raise DatabaseLockedError(
-            f"database {path}: this call and another connection each waited for rows the "
-            f"other held ({state}, a deadlock; PostgreSQL cancelled this one); nothing was "
-            "changed: retry"
-        ) from exc
-    if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.SerializationFailure)):
-        raise DatabaseLockedError(
-            f"database {path} is locked: another connection held rows this call needs for "
-            f"longer than busy_timeout={busy_timeout}s ({state}); retry, or open the "
-            "repository with a larger busy_timeout"
-        ) from exc
-    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
-        raise ReadOnlyDatabaseError(
-            f"database {path} cannot be written ({exc.diag.message_primary or exc}): the "
-            "server is a read-only standby, or default_transaction_read_only is on for the "
-            "database or role; nothing was changed"
-        ) from exc
-    if isinstance(exc, pg_errors.InsufficientPrivilege):
-        raise ReadOnlyDatabaseError(
-            f"database {path}: this role may not do what the call needs "
-            f"({exc.diag.message_primary or exc}); the tables' owner can give it an app's "
-            "rights with 'sessions-dal grant ROLE --apply'; nothing was changed"
-        ) from exc
-    if isinstance(exc, pg_errors.DiskFull):
-        raise DiskFullError(
-            f"database {path} is full ({exc.diag.message_primary}): free disk space on the "
-            "server and retry; nothing was written"
-        ) from exc
-    if ((state is not None and state.startswith(("08", "57P")))
-            or (state is None and isinstance(exc, (psycopg.OperationalError,
-                                                  psycopg.InterfaceError)))):
-        raise DatabaseUnavailableError(
-            f"lost the connection to {path} ({_reason(exc)}): the "
-            "server restarted, stopped or dropped it; a write that was under way may or may "
-            "not have committed (read it back); the next call reconnects"
-        ) from exc
-    if isinstance(exc, pg_errors.InvalidSchemaName):
-        raise DatabaseError(
-            f"PostgreSQL error on {path}: {_reason(exc)} ({state}): the schema the URL's "
-            "search_path names does not exist; create it (CREATE SCHEMA name) or fix "
-            "options=-csearch_path"
-        ) from exc
-    raise DatabaseError(f"PostgreSQL error on {path}: {_reason(exc)} ({state})") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's message on one line (libpq's run over several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
