@@ -66,3 +66,23 @@ def test_the_walk_sees_imports_of_every_kind() -> None:
     assert "sessions_dal.backends" in graph["sessions_dal.repository"]
     assert "sessions_dal._search" in graph["sessions_dal._store"]  # for typing only
     assert "sessions_dal._store" in graph["sessions_dal.backends.sqlite"]  # `from ... import`
+
+
+def _method_bodies(path: Path, cls: str) -> dict[str, str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    return {f.name: ast.dump(ast.Module(body=f.body, type_ignores=[]))
+            for f in node.body if isinstance(f, ast.FunctionDef)}
+
+
+def test_no_method_is_written_alike_in_both_stores() -> None:
+    # What both backends would write alike belongs in backends/_shared.py, once.
+    backends = PACKAGE / "backends"
+    for cls, other in [("PostgresStore", "SQLiteStore"), ("_Exporter", "_Exporter"),
+                       ("_Importer", "_Importer")]:
+        postgres = _method_bodies(backends / "postgres" / "store.py", cls)
+        sqlite = _method_bodies(backends / "sqlite" / "store.py", other)
+        assert len(postgres) > 1 and len(sqlite) > 1
+        alike = sorted(name for name in postgres.keys() & sqlite.keys()
+                       if postgres[name] == sqlite[name])
+        assert alike == [], f"{cls}.{alike} has the same body in both stores"

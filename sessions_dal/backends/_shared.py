@@ -10,14 +10,18 @@ their locks and transactions, its search and its index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
-from .._store import Owner, SessionRow, StoreInfo
+from .._store import Owner, SessionRow, StoreInfo, UserRow
 
-__all__ = ["Runner", "SharedStore", "key", "keyset"]
+__all__ = ["PAGE", "Runner", "SharedExporter", "SharedStore", "key", "keyset", "paged"]
 
 _T = TypeVar("_T")
+
+PAGE = 500
+"""Rows per page of an export: a few hundred kilobytes of items at most in memory."""
 
 
 class Runner(Protocol):
@@ -43,14 +47,35 @@ def keyset(order: str, position: object) -> tuple[object, ...]:
     return (created, seq) if order == "created" else (updated, created, seq)
 
 
+def paged(fetch: Callable[[tuple[Any, ...], int], list[Any]], first: tuple[Any, ...],
+          position: Callable[[Any], tuple[Any, ...]]) -> Iterator[Any]:
+    """Every row of a keyset-paged statement, :data:`PAGE` rows a query.
+
+    ``fetch(after, size)`` returns the next ``size`` rows after the position
+    ``after`` (the order's columns, ``first`` before any row); ``position(row)``
+    is a row's.
+    Keyset, not ``OFFSET``: a page costs the same at the end as at the start.
+    """
+    after, size = first, PAGE
+    while True:
+        rows = fetch(after, size)
+        yield from rows
+        if len(rows) < size:
+            return
+        after = position(rows[-1])
+
+
 class SharedStore:
     """The store methods whose body is one statement (or one transaction of the
     backend's own) through the runner: the same text on every backend."""
 
     _db: Runner
     _sql: Any
+    _no_limit: ClassVar[int | None]
+    """What the backend's ``LIMIT`` takes for "no limit"."""
     _session_row: Callable[[Any], SessionRow]
     _unowned_row: Callable[..., SessionRow]
+    _user_time: Callable[[str, Any], datetime]
     _update_metadata: Callable[..., SessionRow | None]
     _info: Callable[..., StoreInfo]
     _check: Callable[..., list[str]]
@@ -63,6 +88,12 @@ class SharedStore:
     def get_session(self, user_id: str, session_id: str) -> SessionRow | None:
         row = self._db.fetchone(self._sql.select_one, (session_id, user_id))
         return None if row is None else self._session_row(row)
+
+    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
+                      ) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_page[order],
+                                 (user_id, self._limit(limit), offset))
+        return [self._session_row(row) for row in rows]
 
     def sessions_after(self, user_id: str, order: str, position: object, limit: int
                        ) -> list[SessionRow]:
@@ -89,9 +120,31 @@ class SharedStore:
         row = self._db.fetchone(self._sql.select_unowned_one, (session_id,))
         return None if row is None else self._unowned_row(*row)
 
+    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]:
+        rows = self._db.fetchall(self._sql.select_unowned, (self._limit(limit), offset))
+        return [self._unowned_row(*row) for row in rows]
+
     def count_unowned(self) -> int:
         count: int = self._db.fetchone(self._sql.count_unowned)[0]
         return count
+
+    def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
+        rows = self._db.fetchall(self._sql.select_users, (self._limit(limit), offset))
+        return [UserRow(user, self._user_time(user, created), n) for user, created, n in rows]
+
+    def get_items(self, owner: Owner, limit: int | None, offset: int
+                  ) -> list[tuple[int, str]]:
+        items = self._sql.items[owner.user_id is not None]
+        rows: list[tuple[int, str]]
+        if offset:
+            rows = self._db.fetchall(items.latest_before,
+                                     (*key(owner), self._limit(limit), offset))
+        elif limit is None:
+            return self._db.fetchall(items.all, key(owner))
+        else:
+            rows = self._db.fetchall(items.latest, (*key(owner), limit))
+        rows.reverse()  # the latest were read newest first
+        return rows
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
@@ -103,3 +156,42 @@ class SharedStore:
 
     def check(self) -> list[str]:
         return self._db.read(self._check)
+
+    def _limit(self, limit: int | None) -> int | None:
+        return self._no_limit if limit is None else limit
+
+
+class SharedExporter:
+    """The export reads every SQL backend pages alike (``sessions_dal._store.Exporter``).
+
+    A backend's exporter gives ``_sql``, ``_page`` (one page's rows, run as
+    its runner runs the caller's code), ``_first_session`` (the position before
+    any session) and the row converters, and writes ``unowned`` and ``items``,
+    whose keysets differ.
+    """
+
+    _sql: Any
+    _first_session: ClassVar[tuple[object, int]]
+    _session_row: Callable[[Any], SessionRow]
+    _user_time: Callable[[str, Any], datetime]
+
+    def _page(self, statement: str, parameters: Sequence[object]) -> list[Any]:
+        raise NotImplementedError
+
+    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
+        rows: Iterable[Any]
+        if user_id is not None:
+            rows = self._page(self._sql.export_user, (user_id,))
+        else:
+            rows = paged(lambda after, size: self._page(self._sql.export_users,
+                                                        (*after, size)),
+                         ("",), lambda row: (row[0],))
+        for user, created in rows:
+            yield user, self._user_time(user, created)
+
+    def sessions(self, user_id: str) -> Iterator[SessionRow]:
+        # In creation order, (created_at, seq): an import re-creates the listing's order.
+        for row in paged(lambda after, size: self._page(self._sql.export_sessions,
+                                                        (user_id, *after, size)),
+                         self._first_session, lambda row: (row[3], row[5])):
+            yield self._session_row(row)

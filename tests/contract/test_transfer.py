@@ -267,6 +267,30 @@ def test_end_counts_must_be_whole_numbers(kind: str) -> None:
 
 
 
+def test_export_pages_through_many_users_sessions_and_items(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every page boundary, cheaply: two rows a page, each kind of row on several pages.
+    monkeypatch.setattr("sessions_dal.backends._shared.PAGE", 2)
+    for chat in ("c1", "c2", "c3", "c4", "c5"):
+        backend.write_like_agents(chat, ["1", "2", "3"], created_at="2025-01-01 00:00:00")
+    with fresh(backend.kind) as target_backend, backend.open() as source, \
+            target_backend.open() as target:
+        for user in ("u1", "u2", "u3", "u4", "u5"):
+            for _ in range(3):
+                source.create_session(user).add_items([1, 2, 3, 4, 5])
+        seen: list[int] = []
+        out = io.StringIO()
+        counts = export_jsonl(source, out, progress=lambda c: seen.append(c.items))
+        assert (counts.users, counts.sessions, counts.items) == (5, 20, 90)
+        import_jsonl(target, io.StringIO(out.getvalue()))
+        assert snapshot(target) == snapshot(source)
+        assert seen == []  # fewer than 1,000 sessions and items: no progress calls
+        # The unowned keep their order (equal times: insertion order) across pages.
+        assert ([s.session_id for s in target.get_unowned_sessions()]
+                == [s.session_id for s in source.get_unowned_sessions()])
+
+
 def test_unowned_sessions_are_exported_and_imported_unowned(backend: Backend) -> None:
     backend.write_like_agents("chat", ['{"n": NaN}', '{"n": Infinity}'],
                               created_at="2025-03-04 05:06:07")

@@ -33,7 +33,6 @@ from ..._store import (
     SearchRow,
     SessionRow,
     StoreInfo,
-    UserRow,
 )
 from ...errors import (
     CorruptDataError,
@@ -54,7 +53,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import PROGRESS, in_batches
-from .._shared import SharedStore, key
+from .._shared import SharedExporter, SharedStore, key, paged
 from ._grants import grant_statements
 from ._opening import describe
 from ._runner import Database
@@ -77,7 +76,6 @@ __all__ = ["MAX_TEXT_LENGTH", "SCHEMA_VERSION", "PostgresStore"]
 
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[Any]
-_PAGE = 500  # rows per page of an export
 MAX_TEXT_LENGTH = 1_000_000_000
 """Under PostgreSQL's 1 GB limit on one field and on one protocol message."""
 
@@ -104,6 +102,15 @@ def _unowned(session_id: str, created: datetime, updated: datetime) -> SessionRo
     return SessionRow(session_id, None, "{}", _utc(created), _utc(updated))
 
 
+def _user_time(user_id: str, created: datetime | None) -> datetime:
+    if created is None:
+        raise CorruptDataError(
+            f"user {user_id!r} (its agent_users row) has a created_at that is not a finite "
+            "timestamp; repair or delete that row with psql"
+        )
+    return _utc(created)
+
+
 class PostgresStore(SharedStore):
     """Users, sessions and items in one PostgreSQL database, beside SQLAlchemySession's tables.
 
@@ -122,6 +129,8 @@ class PostgresStore(SharedStore):
     # How this driver's rows become the contract's (SharedStore reads through these).
     _session_row = staticmethod(_owned)
     _unowned_row = staticmethod(_unowned)
+    _user_time = staticmethod(_user_time)
+    _no_limit = None  # LIMIT NULL is LIMIT ALL
 
     def __init__(self, url: str, *, busy_timeout: float, pool_size: int,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -182,11 +191,6 @@ class PostgresStore(SharedStore):
                        ) -> None:
         self._db.write(_created, session_id, first=(self._sql.create_owned, {
             "user": user_id, "session": session_id, "metadata": metadata, "now": now}))
-
-    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
-                      ) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_page[order], (user_id, limit, offset))
-        return [_owned(row) for row in rows]
 
     def _update_metadata(self, conn: _Conn, user_id: str, session_id: str,
                          change: Callable[[str], str]) -> SessionRow | None:
@@ -385,15 +389,7 @@ class PostgresStore(SharedStore):
         found = conn.execute(sql.index_ranges, {"firsts": firsts, "lasts": lasts}).fetchone()
         return len(done), int(found[0])  # type: ignore[index]
 
-    def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
-        rows = self._db.fetchall(self._sql.select_users, (limit, offset))
-        return [UserRow(user, _user_time(user, created), n) for user, created, n in rows]
-
     # -- sessions openai-agents wrote ----------------------------------------------
-
-    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_unowned, (limit, offset))
-        return [_unowned(*row) for row in rows]
 
     def delete_unowned(self, session_id: str) -> bool:
         return self._db.write(self._delete_unowned, session_id)
@@ -438,18 +434,6 @@ class PostgresStore(SharedStore):
         return _owned(conn.execute(sql.select_one, (session_id, user_id)).fetchone())
 
     # -- the items of one session, as its owner sees them ---------------------------
-
-    def get_items(self, owner: Owner, limit: int | None, offset: int
-                  ) -> list[tuple[int, str]]:
-        items = self._sql.items[owner.user_id is not None]
-        if offset:
-            rows = self._db.fetchall(items.latest_before, (*key(owner), limit, offset))
-        elif limit is None:
-            return self._db.fetchall(items.all, key(owner))
-        else:
-            rows = self._db.fetchall(items.latest, (*key(owner), limit))
-        rows.reverse()
-        return rows
 
     def items_page(self, owner: Owner, position: object, limit: int, newest_first: bool
                    ) -> tuple[list[tuple[int, str]], object]:
@@ -665,8 +649,12 @@ class PostgresStore(SharedStore):
 _Running = Callable[[bool], AbstractContextManager[None]]
 
 
-class _Exporter:
+class _Exporter(SharedExporter):
     """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
+
+    _first_session = ("-infinity", 0)
+    _session_row = staticmethod(_owned)
+    _user_time = staticmethod(_user_time)
 
     def __init__(self, conn: _Conn, sql: SQL, verify: Callable[[], None], running: _Running
                  ) -> None:
@@ -676,50 +664,19 @@ class _Exporter:
         with self._running(False):
             return self._conn.execute(statement, parameters).fetchall()
 
-    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
-        if user_id is not None:
-            for user, created in self._page(self._sql.export_user, (user_id,)):
-                yield user, _user_time(user, created)
-            return
-        after = ""
-        while True:
-            rows = self._page(self._sql.export_users, (after, _PAGE))
-            for user, created in rows:
-                yield user, _user_time(user, created)
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1][0]
-
-    def sessions(self, user_id: str) -> Iterator[SessionRow]:
-        after: tuple[object, int] = ("-infinity", 0)
-        while True:
-            rows = self._page(self._sql.export_sessions, (user_id, *after, _PAGE))
-            for row in rows:
-                yield _owned(row)
-            if len(rows) < _PAGE:
-                return
-            after = (rows[-1][3], rows[-1][5])
-
     def unowned(self) -> Iterator[tuple[str, object, object]]:
-        after: tuple[object, str] = ("-infinity", "")
-        while True:
-            rows = self._page(self._sql.export_unowned, (*after, _PAGE))
-            for session_id, created, updated, _ in rows:
-                # As SQLiteSession writes them: UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
-                yield session_id, _agents_text(created), _agents_text(updated)
-            if len(rows) < _PAGE:
-                return
-            after = (rows[-1][3], rows[-1][0])
+        for session_id, created, updated, _ in paged(
+                lambda after, size: self._page(self._sql.export_unowned, (*after, size)),
+                ("-infinity", ""), lambda row: (row[3], row[0])):
+            # As SQLiteSession writes them: UTC, 'YYYY-MM-DD HH:MM:SS[.ffffff]'.
+            yield session_id, _agents_text(created), _agents_text(updated)
 
     def items(self, session_id: str) -> Iterator[tuple[int, str]]:
-        after: tuple[object, int] = ("-infinity", 0)
-        while True:
-            rows = self._page(self._sql.export_items, (session_id, *after, _PAGE))
-            for item_id, text, _ in rows:
-                yield item_id, text
-            if len(rows) < _PAGE:
-                return
-            after = (rows[-1][2], rows[-1][0])
+        for item_id, text, _ in paged(
+                lambda after, size: self._page(self._sql.export_items,
+                                               (session_id, *after, size)),
+                ("-infinity", 0), lambda row: (row[2], row[0])):
+            yield item_id, text
 
 
 class _Importer:
@@ -812,14 +769,6 @@ def _tsquery(user_id: str, session_id: str | None, terms: tuple[Term, ...]) -> s
         owner.append(f"'s{session_id.encode().hex()}':A")
     return " & ".join(owner + parts)
 
-
-def _user_time(user_id: str, created: datetime | None) -> datetime:
-    if created is None:
-        raise CorruptDataError(
-            f"user {user_id!r} (its agent_users row) has a created_at that is not a finite "
-            "timestamp; repair or delete that row with psql"
-        )
-    return _utc(created)
 
 
 def _agents_text(moment: datetime) -> str:

@@ -30,7 +30,6 @@ from ..._store import (
     SearchRow,
     SessionRow,
     StoreInfo,
-    UserRow,
 )
 from ...errors import (
     CorruptDataError,
@@ -49,7 +48,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import in_batches
-from .._shared import SharedStore, key
+from .._shared import SharedExporter, SharedStore, key, paged
 from ._opening import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -73,8 +72,6 @@ from ._sql import SQL
 __all__ = ["MAX_BUSY_TIMEOUT", "SCHEMA_VERSION", "SYNCHRONOUS_LEVELS", "SQLiteStore"]
 
 _T = TypeVar("_T")
-_PAGE = 500  # rows per page of an export
-_NO_LIMIT = -1  # SQLite's LIMIT for "all"
 _LAST_ID = 2 ** 63 - 1  # the greatest rowid
 MAX_TEXT_LENGTH = 1_000_000_000
 """SQLite's default maximum string length (SQLITE_MAX_LENGTH)."""
@@ -98,6 +95,11 @@ def _unowned(session_id: str, created: str | None, updated: str | None) -> Sessi
     return SessionRow(session_id, None, "{}", _agents_time(created), _agents_time(updated))
 
 
+def _user_time(user_id: str, text: object) -> datetime:
+    return _stored_time(text, CorruptDataError, f"user {user_id!r} (its agent_users row)",
+                        "created_at")
+
+
 class SQLiteStore(SharedStore):
     """Users, sessions and items in one SQLite file, on disk compatible with openai-agents.
 
@@ -116,6 +118,8 @@ class SQLiteStore(SharedStore):
     # How this driver's rows become the contract's (SharedStore reads through these).
     _session_row = staticmethod(_owned)
     _unowned_row = staticmethod(_unowned)
+    _user_time = staticmethod(_user_time)
+    _no_limit = -1  # SQLite's LIMIT for "all"
 
     def __init__(self, path: str, *, busy_timeout: float, synchronous: str,
                  sessions_table: str, messages_table: str, read_only: bool) -> None:
@@ -192,11 +196,6 @@ class SQLiteStore(SharedStore):
                                                      "metadata": metadata, "now": now}
                              ).rowcount == 0):
             raise IdTaken(session_id)
-
-    def list_sessions(self, user_id: str, order: str, limit: int | None, offset: int
-                      ) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_page[order], (user_id, _limit(limit), offset))
-        return [_owned(row) for row in rows]
 
     def _update_metadata(self, conn: sqlite3.Connection, user_id: str, session_id: str,
                          change: Callable[[str], str]) -> SessionRow | None:
@@ -353,7 +352,7 @@ class SQLiteStore(SharedStore):
             raise self._no_search()
         parameters: dict[str, object] = {
             "match": _match(user_id, session_id, terms), "words": _words(terms),
-            "limit": _limit(limit), "user": user_id, "session": session_id}
+            "limit": self._limit(limit), "user": user_id, "session": session_id}
         parameters.update((f"t{n}", " ".join(term.words).lower())
                           for n, term in enumerate(terms))
         if self.read_only:
@@ -449,15 +448,7 @@ class SQLiteStore(SharedStore):
             "once, or run 'sessions-dal migrate'"
         )
 
-    def list_users(self, limit: int | None, offset: int) -> list[UserRow]:
-        rows = self._db.fetchall(self._sql.select_users, (_limit(limit), offset))
-        return [UserRow(user, _user_time(user, created), n) for user, created, n in rows]
-
     # -- sessions openai-agents wrote ----------------------------------------------
-
-    def list_unowned(self, limit: int | None, offset: int) -> list[SessionRow]:
-        rows = self._db.fetchall(self._sql.select_unowned, (_limit(limit), offset))
-        return [_unowned(*row) for row in rows]
 
     def delete_unowned(self, session_id: str) -> bool:
         deleted = self._db.write(self._delete_unowned, session_id)
@@ -507,18 +498,6 @@ class SQLiteStore(SharedStore):
         return _owned(conn.execute(sql.select_one, (session_id, user_id)).fetchone())
 
     # -- the items of one session, as its owner sees them ---------------------------
-
-    def get_items(self, owner: Owner, limit: int | None, offset: int
-                  ) -> list[tuple[int, str]]:
-        items = self._sql.items[owner.user_id is not None]
-        if offset:
-            rows = self._db.fetchall(items.latest_before, (*key(owner), _limit(limit), offset))
-        elif limit is None:
-            return self._db.fetchall(items.all, key(owner))
-        else:
-            rows = self._db.fetchall(items.latest, (*key(owner), limit))
-        rows.reverse()
-        return rows
 
     def items_page(self, owner: Owner, position: object, limit: int, newest_first: bool
                    ) -> tuple[list[tuple[int, str]], object]:
@@ -704,56 +683,30 @@ class SQLiteStore(SharedStore):
         return result
 
 
-class _Exporter:
+class _Exporter(SharedExporter):
     """Reads of one snapshot, page by page (the ``Exporter`` of ``sessions_dal._store``)."""
+
+    _first_session = ("", 0)
+    _session_row = staticmethod(_owned)
+    _user_time = staticmethod(_user_time)
 
     def __init__(self, conn: sqlite3.Connection, sql: SQL, verify: Callable[[], None]) -> None:
         self._conn, self._sql, self.verify = conn, sql, verify
 
-    def users(self, user_id: str | None) -> Iterator[tuple[str, datetime]]:
-        if user_id is not None:
-            for user, created in self._conn.execute(self._sql.export_user, (user_id,)):
-                yield user, _user_time(user, created)
-            return
-        after = ""
-        while True:
-            rows = self._conn.execute(self._sql.export_users, (after, _PAGE)).fetchall()
-            for user, created in rows:
-                yield user, _user_time(user, created)
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1][0]
-
-    def sessions(self, user_id: str) -> Iterator[SessionRow]:
-        after: tuple[str, int] = ("", 0)
-        while True:
-            rows = self._conn.execute(self._sql.export_sessions,
-                                      (user_id, *after, _PAGE)).fetchall()
-            for row in rows:
-                yield _owned(row)
-            if len(rows) < _PAGE:
-                return
-            after = (rows[-1][3], rows[-1][5])
+    def _page(self, statement: str, parameters: Sequence[object]) -> list[Any]:
+        return self._conn.execute(statement, parameters).fetchall()
 
     def unowned(self) -> Iterator[tuple[str, object, object]]:
-        after = 0
-        while True:
-            rows = self._conn.execute(self._sql.export_unowned, (after, _PAGE)).fetchall()
-            for _, session_id, created, updated in rows:
-                yield session_id, created, updated
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1][0]
+        # rowid order: an import re-creates the order unowned sessions list in.
+        for _, session_id, created, updated in paged(
+                lambda after, size: self._page(self._sql.export_unowned, (*after, size)),
+                (0,), lambda row: (row[0],)):
+            yield session_id, created, updated
 
     def items(self, session_id: str) -> Iterator[tuple[int, str]]:
-        after = 0
-        while True:
-            rows = self._conn.execute(self._sql.export_items,
-                                      (session_id, after, _PAGE)).fetchall()
-            yield from rows
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1][0]
+        yield from paged(
+            lambda after, size: self._page(self._sql.export_items, (session_id, *after, size)),
+            (0,), lambda row: (row[0],))
 
 
 class _Importer:
@@ -803,10 +756,6 @@ class _Importer:
 # -- rows and times ----------------------------------------------------------------
 
 
-def _limit(limit: int | None) -> int:
-    return _NO_LIMIT if limit is None else limit
-
-
 def _text(moment: datetime) -> str:
     """A time as stored: ISO 8601, UTC, microseconds, fixed width, so text order is time order.
 
@@ -852,10 +801,6 @@ def _session_time(session_id: str, column: str, text: object) -> datetime:
     return _stored_time(text, CorruptSessionError,
                         f"session {session_id!r} (its agent_user_sessions row)", column)
 
-
-def _user_time(user_id: str, text: object) -> datetime:
-    return _stored_time(text, CorruptDataError, f"user {user_id!r} (its agent_users row)",
-                        "created_at")
 
 
 def _stored_time(text: object, error: type[CorruptDataError], row: str, column: str
