@@ -120,12 +120,12 @@ class StoreInfo(NamedTuple):
 
     schema_version: int
     migration_pending: bool
-    server_version: str
-    journal_mode: str
     users: int
     sessions: int
     unowned_sessions: int
     items: int
+    details: dict[str, str]
+    """The backend's own facts, by name (its version, its journal mode, ...)."""
 
 
 class IdTaken(Exception):

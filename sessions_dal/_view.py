@@ -61,6 +61,9 @@ class PruneReport(Protocol):
 class DatabaseInfo(Protocol):
     @property
     def backend(self) -> str: ...
+    @property
+    def details(self) -> dict[str, str]: ...
+
 
 __all__ = ["NOTEBOOK_ITEMS", "NOTEBOOK_ROWS", "UNSAFE", "describe", "format_item", "safe",
            "when"]
@@ -586,10 +589,10 @@ def prune_html(report: PruneReport) -> str:
 
 
 def info_html(info: DatabaseInfo) -> str:
-    """The database's facts as a two-column table (another backend's blanks left out,
-    and SQLite's version said once, by its name)."""
+    """The database's facts as a two-column table, the backend's own among them."""
+    facts = {**vars(info), **info.details}
+    del facts["details"]
     rows = "".join(
         f'<tr><th class="note">{name.replace("_", " ")}</th><td>{_h(str(value))}</td></tr>'
-        for name, value in vars(info).items()
-        if value != "" and not (name == "server_version" and info.backend == "sqlite"))
+        for name, value in facts.items())
     return _box(f"<table>{rows}</table>")

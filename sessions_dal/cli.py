@@ -5,6 +5,11 @@ one line on stderr and exit code 1; usage errors exit with 2. Commands that
 only look (``info``, ``users``, ``sessions``, ``show``, ``unowned``,
 ``export``, ``check``, and ``grant`` without ``--apply``) open the database
 read-only: they never write to it, never migrate it and never create it.
+
+Adding a command is one function: ``@command(name, summary, arg(...), ...)``
+declares it and its arguments (``--help`` lists the commands in the order of
+this file), and it returns an ``Output`` (what ``--json`` prints, and the text
+for people), which ``_answer`` prints.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, Protocol, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
@@ -70,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whether a write committed, for an interrupt that lands after it returned.
     with CommitsSeen() as changed:
         try:
-            command: Callable[[argparse.Namespace], int] = args.run
-            return command(args)
+            run: Handler = args.run
+            return _answer(args, run(args))  # printing too can meet a closed pipe or a Ctrl-C
         except BrokenPipeError:
             # The reader left early (`sessions-dal export | head`): not an error. Point
             # stdout at devnull so the interpreter's final flush cannot fail again.
@@ -125,6 +130,70 @@ def _error(message: str) -> None:
         print(f"sessions-dal: error: {safe(message)}", file=sys.stderr)
 
 
+# -- declaring commands --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """A command's answer: ``value`` is what ``--json`` prints, ``text`` the lines
+    printed otherwise (escaped with ``safe`` already; a generator runs only if
+    wanted), ``status`` the exit code."""
+
+    value: object
+    text: Iterable[str]
+    status: int = 0
+    file: TextIO | None = None  # None: standard output (whatever it is when printed)
+    one_line: bool = False  # JSON on one line: a summary beside other output, as in a log
+
+
+Handler = Callable[[argparse.Namespace], Output | int]
+"""A command: an ``Output`` to print, or the exit code of one that printed itself."""
+
+class _Arguments(Protocol):
+    """A parser, or a group of its arguments: what takes an argument."""
+
+    def add_argument(self, *names: str, **options: Any) -> argparse.Action: ...
+    def add_mutually_exclusive_group(self, *, required: bool = False) -> Any: ...
+
+
+Argument = Callable[[_Arguments], object]
+"""Adds one of a command's arguments (or a group of them) to its parser."""
+
+
+def arg(*names: str, **options: Any) -> Argument:
+    """One argument of a command, in ``ArgumentParser.add_argument``'s words."""
+    return lambda parser: parser.add_argument(*names, **options)
+
+
+def one_of(*arguments: Argument) -> Argument:
+    """Arguments that exclude each other (a mutually exclusive group)."""
+    def add(parser: _Arguments) -> None:
+        group = parser.add_mutually_exclusive_group()
+        for argument in arguments:
+            argument(group)
+    return add
+
+
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    summary: str
+    run: Handler
+    arguments: tuple[Argument, ...]
+
+
+_COMMANDS: list[_Command] = []  # as declared below: the order --help lists them in
+
+
+def command(name: str, summary: str, *arguments: Argument) -> Callable[[Handler], Handler]:
+    """Declare the decorated function the command ``name``, with its ``arguments``;
+    ``summary`` is its line in ``--help``."""
+    def register(run: Handler) -> Handler:
+        _COMMANDS.append(_Command(name, summary, run, arguments))
+        return run
+    return register
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with the text it quotes from the command line escaped in its errors."""
 
@@ -162,131 +231,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, run: Callable[[argparse.Namespace], int], text: str
-                ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=text, description=text)
-        sub.set_defaults(run=run, usage=sub.error)  # usage(message): exit 2, as argparse
-        return sub
-
-    command("info", _info, "show the path, backend, schema version, counts and settings")
-    command("users", _users, "list users with their session counts")
-    sub = command("sessions", _sessions,
-                  "list a user's sessions, newest first (or last active first)")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("--sort", choices=ORDERS, default="created",
-                     help="created: newest first (default); updated: last active first")
-    _page_arguments(sub)
-    sub = command("show", _show, "show a session and its latest items, one line each")
-    sub.add_argument("session_id", metavar="SESSION_ID")
-    sub.add_argument("--user", metavar="USER", help="only if the session belongs to USER")
-    shown = sub.add_mutually_exclusive_group()
-    shown.add_argument("--limit", type=_count, default=None, metavar="N",
-                       help=f"how many items, the latest (default {SHOW_LATEST})")
-    shown.add_argument("--all", action="store_true",
-                       help="every item, from the first (with --offset: all before those)")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N",
-                     help="scroll back: skip the latest N items")
-    sub = command("search", _search,
-                  "search a user's conversations: words, \"quoted phrases\", prefix*; "
-                  "best match first, one line each (session id, then the text around "
-                  "the match, matched words in [brackets])")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("query", metavar="QUERY")
-    sub.add_argument("--session", metavar="SESSION_ID", default=None,
-                     help="only in this session of the user's")
-    sub.add_argument("--limit", type=_count, default=20, metavar="N",
-                     help="at most N results (default 20)")
-    sub = command("create", _create, "create a session for a user; print its id")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
-                     help='e.g. \'{"title": "Trip"}\'')
-    sub = command("add", _add,
-                  "append items to one of a user's sessions, in one transaction; each ITEM "
-                  "is a JSON value, or give '-' to read one per line from stdin")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("session_id", metavar="SESSION_ID")
-    sub.add_argument("items", nargs="+", metavar="ITEM",
-                     help='e.g. \'{"role": "user", "content": "hi"}\'')
-    sub = command("fork", _fork,
-                  "branch a session: a new one of the same user with a copy of its first "
-                  "items; print its id. Its metadata is --metadata (not the original's) plus "
-                  "forked_from: the original's id and how many items were copied")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("session_id", metavar="SESSION_ID")
-    sub.add_argument("--upto", type=_count, default=None, metavar="N",
-                     help="copy only the first N items (default: all)")
-    sub.add_argument("--metadata", type=_json_object, default=None, metavar="JSON",
-                     help='the new session\'s metadata, e.g. \'{"title": "Trip (train)"}\'')
-    sub = command("delete", _delete, "delete one of a user's sessions and its items")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("session_id", metavar="SESSION_ID")
-    sub = command("delete-user", _delete_user,
-                  "erase a user with all their sessions and items (asks first on a terminal)")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    sub = command("prune", _prune,
-                  "delete sessions not active lately, or all but each user's latest "
-                  "(asks first on a terminal)")
-    sub.add_argument("--older-than", type=_age, default=None, metavar="AGE",
-                     help="last active before AGE ago (90d, 12h, 30m, 2w) or before an "
-                          "ISO 8601 time (UTC unless it says otherwise)")
-    sub.add_argument("--keep-last", type=_count, default=None, metavar="N",
-                     help="keep only each user's N most recently active sessions")
-    sub.add_argument("--user", metavar="USER", help="only USER's sessions")
-    sub.add_argument("--unowned", action="store_true",
-                     help="prune the sessions no user owns instead, by openai-agents' own "
-                          "time (with --older-than only)")
-    sub.add_argument("--dry-run", action="store_true",
-                     help="report what would be deleted; delete nothing")
-    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    sub = command("unowned", _unowned,
-                  "list sessions openai-agents wrote that no user owns, newest first")
-    _page_arguments(sub)
-    sub = command("claim", _claim, "give unowned sessions an owner (all of them or none)")
-    sub.add_argument("user", metavar="USER")
-    sub.add_argument("session_ids", nargs="+", metavar="SESSION_ID")
-    sub = command("delete-unowned", _delete_unowned, "delete an unowned session and its items")
-    sub.add_argument("session_id", metavar="SESSION_ID")
-    sub = command("export", _export, "write users, sessions and items as JSON Lines")
-    sub.add_argument("--user", metavar="USER", help="only this user's data")
-    sub.add_argument("-o", "--output", metavar="FILE",
-                     help="write to FILE ('-' or omitted: standard output)")
-    sub.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    sub = command("import", _import, "read JSON Lines written by export")
-    sub.add_argument("file", metavar="FILE", help="the file to import ('-' for stdin)")
-    sub.add_argument("--replace", action="store_true",
-                     help="overwrite sessions that already exist instead of refusing")
-    sub.add_argument("--no-end-record", action="store_true",
-                     help="accept a file without the closing 'end' record (exports of "
-                          "sessions_dal 0.1); a file cut short is then not detected")
-    sub = command("migrate", _migrate,
-                  "say what upgrading the database's schema involves, then do it")
-    sub.add_argument("--backup", metavar="FILE",
-                     help="first copy the database to FILE (a new file), online")
-    sub.add_argument("--dry-run", action="store_true", help="only say what would be done")
-    sub = command("grant", _grant,
-                  "PostgreSQL: print the GRANT statements that let ROLE use the database as "
-                  "an app does (read and write sessions; never create or drop tables), or "
-                  "apply them; run by the tables' owner, after migrate")
-    sub.add_argument("role", metavar="ROLE")
-    sub.add_argument("--apply", action="store_true",
-                     help="run them, in one transaction (default: only print them)")
-    sub.add_argument("--read-only", action="store_true",
-                     help="only what reading needs (USAGE and SELECT): for a role that "
-                          "opens the database read-only")
-    command("check", _check, "run integrity and foreign-key checks, and compare the search "
-            "index with the items; exit 1 on any problem")
-    command("reindex", _reindex,
-            "make the search index agree with the items and titles (what check reports)")
+    for declared in _COMMANDS:
+        sub = commands.add_parser(declared.name, parents=[common], help=declared.summary,
+                                  description=declared.summary)
+        # usage(message): exit 2, as argparse does for what it checks itself
+        sub.set_defaults(run=declared.run, usage=sub.error)
+        for argument in declared.arguments:
+            argument(sub)
     return parser
 
 
-def _page_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--limit", type=_count, default=None, metavar="N",
-                     help="at most N sessions (default: all)")
-    sub.add_argument("--offset", type=_count, default=0, metavar="N",
-                     help="skip the N newest first")
+# -- argument types ------------------------------------------------------------
 
 
 def _db_path(text: str) -> str:
@@ -313,6 +268,35 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"title\": \"Trip\"}'")
     return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _age(text: str) -> timedelta | datetime:
+    """``--older-than``: a number and a unit (90d), or an ISO 8601 time."""
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    try:
+        if match:
+            age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+            if age > datetime.now(timezone.utc) - datetime.min.replace(tzinfo=timezone.utc):
+                raise OverflowError  # reaches back past year 1
+            return age
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"expected an age such as 90d, 12h, 30m or 2w, or an ISO 8601 time, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+# Arguments several commands take alike.
+_USER = arg("user", metavar="USER")
+_SESSION_ID = arg("session_id", metavar="SESSION_ID")
+_YES = arg("--yes", action="store_true", help="do not ask for confirmation")
+_PAGE = (arg("--limit", type=_count, default=None, metavar="N",
+             help="at most N sessions (default: all)"),
+         arg("--offset", type=_count, default=0, metavar="N", help="skip the N newest first"))
 
 
 # -- opening -------------------------------------------------------------------
@@ -358,6 +342,20 @@ def _look(args: argparse.Namespace) -> SessionRepository:
 
 # -- output --------------------------------------------------------------------
 
+
+def _answer(args: argparse.Namespace, result: Output | int) -> int:
+    """Print a command's ``Output`` (its value as JSON with ``--json``, else its text);
+    return the exit code."""
+    if isinstance(result, int):  # a command that printed what it had to say itself
+        return result
+    if getattr(args, "json", False):
+        _print_json(result.value, file=result.file, one_line=result.one_line)
+    else:
+        for line in result.text:
+            print(line, file=result.file)
+    return result.status
+
+
 def _json_escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x10000:
@@ -366,14 +364,12 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-def _wants_json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
-
-
-def _print_json(value: Any) -> None:
-    text = json.dumps(_finite(value), default=_json_default, ensure_ascii=False, indent=2)
+def _print_json(value: Any, *, file: TextIO | None = None, one_line: bool = False) -> None:
+    text = json.dumps(_finite(value), default=_json_default, ensure_ascii=False,
+                      indent=None if one_line else 2)
     # Escapes inside JSON strings are still JSON; the layout's newlines stay.
-    print(UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text))
+    print(UNSAFE.sub(lambda m: "\n" if m.group() == "\n" else _json_escape(m), text),
+          file=file)
 
 
 def _finite(value: Any) -> Any:
@@ -396,11 +392,16 @@ def _json_default(value: datetime) -> str:
     return value.isoformat()
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str
+           ) -> Iterator[str]:
+    """``rows`` under ``headers`` in aligned columns; the line ``empty`` if there are none."""
+    if not rows:
+        yield safe(empty)
+        return
     cells = [[safe(str(c)) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        yield "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
 
 def _text(value: Any) -> str:
@@ -415,74 +416,99 @@ def _session_json(session: Session, items: int) -> dict[str, Any]:
     return {**session.to_dict(), "items": items}
 
 
-# -- commands ------------------------------------------------------------------
+def _end_progress_line() -> None:
+    if sys.stderr.isatty():  # where the progress was shown, rewritten in place
+        print(file=sys.stderr)
 
 
-def _info(args: argparse.Namespace) -> int:
+def _confirm(question: str, what: str) -> bool:
+    """Ask on a terminal whether to delete ``what``; without one, refuse (``--yes``
+    skips this)."""
+    if not sys.stdin.isatty():
+        raise CommandError(
+            f"refusing to delete {what} without confirmation (standard input is not a "
+            "terminal); pass --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no
+        answer = ""
+        print()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _declined() -> int:
+    # The reply to a question on the terminal, in words with --json too.
+    print("nothing deleted")
+    return 1
+
+
+# -- commands, in the order --help lists them ----------------------------------
+
+
+@command("info", "show the path, backend, schema version, counts and settings")
+def _info(args: argparse.Namespace) -> Output:
     with _look(args) as repo:
         info = asdict(repo.info())
-    if _wants_json(args):
-        _print_json(info)
-        return 0
-    del info["read_only"]  # always true here: inspection opens read-only
-    if info["backend"] == "sqlite":
-        del info["server_version"]  # SQLite's version, said once, by its name (--json has both)
-    for key, value in info.items():
-        if value != "":  # another backend's setting
-            print(f"{key.replace('_', ' ') + ':':<20}{safe(str(value))}")
+    return Output(info, _info_text(info))
+
+
+def _info_text(info: dict[str, Any]) -> Iterator[str]:
+    facts = {**info, **info["details"]}  # the backend's own facts as lines of their own
+    del facts["details"], facts["read_only"]  # always true here: inspection opens read-only
+    for key, value in facts.items():
+        yield f"{key.replace('_', ' ') + ':':<20}{safe(str(value))}"
     if info["schema_version"] == 0:
-        print("note: sessions_dal has not set this database up yet; "
-              "'sessions-dal migrate' does (opening it read-write does too)")
+        yield ("note: sessions_dal has not set this database up yet; "
+               "'sessions-dal migrate' does (opening it read-write does too)")
     elif info["migration_pending"]:
-        print("note: this database needs an upgrade; run 'sessions-dal migrate'")
-    return 0
+        yield "note: this database needs an upgrade; run 'sessions-dal migrate'"
 
 
-def _users(args: argparse.Namespace) -> int:
+@command("users", "list users with their session counts")
+def _users(args: argparse.Namespace) -> Output:
     with _look(args) as repo:
         users = repo.get_users()
-    if _wants_json(args):
-        _print_json([asdict(u) for u in users])
-    elif not users:
-        print("(no users)")
-    else:
-        _table(["USER", "SESSIONS", "CREATED (UTC)"],
-               [[u.user_id, u.sessions, when(u.created_at)] for u in users])
-    return 0
+    return Output([asdict(u) for u in users],
+                  _table(["USER", "SESSIONS", "CREATED (UTC)"],
+                         [[u.user_id, u.sessions, when(u.created_at)] for u in users],
+                         "(no users)"))
 
 
-def _session_rows(args: argparse.Namespace, page: list[Session], empty: str) -> None:
-    rows = [(s, s.count_items()) for s in page]
-    if _wants_json(args):
-        _print_json([_session_json(s, n) for s, n in rows])
-    elif not rows:
-        print(safe(empty))
-    else:
-        _table(["SESSION_ID", "CREATED (UTC)", "UPDATED (UTC)", "ITEMS", "METADATA"],
-               [[s.session_id, when(s.created_at), when(s.updated_at), n, _short(s.metadata)]
-                for s, n in rows])
-
-
-def _sessions(args: argparse.Namespace) -> int:
+@command("sessions", "list a user's sessions, newest first (or last active first)",
+         _USER,
+         arg("--sort", choices=ORDERS, default="created",
+             help="created: newest first (default); updated: last active first"),
+         *_PAGE)
+def _sessions(args: argparse.Namespace) -> Output:
     with _look(args) as repo:
         page = repo.get_sessions(args.user, limit=args.limit, offset=args.offset,
                                  order=args.sort)
-        _session_rows(args, page, f"(no sessions for user {args.user!r})")
-    return 0
+        return _session_list(page, f"(no sessions for user {args.user!r})")
 
 
-def _unowned(args: argparse.Namespace) -> int:
-    with _look(args) as repo:
-        page = repo.get_unowned_sessions(limit=args.limit, offset=args.offset)
-        _session_rows(args, page, "(no unowned sessions)")
-    return 0
+def _session_list(page: list[Session], empty: str) -> Output:
+    rows = [(s, s.count_items()) for s in page]  # while the database is open
+    return Output([_session_json(s, n) for s, n in rows],
+                  _table(["SESSION_ID", "CREATED (UTC)", "UPDATED (UTC)", "ITEMS", "METADATA"],
+                         [[s.session_id, when(s.created_at), when(s.updated_at), n,
+                           _short(s.metadata)] for s, n in rows],
+                         empty))
 
 
 SHOW_LATEST = 20
 """How many items ``show`` prints unless told otherwise: a screenful."""
 
 
-def _show(args: argparse.Namespace) -> int:
+@command("show", "show a session and its latest items, one line each",
+         _SESSION_ID,
+         arg("--user", metavar="USER", help="only if the session belongs to USER"),
+         one_of(arg("--limit", type=_count, default=None, metavar="N",
+                    help=f"how many items, the latest (default {SHOW_LATEST})"),
+                arg("--all", action="store_true",
+                    help="every item, from the first (with --offset: all before those)")),
+         arg("--offset", type=_count, default=0, metavar="N",
+             help="scroll back: skip the latest N items"))
+def _show(args: argparse.Namespace) -> Output:
     limit = None if args.all else SHOW_LATEST if args.limit is None else args.limit
     with _look(args) as repo:
         if args.user is None:
@@ -497,39 +523,71 @@ def _show(args: argparse.Namespace) -> int:
     # Numbered from the oldest; counted before the read, so a write in between
     # can only make the numbers of this page start later, never overlap.
     first = max(total - args.offset - len(items), 0) + 1
-    if _wants_json(args):
-        _print_json({**_session_json(session, total), "offset": args.offset,
-                     "first_shown": first if items else None, "items_shown": items})
-        return 0
-    print(f"session:  {safe(session.session_id)}")
-    print(f"user:     {safe(str(session.user_id))}")
-    print(f"created:  {when(session.created_at)} UTC")
-    print(f"updated:  {when(session.updated_at)} UTC")
-    print(f"metadata: {_text(session.metadata)}")
-    print(f"items:    {total}")
+    return Output({**_session_json(session, total), "offset": args.offset,
+                   "first_shown": first if items else None, "items_shown": items},
+                  _show_text(session, total, items, first, args.offset))
+
+
+def _show_text(session: Session, total: int, items: list[Any], first: int, offset: int
+               ) -> Iterator[str]:
+    yield f"session:  {safe(session.session_id)}"
+    yield f"user:     {safe(str(session.user_id))}"
+    yield f"created:  {when(session.created_at)} UTC"
+    yield f"updated:  {when(session.updated_at)} UTC"
+    yield f"metadata: {_text(session.metadata)}"
+    yield f"items:    {total}"
     earlier = first - 1
     if earlier > 0 and items:
-        back = args.offset + len(items)
-        print(f"  ... {earlier} earlier item{'s' if earlier != 1 else ''} "
-              f"(--offset {back} to scroll back, --all for every item)")
-    elif args.offset and not items:
-        print(f"  (no items before the latest {args.offset})")
+        back = offset + len(items)
+        yield (f"  ... {earlier} earlier item{'s' if earlier != 1 else ''} "
+               f"(--offset {back} to scroll back, --all for every item)")
+    elif offset and not items:
+        yield f"  (no items before the latest {offset})"
     for number, item in enumerate(items, start=first):
-        print(f"  {number:>4}  {format_item(item)}")
-    return 0
+        yield f"  {number:>4}  {format_item(item)}"
 
 
-def _create(args: argparse.Namespace) -> int:
+@command("search",
+         "search a user's conversations: words, \"quoted phrases\", prefix*; best match "
+         "first, one line each (session id, then the text around the match, matched words "
+         "in [brackets])",
+         _USER,
+         arg("query", metavar="QUERY"),
+         arg("--session", metavar="SESSION_ID", default=None,
+             help="only in this session of the user's"),
+         arg("--limit", type=_count, default=20, metavar="N",
+             help="at most N results (default 20)"))
+def _search(args: argparse.Namespace) -> Output:
+    # Indexing what was written since the last search can take a while on a
+    # big database: said on a terminal's stderr (stdout stays the results).
+    progress = _migration_progress() if sys.stderr.isatty() else None
+    with _look(args) as repo:
+        hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session,
+                           progress=progress)
+    return Output([{"session_id": hit.session.session_id, "title": hit.item is None,
+                    "item": hit.item, "snippet": hit.snippet} for hit in hits],
+                  [f"{safe(hit.session.session_id)}  {'title: ' if hit.item is None else ''}"
+                   f"{safe(hit.snippet)}" for hit in hits] or ["no matches"])
+
+
+@command("create", "create a session for a user; print its id",
+         _USER,
+         arg("--metadata", type=_json_object, default=None, metavar="JSON",
+             help='e.g. \'{"title": "Trip"}\''))
+def _create(args: argparse.Namespace) -> Output:
     with _open(args, create=True) as repo:
         session = repo.create_session(args.user, metadata=args.metadata)
-    if _wants_json(args):
-        _print_json(_session_json(session, 0))
-    else:
-        print(safe(session.session_id))
-    return 0
+    return Output(_session_json(session, 0), [safe(session.session_id)])
 
 
-def _add(args: argparse.Namespace) -> int:
+@command("add",
+         "append items to one of a user's sessions, in one transaction; each ITEM is a JSON "
+         "value, or give '-' to read one per line from stdin",
+         _USER,
+         _SESSION_ID,
+         arg("items", nargs="+", metavar="ITEM",
+             help='e.g. \'{"role": "user", "content": "hi"}\''))
+def _add(args: argparse.Namespace) -> Output:
     if args.items == ["-"]:
         if sys.stdin is None:
             raise CommandError("standard input is closed: pipe the items in, one per line")
@@ -558,12 +616,9 @@ def _add(args: argparse.Namespace) -> int:
                                "list them with 'sessions-dal sessions USER'")
         session.add_items(items)
         total = session.count_items()
-    if _wants_json(args):
-        _print_json({"session_id": session.session_id, "added": len(items), "items": total})
-    else:
-        print(f"added {len(items)} item{'s' if len(items) != 1 else ''} "
-              f"(the session has {total})")
-    return 0
+    return Output({"session_id": session.session_id, "added": len(items), "items": total},
+                  [f"added {len(items)} item{'s' if len(items) != 1 else ''} "
+                   f"(the session has {total})"])
 
 
 # Python decodes stdin and argv with surrogateescape: a byte that is not
@@ -572,26 +627,17 @@ def _add(args: argparse.Namespace) -> int:
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
 
-def _search(args: argparse.Namespace) -> int:
-    # Indexing what was written since the last search can take a while on a
-    # big database: said on a terminal's stderr (stdout stays the results).
-    progress = _migration_progress() if sys.stderr.isatty() else None
-    with _look(args) as repo:
-        hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session,
-                           progress=progress)
-    if _wants_json(args):
-        _print_json([{"session_id": hit.session.session_id, "title": hit.item is None,
-                      "item": hit.item, "snippet": hit.snippet} for hit in hits])
-    elif not hits:
-        print("no matches")
-    else:
-        for hit in hits:
-            where = "title: " if hit.item is None else ""
-            print(f"{safe(hit.session.session_id)}  {where}{safe(hit.snippet)}")
-    return 0
-
-
-def _fork(args: argparse.Namespace) -> int:
+@command("fork",
+         "branch a session: a new one of the same user with a copy of its first items; "
+         "print its id. Its metadata is --metadata (not the original's) plus forked_from: "
+         "the original's id and how many items were copied",
+         _USER,
+         _SESSION_ID,
+         arg("--upto", type=_count, default=None, metavar="N",
+             help="copy only the first N items (default: all)"),
+         arg("--metadata", type=_json_object, default=None, metavar="JSON",
+             help='the new session\'s metadata, e.g. \'{"title": "Trip (train)"}\''))
+def _fork(args: argparse.Namespace) -> Output:
     with _open(args) as repo:
         try:
             branch = repo.fork_session(args.user, args.session_id, upto=args.upto,
@@ -600,73 +646,56 @@ def _fork(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"user {args.user!r} has no session {args.session_id!r}; nothing was created"
             ) from None
-    if _wants_json(args):
-        _print_json(_session_json(branch, branch.metadata["forked_from"]["items"]))
-    else:
-        print(safe(branch.session_id))
-    return 0
+    return Output(_session_json(branch, branch.metadata["forked_from"]["items"]),
+                  [safe(branch.session_id)])
 
 
-def _delete(args: argparse.Namespace) -> int:
+@command("delete", "delete one of a user's sessions and its items", _USER, _SESSION_ID)
+def _delete(args: argparse.Namespace) -> Output:
     with _open(args) as repo:
         deleted = repo.delete_session(args.user, args.session_id)
     if not deleted:
         raise CommandError(
             f"user {args.user!r} has no session {args.session_id!r}; nothing was deleted"
         )
-    if _wants_json(args):
-        _print_json({"deleted": True, "user_id": args.user, "session_id": args.session_id})
-    else:
-        print(f"deleted session {safe(args.session_id)}")
-    return 0
+    return Output({"deleted": True, "user_id": args.user, "session_id": args.session_id},
+                  [f"deleted session {safe(args.session_id)}"])
 
 
-def _claim(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
-        claimed = [(s, s.count_items()) for s in repo.claim_sessions(args.user, args.session_ids)]
-    if _wants_json(args):
-        _print_json([_session_json(s, n) for s, n in claimed])
-    else:
-        print(f"user {safe(args.user)} now owns {len(claimed)} session(s)")
-    return 0
-
-
-def _delete_unowned(args: argparse.Namespace) -> int:
-    with _open(args) as repo:
-        if not repo.delete_unowned_session(args.session_id):
-            owner = repo.find_session(args.session_id)
-            why = "no such session" if owner is None else (
-                f"it belongs to user {owner.user_id!r}; use 'delete USER SESSION_ID'")
-            raise CommandError(
-                f"no unowned session {args.session_id!r} ({why}); nothing was deleted")
-    if _wants_json(args):
-        _print_json({"deleted": True, "user_id": None, "session_id": args.session_id})
-    else:
-        print(f"deleted unowned session {safe(args.session_id)}")
-    return 0
-
-
-def _delete_user(args: argparse.Namespace) -> int:
+@command("delete-user",
+         "erase a user with all their sessions and items (asks first on a terminal)",
+         _USER,
+         _YES)
+def _delete_user(args: argparse.Namespace) -> Output | int:
     with _open(args) as repo:
         if not args.yes:
             sessions = repo.count_sessions(args.user)
             if not _confirm(f"Delete user {safe(repr(args.user))} and their {sessions} "
                             "session(s) with all items?",
                             f"user {args.user!r} ({sessions} session(s))"):
-                print("nothing deleted")
-                return 1
+                return _declined()
         report = repo.delete_user(args.user)
     if not report.found:
         raise CommandError(f"no user {args.user!r}; nothing was deleted")
-    if _wants_json(args):
-        _print_json(asdict(report))
-    else:
-        print(f"deleted user {safe(args.user)}: {report.sessions} session(s), "
-              f"{report.items} item(s)")
-    return 0
+    return Output(asdict(report), [f"deleted user {safe(args.user)}: {report.sessions} "
+                                   f"session(s), {report.items} item(s)"])
 
 
-def _prune(args: argparse.Namespace) -> int:
+@command("prune",
+         "delete sessions not active lately, or all but each user's latest (asks first on a "
+         "terminal)",
+         arg("--older-than", type=_age, default=None, metavar="AGE",
+             help="last active before AGE ago (90d, 12h, 30m, 2w) or before an ISO 8601 time "
+                  "(UTC unless it says otherwise)"),
+         arg("--keep-last", type=_count, default=None, metavar="N",
+             help="keep only each user's N most recently active sessions"),
+         arg("--user", metavar="USER", help="only USER's sessions"),
+         arg("--unowned", action="store_true",
+             help="prune the sessions no user owns instead, by openai-agents' own time (with "
+                  "--older-than only)"),
+         arg("--dry-run", action="store_true", help="report what would be deleted; delete nothing"),
+         _YES)
+def _prune(args: argparse.Namespace) -> Output | int:
     if args.older_than is None and args.keep_last is None:
         args.usage("prune needs --older-than, --keep-last or both")
     if args.unowned and (args.older_than is None or args.keep_last is not None
@@ -685,57 +714,67 @@ def _prune(args: argparse.Namespace) -> int:
             if not args.yes and not _confirm(
                     f"Delete {planned.sessions} session(s) with {planned.items} item(s)?",
                     f"{planned.sessions} session(s)"):
-                print("nothing deleted")
-                return 1
+                return _declined()
             terminal = sys.stderr.isatty()
             report = repo.prune(**options, progress=_prune_progress if terminal else None)
             if terminal:
                 print(file=sys.stderr)  # end the progress line
-    if _wants_json(args):
-        _print_json(asdict(report))
-    else:
-        verb = "would delete" if report.dry_run else "deleted"
-        print(f"{verb} {report.sessions} session(s), {report.items} item(s)")
-    return 0
+    verb = "would delete" if report.dry_run else "deleted"
+    return Output(asdict(report), [f"{verb} {report.sessions} session(s), {report.items} item(s)"])
 
 
 def _prune_progress(done: int, total: int) -> None:
     print(f"\rdeleted {done} of {total} sessions", end="", file=sys.stderr, flush=True)
 
 
-def _confirm(question: str, what: str) -> bool:
-    """Ask on a terminal whether to delete ``what``; without one, refuse (``--yes``
-    skips this)."""
-    if not sys.stdin.isatty():
-        raise CommandError(
-            f"refusing to delete {what} without confirmation (standard input is not a "
-            "terminal); pass --yes")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:  # Ctrl-D: no answer is a no
-        answer = ""
-        print()
-    return answer.strip().lower() in ("y", "yes")
+@command("unowned", "list sessions openai-agents wrote that no user owns, newest first",
+         *_PAGE)
+def _unowned(args: argparse.Namespace) -> Output:
+    with _look(args) as repo:
+        page = repo.get_unowned_sessions(limit=args.limit, offset=args.offset)
+        return _session_list(page, "(no unowned sessions)")
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+@command("claim", "give unowned sessions an owner (all of them or none)",
+         _USER,
+         arg("session_ids", nargs="+", metavar="SESSION_ID"))
+def _claim(args: argparse.Namespace) -> Output:
+    with _open(args) as repo:
+        claimed = [(s, s.count_items()) for s in repo.claim_sessions(args.user, args.session_ids)]
+    return Output([_session_json(s, n) for s, n in claimed],
+                  [f"user {safe(args.user)} now owns {len(claimed)} session(s)"])
 
 
-def _age(text: str) -> timedelta | datetime:
-    """``--older-than``: a number and a unit (90d), or an ISO 8601 time."""
-    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
-    try:
-        if match:
-            age = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-            if age > datetime.now(timezone.utc) - datetime.min.replace(tzinfo=timezone.utc):
-                raise OverflowError  # reaches back past year 1
-            return age
-        moment = datetime.fromisoformat(text)
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(
-            f"expected an age such as 90d, 12h, 30m or 2w, or an ISO 8601 time, got {text!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+@command("delete-unowned", "delete an unowned session and its items", _SESSION_ID)
+def _delete_unowned(args: argparse.Namespace) -> Output:
+    with _open(args) as repo:
+        if not repo.delete_unowned_session(args.session_id):
+            owner = repo.find_session(args.session_id)
+            why = "no such session" if owner is None else (
+                f"it belongs to user {owner.user_id!r}; use 'delete USER SESSION_ID'")
+            raise CommandError(
+                f"no unowned session {args.session_id!r} ({why}); nothing was deleted")
+    return Output({"deleted": True, "user_id": None, "session_id": args.session_id},
+                  [f"deleted unowned session {safe(args.session_id)}"])
+
+
+@command("export", "write users, sessions and items as JSON Lines",
+         arg("--user", metavar="USER", help="only this user's data"),
+         arg("-o", "--output", metavar="FILE",
+             help="write to FILE ('-' or omitted: standard output)"),
+         arg("--force", action="store_true", help="overwrite FILE if it exists"))
+def _export(args: argparse.Namespace) -> Output:
+    output = args.output
+    if output is not None and output != "-":
+        _check_output(output, _path(args), force=args.force)
+    with _look(args) as repo:
+        if output is None or output == "-":
+            counts = export_jsonl(repo, sys.stdout, user_id=args.user,
+                                  progress=_progress("exported"))
+        else:
+            counts = _export_to_file(repo, output, args.user, force=args.force)
+    _end_progress_line()
+    return _summary("exported", counts, sys.stderr)  # stdout may be the export itself
 
 
 def _progress(verb: str) -> Callable[[TransferCounts], None] | None:
@@ -749,28 +788,11 @@ def _progress(verb: str) -> Callable[[TransferCounts], None] | None:
     return show
 
 
-def _summary(args: argparse.Namespace, verb: str, counts: TransferCounts, out: TextIO) -> None:
-    if sys.stderr.isatty():
-        print(file=sys.stderr)  # end the progress line
-    if _wants_json(args):
-        print(json.dumps({verb: asdict(counts)}), file=out)
-    else:
-        print(f"{verb} {counts.users} user(s), {counts.sessions} session(s), "
-              f"{counts.items} item(s)", file=out)
-
-
-def _export(args: argparse.Namespace) -> int:
-    output = args.output
-    if output is not None and output != "-":
-        _check_output(output, _path(args), force=args.force)
-    with _look(args) as repo:
-        if output is None or output == "-":
-            counts = export_jsonl(repo, sys.stdout, user_id=args.user,
-                                  progress=_progress("exported"))
-        else:
-            counts = _export_to_file(repo, output, args.user, force=args.force)
-    _summary(args, "exported", counts, sys.stderr)  # stdout may be the export itself
-    return 0
+def _summary(verb: str, counts: TransferCounts, file: TextIO) -> Output:
+    return Output({verb: asdict(counts)},
+                  [f"{verb} {counts.users} user(s), {counts.sessions} session(s), "
+                   f"{counts.items} item(s)"],
+                  file=file, one_line=True)
 
 
 def _is_stream(output: str) -> bool:
@@ -837,7 +859,14 @@ def _export_to_file(repo: SessionRepository, output: str, user: str | None, *, f
     return counts
 
 
-def _import(args: argparse.Namespace) -> int:
+@command("import", "read JSON Lines written by export",
+         arg("file", metavar="FILE", help="the file to import ('-' for stdin)"),
+         arg("--replace", action="store_true",
+             help="overwrite sessions that already exist instead of refusing"),
+         arg("--no-end-record", action="store_true",
+             help="accept a file without the closing 'end' record (exports of sessions_dal "
+                  "0.1); a file cut short is then not detected"))
+def _import(args: argparse.Namespace) -> Output:
     name = "standard input" if args.file == "-" else repr(args.file)
     path = _path(args)
     new = _is_file(path) and not os.path.exists(path)
@@ -861,8 +890,8 @@ def _import(args: argparse.Namespace) -> int:
         if isinstance(exc, (SessionsDalError, ValueError)):
             raise CommandError(_in_cli_words(exc)) from None
         raise
-    _summary(args, "imported", counts, sys.stdout)
-    return 0
+    _end_progress_line()
+    return _summary("imported", counts, sys.stdout)
 
 
 def _remove_if_empty(path: str) -> None:
@@ -882,7 +911,13 @@ def _remove_if_empty(path: str) -> None:
         os.unlink(path)
 
 
+@command("migrate", "say what upgrading the database's schema involves, then do it",
+         arg("--backup", metavar="FILE",
+             help="first copy the database to FILE (a new file), online"),
+         arg("--dry-run", action="store_true", help="only say what would be done"))
 def _migrate(args: argparse.Namespace) -> int:
+    # Told as it goes, in words with --json too: the plan is read before the
+    # (long) migration starts, and each step's progress follows it.
     path = _path(args)
     if args.backup is not None and not _is_file(path):
         raise CommandError(
@@ -955,17 +990,17 @@ def _migration_progress() -> Callable[[str, float], None]:
     return report
 
 
-def _check(args: argparse.Namespace) -> int:
-    with _look(args) as repo:
-        problems = repo.check()
-    if _wants_json(args):
-        _print_json({"ok": not problems, "problems": problems})
-    else:
-        print("ok" if not problems else "\n".join(safe(p) for p in problems))
-    return 1 if problems else 0
-
-
-def _grant(args: argparse.Namespace) -> int:
+@command("grant",
+         "PostgreSQL: print the GRANT statements that let ROLE use the database as an app "
+         "does (read and write sessions; never create or drop tables), or apply them; run by "
+         "the tables' owner, after migrate",
+         arg("role", metavar="ROLE"),
+         arg("--apply", action="store_true",
+             help="run them, in one transaction (default: only print them)"),
+         arg("--read-only", action="store_true",
+             help="only what reading needs (USAGE and SELECT): for a role that opens the "
+                  "database read-only"))
+def _grant(args: argparse.Namespace) -> Output | int:
     path = _path(args)
     if _is_file(path) or path == ":memory:":
         # One line, as for an error; exit 2: the command does not apply here.
@@ -975,25 +1010,29 @@ def _grant(args: argparse.Namespace) -> int:
     with (_open(args) if args.apply else _look(args)) as repo:
         statements = repo.grant(args.role, read_only=args.read_only, dry_run=not args.apply)
         shown = safe(repr(repo.path))
-    if _wants_json(args):
-        _print_json({"role": args.role, "read_only": args.read_only, "applied": args.apply,
-                     "statements": statements})
-        return 0
-    for statement in statements:
-        print(safe(statement) + ";")
+    text = [safe(statement) + ";" for statement in statements]
     if args.apply:
-        print(f"-- applied in one transaction on {shown}")
-    return 0
+        text.append(f"-- applied in one transaction on {shown}")
+    return Output({"role": args.role, "read_only": args.read_only, "applied": args.apply,
+                   "statements": statements}, text)
 
 
-def _reindex(args: argparse.Namespace) -> int:
+@command("check",
+         "run integrity and foreign-key checks, and compare the search index with the items; "
+         "exit 1 on any problem")
+def _check(args: argparse.Namespace) -> Output:
+    with _look(args) as repo:
+        problems = repo.check()
+    return Output({"ok": not problems, "problems": problems},
+                  [safe(p) for p in problems] or ["ok"], status=1 if problems else 0)
+
+
+@command("reindex", "make the search index agree with the items and titles (what check reports)")
+def _reindex(args: argparse.Namespace) -> Output:
     started = time.monotonic()
     with _open(args) as repo:
         shown = safe(repr(repo.path))  # a URL without its password
         repaired = repo.reindex(progress=_migration_progress())
-    if _wants_json(args):
-        _print_json({"repaired": repaired})
-    else:
-        print(f"reindexed {shown} in {time.monotonic() - started:.2f} s: "
-              f"{repaired} index row(s) repaired")
-    return 0
+    return Output({"repaired": repaired},
+                  [f"reindexed {shown} in {time.monotonic() - started:.2f} s: "
+                   f"{repaired} index row(s) repaired"])

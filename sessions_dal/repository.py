@@ -87,12 +87,6 @@ class DatabaseInfo:
     migration_pending: bool
     """Whether opening read-write (or ``sessions-dal migrate``) would upgrade it."""
     read_only: bool
-    server_version: str
-    """The SQLite library's version, or the PostgreSQL server's."""
-    sqlite_version: str
-    """The SQLite library's version (``""`` on PostgreSQL)."""
-    journal_mode: str
-    """SQLite's journal mode (``""`` on PostgreSQL)."""
     users: int
     sessions: int
     """Sessions that have an owner."""
@@ -100,6 +94,10 @@ class DatabaseInfo:
     """Sessions openai-agents wrote that no user has claimed."""
     items: int
     """Every stored item, including those of sessions openai-agents wrote."""
+    details: dict[str, str]
+    """What only this backend has, by name: SQLite's ``sqlite_version`` and
+    ``journal_mode``; PostgreSQL's ``server_version``. For example
+    ``repo.info().details.get("journal_mode")``."""
 
     def _repr_html_(self) -> str:
         return info_html(self)
@@ -746,11 +744,9 @@ class SessionRepository:
     def info(self) -> DatabaseInfo:
         """Counts and settings of the database, for a quick look at a file."""
         i = self._store.info()
-        backend = self._store.backend
-        return DatabaseInfo(self.path, backend, i.schema_version, i.migration_pending,
-                            self.read_only, i.server_version,
-                            i.server_version if backend == "sqlite" else "", i.journal_mode,
-                            i.users, i.sessions, i.unowned_sessions, i.items)
+        return DatabaseInfo(self.path, self._store.backend, i.schema_version,
+                            i.migration_pending, self.read_only, i.users, i.sessions,
+                            i.unowned_sessions, i.items, dict(i.details))
 
     def pending_migrations(self) -> list[str]:
         """What opening read-write would change in the file's schema, one line per step.

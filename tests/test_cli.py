@@ -103,7 +103,7 @@ def test_info(filled: Path) -> None:
     assert info["path"] == "sessions.db"
     assert (info["users"], info["sessions"], info["items"]) == (2, 3, 4)
     assert info["schema_version"] == SCHEMA_VERSION
-    assert info["sqlite_version"] == sqlite3.sqlite_version
+    assert info["details"] == {"sqlite_version": sqlite3.sqlite_version, "journal_mode": "wal"}
 
 
 def test_users(filled: Path) -> None:
@@ -638,6 +638,17 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
 def test_help_and_version(tmp_path: Path) -> None:
     assert "delete-user" in ok(tmp_path, "--help")
     assert ok(tmp_path, "--version").startswith("sessions-dal ")
+
+
+def test_help_lists_the_commands_in_their_order(capsys: pytest.CaptureFixture[str]) -> None:
+    # The order cli.py declares them in: moving a command there moves it here.
+    with pytest.raises(SystemExit) as leaving:
+        main(["--help"])
+    assert leaving.value.code == 0
+    assert re.findall(r"^ {4}([a-z-]+)", capsys.readouterr().out, re.MULTILINE) == [
+        "info", "users", "sessions", "show", "search", "create", "add", "fork", "delete",
+        "delete-user", "prune", "unowned", "claim", "delete-unowned", "export", "import",
+        "migrate", "grant", "check", "reindex"]
 
 
 def test_console_script_is_installed_alongside_python(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -266,6 +267,19 @@ def test_delete_user_erases_everything_of_theirs_only(
     info = repo.info()
     assert (info.users, info.sessions, info.items) == (1, 1, 1)
     assert repo.get_sessions("bob") == [bob] and bob.get_items() == ["b"]
+
+
+def test_info_keeps_what_only_its_backend_has_in_details(repo: SessionRepository,
+                                                         backend: Backend) -> None:
+    details = repo.info().details
+    if backend.has_file:
+        assert details == {"sqlite_version": sqlite3.sqlite_version, "journal_mode": "wal"}
+    else:
+        assert list(details) == ["server_version"]
+        assert re.fullmatch(r"\d+\.\d+", details["server_version"])
+    # A copy: changing it changes nothing the repository holds.
+    details.clear()
+    assert repo.info().details
 
 
 def test_delete_user_reports_unknown_and_empty_users(repo: SessionRepository) -> None:

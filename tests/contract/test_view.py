@@ -213,6 +213,8 @@ def test_reports_show_their_numbers(repo: SessionRepository, backend: Backend) -
     info = repo.info()
     assert "schema version" in page.texts and str(info.schema_version) in page.texts
     assert ("server version" in page.texts) == (not backend.has_file)  # SQLite's: by name
+    assert ("sqlite version" in page.texts) == backend.has_file
+    assert "details" not in page.texts  # its facts are rows of their own
     assert "items" in page.texts and "2" in page.texts
 
 

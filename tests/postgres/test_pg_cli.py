@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from backends import PostgresBackend, fresh
@@ -24,6 +25,7 @@ def test_the_commands_work_on_a_url(pg: PostgresBackend, tmp_path: Path) -> None
     info = ok(tmp_path, *db, "info")
     assert "backend:            postgresql" in info
     assert "sqlite version" not in info and "journal mode" not in info
+    assert re.search(r"\nserver version: +\d+\.\d+\n", info)
     assert ok(tmp_path, *db, "check").strip() == "ok"
     ok(tmp_path, *db, "delete", "alice", session_id)
     assert as_json(tmp_path, *db, "sessions", "alice") == []

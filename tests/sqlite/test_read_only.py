@@ -27,7 +27,7 @@ def test_an_openai_agents_file_is_reported_and_left_alone(tmp_path: Path) -> Non
         info = repo.info()
         assert (info.schema_version, info.migration_pending, info.read_only) == (0, True, True)
         assert (info.users, info.sessions, info.unowned_sessions, info.items) == (0, 0, 2, 3)
-        assert info.journal_mode == "wal"
+        assert info.details["journal_mode"] == "wal"
         chat = repo.get_unowned_session("chat-1")
         assert chat is not None and chat.get_items() == [{"n": 1}, {"n": 2}]
         assert repo.get_users() == [] and repo.get_sessions("alice") == []
@@ -48,7 +48,7 @@ def test_a_foreign_file_keeps_its_journal_mode_and_user_version(tmp_path: Path) 
     with SessionRepository(path, read_only=True) as repo:
         info = repo.info()
         assert (info.schema_version, info.users, info.items) == (0, 0, 0)
-        assert info.journal_mode == "delete"
+        assert info.details["journal_mode"] == "delete"
     assert listing(tmp_path) == before
 
 

@@ -512,7 +512,8 @@ class PostgresStore(SharedStore):
     def _info(self, conn: _Conn) -> StoreInfo:
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()  # type: ignore[misc]
         return StoreInfo(schema_version(conn, self._sql), bool(pending_steps(conn, self._sql)),
-                         _server_version(conn), "", users, owned, unowned, items)
+                         users, owned, unowned, items,
+                         {"server_version": _server_version(conn)})
 
     def _check(self, conn: _Conn) -> list[str]:
         inspect(conn, self.description, self._sql)

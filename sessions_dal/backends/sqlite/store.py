@@ -591,7 +591,8 @@ class SQLiteStore(SharedStore):
         if self.read_only and _is_wal_file(self._real):
             journal_mode = "wal"  # an immutable connection reports "delete"
         return StoreInfo(schema_version(conn)[0], bool(pending_steps(conn)),
-                         sqlite3.sqlite_version, journal_mode, users, owned, unowned, items)
+                         users, owned, unowned, items,
+                         {"sqlite_version": sqlite3.sqlite_version, "journal_mode": journal_mode})
 
     def _check(self, conn: sqlite3.Connection) -> list[str]:
         problems = _check(conn)
