@@ -365,3 +365,36 @@ END;
 -- Nothing changes on SQLite, which has done so since version 5; the version
 -- exists so that both backends keep the same numbers.
 SELECT 1;
+
+-- version: 7
+-- Search: a session title's words are defined in one place (on SQLite, a view its triggers and reindex share).
+
+-- A title as the index holds it: the metadata's "title" when it is a string,
+-- read with \u0000 as a space (the text rule of version 4), under its owner's
+-- tokens; rowid -seq in the index. sessions_dal's check and reindex compare
+-- the index with this view, and the triggers below insert from it: one copy.
+CREATE VIEW IF NOT EXISTS sessions_dal_title_words AS
+SELECT seq, json_extract(
+           replace(replace(metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title') AS words,
+       'u' || hex(user_id) || ' s' || hex(session_id) AS owner
+FROM agent_user_sessions
+WHERE json_valid(metadata) AND json_type(metadata, '$.title') = 'text';
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_title;
+CREATE TRIGGER sessions_dal_search_on_title
+AFTER UPDATE OF metadata, user_id, session_id ON agent_user_sessions
+WHEN json_valid(NEW.metadata)
+BEGIN
+    DELETE FROM sessions_dal_search WHERE rowid = -OLD.seq;
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -seq, words, owner FROM sessions_dal_title_words WHERE seq = NEW.seq;
+END;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_on_own_title;
+CREATE TRIGGER sessions_dal_search_on_own_title
+AFTER INSERT ON agent_user_sessions
+WHEN NEW.metadata <> '{}'
+BEGIN
+    INSERT INTO sessions_dal_search (rowid, words, owner)
+    SELECT -seq, words, owner FROM sessions_dal_title_words WHERE seq = NEW.seq;
+END;

@@ -25,10 +25,9 @@ def test_packaged_schema_is_the_root_schema() -> None:
 
 
 def test_every_backend_has_the_same_migration_versions() -> None:
-    from sessions_dal.backends._migrations import read_migrations
+    from sessions_dal.backends.postgres._schema import MIGRATIONS as postgres
+    from sessions_dal.backends.sqlite._schema import MIGRATIONS as sqlite
 
-    sqlite, postgres = (read_migrations(f"sessions_dal.backends.{name}")
-                        for name in ("sqlite", "postgres"))
     assert [(m.version, m.title) for m in sqlite] == [(m.version, m.title) for m in postgres]
 
 

@@ -408,3 +408,35 @@ def test_a_failed_open_closes_what_it_opened(db_path: Path, monkeypatch: pytest.
     with pytest.raises(MigrationError, match="boom"):
         SessionRepository(db_path)
     assert closed == [True]
+
+
+def test_a_version_6_file_reads_titles_through_the_view_of_version_7(db_path: Path) -> None:
+    db = open_db(db_path)
+    try:
+        assert apply_migrations(db, DEFAULT, MIGRATIONS[:6]) == 6
+    finally:
+        db.close()
+    conn = sqlite3.connect(db_path)
+    with conn:  # a titled session, indexed by version 5's trigger
+        conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00+00:00')")
+        conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, metadata, created_at, "
+                     "updated_at) VALUES ('s', 'alice', '{\"title\": \"Naples trip\"}', "
+                     "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')")
+    conn.close()
+    before = db_path.read_bytes()
+    with SessionRepository(db_path, read_only=True) as repo:  # the view stands in, in temp
+        assert repo.info().schema_version == 6
+        assert repo.pending_migrations() == [
+            "version 7: Search: a session title's words are defined in one place (on "
+            "SQLite, a view its triggers and reindex share)."]
+        assert repo.check() == []
+        assert [h.session.session_id for h in repo.search("alice", "naples")] == ["s"]
+    assert db_path.read_bytes() == before
+    with SessionRepository(db_path) as repo:
+        assert repo.info().schema_version == 7 and repo.check() == []
+        repo.update_metadata("alice", "s", {"title": "Rome trip"})  # the trigger reads the view
+        assert repo.search("alice", "naples") == []
+        assert [h.snippet for h in repo.search("alice", "rome")] == ["[Rome] trip"]
+        repo.create_session("alice", metadata={"title": "Milan\u0000visit"})
+        assert [h.snippet for h in repo.search("alice", "visit")] == ["Milan [visit]"]
+        assert repo.check() == []

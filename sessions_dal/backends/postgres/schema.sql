@@ -742,3 +742,10 @@ HAVING count(*) > 0 AND NOT EXISTS (SELECT 1 FROM sessions_dal_search WHERE item
 
 COMMENT ON TABLE sessions_dal_search IS
     'sessions_dal search index: one row per item (item_id) and per titled session (minus its seq); items are indexed by the next search, from sessions_dal_search_queue';
+
+-- version: 7
+-- Search: a session title's words are defined in one place (on SQLite, a view its triggers and reindex share).
+
+-- Nothing changes here: sessions_dal_title_words (version 3) has been the
+-- one copy since. The version exists so that both backends keep the same numbers.
+SELECT 1;

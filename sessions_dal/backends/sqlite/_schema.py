@@ -283,6 +283,7 @@ def inspect_file(conn: sqlite3.Connection, sql: SQL, newest: int = SCHEMA_VERSIO
 
 
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+_CREATE_VIEW = "CREATE VIEW IF NOT EXISTS"
 
 
 def inspect_read_only(conn: sqlite3.Connection, sql: SQL) -> None:
@@ -290,15 +291,24 @@ def inspect_read_only(conn: sqlite3.Connection, sql: SQL) -> None:
 
     A file sessions_dal has not set up yet (an openai-agents file, say) lacks
     some of our tables: empty temporary ones stand in for them, on this
-    connection only, so every read works and reports what the file holds.
+    connection only, so every read works and reports what the file holds. A
+    file of an older version lacks the views of later ones: temporary views
+    stand in (a view holds no data, only a query's definition).
     """
-    if inspect_file(conn, sql) > 0:
-        return
-    for statement in MIGRATIONS[0].statements:
-        match = _CREATE_TABLE.search(statement)
-        if match and not _table_exists(conn, _actual(sql, match.group(1))):
-            temporary = statement.replace(match.group(0), f"CREATE TEMP TABLE {match.group(1)}")
-            conn.execute(sql.ddl(temporary))
+    version = inspect_file(conn, sql)
+    if version == 0:
+        for statement in MIGRATIONS[0].statements:
+            match = _CREATE_TABLE.search(statement)
+            if match and not _table_exists(conn, _actual(sql, match.group(1))):
+                temporary = statement.replace(match.group(0),
+                                              f"CREATE TEMP TABLE {match.group(1)}")
+                conn.execute(sql.ddl(temporary))
+    # The views of later versions too (they only read): queries may name them.
+    for migration in MIGRATIONS[version:]:
+        for statement in migration.statements:
+            if _CREATE_VIEW in statement:
+                conn.execute(sql.ddl(statement.replace(_CREATE_VIEW,
+                                                       "CREATE TEMP VIEW IF NOT EXISTS")))
 
 
 def _actual(sql: SQL, default_name: str) -> str:

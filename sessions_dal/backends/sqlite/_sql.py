@@ -331,13 +331,10 @@ class SQL:
             "LEFT JOIN agent_user_sessions o ON o.session_id = m.session_id "
             "WHERE json_valid(m.message_data) AND m.id > max(:after, 0) AND m.id <= :upto"
         )
+        # A title's words: schema.sql's view (version 7), which its triggers read too.
         fresh_titles = (
-            "SELECT -o.seq AS id, json_extract("
-            r"replace(replace(o.metadata, '\\', '\u005c'), '\u0000', '\u0020'), '$.title') "
-            "AS words, "
-            f"{owner} AS owner FROM agent_user_sessions o WHERE o.seq > :after "
-            "AND o.seq <= :upto AND json_valid(o.metadata) "
-            "AND json_type(o.metadata, '$.title') = 'text'"
+            "SELECT -seq AS id, words, owner FROM sessions_dal_title_words "
+            "WHERE seq > :after AND seq <= :upto"
         )
 
         def differing(fresh: str, stored: str) -> str:
