@@ -398,3 +398,48 @@ BEGIN
     INSERT INTO sessions_dal_search (rowid, words, owner)
     SELECT -seq, words, owner FROM sessions_dal_title_words WHERE seq = NEW.seq;
 END;
+
+-- version: 8
+-- Compaction: the items a summary replaced, kept in order outside openai-agents' tables.
+
+-- A compaction moves the first items of a session's view (agent_messages,
+-- what openai-agents and get_items read) here, and puts its replacement in
+-- their place, in one transaction. id: the item's id in agent_messages when
+-- it left (ids only grow, and a compaction gives the items it keeps new ids
+-- after the replacement's, so every item still in the view has a larger id
+-- than every item here: id order is the transcript's order); layer: which of
+-- the session's compactions moved it (1, 2, ...); replaced: 1 for an earlier
+-- layer's replacement compacted in turn (kept, but not part of the history).
+CREATE TABLE IF NOT EXISTS sessions_dal_history (
+    session_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    replaced INTEGER NOT NULL DEFAULT 0,
+    message_data TEXT NOT NULL,
+    created_at TEXT,
+    PRIMARY KEY (session_id, id)
+) WITHOUT ROWID;
+
+-- The items of the view that are a compaction's replacement, by their id.
+-- A row whose item openai-agents popped or cleared names an id no item has
+-- any more (ids are never reused): harmless, and gone with the session.
+CREATE TABLE IF NOT EXISTS sessions_dal_replacements (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    layer INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_dal_replacements_session
+ON sessions_dal_replacements (session_id);
+
+-- Whoever deletes a session (sessions_dal or openai-agents) deletes its
+-- history: overwritten in place first, as every erasing call does.
+CREATE TRIGGER IF NOT EXISTS sessions_dal_history_on_delete
+AFTER DELETE ON agent_sessions
+BEGIN
+    UPDATE sessions_dal_history
+    SET message_data = substr(hex(zeroblob(length(CAST(message_data AS BLOB)))), 1,
+                              length(CAST(message_data AS BLOB)))
+    WHERE session_id = OLD.session_id;
+    DELETE FROM sessions_dal_history WHERE session_id = OLD.session_id;
+    DELETE FROM sessions_dal_replacements WHERE session_id = OLD.session_id;
+END;

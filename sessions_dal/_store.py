@@ -144,6 +144,10 @@ class NotFound(Exception):
     """A claim met a session id that does not exist."""
 
 
+class TooFew(Exception):
+    """A compaction asked for more items than the view holds (args: how many it holds)."""
+
+
 class Exporter(Protocol):
     """Reads of one snapshot, for an export (all of them see one point in time)."""
 
@@ -324,6 +328,22 @@ class ItemStore(Protocol):
         """Remove every item; whether there were any."""
 
     def count_items(self, owner: Owner) -> int: ...
+
+    def compact(self, owner: Owner, texts: Sequence[str], upto: int | None, now: datetime
+                ) -> tuple[int, int]:
+        """Move the view's first ``upto`` items (all if ``None``) to the history and put
+        ``texts`` in their place, in one transaction; ``(layer, items moved)``.
+
+        :class:`TooFew` if the view holds fewer than ``upto`` items,
+        :class:`NotOwned` if the session is not the owner's; either way nothing
+        changed. A compaction that moves nothing and adds nothing is ``(0, 0)``.
+        """
+
+    def history_page(self, owner: Owner, position: object, limit: int
+                     ) -> tuple[list[tuple[int, str]], object]:
+        """The next ``limit`` items of the transcript (compacted items, then the
+        view's that are not a replacement) after ``position`` (``None``: from the
+        first), and the new position (opaque)."""
 
 
 class MaintenanceStore(Protocol):

@@ -268,20 +268,21 @@ def _check_length(name: str, text: str) -> None:
         )
 
 
-def encode_items(items: object) -> list[str]:
-    """Encode every item of ``add_items`` as the JSON text to store.
+def encode_items(items: object, name: str = "items") -> list[str]:
+    """Encode every item of ``add_items`` (or of the argument ``name``) as the JSON
+    text to store.
 
     The first bad item raises ``TypeError``/``ValueError`` naming its index.
     """
     if type(items) is not list:  # the usual case skips the ABC checks (hot path)
         if isinstance(items, (str, bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
             raise TypeError(
-                f"items must be a list of JSON values, not {type(items).__name__}; "
+                f"{name} must be a list of JSON values, not {type(items).__name__}; "
                 "to add one item, pass [item]"
             )
         if isinstance(items, Set):
             raise TypeError(
-                f"items must be an ordered collection, not {type(items).__name__}: a set has "
+                f"{name} must be an ordered collection, not {type(items).__name__}: a set has "
                 "no order, so the stored order would be arbitrary; pass a list"
             )
     texts: list[str] = []
@@ -292,9 +293,9 @@ def encode_items(items: object) -> list[str]:
             _check_json(item)
             text = _encode(item)
         except (_NotJSON, RecursionError, ValueError, TypeError):
-            text = encode_json(f"items[{len(texts)}]", item)  # raises, with the full message
+            text = encode_json(f"{name}[{len(texts)}]", item)  # raises, with the full message
         if len(text) > MAX_JSON_LENGTH:
-            _check_length(f"items[{len(texts)}]", text)
+            _check_length(f"{name}[{len(texts)}]", text)
         texts.append(text)
     return texts
 

@@ -10,7 +10,7 @@ from typing import Any
 from . import _time
 from ._interrupts import write_call
 from ._search import cut
-from ._store import NotOwned, Owner, Store
+from ._store import NotOwned, Owner, Store, TooFew
 from ._validate import check_int, check_limit, corrupt_item, encode_items
 from ._view import session_html, sessions_html
 from .errors import SessionNotFoundError
@@ -161,6 +161,70 @@ class Session:
         if popped:
             self.updated_at = now
         return item
+
+    @write_call
+    def compact(self, replacement: Iterable[Any], *, upto: int | None = None) -> int:
+        """Replace the first ``upto`` items the model sees (all, if ``None``) with
+        ``replacement`` (typically a summary a model wrote), keeping them as history.
+
+        One transaction: a crash, an interrupt or a concurrent writer leaves
+        either the old view or the new one, and an item appended meanwhile is
+        neither lost nor compacted. Afterwards :meth:`get_items` (and
+        openai-agents' own sessions on the same database) read ``replacement``,
+        then the items after the first ``upto``; :meth:`iter_history` still
+        reads every item ever added, in order. Compacting again keeps every
+        earlier layer. Returns how many items left the view.
+
+        Raises ``ValueError`` if the session holds fewer than ``upto`` items,
+        and :class:`~sessions_dal.errors.SessionNotFoundError` if the session
+        is no longer this handle's; nothing changes then.
+
+        >>> from sessions_dal import SessionRepository
+        >>> with SessionRepository(":memory:") as repo:
+        ...     s = repo.create_session("alice")
+        ...     s.add_items(["q1", "a1", "q2", "a2"])
+        ...     s.compact([{"role": "system", "content": "summary of q1/a1"}], upto=2)
+        ...     s.get_items(), list(s.iter_history())
+        2
+        ([{'role': 'system', 'content': 'summary of q1/a1'}, 'q2', 'a2'], ['q1', 'a1', 'q2', 'a2'])
+        """
+        texts = encode_items(replacement, name="replacement")
+        if upto is not None:
+            upto = check_int("upto", upto, minimum=0)
+        now = _time.now()
+        try:
+            _, moved = self._store.compact(self._owner, texts, upto, now)
+        except NotOwned:
+            raise self._gone() from None
+        except TooFew as exc:
+            raise ValueError(
+                f"upto={upto}, but session {self.session_id!r} holds {exc.args[0]} item"
+                f"{'s' if exc.args[0] != 1 else ''}; nothing was compacted (upto=None "
+                "compacts them all)") from None
+        if moved or texts:
+            self.updated_at = now
+        return moved
+
+    def iter_history(self, *, page_size: int = 100) -> Iterator[Any]:
+        """Yield every item ever added and not popped or cleared, oldest first,
+        ``page_size`` at a time: the items compacted away (see :meth:`compact`)
+        and those still in the model's view, without the replacements.
+
+        A compaction during the walk does not make it skip or repeat an item
+        (it resumes by how many it has read). If the session stops being this
+        handle's, the walk ends.
+        """
+        size = check_int("page_size", page_size, minimum=1)
+        return self._iter_history(size)
+
+    def _iter_history(self, page_size: int) -> Iterator[Any]:
+        position: object = None
+        while True:
+            rows, position = self._store.history_page(self._owner, position, page_size)
+            for row_id, text in rows:
+                yield self._decode(row_id, text)
+            if len(rows) < page_size:
+                return
 
     @write_call
     def clear_session(self) -> None:

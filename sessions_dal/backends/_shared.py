@@ -146,6 +146,31 @@ class SharedStore:
         rows.reverse()  # the latest were read newest first
         return rows
 
+    def history_page(self, owner: Owner, position: object, limit: int
+                     ) -> tuple[list[tuple[int, str]], object]:
+        return self._db.read(self._history_page, owner, position, limit)
+
+    def _history_page(self, conn: Any, owner: Owner, position: object, limit: int
+                      ) -> tuple[list[tuple[int, str]], object]:
+        # A position is (the latest compaction's number, items read, the last
+        # one's (part, id)). A compaction since the last page moved items from
+        # the view to the history and gave the rest new ids: the transcript's
+        # order is the same, so the next page is found by how many were read.
+        items = self._sql.items[owner.user_id is not None]
+        owner_key = key(owner)
+        layer = conn.execute(items.layer, owner_key).fetchone()[0]
+        seen, done, after = cast("tuple[int, int, object]", position or (layer, 0, None))
+        if seen == layer and after is not None:
+            rows = conn.execute(items.history, (*owner_key, *owner_key,
+                                                *cast("tuple[int, int]", after), limit)
+                                ).fetchall()
+        else:
+            rows = conn.execute(items.history_from, (*owner_key, *owner_key, limit, done)
+                                ).fetchall()
+        if rows:
+            after = (rows[-1][0], rows[-1][1])
+        return [(row[1], row[2]) for row in rows], (layer, done + len(rows), after)
+
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
                                        key(owner))[0]

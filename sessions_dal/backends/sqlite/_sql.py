@@ -249,6 +249,44 @@ class SQL:
             "UPDATE agent_user_sessions SET updated_at = ? WHERE session_id = ? AND user_id = ?"
         )
 
+        # -- compaction (schema.sql, version 8) -------------------------------------
+        # The view's items, to choose the first ``upto``; the next layer's number.
+        self.view_rows = f"SELECT id, created_at FROM {m} WHERE session_id = ? ORDER BY id"
+        self.next_layer = (
+            "SELECT coalesce(max(layer), 0) + 1 FROM sessions_dal_history WHERE session_id = ?"
+        )
+        # The items leaving the view, into the history (a replacement stays one).
+        self.to_history = (
+            "INSERT INTO sessions_dal_history "
+            "(session_id, id, layer, replaced, message_data, created_at) "
+            "SELECT m.session_id, m.id, :layer, r.id IS NOT NULL, m.message_data, m.created_at "
+            f"FROM {m} m LEFT JOIN sessions_dal_replacements r ON r.id = m.id "
+            "WHERE m.session_id = :session AND m.id <= :last"
+        )
+        self.insert_item_at = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            "VALUES (?, ?, coalesce(?, CURRENT_TIMESTAMP))"
+        )
+        # The items staying, copied after the replacement (new ids, same order
+        # and times); then the ids the new rows got, and the old rows deleted.
+        self.copy_kept = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            f"SELECT session_id, message_data, created_at FROM {m} "
+            "WHERE session_id = :session AND id > :last AND id <= :old ORDER BY id"
+        )
+        self.kept_layers = (
+            f"SELECT r.layer FROM {m} m LEFT JOIN sessions_dal_replacements r ON r.id = m.id "
+            "WHERE m.session_id = :session AND m.id > :last AND m.id <= :old ORDER BY m.id"
+        )
+        self.new_ids = f"SELECT id FROM {m} WHERE session_id = ? AND id > ? ORDER BY id"
+        self.delete_old = f"DELETE FROM {m} WHERE session_id = ? AND id <= ?"
+        self.delete_old_marks = (
+            "DELETE FROM sessions_dal_replacements WHERE session_id = ? AND id <= ?"
+        )
+        self.mark_replacement = (
+            "INSERT INTO sessions_dal_replacements (id, session_id, layer) VALUES (?, ?, ?)"
+        )
+
         # -- the whole database: counts, export, import ----------------------------
         self.count_all = (
             "SELECT (SELECT count(*) FROM agent_users), "
@@ -492,9 +530,12 @@ class _ItemSQL:
         "clear",
         "count",
         "delete_one",
+        "history",
+        "history_from",
         "indexed_all",
         "indexed_one",
         "latest",
+        "layer",
         "latest_before",
         "mine",
         "page",
@@ -539,6 +580,28 @@ class _ItemSQL:
         self.scrub_one = f"UPDATE {messages} SET {scrub} WHERE id = ?"
         self.indexed_one = f"SELECT id FROM {messages} WHERE id = ? AND id > 0 AND id <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
+        # The transcript (schema.sql, version 8): the compacted items (part 0),
+        # then the view's items that are not a replacement (part 1), in pages
+        # after a position (part, id), or after an offset; and the number of
+        # the latest compaction, which moves items from part 1 to part 0.
+        transcript = (
+            f"SELECT 0 AS part, id, message_data FROM sessions_dal_history "
+            f"WHERE session_id = {key} AND replaced = 0 "
+            f"UNION ALL SELECT 1, id, message_data FROM {messages} m "
+            f"WHERE session_id = {key} "
+            "AND NOT EXISTS (SELECT 1 FROM sessions_dal_replacements r WHERE r.id = m.id)"
+        )
+        self.history = (
+            f"SELECT part, id, message_data FROM ({transcript}) WHERE (part, id) > (?, ?) "
+            "ORDER BY part, id LIMIT ?"
+        )
+        self.history_from = (
+            f"SELECT part, id, message_data FROM ({transcript}) ORDER BY part, id "
+            "LIMIT ? OFFSET ?"
+        )
+        self.layer = (
+            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
+        )
 
 
 def _scored(terms: int, index: str, match: str) -> str:

@@ -25,6 +25,7 @@ from ..._store import (
     IdTaken,
     NotFound,
     NotOwned,
+    TooFew,
     OwnedByOther,
     Owner,
     SearchRow,
@@ -570,6 +571,46 @@ class SQLiteStore(SharedStore):
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True
+
+    def compact(self, owner: Owner, texts: Sequence[str], upto: int | None, now: datetime
+                ) -> tuple[int, int]:
+        return self._db.write(self._compact, owner, texts, upto, _text(now))
+
+    def _compact(self, conn: sqlite3.Connection, owner: Owner, texts: Sequence[str],
+                 upto: int | None, now: str) -> tuple[int, int]:
+        sql, session_id = self._sql, owner.session_id
+        # Under BEGIN IMMEDIATE nobody appends between reading the view and
+        # rewriting it: an item appended before is in the view read here.
+        self._require_owner(conn, owner)
+        rows = conn.execute(sql.view_rows, (session_id,)).fetchall()
+        moved = len(rows) if upto is None else upto
+        if moved > len(rows):
+            raise TooFew(len(rows))
+        if not moved and not texts:
+            return 0, 0
+        layer = conn.execute(sql.next_layer, (session_id,)).fetchone()[0]
+        old = rows[-1][0] if rows else 0  # the view's last id: every new row comes after
+        last = rows[moved - 1][0] if moved else (rows[0][0] - 1 if rows else 0)
+        bounds = {"session": session_id, "last": last, "old": old, "layer": layer}
+        conn.execute(sql.to_history, bounds)
+        # The replacement, then the items kept, copied after it with their times:
+        # id order is the view's order, and the replacement takes the time of
+        # the first item it replaces.
+        conn.execute(sql.upsert_agent_session, (session_id,))
+        stamp = rows[0][1] if rows else None
+        conn.executemany(sql.insert_item_at, [(session_id, text, stamp) for text in texts])
+        kept_layers = [row[0] for row in conn.execute(sql.kept_layers, bounds)]
+        conn.execute(sql.copy_kept, bounds)
+        new_ids = [row[0] for row in conn.execute(sql.new_ids, (session_id, old))]
+        conn.execute(sql.delete_old_marks, (session_id, old))
+        conn.execute(sql.delete_old, (session_id, old))
+        marks = [(item_id, session_id, layer) for item_id in new_ids[:len(texts)]]
+        marks += [(item_id, session_id, was) for item_id, was
+                  in zip(new_ids[len(texts):], kept_layers, strict=True) if was is not None]
+        conn.executemany(sql.mark_replacement, marks)
+        if owner.user_id is not None:
+            self._touch_or_check(conn, owner, now)
+        return layer, moved
 
     def _touch_or_check(self, conn: sqlite3.Connection, owner: Owner, now: str) -> None:
         """Move an owned session's updated_at (or check an unowned one is still nobody's)."""
