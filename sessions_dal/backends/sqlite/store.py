@@ -25,12 +25,12 @@ from ..._store import (
     IdTaken,
     NotFound,
     NotOwned,
-    TooFew,
     OwnedByOther,
     Owner,
     SearchRow,
     SessionRow,
     StoreInfo,
+    TooFew,
 )
 from ...errors import (
     CorruptDataError,
