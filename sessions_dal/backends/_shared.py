@@ -153,23 +153,24 @@ class SharedStore:
     def _history_page(self, conn: Any, owner: Owner, position: object, limit: int
                       ) -> tuple[list[tuple[int, str]], object]:
         # A position is (the latest compaction's number, items read, the last
-        # one's (part, id)). A compaction since the last page moved items from
-        # the view to the history and gave the rest new ids: the transcript's
-        # order is the same, so the next page is found by how many were read.
+        # row's order columns: all but its text). A compaction since the last
+        # page moved items from the view to the history and gave the rest new
+        # ids, but left the transcript's order as it was: the next page is
+        # then found by how many items were read.
         items = self._sql.items[owner.user_id is not None]
         owner_key = key(owner)
         layer = conn.execute(items.layer, owner_key).fetchone()[0]
-        seen, done, after = cast("tuple[int, int, object]", position or (layer, 0, None))
+        seen, done, after = cast("tuple[int, int, tuple[object, ...] | None]",
+                                 position or (layer, 0, None))
         if seen == layer and after is not None:
-            rows = conn.execute(items.history, (*owner_key, *owner_key,
-                                                *cast("tuple[int, int]", after), limit)
+            rows = conn.execute(items.history, (*owner_key, *owner_key, *after, limit)
                                 ).fetchall()
         else:
             rows = conn.execute(items.history_from, (*owner_key, *owner_key, limit, done)
                                 ).fetchall()
         if rows:
-            after = (rows[-1][0], rows[-1][1])
-        return [(row[1], row[2]) for row in rows], (layer, done + len(rows), after)
+            after = tuple(rows[-1][:-1])
+        return [(row[-2], row[-1]) for row in rows], (layer, done + len(rows), after)
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,

@@ -581,23 +581,24 @@ class _ItemSQL:
         self.indexed_one = f"SELECT id FROM {messages} WHERE id = ? AND id > 0 AND id <= {_MARK}"
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
         # The transcript (schema.sql, version 8): the compacted items (part 0),
-        # then the view's items that are not a replacement (part 1), in pages
-        # after a position (part, id), or after an offset; and the number of
-        # the latest compaction, which moves items from part 1 to part 0.
+        # layer by layer, then the view's items that are not a replacement
+        # (part 1), in pages after a position (every column but the text), or
+        # after an offset; and the number of the latest compaction, which moves
+        # items from part 1 to part 0.
         transcript = (
-            f"SELECT 0 AS part, id, message_data FROM sessions_dal_history "
+            f"SELECT 0 AS part, layer, id, message_data FROM sessions_dal_history "
             f"WHERE session_id = {key} AND replaced = 0 "
-            f"UNION ALL SELECT 1, id, message_data FROM {messages} m "
+            f"UNION ALL SELECT 1, 0, id, message_data FROM {messages} m "
             f"WHERE session_id = {key} "
             "AND NOT EXISTS (SELECT 1 FROM sessions_dal_replacements r WHERE r.id = m.id)"
         )
         self.history = (
-            f"SELECT part, id, message_data FROM ({transcript}) WHERE (part, id) > (?, ?) "
-            "ORDER BY part, id LIMIT ?"
+            f"SELECT part, layer, id, message_data FROM ({transcript}) "
+            "WHERE (part, layer, id) > (?, ?, ?) ORDER BY part, layer, id LIMIT ?"
         )
         self.history_from = (
-            f"SELECT part, id, message_data FROM ({transcript}) ORDER BY part, id "
-            "LIMIT ? OFFSET ?"
+            f"SELECT part, layer, id, message_data FROM ({transcript}) "
+            "ORDER BY part, layer, id LIMIT ? OFFSET ?"
         )
         self.layer = (
             f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
