@@ -911,7 +911,8 @@ def _remove_if_empty(path: str) -> None:
         os.unlink(path)
 
 
-@command("migrate", "say what upgrading the database's schema involves, then do it",
+@command("migrate", "say what upgrading the database's schema involves, then do it "
+         "(in words as it goes, also with --json)",
          arg("--backup", metavar="FILE",
              help="first copy the database to FILE (a new file), online"),
          arg("--dry-run", action="store_true", help="only say what would be done"))
@@ -998,8 +999,8 @@ def _migration_progress() -> Callable[[str, float], None]:
          arg("--apply", action="store_true",
              help="run them, in one transaction (default: only print them)"),
          arg("--read-only", action="store_true",
-             help="only what reading needs (USAGE and SELECT): for a role that opens the "
-                  "database read-only"))
+             help="only what reading needs (USAGE, SELECT and EXECUTE on the search "
+                  "functions): for a role that opens the database read-only"))
 def _grant(args: argparse.Namespace) -> Output | int:
     path = _path(args)
     if _is_file(path) or path == ":memory:":
