@@ -89,11 +89,15 @@ class CommitsSeen:
     (after a write call returned, while closing), whether anything changed:
     the command line's Ctrl-C message, prune's batches. ``token`` exists from
     construction, so an interrupt before the block starts still finds it.
+    ``apart``: what commits inside does not count for the calls around it
+    (the command line opening a database, which may set it up or upgrade it,
+    is not the command's change).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, apart: bool = False) -> None:
         self.token = _Token(collects=True)
         self._outer = call_state.token
+        self._apart = apart
 
     def __enter__(self) -> _Token:
         self._outer = call_state.token
@@ -101,7 +105,7 @@ class CommitsSeen:
         return self.token
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.token.committed and self._outer.collects:
+        if self.token.committed and self._outer.collects and not self._apart:
             self._outer.committed = True
         call_state.token = self._outer
 

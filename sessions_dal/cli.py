@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _error("interrupted; " + done[0].removeprefix("sessions_dal: "))
             elif COMMITTED_NOTE in notes or changed.committed:
                 _error("interrupted after the change was committed: it is in the database")
+            elif getattr(args, "opening", changed).committed and _still_there(_path(args)):
+                print("sessions-dal: interrupted before the change was made (opening set the "
+                      "database up or upgraded its schema; that stays)", file=sys.stderr)
             else:
                 print("sessions-dal: interrupted; nothing was changed", file=sys.stderr)
             return 130
@@ -314,19 +317,30 @@ def _path(args: argparse.Namespace) -> str:
     return from_env
 
 
-def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False
-          ) -> SessionRepository:
+def _open(args: argparse.Namespace, *, create: bool = False, read_only: bool = False,
+          counted: bool = False) -> SessionRepository:
+    """Open the database; ``counted``: its set-up or upgrade is the command's change
+    (``migrate``), not a step before it (see :func:`main`'s interrupt message)."""
     path = _path(args)
     if not create and _is_file(path) and not os.path.exists(path):
         raise CommandError(
             f"no database at {path!r} (nothing was created); "
             f"pass --db PATH or set {ENV_DB}"
         )
-    return SessionRepository(
-        path, read_only=read_only and path != ":memory:",
-        sessions_table=getattr(args, "sessions_table", DEFAULT_SESSIONS_TABLE),
-        messages_table=getattr(args, "messages_table", DEFAULT_MESSAGES_TABLE),
-    )
+    opening = CommitsSeen(apart=not counted)
+    args.opening = opening.token  # read by main() after an interrupt, even one in here
+    with opening:
+        return SessionRepository(
+            path, read_only=read_only and path != ":memory:",
+            sessions_table=getattr(args, "sessions_table", DEFAULT_SESSIONS_TABLE),
+            messages_table=getattr(args, "messages_table", DEFAULT_MESSAGES_TABLE),
+        )
+
+
+def _still_there(path: str) -> bool:
+    """Whether a database opened for the command is still there (an import removes
+    the file it created for nothing)."""
+    return not _is_file(path) or os.path.exists(path)
 
 
 def _is_file(path: str) -> bool:
@@ -911,7 +925,8 @@ def _remove_if_empty(path: str) -> None:
         os.unlink(path)
 
 
-@command("migrate", "say what upgrading the database's schema involves, then do it",
+@command("migrate", "say what upgrading the database's schema involves, then do it "
+         "(in words as it goes, also with --json)",
          arg("--backup", metavar="FILE",
              help="first copy the database to FILE (a new file), online"),
          arg("--dry-run", action="store_true", help="only say what would be done"))
@@ -954,7 +969,7 @@ def _migrate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     token = PROGRESS.set(_migration_progress())
     try:
-        with _open(args) as repo:
+        with _open(args, counted=True) as repo:
             after = repo.info().schema_version
     finally:
         PROGRESS.reset(token)
@@ -998,8 +1013,8 @@ def _migration_progress() -> Callable[[str, float], None]:
          arg("--apply", action="store_true",
              help="run them, in one transaction (default: only print them)"),
          arg("--read-only", action="store_true",
-             help="only what reading needs (USAGE and SELECT): for a role that opens the "
-                  "database read-only"))
+             help="only what reading needs (USAGE, SELECT and EXECUTE on the search "
+                  "functions): for a role that opens the database read-only"))
 def _grant(args: argparse.Namespace) -> Output | int:
     path = _path(args)
     if _is_file(path) or path == ":memory:":

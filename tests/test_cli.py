@@ -1185,3 +1185,64 @@ def test_a_mistyped_command_gets_the_nearest_one(tmp_path: Path) -> None:
     assert "did you mean 'delete-user'" in fails(tmp_path, "delete_user", code=2)
     # Nothing near: argparse's own list of the commands.
     assert "invalid choice: 'qqqq' (choose from 'info'" in fails(tmp_path, "qqqq", code=2)
+
+
+def _interrupt_in(monkeypatch: pytest.MonkeyPatch, where: str, *, call: int = 1) -> None:
+    """Ctrl-C at the ``call``-th call of ``where`` (the calls before it run)."""
+    real = _resolve(where)
+    calls: list[None] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(None)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(where, interrupted)
+
+
+def test_an_interrupted_import_into_a_new_file_says_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Opening set the new file up (a commit) before the import's own transaction:
+    # that commit is not the import, and the file goes with the failed import.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    (tmp_path / "in.jsonl").write_text('{"type": "export", "format": 2}\n')
+    _interrupt_in(monkeypatch, "sessions_dal.repository.SessionRepository.import_from")
+    assert main(["--db", "new.db", "import", "in.jsonl"]) == 130
+    assert capsys.readouterr().err == "sessions-dal: interrupted; nothing was changed\n"
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_an_interrupt_after_opening_set_the_database_up_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    _interrupt_in(monkeypatch, "sessions_dal.repository.SessionRepository.create_session")
+    assert main(["--db", "new.db", "create", "alice"]) == 130
+    assert capsys.readouterr().err == (
+        "sessions-dal: interrupted before the change was made (opening set the database up "
+        "or upgraded its schema; that stays)\n")
+    with SessionRepository(tmp_path / "new.db") as repo:
+        assert repo.get_users() == []
+    # Opening a database already set up commits nothing: nothing changed.
+    _interrupt_in(monkeypatch, "sessions_dal.repository.SessionRepository.create_session")
+    assert main(["--db", "new.db", "create", "alice"]) == 130
+    assert capsys.readouterr().err == "sessions-dal: interrupted; nothing was changed\n"
+
+
+def test_an_interrupted_migrate_says_what_it_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # migrate's change is the opening's set-up itself.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    write_like_agents(tmp_path / "agents.db", "chat", ['{"n": 1}'])
+    # The first info() is the plan's, read-only; the second follows the migration.
+    _interrupt_in(monkeypatch, "sessions_dal.repository.SessionRepository.info", call=2)
+    assert main(["--db", "agents.db", "migrate"]) == 130
+    assert capsys.readouterr().err.endswith(
+        "sessions-dal: error: interrupted after the change was committed: it is in the "
+        "database\n")

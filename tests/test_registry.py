@@ -48,7 +48,7 @@ def test_options_belong_to_their_backend(registered: None) -> None:
         SessionRepository("fake://x", options=[("fast", True)])  # type: ignore[arg-type]
 
 
-def test_a_ready_store_is_taken_as_it_is(tmp_path: object) -> None:
+def test_a_ready_store_is_taken_as_it_is() -> None:
     store = open_sqlite(":memory:", backends.Common(5.0, "agent_sessions", "agent_messages",
                                                     False), {"synchronous": "FULL"})
     with SessionRepository(store) as repo:

@@ -454,3 +454,24 @@ def test_words_longer_than_a_query_word_are_found_by_their_start(
     assert found(repo, long_ascii[:start]) == [] and found(repo, long_cjk[:start]) == []
     assert found(repo, exact) == [items[2]] and found(repo, exact + "*") == [items[2]]
     assert found(repo, "y") == [items[0]] and found(repo, "z") == [items[1]]
+
+
+def test_ties_come_newest_first_items_before_titles(repo: SessionRepository,
+                                                    backend: Backend) -> None:
+    # Equal scores: the same text everywhere. Several of each, so that either
+    # direction of either order would show.
+    titled = [repo.create_session("u", metadata={"title": "zebra"}) for _ in range(3)]
+    for session in titled:
+        session.add_items(["zebra"])
+    newest_first = [s.session_id for s in reversed(titled)]
+    expected = [(sid, "zebra") for sid in newest_first] + [(sid, None) for sid in newest_first]
+    searchers = [repo]
+    if backend.has_file:  # first read-only: the items from its temporary index
+        searchers.insert(0, backend.open(read_only=True))
+    for searcher in searchers:
+        hits = searcher.search("u", "zebra", limit=None)
+        assert [(h.session.session_id, h.item) for h in hits] == expected
+        assert [h.session.session_id for h in searcher.search("u", "zebra", limit=2)] == (
+            newest_first[:2])
+    if backend.has_file:
+        searchers[0].close()

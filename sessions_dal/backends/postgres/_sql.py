@@ -161,14 +161,15 @@ class SQL:
         # The index's rows with the owner's lexeme (schema.sql, version 3) and
         # the words; ownership checked again from the table itself. Best first
         # (ts_rank, by the log of their length, as bm25 favours the shorter),
-        # ties newest first (titles, under minus their seq, last).
+        # ties newest first, items before titles (a title's row is minus its seq).
         owned_columns = (f"o.session_id, o.user_id, o.metadata, {finite.format('o.created_at')}, "
                          f"{finite.format('o.updated_at')}, o.seq")
         def search(source: str) -> str:
             return (
                 "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
                 f"FROM to_tsquery('simple', %(query)s) AS q, {source} s "
-                "WHERE s.words @@ q ORDER BY score DESC, s.item_id DESC LIMIT %(limit)s) "
+                "WHERE s.words @@ q ORDER BY score DESC, s.item_id > 0 DESC, abs(s.item_id) DESC "
+                "LIMIT %(limit)s) "
                 f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
                 f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %(user)s "
                 f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
@@ -176,7 +177,7 @@ class SQL:
                 # An index row of an item that is gone (a damaged index: check()
                 # reports it) is no hit, as on SQLite; a title's row has no item.
                 "WHERE h.item_id < 0 OR m.id IS NOT NULL "
-                "ORDER BY h.score DESC, h.item_id DESC"
+                "ORDER BY h.score DESC, h.item_id > 0 DESC, abs(h.item_id) DESC"
             )
 
         self.search = search(search_table)

@@ -477,17 +477,18 @@ class SQL:
         term's count in the row's text, saturating, over the row's length
         (BM25's term-frequency part; not its corpus statistics, which FTS5's
         bm25() gathers from every user's rows, so that a search costs what the
-        user's matches cost whatever the database's size); ties newest first.
+        user's matches cost whatever the database's size); ties newest first, items
+        before titles (a title's row is minus its session's seq).
         """
         return (
             f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
             f"{_scored(terms, 'sessions_dal_search', ':match')} "
-            "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
+            "ORDER BY score DESC, id > 0 DESC, abs(id) DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
             "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
             "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
-            "ORDER BY f.score DESC, f.id DESC"
+            "ORDER BY f.score DESC, f.id > 0 DESC, abs(f.id) DESC"
         )
 
     @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
@@ -505,7 +506,7 @@ class SQL:
             f"JOIN {quote(self.messages_table)} m ON m.id = f.id "
             "JOIN agent_user_sessions o ON o.session_id = m.session_id "
             "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
-            "ORDER BY f.score DESC, f.id DESC LIMIT :limit"
+            "ORDER BY f.score DESC, f.id > 0 DESC, abs(f.id) DESC LIMIT :limit"
         )
 
     def ddl(self, statement: str) -> str:

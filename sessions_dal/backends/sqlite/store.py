@@ -399,7 +399,7 @@ class SQLiteStore(SharedStore):
         self._tail = (conn, upto, last)
         rows += conn.execute(sql.search_tail(terms), {**parameters, "upto": last}).fetchall()
         # Scores are each row's own (no corpus statistics): the two lists merge.
-        rows.sort(key=lambda row: (row[-1], row[0]), reverse=True)
+        rows.sort(key=lambda row: (row[-1], row[0] > 0, abs(row[0])), reverse=True)
         limit = cast(int, parameters["limit"])
         return rows if limit < 0 else rows[:limit]
 
