@@ -17,6 +17,9 @@ public call as a role with exactly these, and checks that each is needed):
   indexes the items appended since the last one, and takes their rows out of
   the queue, locking them first; inserts add rows through a trigger that
   runs as the tables' owner);
+- ``SELECT, INSERT, DELETE`` on ``sessions_dal_history`` and
+  ``sessions_dal_replacements`` (compaction moves items there; clearing a
+  session erases them);
 - ``SELECT`` on ``sessions_dal_migrations`` (each open reads the version);
 - ``EXECUTE`` on the four pure functions that trigger, ``check()`` and
   ``reindex()`` call, which ``PUBLIC`` has unless the database revokes it by
@@ -76,7 +79,7 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
 
     everything = (sql.sessions_table, sql.messages_table, "agent_users",
                   "agent_user_sessions", "sessions_dal_search", "sessions_dal_search_queue",
-                  "sessions_dal_migrations")
+                  "sessions_dal_history", "sessions_dal_replacements", "sessions_dal_migrations")
     # USAGE on the schema, unless the role has it already (as every role has on
     # PostgreSQL 15's public): only the schema's owner may grant it, and the
     # tables' owner often is not.
@@ -103,6 +106,8 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
             tables(sql.messages_table), to),
         pg.SQL("GRANT SELECT, UPDATE, DELETE ON TABLE {} TO {}").format(
             tables("sessions_dal_search_queue"), to),
+        pg.SQL("GRANT SELECT, INSERT, DELETE ON TABLE {} TO {}").format(
+            tables("sessions_dal_history", "sessions_dal_replacements"), to),
         pg.SQL("GRANT SELECT ON TABLE {} TO {}").format(tables("sessions_dal_migrations"), to),
     ]
     sequence = conn.execute(

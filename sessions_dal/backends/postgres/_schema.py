@@ -531,16 +531,20 @@ _STAND_INS = {
         '(seq bigint, session_id text, user_id text COLLATE "C", metadata text, '
         "created_at timestamptz, updated_at timestamptz)"
     ),
+    "sessions_dal_history": ("(session_id text, id bigint, layer integer, replaced boolean, "
+                             "message_data text, created_at timestamp)"),
+    "sessions_dal_replacements": "(id bigint, session_id text, layer integer)",
 }
 
 
 def missing_tables(conn: _Conn, path: str, sql: SQL) -> list[str]:
     """For a read-only repository: the tables (default names) to stand in for.
 
-    None on a database sessions_dal has set up; else those that do not exist.
+    Those that do not exist: on a database sessions_dal has not set up, its
+    own tables (and openai-agents' if missing); on an older version's, the
+    tables of later versions.
     """
-    if inspect(conn, path, sql) > 0:
-        return []
+    inspect(conn, path, sql)
     return [default for default in _STAND_INS
             if _columns(conn, sql.schema, sql.names.get(default, default)) is None]
 

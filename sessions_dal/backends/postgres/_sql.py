@@ -21,7 +21,7 @@ from psycopg import sql as pg
 __all__ = ["OWN_TABLES", "SQL", "quote"]
 
 OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
-              "sessions_dal_search_queue",
+              "sessions_dal_search_queue", "sessions_dal_history", "sessions_dal_replacements",
               "sessions_dal_migrations")
 """sessions_dal's own tables, written by these names in the statements and in schema.sql."""
 
@@ -30,7 +30,7 @@ OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
 # its function's name but is never qualified), an index read as a regclass.
 _DEFAULT_NAMES = re.compile(
     r"\b(agent_sessions|agent_messages|agent_users|agent_user_sessions|sessions_dal_search_queue"
-    r"|sessions_dal_search"
+    r"|sessions_dal_search|sessions_dal_history|sessions_dal_replacements"
     r"|sessions_dal_migrations)\b(?!\()|\b(sessions_dal_\w+)(?=\()|'(idx_\w+)'::regclass"
     r"|\b(idx_agent_messages_session_created_id)\b"
 )
@@ -361,7 +361,9 @@ class SQL:
             "(SELECT %s::varchar WHERE NOT EXISTS "
             f"(SELECT 1 FROM {owners} WHERE session_id = %s))"
         )
-        self.items = {True: _ItemSQL(m, owned_key), False: _ItemSQL(m, unowned_key)}
+        history, marks = self.table("sessions_dal_history"), self.table("sessions_dal_replacements")
+        self.items = {True: _ItemSQL(m, owned_key, history, marks),
+                      False: _ItemSQL(m, unowned_key, history, marks)}
         """As on SQLite: by whether the handle has an owner; the key's parameters
         are (session_id, user_id), or (session_id, session_id) for nobody's."""
         # created_at: one time for every item of a call, read once the
@@ -411,6 +413,45 @@ class SQL:
         self.lock_owned = (
             f"SELECT 1 FROM {owners} WHERE session_id = %s AND user_id = %s FOR UPDATE"
         )
+
+        # -- compaction (schema.sql, version 8), as on SQLite ---------------------------
+        history, marks = self.table("sessions_dal_history"), self.table("sessions_dal_replacements")
+        self.view_rows = (
+            f"SELECT m.id, m.created_at, r.layer FROM {m} m "
+            f"LEFT JOIN {marks} r ON r.id = m.id "
+            "WHERE m.session_id = %s ORDER BY m.created_at, m.id"
+        )
+        self.next_layer = f"SELECT coalesce(max(layer), 0) + 1 FROM {history} WHERE session_id = %s"
+        self.to_history = (
+            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
+            f"SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, m.created_at "
+            f"FROM {m} m LEFT JOIN {marks} r ON r.id = m.id WHERE m.id = ANY(%(ids)s)"
+        )
+        # The replacement, then the items kept, in order: ids from the sequence
+        # in the order the rows are inserted; each new id returned in that order.
+        self.insert_in_order = (
+            f"INSERT INTO {m} (session_id, message_data, created_at) "
+            "SELECT %(session)s, text, at FROM unnest(%(texts)s::text[], %(times)s::timestamp[]) "
+            "WITH ORDINALITY AS t (text, at, n) ORDER BY n RETURNING id"
+        )
+        self.copy_rows = (
+            f"SELECT message_data, created_at FROM {m} WHERE id = ANY(%s) ORDER BY created_at, id"
+        )
+        self.delete_rows = f"DELETE FROM {m} WHERE id = ANY(%s)"
+        self.delete_marks = f"DELETE FROM {marks} WHERE id = ANY(%s)"
+        self.mark_replacement = f"INSERT INTO {marks} (id, session_id, layer) VALUES (%s, %s, %s)"
+        self.copy_history = (
+            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
+            f"SELECT %s, id, layer, replaced, message_data, created_at FROM {history} "
+            "WHERE session_id = %s"
+        )
+        self.first_rows = (
+            f"SELECT m.id, r.layer FROM {m} m LEFT JOIN {marks} r ON r.id = m.id "
+            "WHERE m.session_id = %s ORDER BY m.created_at, m.id LIMIT %s"
+        )
+        self.item_ids = f"SELECT id FROM {m} WHERE session_id = %s ORDER BY created_at, id"
+        self.clear_history = (f"DELETE FROM {history} WHERE session_id = %s",
+                              f"DELETE FROM {marks} WHERE session_id = %s")
 
         # -- the whole database: counts, export, import --------------------------------
         self.count_all = (
@@ -589,9 +630,10 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "latest", "latest_before", "page", "pop")
+    __slots__ = ("all", "clear", "count", "history", "history_from", "latest", "latest_before",
+                 "layer", "page", "pop")
 
-    def __init__(self, messages: str, key: str) -> None:
+    def __init__(self, messages: str, key: str, history: str, marks: str) -> None:
         self.all = (
             f"SELECT id, message_data FROM {messages} WHERE session_id = {key} "
             "ORDER BY created_at, id"
@@ -629,3 +671,25 @@ class _ItemSQL:
         )
         self.clear = f"DELETE FROM {messages} WHERE session_id = {key}"
         self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"
+        # The transcript (schema.sql, version 8), as on SQLite: the compacted
+        # items (part 0) layer by layer, then the view's that are not a
+        # replacement (part 1), each in (created_at, id) order; a position is
+        # every column but the text (the time as text, as in ``page``).
+        transcript = (
+            f"SELECT 0 AS part, layer, created_at, id, message_data FROM {history} "
+            f"WHERE session_id = {key} AND NOT replaced "
+            f"UNION ALL SELECT 1, 0, created_at, id, message_data FROM {messages} m "
+            f"WHERE session_id = {key} "
+            f"AND NOT EXISTS (SELECT 1 FROM {marks} r WHERE r.id = m.id)"
+        )
+        columns = "part, layer, created_at::text, id, message_data"
+        self.history = (
+            f"SELECT {columns} FROM ({transcript}) t "
+            "WHERE (part, layer, created_at, id) > (%s, %s, %s::timestamp, %s) "
+            "ORDER BY part, layer, created_at, id LIMIT %s"
+        )
+        self.history_from = (
+            f"SELECT {columns} FROM ({transcript}) t "
+            "ORDER BY part, layer, created_at, id LIMIT %s OFFSET %s"
+        )
+        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"

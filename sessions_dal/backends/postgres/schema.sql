@@ -749,3 +749,66 @@ COMMENT ON TABLE sessions_dal_search IS
 -- Nothing changes here: sessions_dal_title_words (version 3) has been the
 -- one copy since. The version exists so that both backends keep the same numbers.
 SELECT 1;
+
+-- version: 8
+-- Compaction: the items a summary replaced, kept in order outside openai-agents' tables.
+
+-- As on SQLite (see its schema.sql, version 8): a compaction moves the first
+-- items of a session's view here, one layer per compaction, and puts its
+-- replacement in their place, in one transaction. The view is ordered by
+-- (created_at, id), SQLAlchemySession's order: so is each layer.
+CREATE TABLE IF NOT EXISTS sessions_dal_history (
+    session_id text NOT NULL,
+    id bigint NOT NULL,
+    layer integer NOT NULL,
+    replaced boolean NOT NULL DEFAULT false,
+    message_data text NOT NULL,
+    created_at timestamp NOT NULL,
+    PRIMARY KEY (session_id, layer, created_at, id)
+);
+
+-- The items of the view that are a compaction's replacement, by their id.
+CREATE TABLE IF NOT EXISTS sessions_dal_replacements (
+    id bigint PRIMARY KEY,
+    session_id text NOT NULL,
+    layer integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_dal_replacements_session
+ON sessions_dal_replacements (session_id);
+
+-- Whoever deletes a session (sessions_dal or SQLAlchemySession) deletes its
+-- history. SECURITY DEFINER: an openai-agents role may have no rights on
+-- sessions_dal's tables; its deletes must not fail for that.
+CREATE OR REPLACE FUNCTION sessions_dal_history_on_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM sessions_dal_history WHERE session_id IN (SELECT session_id FROM gone);
+    DELETE FROM sessions_dal_replacements WHERE session_id IN (SELECT session_id FROM gone);
+    RETURN NULL;
+END$$;
+
+CREATE OR REPLACE TRIGGER sessions_dal_history_on_delete
+AFTER DELETE ON agent_sessions REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION sessions_dal_history_on_delete();
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_history_on_delete() FROM PUBLIC;
+
+-- A role an older sessions_dal granted keeps working: whoever may write the
+-- ownership table may write the history, whoever may read it may read it.
+DO $$
+DECLARE
+    granted record;
+BEGIN
+    FOR granted IN
+        SELECT acl.grantee, bool_or(acl.privilege_type = 'DELETE') AS writes
+        FROM pg_class AS c, aclexplode(c.relacl) AS acl
+        WHERE c.oid = 'agent_user_sessions'::regclass AND acl.grantee <> c.relowner
+          AND acl.privilege_type IN ('SELECT', 'DELETE')
+        GROUP BY acl.grantee
+    LOOP
+        EXECUTE format('GRANT %s ON TABLE %s, %s TO %s',
+            CASE WHEN granted.writes THEN 'SELECT, INSERT, DELETE' ELSE 'SELECT' END,
+            'sessions_dal_history'::regclass, 'sessions_dal_replacements'::regclass,
+            CASE WHEN granted.grantee = 0 THEN 'PUBLIC' ELSE granted.grantee::regrole::text END);
+    END LOOP;
+END$$;

@@ -33,6 +33,7 @@ from ..._store import (
     SearchRow,
     SessionRow,
     StoreInfo,
+    TooFew,
 )
 from ...errors import (
     CorruptDataError,
@@ -220,7 +221,15 @@ class PostgresStore(SharedStore):
                          ).fetchone() is None
                 or conn.execute(sql.insert_agent_session, (new_id,)).rowcount == 0):
             raise IdTaken(new_id)
+        originals = conn.execute(sql.first_rows, (session_id, copied)).fetchall()
         conn.execute(sql.copy_items, (new_id, session_id, copied))
+        conn.execute(sql.copy_history, (new_id, session_id))
+        if any(layer is not None for _, layer in originals):
+            copies = [row[0] for row in conn.execute(sql.item_ids, (new_id,))]
+            with conn.cursor() as cursor:
+                cursor.executemany(sql.mark_replacement, [
+                    (item_id, new_id, layer) for item_id, (_, layer)
+                    in zip(copies, originals, strict=True) if layer is not None])
 
     def delete_session(self, user_id: str, session_id: str) -> bool:
         return self._db.write(self._delete_session, user_id, session_id)
@@ -483,12 +492,58 @@ class PostgresStore(SharedStore):
 
     def _clear_items(self, conn: _Conn, owner: Owner, now: datetime) -> bool:
         self._lock(conn, owner)
-        if conn.execute(self._sql.items[owner.user_id is not None].clear,
-                        key(owner)).rowcount == 0:
+        # The items and the history: a whole conversation goes.
+        cleared = conn.execute(self._sql.items[owner.user_id is not None].clear,
+                               key(owner)).rowcount
+        erased = conn.execute(self._sql.clear_history[0], (owner.session_id,)).rowcount
+        conn.execute(self._sql.clear_history[1], (owner.session_id,))
+        if not (cleared or erased):
             return False
         if owner.user_id is not None:
             conn.execute(self._sql.touch, (now, *owner))
         return True
+
+    def compact(self, owner: Owner, texts: Sequence[str], upto: int | None, now: datetime
+                ) -> tuple[int, int]:
+        return self._db.write(self._compact, owner, texts, upto, now)
+
+    def _compact(self, conn: _Conn, owner: Owner, texts: Sequence[str], upto: int | None,
+                 now: datetime) -> tuple[int, int]:
+        sql, session_id = self._sql, owner.session_id
+        # Locked as a pop locks: no append, pop or compaction of this session
+        # (ours or SQLAlchemySession's) lands between reading the view and
+        # rewriting it.
+        self._lock(conn, owner)
+        rows = conn.execute(sql.view_rows, (session_id,)).fetchall()
+        moved = len(rows) if upto is None else upto
+        if moved > len(rows):
+            raise TooFew(len(rows))
+        if not moved and not texts:
+            return 0, 0
+        layer = conn.execute(sql.next_layer, (session_id,)).fetchone()[0]  # type: ignore[index]
+        if moved:
+            conn.execute(sql.to_history, {"layer": layer, "ids": [row[0] for row in rows[:moved]]})
+        kept = rows[moved:]
+        copies = conn.execute(sql.copy_rows, ([row[0] for row in kept],)).fetchall()
+        if rows:
+            conn.execute(sql.delete_marks, ([row[0] for row in rows],))
+            conn.execute(sql.delete_rows, ([row[0] for row in rows],))
+        # The replacement, then the items kept (their times): (created_at, id)
+        # order is the view's, the replacement at the time of its first item.
+        stamp = rows[0][1] if rows else conn.execute(sql.upsert_agent_session,
+                                                     (session_id,)).fetchone()[0]  # type: ignore[index]
+        new_ids = [row[0] for row in conn.execute(sql.insert_in_order, {
+            "session": session_id, "texts": [*texts, *(text for text, _ in copies)],
+            "times": [stamp] * len(texts) + [at for _, at in copies]})]
+        marks = [(item_id, session_id, layer) for item_id in new_ids[:len(texts)]]
+        marks += [(item_id, session_id, row[2]) for item_id, row
+                  in zip(new_ids[len(texts):], kept, strict=True) if row[2] is not None]
+        if marks:
+            with conn.cursor() as cursor:
+                cursor.executemany(sql.mark_replacement, marks)
+        if owner.user_id is not None:
+            conn.execute(sql.touch, (now, *owner))
+        return layer, moved
 
     def _lock(self, conn: _Conn, owner: Owner) -> None:
         """Lock the session for a pop or clear, in the store's lock order; check its owner."""

@@ -292,21 +292,18 @@ def inspect_read_only(conn: sqlite3.Connection, sql: SQL) -> None:
     A file sessions_dal has not set up yet (an openai-agents file, say) lacks
     some of our tables: empty temporary ones stand in for them, on this
     connection only, so every read works and reports what the file holds. A
-    file of an older version lacks the views of later ones: temporary views
-    stand in (a view holds no data, only a query's definition).
+    file of an older version lacks the tables and views of later ones: they
+    stand in the same way.
     """
     version = inspect_file(conn, sql)
-    if version == 0:
-        for statement in MIGRATIONS[0].statements:
+    for migration in MIGRATIONS[version:]:
+        for statement in migration.statements:
             match = _CREATE_TABLE.search(statement)
             if match and not _table_exists(conn, _actual(sql, match.group(1))):
                 temporary = statement.replace(match.group(0),
                                               f"CREATE TEMP TABLE {match.group(1)}")
                 conn.execute(sql.ddl(temporary))
-    # The views of later versions too (they only read): queries may name them.
-    for migration in MIGRATIONS[version:]:
-        for statement in migration.statements:
-            if _CREATE_VIEW in statement:
+            elif _CREATE_VIEW in statement:  # a view holds no data: the same, in temp
                 conn.execute(sql.ddl(statement.replace(_CREATE_VIEW,
                                                        "CREATE TEMP VIEW IF NOT EXISTS")))
 

@@ -286,6 +286,27 @@ class SQL:
         self.mark_replacement = (
             "INSERT INTO sessions_dal_replacements (id, session_id, layer) VALUES (?, ?, ?)"
         )
+        # A fork: the original's history whole, and the marks of the items it
+        # copies (the copies' ids, in order, matched with the originals').
+        self.copy_history = (
+            "INSERT INTO sessions_dal_history "
+            "(session_id, id, layer, replaced, message_data, created_at) "
+            "SELECT ?, id, layer, replaced, message_data, created_at "
+            "FROM sessions_dal_history WHERE session_id = ?"
+        )
+        self.first_layers = (
+            f"SELECT r.layer FROM {m} m LEFT JOIN sessions_dal_replacements r ON r.id = m.id "
+            "WHERE m.session_id = ? ORDER BY m.id LIMIT ?"
+        )
+        self.item_ids = f"SELECT id FROM {m} WHERE session_id = ? ORDER BY id"
+        # Clearing a session erases its history too (overwritten, then deleted).
+        self.scrub_history = (
+            f"UPDATE sessions_dal_history SET {scrub('message_data')} WHERE session_id = ?"
+        )
+        self.clear_history = (
+            "DELETE FROM sessions_dal_history WHERE session_id = ?",
+            "DELETE FROM sessions_dal_replacements WHERE session_id = ?",
+        )
 
         # -- the whole database: counts, export, import ----------------------------
         self.count_all = (

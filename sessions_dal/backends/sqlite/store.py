@@ -221,7 +221,14 @@ class SQLiteStore(SharedStore):
         (count,) = conn.execute(sql.count_items, (session_id,)).fetchone()
         copied = count if upto is None else min(count, upto)
         self._create(conn, user_id, new_id, metadata(copied), now, with_items=True)
+        layers = [row[0] for row in conn.execute(sql.first_layers, (session_id, copied))]
         conn.execute(sql.copy_items, (new_id, session_id, copied))
+        conn.execute(sql.copy_history, (new_id, session_id))
+        if any(layer is not None for layer in layers):
+            copies = [row[0] for row in conn.execute(sql.item_ids, (new_id,))]
+            conn.executemany(sql.mark_replacement, [
+                (item_id, new_id, layer)
+                for item_id, layer in zip(copies, layers, strict=True) if layer is not None])
 
     # Deletes erase: texts are overwritten before their rows are deleted (see
     # _sql.SQL.scrub_items), deleted cells are zeroed (secure_delete), and the
@@ -560,14 +567,18 @@ class SQLiteStore(SharedStore):
 
     def _clear_items(self, conn: sqlite3.Connection, owner: Owner, now: str) -> bool:
         items = self._sql.items[owner.user_id is not None]
-        # A whole conversation goes: erased as delete_session erases it.
-        if conn.execute(items.scrub_all, key(owner)).rowcount == 0:
+        # A whole conversation goes, its history with it: erased as
+        # delete_session erases it.
+        cleared = conn.execute(items.scrub_all, key(owner)).rowcount > 0
+        if not cleared:
             self._require_owner(conn, owner)
+        if not self._erase_history(conn, owner.session_id) and not cleared:
             return False
-        searchable = self._scrub_index(conn, items.indexed_all, key(owner))
-        conn.execute(items.clear, key(owner))
-        if searchable:
-            self._erase_from_index(conn)
+        if cleared:
+            searchable = self._scrub_index(conn, items.indexed_all, key(owner))
+            conn.execute(items.clear, key(owner))
+            if searchable:
+                self._erase_from_index(conn)
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True
@@ -611,6 +622,15 @@ class SQLiteStore(SharedStore):
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return layer, moved
+
+    def _erase_history(self, conn: sqlite3.Connection, session_id: str) -> bool:
+        """Erase a session's compacted items; whether it had any."""
+        if conn.execute(self._sql.scrub_history, (session_id,)).rowcount == 0:
+            conn.execute(self._sql.clear_history[1], (session_id,))  # stale marks
+            return False
+        for statement in self._sql.clear_history:
+            conn.execute(statement, (session_id,))
+        return True
 
     def _touch_or_check(self, conn: sqlite3.Connection, owner: Owner, now: str) -> None:
         """Move an owned session's updated_at (or check an unowned one is still nobody's)."""
