@@ -404,12 +404,11 @@ END;
 
 -- A compaction moves the first items of a session's view (agent_messages,
 -- what openai-agents and get_items read) here, and puts its replacement in
--- their place, in one transaction. id: the item's id in agent_messages when
--- it left (ids only grow, and a compaction gives the items it keeps new ids
--- after the replacement's, so every item still in the view has a larger id
--- than every item here: id order is the transcript's order); layer: which of
--- the session's compactions moved it (1, 2, ...); replaced: 1 for an earlier
--- layer's replacement compacted in turn (kept, but not part of the history).
+-- their place, in one transaction. layer: which of the session's compactions
+-- moved it (1, 2, ...); id: the item's id in agent_messages when it left (an
+-- import numbers a layer's items 1, 2, ...): a layer's order; replaced: 1 for
+-- an earlier layer's replacement compacted in turn (kept, but not part of the
+-- history).
 CREATE TABLE IF NOT EXISTS sessions_dal_history (
     session_id TEXT NOT NULL,
     id INTEGER NOT NULL,
@@ -417,7 +416,7 @@ CREATE TABLE IF NOT EXISTS sessions_dal_history (
     replaced INTEGER NOT NULL DEFAULT 0,
     message_data TEXT NOT NULL,
     created_at TEXT,
-    PRIMARY KEY (session_id, id)
+    PRIMARY KEY (session_id, layer, id)
 ) WITHOUT ROWID;
 
 -- The items of the view that are a compaction's replacement, by their id.

@@ -163,6 +163,12 @@ class Exporter(Protocol):
     def items(self, session_id: str) -> Iterator[tuple[int, str]]:
         """A session's items, in order, with their row ids."""
 
+    def history(self, session_id: str) -> Iterator[tuple[int, bool, str]]:
+        """A session's compacted items, ``(layer, replaced, text)``, layer by layer, in order."""
+
+    def replacements(self, session_id: str) -> dict[int, int]:
+        """The row ids of a session's items that are a compaction's replacement, with its layer."""
+
     def verify(self) -> None:
         """Raise if what was read cannot be trusted to be one snapshot."""
 
@@ -183,6 +189,14 @@ class Importer(Protocol):
 
     def add_items(self, session_id: str, texts: Sequence[str]) -> None:
         """Append items to a session added by this import."""
+
+    def add_history(self, session_id: str, rows: Sequence[tuple[int, bool, str]]) -> None:
+        """Append compacted items ``(layer, replaced, text)``, in order, to a session
+        added by this import (before its items)."""
+
+    def mark_replacements(self, session_id: str, marks: Sequence[tuple[int, int]]) -> None:
+        """Mark the session's items that are a replacement: ``(n, layer)``, its n-th item
+        (from 0), once all its items are added."""
 
 
 class StoreBase(Protocol):

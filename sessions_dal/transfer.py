@@ -6,8 +6,14 @@ One JSON object per line, each with a ``type``:
 - ``{"type": "user", "user_id", "created_at"}``
 - ``{"type": "session", "session_id", "user_id", "created_at", "updated_at", "metadata"}``:
   ``user_id`` is ``null`` for a session openai-agents wrote and no user owns.
-- ``{"type": "item", "session_id", "item"}``: the session's items follow it, in order.
-- ``{"type": "end", "users", "sessions", "items"}``: the last line, with the counts.
+- ``{"type": "history", "session_id", "layer", "replaced", "item"}``: what the
+  session's compactions moved out of its view (``Session.compact``), layer by
+  layer, in order; ``replaced``: an earlier layer's replacement, compacted in
+  turn. They follow the session's record, before its items.
+- ``{"type": "item", "session_id", "item"}``: the session's items follow it, in
+  order; a compaction's replacement has ``"replaces": layer``.
+- ``{"type": "end", "users", "sessions", "items"}``: the last line, with the
+  counts (and ``"history"``, the history records', when there are any).
 
 Users come in ``user_id`` order, each followed by their sessions in creation
 order; unowned sessions come after every user. An import re-creates the same
@@ -35,8 +41,9 @@ from .errors import ImportFileError, Remedy
 
 __all__ = ["FORMAT", "TransferCounts", "export_jsonl", "import_jsonl"]
 
-FORMAT = 2
-"""The export format this sessions_dal writes (and the newest it reads)."""
+FORMAT = 3
+"""The export format this sessions_dal writes (and the newest it reads): 3 added
+compacted history; a file of format 2 reads as before."""
 
 _BATCH = 500  # items written per executemany
 
@@ -48,6 +55,8 @@ class TransferCounts:
     users: int = 0
     sessions: int = 0
     items: int = 0
+    history: int = 0
+    """Items kept as compacted history (``Session.iter_history``)."""
 
 
 Progress = Callable[[TransferCounts], None]
@@ -114,8 +123,11 @@ def _export_lines(reader: Exporter, user_id: str | None, counts: TransferCounts,
             })
             yield from _export_items(reader, session_id, counts, table)
     reader.verify()  # before the record that vouches for the whole file
-    yield json.dumps({"type": "end", "users": counts.users, "sessions": counts.sessions,
-                      "items": counts.items})
+    end = {"type": "end", "users": counts.users, "sessions": counts.sessions,
+           "items": counts.items}
+    if counts.history:
+        end["history"] = counts.history
+    yield json.dumps(end)
 
 
 def _time(moment: datetime) -> str:
@@ -128,17 +140,31 @@ def _decoded_metadata(row: SessionRow) -> Any:
 
 def _export_items(reader: Exporter, session_id: str, counts: TransferCounts, table: str
                   ) -> Iterator[str]:
+    for layer, replaced, text in reader.history(session_id):
+        item = _decoded(text, "sessions_dal_history", session_id, layer)
+        counts.history += 1
+        yield json.dumps({"type": "history", "session_id": session_id, "layer": layer,
+                          "replaced": replaced, "item": item})
+    replacements = reader.replacements(session_id)
     prefix = json.dumps({"type": "item", "session_id": session_id})[:-1] + ', "item": '
     for row_id, text in reader.items(session_id):
-        try:
-            item = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise corrupt_item(table, session_id, row_id, exc, ", then export again") from exc
-        # Re-encoded so each record stays on one line whatever the stored
-        # text; NaN and Infinity (which openai-agents may store) stay as
-        # Python's json writes and reads them.
+        item = _decoded(text, table, session_id, row_id)
         counts.items += 1
-        yield prefix + json.dumps(item) + "}"
+        replaces = replacements.get(row_id)
+        if replaces is None:
+            yield prefix + json.dumps(item) + "}"
+        else:
+            yield prefix + json.dumps(item) + f', "replaces": {replaces}}}'
+
+
+def _decoded(text: str, table: str, session_id: str, row: int) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise corrupt_item(table, session_id, row, exc, ", then export again") from exc
+    # Re-encoded by the caller so each record stays on one line whatever the
+    # stored text; NaN and Infinity (which openai-agents may store) stay as
+    # Python's json writes and reads them.
 
 
 # -- import ----------------------------------------------------------------------
@@ -165,6 +191,9 @@ def read_import(writer: Importer, lines: Iterable[str], replace: bool, require_e
         if kind == "item":
             importer.item(number, record)
             counts.items += 1
+        elif kind == "history":
+            importer.history(number, record)
+            counts.history += 1
         elif kind == "session":
             importer.session(number, record)
             counts.sessions += 1
@@ -179,10 +208,10 @@ def read_import(writer: Importer, lines: Iterable[str], replace: bool, require_e
         else:
             raise ValueError(
                 f"line {number}: unknown record type {kind!r}; "
-                "expected 'user', 'session', 'item' or 'end'"
+                "expected 'user', 'session', 'history', 'item' or 'end'"
             )
         report()
-    importer.flush()
+    importer.end_session()
     _check_end(number, end, counts, require_end)
     return counts
 
@@ -196,6 +225,10 @@ class _Records:
         self.current: str | None = None
         self.pending: list[str] = []
         self.seen: set[str] = set()  # one file may not hold a session twice
+        self.compacted: list[tuple[int, bool, str]] = []  # the current session's history
+        self.marks: list[tuple[int, int]] = []  # (its n-th item, the layer it replaces)
+        self.count = 0  # the current session's items so far
+        self.layer = 0  # the current session's last history layer so far
 
     def item(self, number: int, record: dict[str, Any]) -> None:
         if self.current is None or record.get("session_id") != self.current or (
@@ -211,17 +244,55 @@ class _Records:
         text = json.dumps(record["item"])
         if len(text) > MAX_JSON_LENGTH:
             raise ValueError(f"line {number}: the item is longer than the database stores")
+        if "replaces" in record:
+            self.marks.append((self.count, _layer(number, record.get("replaces"))))
+        self.count += 1
+        self._history_done()
         self.pending.append(text)
         if len(self.pending) >= _BATCH:
             self.flush()
 
+    def history(self, number: int, record: dict[str, Any]) -> None:
+        if (self.current is None or record.get("session_id") != self.current
+                or "item" not in record or self.count):
+            raise ValueError(
+                f"line {number}: a history record must follow its session's record, before "
+                f"its items (expected session_id {self.current!r})"
+            )
+        replaced = record.get("replaced", False)
+        if not isinstance(replaced, bool):
+            raise ValueError(f"line {number}: replaced must be true or false")
+        text = json.dumps(record["item"])
+        if len(text) > MAX_JSON_LENGTH:
+            raise ValueError(f"line {number}: the item is longer than the database stores")
+        layer = _layer(number, record.get("layer"))
+        if layer < self.layer:
+            raise ValueError(f"line {number}: history layers must come in order")
+        self.layer = layer
+        self.compacted.append((layer, replaced, text))
+        if len(self.compacted) >= _BATCH:
+            self._history_done()
+
+    def _history_done(self) -> None:
+        if self.compacted and self.current is not None:
+            self.writer.add_history(self.current, self.compacted)
+        self.compacted = []
+
     def flush(self) -> None:
+        self._history_done()
         if self.pending and self.current is not None:
             self.writer.add_items(self.current, self.pending)
         self.pending = []
 
-    def session(self, number: int, record: dict[str, Any]) -> None:
+    def end_session(self) -> None:
         self.flush()
+        if self.marks and self.current is not None:
+            self.writer.mark_replacements(self.current, self.marks)
+        self.marks = []
+        self.count = self.layer = 0
+
+    def session(self, number: int, record: dict[str, Any]) -> None:
+        self.end_session()
         if "user_id" not in record:
             raise ValueError(
                 f"line {number}: a session record needs user_id (null for an unowned session)"
@@ -263,6 +334,12 @@ class _Records:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def _layer(number: int, value: object) -> int:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"line {number}: a layer must be a whole number from 1, got {value!r}")
+    return value
+
+
 def _check_header(number: int, record: dict[str, Any]) -> None:
     version = record.get("format")
     if number != 1:
@@ -285,6 +362,8 @@ def _check_end(
             )
         return
     found = {"users": counts.users, "sessions": counts.sessions, "items": counts.items}
+    if counts.history or "history" in end:
+        found["history"] = counts.history
     stated = {key: end.get(key) for key in found}
     if stated != found or any(type(value) is not int for value in stated.values()):
         raise ValueError(

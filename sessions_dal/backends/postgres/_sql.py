@@ -450,6 +450,19 @@ class SQL:
             "WHERE m.session_id = %s ORDER BY m.created_at, m.id LIMIT %s"
         )
         self.item_ids = f"SELECT id FROM {m} WHERE session_id = %s ORDER BY created_at, id"
+        # Export and import of the history (transfer's format 3); a time as text,
+        # as in the item pages.
+        self.export_history = (
+            f"SELECT layer, replaced, message_data, created_at::text, id FROM {history} "
+            "WHERE session_id = %s AND (layer, created_at, id) > (%s, %s::timestamp, %s) "
+            "ORDER BY layer, created_at, id LIMIT %s"
+        )
+        self.export_marks = f"SELECT id, layer FROM {marks} WHERE session_id = %s"
+        self.last_history_id = f"SELECT coalesce(max(id), 0) FROM {history} WHERE session_id = %s"
+        self.insert_history = (
+            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
+            f"VALUES (%s, %s, %s, %s, %s, {locked_now})"
+        )
         self.clear_history = (f"DELETE FROM {history} WHERE session_id = %s",
                               f"DELETE FROM {marks} WHERE session_id = %s")
 

@@ -734,6 +734,16 @@ class _Exporter(SharedExporter):
                 ("-infinity", 0), lambda row: (row[2], row[0])):
             yield item_id, text
 
+    def history(self, session_id: str) -> Iterator[tuple[int, bool, str]]:
+        for layer, replaced, text, _, _ in paged(
+                lambda after, size: self._page(self._sql.export_history,
+                                               (session_id, *after, size)),
+                (0, "-infinity", 0), lambda row: (row[0], row[3], row[4])):
+            yield layer, replaced, text
+
+    def replacements(self, session_id: str) -> dict[int, int]:
+        return dict(self._page(self._sql.export_marks, (session_id,)))
+
 
 class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
@@ -773,6 +783,24 @@ class _Importer:
         with self._running(False):
             stamp = self._conn.execute(self._sql.local_now).fetchone()[0]  # type: ignore[index]
             _insert_items(self._conn, self._sql, session_id, texts, stamp)
+
+    def add_history(self, session_id: str, rows: Sequence[tuple[int, bool, str]]) -> None:
+        sql = self._sql
+        with self._running(False):
+            # Ids only order a layer's items: numbered from the session's last.
+            last = self._conn.execute(sql.last_history_id, (session_id,)).fetchone()[0]  # type: ignore[index]
+            with self._conn.cursor() as cursor:
+                cursor.executemany(sql.insert_history, [
+                    (session_id, last + n, layer, replaced, text)
+                    for n, (layer, replaced, text) in enumerate(rows, start=1)])
+
+    def mark_replacements(self, session_id: str, marks: Sequence[tuple[int, int]]) -> None:
+        sql = self._sql
+        with self._running(False):
+            ids = [row[0] for row in self._conn.execute(sql.item_ids, (session_id,))]
+            with self._conn.cursor() as cursor:
+                cursor.executemany(sql.mark_replacement,
+                                   [(ids[n], session_id, layer) for n, layer in marks])
 
 
 # -- the results of one-statement writes ---------------------------------------------

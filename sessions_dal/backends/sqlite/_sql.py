@@ -299,6 +299,19 @@ class SQL:
             "WHERE m.session_id = ? ORDER BY m.id LIMIT ?"
         )
         self.item_ids = f"SELECT id FROM {m} WHERE session_id = ? ORDER BY id"
+        # Export and import of the history (transfer's format 3).
+        self.export_history = (
+            "SELECT layer, replaced, message_data, id FROM sessions_dal_history "
+            "WHERE session_id = ? AND (layer, id) > (?, ?) ORDER BY layer, id LIMIT ?"
+        )
+        self.export_marks = "SELECT id, layer FROM sessions_dal_replacements WHERE session_id = ?"
+        self.last_history_id = (
+            "SELECT coalesce(max(id), 0) FROM sessions_dal_history WHERE session_id = ?"
+        )
+        self.insert_history = (
+            "INSERT INTO sessions_dal_history (session_id, id, layer, replaced, message_data) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
         # Clearing a session erases its history too (overwritten, then deleted).
         self.scrub_history = (
             f"UPDATE sessions_dal_history SET {scrub('message_data')} WHERE session_id = ?"

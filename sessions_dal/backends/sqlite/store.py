@@ -770,6 +770,16 @@ class _Exporter(SharedExporter):
             lambda after, size: self._page(self._sql.export_items, (session_id, *after, size)),
             (0,), lambda row: (row[0],))
 
+    def history(self, session_id: str) -> Iterator[tuple[int, bool, str]]:
+        for layer, replaced, text, _ in paged(
+                lambda after, size: self._page(self._sql.export_history,
+                                               (session_id, *after, size)),
+                (0, 0), lambda row: (row[0], row[3])):
+            yield layer, bool(replaced), text
+
+    def replacements(self, session_id: str) -> dict[int, int]:
+        return dict(self._page(self._sql.export_marks, (session_id,)))
+
 
 class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
@@ -813,6 +823,18 @@ class _Importer:
 
     def add_items(self, session_id: str, texts: Sequence[str]) -> None:
         self._conn.executemany(self._sql.insert_item, zip(repeat(session_id), texts))
+
+    def add_history(self, session_id: str, rows: Sequence[tuple[int, bool, str]]) -> None:
+        # Ids only order a layer's items: numbered from the session's last.
+        last = self._conn.execute(self._sql.last_history_id, (session_id,)).fetchone()[0]
+        self._conn.executemany(self._sql.insert_history, [
+            (session_id, last + n, layer, replaced, text)
+            for n, (layer, replaced, text) in enumerate(rows, start=1)])
+
+    def mark_replacements(self, session_id: str, marks: Sequence[tuple[int, int]]) -> None:
+        ids = [row[0] for row in self._conn.execute(self._sql.item_ids, (session_id,))]
+        self._conn.executemany(self._sql.mark_replacement,
+                               [(ids[n], session_id, layer) for n, layer in marks])
 
 
 # -- rows and times ----------------------------------------------------------------
