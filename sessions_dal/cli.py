@@ -32,7 +32,7 @@ from typing import Any, NoReturn, Protocol, TextIO
 
 from . import __version__
 from ._files import is_database_file, publish, temporary_beside
-from ._interrupts import COMMITTED_NOTE, CommitsSeen
+from ._interrupts import COMMITTED_NOTE, CommitsSeen, add_note
 from ._search import cut
 from ._validate import ORDERS, encode_json
 from ._view import UNSAFE, format_item, safe, when
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 141  # 128 + SIGPIPE, as a shell reports a tool killed by it
         except KeyboardInterrupt as exc:
             notes = getattr(exc, "__notes__", ())
-            done = [note for note in notes if note.startswith("sessions_dal: prune had ")]
+            done = [note for note in notes if note.startswith(_PARTLY_DONE)]
             # changed: the write call had returned (the interrupt came as the
             # command counted, printed or closed the database)
             if done:
@@ -107,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _error(f"unexpected {type(exc).__name__}: {exc} (please report this)")
             return 1
 
+
+# Notes of calls that commit a batch at a time: what an interrupt left done.
+_PARTLY_DONE = ("sessions_dal: prune had ", "sessions_dal: reindex had ")
 
 # The library's remedies name Python calls; the command line's user needs commands.
 _REMEDIES = {
@@ -467,8 +470,12 @@ def _info(args: argparse.Namespace) -> Output:
 
 
 def _info_text(info: dict[str, Any]) -> Iterator[str]:
-    facts = {**info, **info["details"]}  # the backend's own facts as lines of their own
-    del facts["details"], facts["read_only"]  # always true here: inspection opens read-only
+    facts: dict[str, Any] = {}
+    for key, value in info.items():
+        if key == "read_only":  # always true here (inspection opens read-only): in its
+            facts.update(info["details"])  # place, the backend's own facts
+        elif key != "details":
+            facts[key] = value
     for key, value in facts.items():
         yield f"{key.replace('_', ' ') + ':':<20}{safe(str(value))}"
     if info["schema_version"] == 0:
@@ -1047,7 +1054,14 @@ def _reindex(args: argparse.Namespace) -> Output:
     started = time.monotonic()
     with _open(args) as repo:
         shown = safe(repr(repo.path))  # a URL without its password
-        repaired = repo.reindex(progress=_migration_progress())
+        with CommitsSeen() as batches:
+            try:
+                repaired = repo.reindex(progress=_migration_progress())
+            except KeyboardInterrupt as exc:
+                if batches.committed:  # a batch at a time, each committed
+                    add_note(exc, "sessions_dal: reindex had repaired part of the index "
+                                  "before this; run it again to finish")
+                raise
     return Output({"repaired": repaired},
                   [f"reindexed {shown} in {time.monotonic() - started:.2f} s: "
                    f"{repaired} index row(s) repaired"])

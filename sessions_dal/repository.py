@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import IO, Any, TypeVar
@@ -98,6 +98,25 @@ class DatabaseInfo:
     """What only this backend has, by name: SQLite's ``sqlite_version`` and
     ``journal_mode``; PostgreSQL's ``server_version``. For example
     ``repo.info().details.get("journal_mode")``."""
+
+    def __hash__(self) -> int:
+        return hash((*astuple(self)[:-1], *sorted(self.details.items())))
+
+    @property
+    def server_version(self) -> str:
+        """The PostgreSQL server's version, or the SQLite library's (as in 0.2): prefer
+        ``details``."""
+        return self.details.get("server_version") or self.details.get("sqlite_version", "")
+
+    @property
+    def sqlite_version(self) -> str:
+        """``details["sqlite_version"]``, ``""`` on PostgreSQL (as in 0.2)."""
+        return self.details.get("sqlite_version", "")
+
+    @property
+    def journal_mode(self) -> str:
+        """``details["journal_mode"]``, ``""`` on PostgreSQL (as in 0.2)."""
+        return self.details.get("journal_mode", "")
 
     def _repr_html_(self) -> str:
         return info_html(self)

@@ -98,6 +98,10 @@ def test_info(filled: Path) -> None:
     assert re.search(r"journal mode: +wal\n", text)
     # SQLite's version by its name: no server here.
     assert f"sqlite version:     {sqlite3.sqlite_version}\n" in text
+    # As in 0.2: the backend's facts after the schema's, before the counts.
+    assert [line.split(":")[0] for line in text.splitlines()][:8] == [
+        "path", "backend", "schema version", "migration pending", "sqlite version",
+        "journal mode", "users", "sessions"]
     assert "server" not in text
     info = as_json(filled, "info")
     assert info["path"] == "sessions.db"
@@ -1246,3 +1250,22 @@ def test_an_interrupted_migrate_says_what_it_committed(
     assert capsys.readouterr().err.endswith(
         "sessions-dal: error: interrupted after the change was committed: it is in the "
         "database\n")
+
+
+def test_an_interrupted_reindex_says_part_was_repaired(
+    filled: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(filled)
+    monkeypatch.delenv("SESSIONS_DAL_DB", raising=False)
+    monkeypatch.setattr("sessions_dal.backends._migrations.BATCH", 1)
+
+    def interrupt_after_a_batch() -> Any:
+        def report(step: str, fraction: float) -> None:
+            raise KeyboardInterrupt  # progress is told once a batch has committed
+        return report
+
+    monkeypatch.setattr("sessions_dal.cli._migration_progress", interrupt_after_a_batch)
+    assert main(["reindex"]) == 130
+    assert capsys.readouterr().err == (
+        "sessions-dal: error: interrupted; reindex had repaired part of the index before "
+        "this; run it again to finish\n")

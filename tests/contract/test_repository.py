@@ -429,3 +429,16 @@ def test_optional_abilities_are_there_or_say_what_to_use(repo: SessionRepository
     else:
         with pytest.raises(NotImplementedError, match="has no roles"):
             repo.grant("someone", dry_run=True)
+
+
+def test_info_stays_hashable_and_keeps_0_2s_attributes(repo: SessionRepository,
+                                                       backend: Backend) -> None:
+    info = repo.info()
+    assert hash(info) == hash(repo.info()) and info == repo.info()
+    assert {info, repo.info()} == {info}
+    if backend.has_file:
+        assert (info.sqlite_version, info.server_version, info.journal_mode) == (
+            sqlite3.sqlite_version, sqlite3.sqlite_version, "wal")
+    else:
+        assert info.sqlite_version == info.journal_mode == ""
+        assert info.server_version == info.details["server_version"]
