@@ -810,9 +810,15 @@ def _progress(verb: str) -> Callable[[TransferCounts], None] | None:
 
 
 def _summary(verb: str, counts: TransferCounts, file: TextIO) -> Output:
-    return Output({verb: asdict(counts)},
+    value = asdict(counts)
+    history = ""
+    if counts.history:
+        history = f", {counts.history} item(s) of compacted history"
+    else:
+        del value["history"]  # a database that never compacted: 0.2's summary
+    return Output({verb: value},
                   [f"{verb} {counts.users} user(s), {counts.sessions} session(s), "
-                   f"{counts.items} item(s)"],
+                   f"{counts.items} item(s){history}"],
                   file=file, one_line=True)
 
 

@@ -215,6 +215,9 @@ class SharedExporter:
         for user, created in rows:
             yield user, self._user_time(user, created)
 
+    def replacements(self, session_id: str) -> dict[int, int]:
+        return dict(self._page(self._sql.export_marks, (session_id,)))
+
     def sessions(self, user_id: str) -> Iterator[SessionRow]:
         # In creation order, (created_at, seq): an import re-creates the listing's order.
         for row in paged(lambda after, size: self._page(self._sql.export_sessions,

@@ -125,8 +125,8 @@ def test_a_file_cut_at_any_line_imports_nothing(kind: str) -> None:
     [(lambda ls: ls[:3] + ls[4:], "the 'end' record counts"),
      (lambda ls: [*ls, ls[1]], "a record after the 'end' record"),
      (lambda ls: [ls[1], ls[0], *ls[2:]], "the 'export' record must be the first line"),
-     (lambda ls: [ls[0].replace('"format": 2', '"format": 3'), *ls[1:]],
-      "export format 3 is not one this sessions_dal reads")],
+     (lambda ls: [ls[0].replace('"format": 3', '"format": 4'), *ls[1:]],
+      "export format 4 is not one this sessions_dal reads")],
     ids=["item removed", "record after end", "header moved", "newer format"],
 )
 @pytest.mark.parametrize("kind", KINDS)

@@ -136,7 +136,9 @@ def use_every_call(roles: Roles, role: str) -> None:
         assert {h.item is None for h in repo.search(alice, "rome")} == {False}
         assert [h.item for h in repo.search(alice, "roma")] == [None]
         branch = repo.fork_session(alice, s.session_id, metadata={"title": "Branch"})
-        branch.clear_session()
+        assert branch.compact([{"content": "summary"}], upto=1) == 1  # history, marks
+        assert list(branch.iter_history()) == [{"role": "user", "content": "rome by train"}]
+        branch.clear_session()  # and its history erased
         assert branch.get_items() == []
         assert alice in [u.user_id for u in repo.get_users()]
         assert repo.get_unowned_session(theirs) is not None
@@ -274,7 +276,7 @@ def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,
     error = fails(tmp_path, *owner, "grant", "no_such_role_here", "--apply")
     assert 'role "no_such_role_here" does not exist' in error and "CREATE ROLE" in error
     applied = as_json(tmp_path, *owner, "grant", other, "--apply")
-    assert applied["applied"] is True and len(applied["statements"]) == 7
+    assert applied["applied"] is True and len(applied["statements"]) == 8
     assert _has_rights(roles, other)
     use_every_call(roles, other)
 
@@ -289,7 +291,7 @@ def test_grants_name_the_tables_the_repository_was_given(roles: Roles, tmp_path:
     with SessionRepository(roles.url(roles.owner), **names) as repo:
         statements = repo.grant(roles.app, dry_run=True)
         assert '"Chat_Messages"' in statements[2] and '"chat_sessions"' in statements[1]
-        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[5]
+        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[6]
         assert repo.grant(roles.app) == statements
     with SessionRepository(roles.url(roles.app), **names) as repo:
         repo.create_session("alice", metadata={"title": "Rome"}).add_items(["rome"])

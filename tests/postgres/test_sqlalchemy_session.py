@@ -196,7 +196,8 @@ def test_a_database_sqlalchemy_session_made_is_adopted_in_place(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
         "ORDER BY table_name", pg.schema)] == [
         "agent_messages", "agent_sessions", "agent_user_sessions", "agent_users",
-        "sessions_dal_migrations", "sessions_dal_search", "sessions_dal_search_queue"]
+        "sessions_dal_history", "sessions_dal_migrations", "sessions_dal_replacements",
+        "sessions_dal_search", "sessions_dal_search_queue"]
     # Adopted without computing a word: every item is queued for the first search.
     assert pg._query("SELECT count(*) FROM sessions_dal_search WHERE item_id > 0") == [(0,)]
     assert pg._query("SELECT first_id, last_id FROM sessions_dal_search_queue") == [

@@ -56,6 +56,7 @@ CALLS: dict[str, Call] = {
     "add_items": lambda r, s: s.add_items([{"n": 1}, {"n": 2}]),
     "pop_item": lambda r, s: s.pop_item(),
     "clear_session": lambda r, s: s.clear_session(),
+    "compact": lambda r, s: s.compact([{"summary": 1}], upto=1),
     "update_metadata": lambda r, s: r.update_metadata("alice", s.session_id, {"k": 1}),
     "delete_session": lambda r, s: r.delete_session("alice", s.session_id),
     "delete_user": lambda r, s: r.delete_user("alice"),

@@ -777,9 +777,6 @@ class _Exporter(SharedExporter):
                 (0, 0), lambda row: (row[0], row[3])):
             yield layer, bool(replaced), text
 
-    def replacements(self, session_id: str) -> dict[int, int]:
-        return dict(self._page(self._sql.export_marks, (session_id,)))
-
 
 class _Importer:
     """The writes of one import, inside its transaction (``sessions_dal._store.Importer``)."""
