@@ -40,12 +40,21 @@ DELETES: dict[str, Callable[[SessionRepository, str], object]] = {
 }
 
 
+@pytest.mark.parametrize("compacted", [False, True], ids=["", "compacted"])
 @pytest.mark.parametrize("delete", DELETES)
-def test_deleted_text_is_gone_from_the_file_and_the_wal(db_path: Path, delete: str) -> None:
+def test_deleted_text_is_gone_from_the_file_and_the_wal(db_path: Path, delete: str,
+                                                         compacted: bool) -> None:
     marker = f"MARK-{uuid.uuid4().hex}"
     kept = f"KEEP-{uuid.uuid4().hex}"
     with SessionRepository(db_path) as repo:
         session_id = fill(repo, marker)
+        if compacted:  # its history, twice compacted, and the replacements
+            session = repo.get_session("alice", session_id)
+            assert session is not None
+            session.compact([f"{marker} summary"], upto=10)
+            assert repo.search("alice", marker.split("-")[1])  # the copies indexed too
+            session.compact([f"{marker} summary 2"], upto=5)
+            assert len(list(session.iter_history())) == 25
         # Then another user's many small items: the pages alice's items end in
         # also hold bob's, so deleting hers rebalances the tree around his, the
         # case where SQLite's secure_delete alone leaves copies behind.
@@ -130,6 +139,8 @@ def _replacement(session_id: str) -> list[str]:
 
 
 REMOVALS: dict[str, Callable[[SessionRepository, Session], object]] = {
+    "clear_session, compacted": lambda repo, s: (s.compact(["summary"], upto=10),
+                                                 s.clear_session()),
     "delete_unowned_session": lambda repo, s: repo.delete_unowned_session(s.session_id),
     "import --replace": lambda repo, s: repo.import_from(_replacement(s.session_id),
                                                          replace=True),

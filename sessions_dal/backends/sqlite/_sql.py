@@ -279,7 +279,17 @@ class SQL:
             "WHERE m.session_id = :session AND m.id > :last AND m.id <= :old ORDER BY m.id"
         )
         self.new_ids = f"SELECT id FROM {m} WHERE session_id = ? AND id > ? ORDER BY id"
-        self.delete_old = f"DELETE FROM {m} WHERE session_id = ? AND id <= ?"
+        # Overwritten before deleted, as erasing calls do: the copies (history,
+        # new rows) are what stays, and erasing those later must leave no
+        # stale cell of these behind (see scrub_items).
+        self.indexed_old = (
+            f"SELECT id FROM {m} WHERE session_id = :session AND id > 0 AND id <= :old "
+            f"AND id <= {_MARK}"
+        )
+        self.delete_old = (
+            f"UPDATE {m} SET {scrub('message_data')} WHERE session_id = ? AND id <= ?",
+            f"DELETE FROM {m} WHERE session_id = ? AND id <= ?",
+        )
         self.delete_old_marks = (
             "DELETE FROM sessions_dal_replacements WHERE session_id = ? AND id <= ?"
         )

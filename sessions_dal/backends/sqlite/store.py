@@ -614,7 +614,11 @@ class SQLiteStore(SharedStore):
         conn.execute(sql.copy_kept, bounds)
         new_ids = [row[0] for row in conn.execute(sql.new_ids, (session_id, old))]
         conn.execute(sql.delete_old_marks, (session_id, old))
-        conn.execute(sql.delete_old, (session_id, old))
+        # The old rows' index rows too (their copies are indexed by the next
+        # search): overwritten, then taken out by the delete trigger.
+        self._scrub_index(conn, sql.indexed_old, bounds)
+        for statement in sql.delete_old:
+            conn.execute(statement, (session_id, old))
         marks = [(item_id, session_id, layer) for item_id in new_ids[:len(texts)]]
         marks += [(item_id, session_id, was) for item_id, was
                   in zip(new_ids[len(texts):], kept_layers, strict=True) if was is not None]
