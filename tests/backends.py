@@ -65,7 +65,8 @@ class Backend:
             with self._connect() as conn:
                 conn.execute("SET lock_timeout = '2s'")
                 conn.execute("TRUNCATE agent_messages, agent_sessions, agent_user_sessions, "
-                             "agent_users, sessions_dal_search RESTART IDENTITY")
+                             "agent_users, sessions_dal_search, sessions_dal_history, "
+                             "sessions_dal_replacements RESTART IDENTITY")
         except Exception:
             return False
         return True
@@ -118,6 +119,15 @@ class Backend:
 
     def index_rows(self) -> int:
         """How many rows the search index has."""
+        raise NotImplementedError
+
+    def history_rows(self) -> int:
+        """How many rows the compacted history and its replacement marks have."""
+        return int(self._query(
+            "SELECT (SELECT count(*) FROM sessions_dal_history) "
+            "+ (SELECT count(*) FROM sessions_dal_replacements)")[0][0])
+
+    def _query(self, sql: str, *params: object) -> list[Any]:
         raise NotImplementedError
 
 
@@ -441,5 +451,6 @@ def fresh_repository(kind: str, **options: Any) -> Iterator[SessionRepository]:
     finally:
         backend._query(
             "TRUNCATE agent_messages, agent_sessions, agent_user_sessions, agent_users, "
-            "sessions_dal_search RESTART IDENTITY")
+            "sessions_dal_search, sessions_dal_history, sessions_dal_replacements "
+            "RESTART IDENTITY")
         spare.append(backend)
