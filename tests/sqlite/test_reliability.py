@@ -288,6 +288,8 @@ def isolation_calls(repo: SessionRepository, a_id: str, stale: Session
         "stale handle: add_items": expect(SessionNotFoundError, lambda: stale.add_items([1])),
         "stale handle: pop_item": expect(SessionNotFoundError, stale.pop_item),
         "stale handle: clear_session": expect(SessionNotFoundError, stale.clear_session),
+        "stale handle: compact": expect(SessionNotFoundError, lambda: stale.compact([1])),
+        "stale handle: iter_history": equal([], lambda: list(stale.iter_history())),
     }
 
 
@@ -311,7 +313,8 @@ def test_user_b_cannot_touch_user_a(db_path: Path, attempt: str) -> None:
         stale = repo.create_session("bob", session_id="reused")  # B's, then deleted
         repo.delete_session("bob", "reused")
         a = repo.create_session("alice", session_id="reused", metadata={"title": "A's"})
-        a.add_items([{"secret": "A"}])
+        a.add_items([{"secret": "A's history"}])
+        a.compact([{"secret": "A"}])  # a history to keep from B too
         repo.create_session("bob")  # B exists and has a session of their own
         repo.delete_session("bob", repo.get_sessions("bob")[0].session_id)
         before = [line for line in dump(db_path) if "alice" in line or a.session_id in line]
