@@ -354,10 +354,11 @@ class ItemStore(Protocol):
         """
 
     def history_page(self, owner: Owner, position: object, limit: int
-                     ) -> tuple[list[tuple[int, str]], object]:
+                     ) -> tuple[list[tuple[int, str, int]], object]:
         """The next ``limit`` items of the transcript (compacted items, then the
         view's that are not a replacement) after ``position`` (``None``: from the
-        first), and the new position (opaque)."""
+        first), as ``(row id, text, layer)`` (layer 0: still in the view), and the
+        new position (opaque)."""
 
 
 class MaintenanceStore(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import json
 import logging
 import math
@@ -528,7 +529,10 @@ SHOW_LATEST = 20
                 arg("--all", action="store_true",
                     help="every item, from the first (with --offset: all before those)")),
          arg("--offset", type=_count, default=0, metavar="N",
-             help="scroll back: skip the latest N items"))
+             help="scroll back: skip the latest N items"),
+         arg("--history", action="store_true",
+             help="every item ever added, compacted ones included, with the "
+                  "boundaries of each compaction (not the replacements)"))
 def _show(args: argparse.Namespace) -> Output:
     limit = None if args.all else SHOW_LATEST if args.limit is None else args.limit
     with _look(args) as repo:
@@ -539,6 +543,15 @@ def _show(args: argparse.Namespace) -> Output:
         if session is None:
             owner = "" if args.user is None else f" for user {args.user!r}"
             raise CommandError(f"no session {args.session_id!r}{owner}")
+        if args.history:
+            if args.limit is not None or args.all or args.offset:
+                args.usage("--history shows the whole transcript: no --limit, --all or "
+                           "--offset")
+            history = list(session.iter_history(with_layers=True))
+            total = session.count_items()
+            return Output({**_session_json(session, total), "history": [
+                {"layer": layer, "item": item} for layer, item in history]},
+                _history_text(session, total, history))
         total = session.count_items()
         items = session.get_items(limit, offset=args.offset)
     # Numbered from the oldest; counted before the read, so a write in between
@@ -565,6 +578,19 @@ def _show_text(session: Session, total: int, items: list[Any], first: int, offse
     elif offset and not items:
         yield f"  (no items before the latest {offset})"
     for number, item in enumerate(items, start=first):
+        yield f"  {number:>4}  {format_item(item)}"
+
+
+def _history_text(session: Session, total: int, history: list[tuple[int | None, Any]]
+                  ) -> Iterator[str]:
+    yield from itertools.islice(_show_text(session, total, [], 1, 0), 6)
+    yield f"history:  {len(history)} item{'s' if len(history) != 1 else ''}"
+    shown: object = 0
+    for number, (layer, item) in enumerate(history, start=1):
+        if layer != shown:
+            yield ("  --- in the model's view ---" if layer is None else
+                   f"  --- compacted by compaction {layer} ---")
+            shown = layer
         yield f"  {number:>4}  {format_item(item)}"
 
 

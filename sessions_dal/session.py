@@ -205,24 +205,31 @@ class Session:
             self.updated_at = now
         return moved
 
-    def iter_history(self, *, page_size: int = 100) -> Iterator[Any]:
+    def iter_history(self, *, page_size: int = 100, with_layers: bool = False
+                     ) -> Iterator[Any]:
         """Yield every item ever added and not popped or cleared, oldest first,
         ``page_size`` at a time: the items compacted away (see :meth:`compact`)
         and those still in the model's view, without the replacements.
+        ``with_layers``: yield ``(layer, item)``, ``layer`` the number of the
+        compaction that moved the item out of the view (1, 2, ...), ``None`` for
+        an item still in it.
 
         A compaction during the walk does not make it skip or repeat an item
         (it resumes by how many it has read). If the session stops being this
         handle's, the walk ends.
         """
         size = check_int("page_size", page_size, minimum=1)
-        return self._iter_history(size)
+        if not isinstance(with_layers, bool):
+            raise TypeError(f"with_layers must be a bool, not {type(with_layers).__name__}")
+        return self._iter_history(size, with_layers)
 
-    def _iter_history(self, page_size: int) -> Iterator[Any]:
+    def _iter_history(self, page_size: int, with_layers: bool) -> Iterator[Any]:
         position: object = None
         while True:
             rows, position = self._store.history_page(self._owner, position, page_size)
-            for row_id, text in rows:
-                yield self._decode(row_id, text)
+            for row_id, text, layer in rows:
+                item = self._decode(row_id, text)
+                yield (layer or None, item) if with_layers else item
             if len(rows) < page_size:
                 return
 

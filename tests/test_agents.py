@@ -329,3 +329,95 @@ def test_an_item_that_is_not_json_is_stored_and_not_indexed(db_path: Path) -> No
         assert repo.search("alice", "pizza") == []
         repo.get_session("alice", s.session_id).add_items(["pizza"])  # type: ignore[union-attr]
         assert [h.item for h in repo.search("alice", "pizza")] == ["pizza"]
+
+
+# -- openai-agents' own compaction ------------------------------------------------------
+
+SUMMARY = {"type": "compaction", "encrypted_content": "a summary only the model reads"}
+
+
+class FakeResponses:
+    """responses.compact without a network: one opaque compaction item, as the API's."""
+
+    def __init__(self) -> None:
+        self.inputs: list[Any] = []
+
+    async def compact(self, **kwargs: Any) -> Any:
+        self.inputs.append(kwargs.get("input"))
+
+        class Compacted:
+            output = [SUMMARY]
+            usage = None
+
+        return Compacted()
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.responses = FakeResponses()
+
+
+def _turns(n: int) -> list[dict[str, Any]]:
+    return [{"role": "user" if k % 2 == 0 else "assistant", "content": f"turn {k}"}
+            for k in range(n)]
+
+
+def test_openai_agents_compaction_keeps_the_history(repo: SessionRepository) -> None:
+    from agents.memory import OpenAIResponsesCompactionSession
+
+    session = repo.create_session("alice")
+    session.add_items(_turns(6))
+    client = FakeClient()
+    compacting = OpenAIResponsesCompactionSession(
+        session.session_id, AgentsSession(session), client=client)  # type: ignore[arg-type]
+    asyncio.run(compacting.run_compaction({"force": True}))
+    assert client.responses.inputs and session.get_items() == [SUMMARY]
+    assert list(session.iter_history()) == _turns(6)  # one transaction: nothing lost
+    assert asyncio.run(compacting.get_items()) == [SUMMARY]
+
+
+def test_keep_history_on_clear_moves_the_items_to_the_history(repo: SessionRepository
+                                                               ) -> None:
+    session = repo.create_session("alice")
+    session.add_items(_turns(3))
+    memory = AgentsSession(session, keep_history_on_clear=True)
+    asyncio.run(memory.clear_session())
+    assert session.get_items() == [] and list(session.iter_history()) == _turns(3)
+    with pytest.raises(TypeError, match="keep_history_on_clear must be a bool"):
+        AgentsSession(session, keep_history_on_clear="yes")  # type: ignore[arg-type]
+
+
+_KILLED_BETWEEN = """
+import asyncio, os, signal, sys
+from agents.memory import OpenAIResponsesCompactionSession
+from sessions_dal import SessionRepository
+from sessions_dal.agents import AgentsSession
+from test_agents import FakeClient
+
+class ClearThenAdd(AgentsSession):
+    # No atomic hook: the wrapper clears, then adds, and the process dies between.
+    _atomic_replace_items = None
+    async def add_items(self, items):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with SessionRepository(sys.argv[1]) as repo:
+    session = repo.get_session("alice", sys.argv[2])
+    memory = ClearThenAdd(session, keep_history_on_clear=True)
+    compacting = OpenAIResponsesCompactionSession(sys.argv[2], memory, client=FakeClient())
+    asyncio.run(compacting.run_compaction({"force": True}))
+"""
+
+
+def test_a_process_killed_between_clear_and_add_loses_no_history(backend: Backend) -> None:
+    with backend.open() as repo:
+        session = repo.create_session("alice")
+        session.add_items(_turns(4))
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_BETWEEN, backend.target, session.session_id],
+        cwd=Path(__file__).parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    with backend.open() as repo:
+        again = repo.get_session("alice", session.session_id)
+        assert again is not None
+        assert again.get_items() == []  # cleared, and killed before the add
+        assert list(again.iter_history()) == _turns(4)  # but nothing lost

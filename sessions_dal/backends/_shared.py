@@ -147,11 +147,11 @@ class SharedStore:
         return rows
 
     def history_page(self, owner: Owner, position: object, limit: int
-                     ) -> tuple[list[tuple[int, str]], object]:
+                     ) -> tuple[list[tuple[int, str, int]], object]:
         return self._db.read(self._history_page, owner, position, limit)
 
     def _history_page(self, conn: Any, owner: Owner, position: object, limit: int
-                      ) -> tuple[list[tuple[int, str]], object]:
+                      ) -> tuple[list[tuple[int, str, int]], object]:
         # A position is (the latest compaction's number, items read, the last
         # row's order columns: all but its text). A compaction since the last
         # page moved items from the view to the history and gave the rest new
@@ -170,7 +170,8 @@ class SharedStore:
                                 ).fetchall()
         if rows:
             after = tuple(rows[-1][:-1])
-        return [(row[-2], row[-1]) for row in rows], (layer, done + len(rows), after)
+        # A row is (part, layer, [time,] id, text): the layer, 0 in the view.
+        return [(row[-2], row[-1], row[1]) for row in rows], (layer, done + len(rows), after)
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,
