@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -345,11 +346,7 @@ class FakeResponses:
     async def compact(self, **kwargs: Any) -> Any:
         self.inputs.append(kwargs.get("input"))
 
-        class Compacted:
-            output = [SUMMARY]
-            usage = None
-
-        return Compacted()
+        return SimpleNamespace(output=[SUMMARY], usage=None)
 
 
 class FakeClient:
