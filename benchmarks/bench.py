@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             lambda: workloads.w10_scroll_back(target, args.items, 50 if args.quick else 500),
             lambda: workloads.w11_fork(target, args.items, 2 if args.quick else 10),
             lambda: workloads.w12_prune(target, args.prune),
+            lambda: workloads.w13_compaction(target, args.items, 2 if args.quick else 10,
+                                             calls),
         ):
             results += step()
             print(f"  {results[-1].workload} done ({time.time() - started:.0f} s)",

@@ -241,6 +241,36 @@ class Raw:
                       "WHERE session_id = ? ORDER BY id LIMIT ?", (new_id, session_id, count))
         return new_id
 
+    def compact(self, session_id: str, summary: Any, upto: int) -> None:
+        # The least a compaction that keeps its history does: the first items
+        # into the history table, the summary, then the kept items copied
+        # after it (ids keep the order), the old rows deleted. Not done here:
+        # the owner check, replacement marks, erasing and index upkeep.
+        with self.tx() as c:
+            ids = [row[0] for row in c.execute(
+                "SELECT id FROM agent_messages WHERE session_id = ? ORDER BY id", (session_id,))]
+            last, old = ids[upto - 1], ids[-1]
+            c.execute("INSERT INTO sessions_dal_history (session_id, id, layer, message_data, "
+                      "created_at) SELECT session_id, id, 1, message_data, created_at "
+                      "FROM agent_messages WHERE session_id = ? AND id <= ?", (session_id, last))
+            c.execute("INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)",
+                      (session_id, json.dumps(summary)))
+            c.execute("INSERT INTO agent_messages (session_id, message_data, created_at) "
+                      "SELECT session_id, message_data, created_at FROM agent_messages "
+                      "WHERE session_id = ? AND id > ? AND id <= ? ORDER BY id",
+                      (session_id, last, old))
+            c.execute("DELETE FROM agent_messages WHERE session_id = ? AND id <= ?",
+                      (session_id, old))
+
+    def history(self, session_id: str) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM sessions_dal_history WHERE session_id = ? "
+            "ORDER BY layer, id", (session_id,)).fetchall()
+        rows += self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
+            (session_id,)).fetchall()[1:]  # the summary
+        return [json.loads(text) for (text,) in rows]
+
     def prune_all(self) -> int:
         # sessions_dal's own statements (its SQL class), run by hand in the same
         # batches: what is measured is the library around them.
@@ -303,6 +333,12 @@ class Ours:
 
     def prune_all(self) -> int:
         return self.repo.prune(keep_last=0).sessions
+
+    def compact(self, session_id: str, summary: Any, upto: int) -> None:
+        self.handles[session_id].compact([summary], upto=upto)
+
+    def history(self, session_id: str) -> list[Any]:
+        return list(self.handles[session_id].iter_history())
 
     def close(self) -> None:
         self.repo.close()
@@ -553,6 +589,33 @@ class RawPG:
                       "WHERE session_id = %s ORDER BY created_at, id LIMIT %s",
                       (new_id, session_id, count))
         return new_id
+
+    def compact(self, session_id: str, summary: Any, upto: int) -> None:
+        # As Raw.compact, in (created_at, id) order, the session's rows locked.
+        with self.tx() as c:
+            c.execute("SELECT 1 FROM agent_sessions WHERE session_id = %s FOR UPDATE",
+                      (session_id,))
+            rows = c.execute("SELECT id, created_at FROM agent_messages WHERE session_id = %s "
+                             "ORDER BY created_at, id", (session_id,)).fetchall()
+            gone, kept = [r[0] for r in rows[:upto]], [r[0] for r in rows[upto:]]
+            c.execute("INSERT INTO sessions_dal_history (session_id, id, layer, message_data, "
+                      "created_at) SELECT session_id, id, 1, message_data, created_at "
+                      "FROM agent_messages WHERE id = ANY(%s)", (gone,))
+            c.execute("INSERT INTO agent_messages (session_id, message_data, created_at) "
+                      "VALUES (%s, %s, %s)", (session_id, json.dumps(summary), rows[0][1]))
+            c.execute("INSERT INTO agent_messages (session_id, message_data, created_at) "
+                      "SELECT session_id, message_data, created_at FROM agent_messages "
+                      "WHERE id = ANY(%s) ORDER BY created_at, id", (kept,))
+            c.execute("DELETE FROM agent_messages WHERE id = ANY(%s)", ([r[0] for r in rows],))
+
+    def history(self, session_id: str) -> list[Any]:
+        rows = self.conn.execute(
+            "SELECT message_data FROM sessions_dal_history WHERE session_id = %s "
+            "ORDER BY layer, created_at, id", (session_id,)).fetchall()
+        rows += self.conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = %s "
+            "ORDER BY created_at, id", (session_id,)).fetchall()[1:]  # the summary
+        return [json.loads(text) for (text,) in rows]
 
     def prune_all(self) -> int:
         # sessions_dal's own statements, run by hand in the same batches.

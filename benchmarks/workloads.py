@@ -265,3 +265,47 @@ def w12_prune(target: Any, sessions: int) -> list[Result]:
         out.append(Result("W12", f"prune {sessions:,} sessions (1 item each)", impl_name,
                           samples, "one run"))
     return out
+
+
+def w13_compaction(target: Any, items: int, repeats: int, calls: int) -> list[Result]:
+    """Compaction that keeps the history: compacting 90% of a long session, reading the
+    model's view after it, and walking the whole transcript.
+
+    *raw* does the least such a compaction must (the items to the history table, the
+    summary, the kept items after it, the old rows deleted) and reads the history
+    with two plain queries; the view's read is against sessions_dal's own read of an
+    uncompacted session as long as the view."""
+    runners = target.implementations("w13", minimal=False)
+    batch = [dict(ITEM, n=i) for i in range(items)]
+    upto = items * 9 // 10
+    out = []
+    sessions: dict[str, list[str]] = {}
+    for name, impl in runners:
+        sessions[name] = []
+        for _ in range(repeats):
+            session_id = impl.create_session("alice")
+            impl.add_items(session_id, batch)
+            sessions[name].append(session_id)
+    compacted = round_robin(runners, repeats, lambda name, impl, n: impl.compact(
+        sessions[name][n], {"role": "system", "content": "summary"}, upto))
+    out += [Result("W13", f"compact {upto:,} of {items:,} items", name, compacted[name])
+            for name, _ in runners]
+    walks = round_robin(runners, repeats,
+                        lambda name, impl, n: impl.history(sessions[name][n]))
+    out += [Result("W13", f"iter_history of {items:,} items (after compaction)", name,
+                   walks[name]) for name, _ in runners]
+    ours = dict(runners)["sessions_dal"]
+    view = items - upto + 1
+    plain = ours.create_session("alice")
+    ours.add_items(plain, batch[:view])
+    reads = round_robin([("compacted", ours), ("plain", ours)], calls,
+                        lambda name, impl, _: impl.get_items(
+                            sessions["sessions_dal"][0] if name == "compacted" else plain, 20))
+    out.append(Result("W13", f"get_items(20) of a compacted view of {view:,} items",
+                      "sessions_dal", reads["compacted"]))
+    out.append(Result("W13", f"get_items(20) of a compacted view of {view:,} items",
+                      target.raw, reads["plain"],
+                      f"sessions_dal on an uncompacted session of {view:,} items"))
+    for _, impl in runners:
+        impl.close()
+    return out
