@@ -260,6 +260,15 @@ def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgra
                          "has_table_privilege(%s, %s, 'UPDATE'), "
                          "has_table_privilege(%s, %s, 'DELETE')",
                          role, queue, role, queue, role, queue) == [(True, writes, writes)]
+    # Likewise the history (schema version 8): a writer's rights, and a reader's.
+    for table in ("sessions_dal_history", "sessions_dal_replacements"):
+        qualified = f"{roles.schema}.{table}"
+        for role, writes in ((roles.app, True), (reader, False)):
+            assert roles.run("SELECT has_table_privilege(%s, %s, 'SELECT'), "
+                             "has_table_privilege(%s, %s, 'INSERT'), "
+                             "has_table_privilege(%s, %s, 'DELETE')",
+                             role, qualified, role, qualified, role, qualified) == [
+                (True, writes, writes)]
 
 
 def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,
