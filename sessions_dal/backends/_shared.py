@@ -153,25 +153,28 @@ class SharedStore:
     def _history_page(self, conn: Any, owner: Owner, position: object, limit: int
                       ) -> tuple[list[tuple[int, str, int]], object]:
         # A position is (the latest compaction's number, items read, the last
-        # row's order columns: all but its text). A compaction since the last
-        # page moved items from the view to the history and gave the rest new
-        # ids, but left the transcript's order as it was: the next page is
-        # then found by how many items were read.
+        # row's order columns). A compaction since the last page moved items
+        # from the view to the history and gave the rest new ids, but left the
+        # transcript's order as it was: the next page is then found by how many
+        # items were read. A page's rows (latest layer, part, layer, [time,] id,
+        # text) say the latest layer as of the same statement.
         items = self._sql.items[owner.user_id is not None]
         owner_key = key(owner)
-        layer = conn.execute(items.layer, owner_key).fetchone()[0]
         seen, done, after = cast("tuple[int, int, tuple[object, ...] | None]",
-                                 position or (layer, 0, None))
-        if seen == layer and after is not None:
-            rows = conn.execute(items.history, (*owner_key, *owner_key, *after, limit)
-                                ).fetchall()
-        else:
-            rows = conn.execute(items.history_from, (*owner_key, *owner_key, limit, done)
-                                ).fetchall()
+                                 position or (-1, 0, None))
+        rows: list[Any] = []
+        if after is not None:
+            rows = conn.execute(items.history, (*owner_key, *owner_key, *owner_key, *after,
+                                                limit)).fetchall()
+            latest = rows[0][0] if rows else conn.execute(items.layer, owner_key).fetchone()[0]
+        if after is None or latest != seen:
+            rows = conn.execute(items.history_from, (*owner_key, *owner_key, *owner_key,
+                                                     limit, done)).fetchall()
+            latest = rows[0][0] if rows else seen
         if rows:
-            after = tuple(rows[-1][:-1])
-        # A row is (part, layer, [time,] id, text): the layer, 0 in the view.
-        return [(row[-2], row[-1], row[1]) for row in rows], (layer, done + len(rows), after)
+            after = tuple(rows[-1][1:-1])
+        return ([(row[-2], row[-1], row[2]) for row in rows],
+                (latest, done + len(rows), after))
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,

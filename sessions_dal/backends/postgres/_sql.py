@@ -695,7 +695,9 @@ class _ItemSQL:
             f"WHERE session_id = {key} "
             f"AND NOT EXISTS (SELECT 1 FROM {marks} r WHERE r.id = m.id)"
         )
-        columns = "part, layer, created_at::text, id, message_data"
+        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"
+        # Each page says the latest layer too, read by the same statement.
+        columns = f"({self.layer}), part, layer, created_at::text, id, message_data"
         self.history = (
             f"SELECT {columns} FROM ({transcript}) t "
             "WHERE (part, layer, created_at, id) > (%s, %s, %s::timestamp, %s) "
@@ -705,4 +707,3 @@ class _ItemSQL:
             f"SELECT {columns} FROM ({transcript}) t "
             "ORDER BY part, layer, created_at, id LIMIT %s OFFSET %s"
         )
-        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"

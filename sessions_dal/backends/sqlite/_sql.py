@@ -637,16 +637,17 @@ class _ItemSQL:
             f"WHERE session_id = {key} "
             "AND NOT EXISTS (SELECT 1 FROM sessions_dal_replacements r WHERE r.id = m.id)"
         )
+        self.layer = (
+            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
+        )
+        # Each page says the latest layer too, read by the same statement.
         self.history = (
-            f"SELECT part, layer, id, message_data FROM ({transcript}) "
+            f"SELECT ({self.layer}), part, layer, id, message_data FROM ({transcript}) "
             "WHERE (part, layer, id) > (?, ?, ?) ORDER BY part, layer, id LIMIT ?"
         )
         self.history_from = (
-            f"SELECT part, layer, id, message_data FROM ({transcript}) "
+            f"SELECT ({self.layer}), part, layer, id, message_data FROM ({transcript}) "
             "ORDER BY part, layer, id LIMIT ? OFFSET ?"
-        )
-        self.layer = (
-            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
         )
 
 
