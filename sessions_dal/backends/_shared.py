@@ -152,29 +152,43 @@ class SharedStore:
 
     def _history_page(self, conn: Any, owner: Owner, position: object, limit: int
                       ) -> tuple[list[tuple[int, str, int]], object]:
-        # A position is (the latest compaction's number, items read, the last
-        # row's order columns). A compaction since the last page moved items
-        # from the view to the history and gave the rest new ids, but left the
-        # transcript's order as it was: the next page is then found by how many
-        # items were read. A page's rows (latest layer, part, layer, [time,] id,
-        # text) say the latest layer as of the same statement.
+        # A position is (the latest compaction's number, items read, the part,
+        # the last row's order columns in it). A page reads the history part,
+        # then the view part, each in index order; every row says the latest
+        # layer. A compaction since the last page (or between this page's two
+        # statements) moved items from the view to the history and gave the
+        # rest new ids, but left the transcript's order as it was: the page is
+        # then read again by how many items were read, in one statement.
         items = self._sql.items[owner.user_id is not None]
-        owner_key = key(owner)
-        seen, done, after = cast("tuple[int, int, tuple[object, ...] | None]",
-                                 position or (-1, 0, None))
-        rows: list[Any] = []
-        if after is not None:
-            rows = conn.execute(items.history, (*owner_key, *owner_key, *owner_key, *after,
-                                                limit)).fetchall()
-            latest = rows[0][0] if rows else conn.execute(items.layer, owner_key).fetchone()[0]
-        if after is None or latest != seen:
-            rows = conn.execute(items.history_from, (*owner_key, *owner_key, *owner_key,
-                                                     limit, done)).fetchall()
-            latest = rows[0][0] if rows else seen
-        if rows:
-            after = tuple(rows[-1][1:-1])
-        return ([(row[-2], row[-1], row[2]) for row in rows],
-                (latest, done + len(rows), after))
+        k = key(owner)
+        seen, done, part, after = cast("tuple[int | None, int, int, tuple[object, ...]]",
+                                       position or (None, 0, 0, items.history_start))
+        page: list[tuple[int, str, int]] = []
+        latest: set[int] = set()
+        if part == 0:
+            rows = conn.execute(items.history_part, (*k, *k, *after, limit)).fetchall()
+            page = [(row[-2], row[-1], row[1]) for row in rows]
+            latest.update(row[0] for row in rows)
+            after = tuple(rows[-1][1:-1]) if rows else after
+            if len(rows) < limit:
+                part, after = 1, items.view_start
+        if part == 1 and len(page) < limit:
+            rows = conn.execute(items.view_part, (*k, *k, *after, limit - len(page))).fetchall()
+            page += [(row[-2], row[-1], 0) for row in rows]
+            latest.update(row[0] for row in rows)
+            after = tuple(rows[-1][1:-1]) if rows else after
+        if len(page) < limit or not latest:  # the end: is it still the same transcript?
+            latest.add(conn.execute(items.layer, k).fetchone()[0])
+        if seen is not None:
+            latest.add(seen)
+        if len(latest) > 1:  # a compaction came between: read this page by offset
+            rows = conn.execute(items.history_from, (*k, *k, *k, limit, done)).fetchall()
+            page = [(row[-2], row[-1], row[2]) for row in rows]
+            latest = {rows[0][0] if rows else max(latest)}
+            part = rows[-1][1] if rows else 1
+            after = (tuple(rows[-1][2:-1]) if part == 0 else tuple(rows[-1][3:-1])) if rows \
+                else items.view_start
+        return page, (latest.pop(), done + len(page), part, after)
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,

@@ -20,6 +20,8 @@ from psycopg import sql as pg
 
 __all__ = ["OWN_TABLES", "SQL", "quote"]
 
+_FIRST_ID = -(2 ** 63)  # before every bigint id
+
 OWN_TABLES = ("agent_users", "agent_user_sessions", "sessions_dal_search",
               "sessions_dal_search_queue", "sessions_dal_history", "sessions_dal_replacements",
               "sessions_dal_migrations")
@@ -453,7 +455,7 @@ class SQL:
         # Export and import of the history (transfer's format 3); a time as text,
         # as in the item pages.
         self.export_history = (
-            f"SELECT layer, replaced, message_data, created_at::text, id FROM {history} "
+            f"SELECT layer, replaced, message_data, created_at::text AS at, id FROM {history} "
             "WHERE session_id = %s AND (layer, created_at, id) > (%s, %s::timestamp, %s) "
             "ORDER BY layer, created_at, id LIMIT %s"
         )
@@ -489,7 +491,7 @@ class SQL:
             'ORDER BY a.created_at, a.session_id COLLATE "C" LIMIT %s'
         )
         self.export_items = (
-            f"SELECT id, message_data, created_at::text FROM {m} WHERE session_id = %s "
+            f"SELECT id, message_data, created_at::text AS at FROM {m} WHERE session_id = %s "
             "AND (created_at, id) > (%s::timestamp, %s) ORDER BY created_at, id LIMIT %s"
         )
         given = f"coalesce(%s::timestamptz::timestamp, {agents_now})"
@@ -643,8 +645,8 @@ class SQL:
 class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
-    __slots__ = ("all", "clear", "count", "history", "history_from", "latest", "latest_before",
-                 "layer", "page", "pop")
+    __slots__ = ("all", "clear", "count", "history_from", "history_part", "history_start",
+                 "latest", "latest_before", "layer", "page", "pop", "view_part", "view_start")
 
     def __init__(self, messages: str, key: str, history: str, marks: str) -> None:
         self.all = (
@@ -662,9 +664,11 @@ class _ItemSQL:
             "ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s"
         )
         # The position's time travels as text: exact, and 'infinity' (which
-        # psycopg cannot load as a datetime) compares like any other.
+        # psycopg cannot load as a datetime) compares like any other. Named
+        # ``at``: under its own name, ORDER BY created_at would sort by the text
+        # (an output column wins over the table's), every remaining row a page.
         select = (
-            f"SELECT id, message_data, created_at::text FROM {messages} "
+            f"SELECT id, message_data, created_at::text AS at FROM {messages} "
             f"WHERE session_id = {key}"
         )
         self.page = {
@@ -686,8 +690,24 @@ class _ItemSQL:
         self.count = f"SELECT count(*) FROM {messages} WHERE session_id = {key}"
         # The transcript (schema.sql, version 8), as on SQLite: the compacted
         # items (part 0) layer by layer, then the view's that are not a
-        # replacement (part 1), each in (created_at, id) order; a position is
-        # every column but the text (the time as text, as in ``page``).
+        # replacement (part 1), each in (created_at, id) order; a page reads one
+        # part in index order after a position (the time as text, as in
+        # ``page``), or both after an offset; every row says the latest layer.
+        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"
+        self.history_part = (
+            f"SELECT ({self.layer}), layer, created_at::text AS at, id, message_data "
+            f"FROM {history} WHERE session_id = {key} AND NOT replaced "
+            "AND (layer, created_at, id) > (%s, %s::timestamp, %s) "
+            "ORDER BY layer, created_at, id LIMIT %s"
+        )
+        self.history_start = (0, "-infinity", _FIRST_ID)
+        self.view_part = (
+            f"SELECT ({self.layer}), created_at::text AS at, id, message_data FROM {messages} m "
+            f"WHERE session_id = {key} AND (created_at, id) > (%s::timestamp, %s) "
+            f"AND NOT EXISTS (SELECT 1 FROM {marks} r WHERE r.id = m.id) "
+            "ORDER BY created_at, id LIMIT %s"
+        )
+        self.view_start = ("-infinity", _FIRST_ID)
         transcript = (
             f"SELECT 0 AS part, layer, created_at, id, message_data FROM {history} "
             f"WHERE session_id = {key} AND NOT replaced "
@@ -695,15 +715,7 @@ class _ItemSQL:
             f"WHERE session_id = {key} "
             f"AND NOT EXISTS (SELECT 1 FROM {marks} r WHERE r.id = m.id)"
         )
-        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"
-        # Each page says the latest layer too, read by the same statement.
-        columns = f"({self.layer}), part, layer, created_at::text, id, message_data"
-        self.history = (
-            f"SELECT {columns} FROM ({transcript}) t "
-            "WHERE (part, layer, created_at, id) > (%s, %s, %s::timestamp, %s) "
-            "ORDER BY part, layer, created_at, id LIMIT %s"
-        )
         self.history_from = (
-            f"SELECT {columns} FROM ({transcript}) t "
-            "ORDER BY part, layer, created_at, id LIMIT %s OFFSET %s"
+            f"SELECT ({self.layer}), part, layer, created_at::text AS at, id, message_data "
+            f"FROM ({transcript}) t ORDER BY part, layer, created_at, id LIMIT %s OFFSET %s"
         )

@@ -26,6 +26,7 @@ _DEFAULT_NAMES = re.compile(r"\b(agent_sessions|agent_messages|idx_agent_message
 
 
 _MARK = "coalesce((SELECT upto FROM sessions_dal_search_state), 0)"
+_FIRST_ID = -(2 ** 63)  # before every rowid
 """The last item id the search index has looked at (schema.sql, version 5)."""
 
 
@@ -575,8 +576,9 @@ class _ItemSQL:
         "clear",
         "count",
         "delete_one",
-        "history",
         "history_from",
+        "history_part",
+        "history_start",
         "indexed_all",
         "indexed_one",
         "latest",
@@ -587,6 +589,8 @@ class _ItemSQL:
         "pop",
         "scrub_all",
         "scrub_one",
+        "view_part",
+        "view_start",
     )
 
     def __init__(self, messages: str, key: str, scrub: str) -> None:
@@ -627,9 +631,26 @@ class _ItemSQL:
         self.delete_one = f"DELETE FROM {messages} WHERE id = ?"
         # The transcript (schema.sql, version 8): the compacted items (part 0),
         # layer by layer, then the view's items that are not a replacement
-        # (part 1), in pages after a position (every column but the text), or
-        # after an offset; and the number of the latest compaction, which moves
-        # items from part 1 to part 0.
+        # (part 1). A page reads one part after a position (its order columns:
+        # index order, so a page costs the same however far into the walk),
+        # or both after an offset; every row also says the number of the latest
+        # compaction, which moves items from part 1 to part 0.
+        self.layer = (
+            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
+        )
+        self.history_part = (
+            f"SELECT ({self.layer}), layer, id, message_data FROM sessions_dal_history "
+            f"WHERE session_id = {key} AND replaced = 0 AND (layer, id) > (?, ?) "
+            "ORDER BY layer, id LIMIT ?"
+        )
+        self.history_start = (0, _FIRST_ID)
+        self.view_part = (
+            f"SELECT ({self.layer}), id, message_data FROM {messages} m "
+            f"WHERE session_id = {key} AND id > ? "
+            "AND NOT EXISTS (SELECT 1 FROM sessions_dal_replacements r WHERE r.id = m.id) "
+            "ORDER BY id LIMIT ?"
+        )
+        self.view_start = (_FIRST_ID,)
         transcript = (
             f"SELECT 0 AS part, layer, id, message_data FROM sessions_dal_history "
             f"WHERE session_id = {key} AND replaced = 0 "
@@ -637,19 +658,10 @@ class _ItemSQL:
             f"WHERE session_id = {key} "
             "AND NOT EXISTS (SELECT 1 FROM sessions_dal_replacements r WHERE r.id = m.id)"
         )
-        self.layer = (
-            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
-        )
-        # Each page says the latest layer too, read by the same statement.
-        self.history = (
-            f"SELECT ({self.layer}), part, layer, id, message_data FROM ({transcript}) "
-            "WHERE (part, layer, id) > (?, ?, ?) ORDER BY part, layer, id LIMIT ?"
-        )
         self.history_from = (
             f"SELECT ({self.layer}), part, layer, id, message_data FROM ({transcript}) "
             "ORDER BY part, layer, id LIMIT ? OFFSET ?"
         )
-
 
 def _scored(terms: int, index: str, match: str) -> str:
     """The rows of ``index`` that ``match`` (a parameter) finds, up to ``:upto``,
