@@ -161,28 +161,30 @@ class SharedStore:
         # then read again by how many items were read, in one statement.
         items = self._sql.items[owner.user_id is not None]
         k = key(owner)
+        kk = (*k, *k)  # the latest layer's parameters: of the history and the marks
         seen, done, part, after = cast("tuple[int | None, int, int, tuple[object, ...]]",
                                        position or (None, 0, 0, items.history_start))
         page: list[tuple[int, str, int]] = []
         latest: set[int] = set()
         if part == 0:
-            rows = conn.execute(items.history_part, (*k, *k, *after, limit)).fetchall()
+            rows = conn.execute(items.history_part, (*kk, *k, *after, limit)).fetchall()
             page = [(row[-2], row[-1], row[1]) for row in rows]
             latest.update(row[0] for row in rows)
             after = tuple(rows[-1][1:-1]) if rows else after
             if len(rows) < limit:
                 part, after = 1, items.view_start
         if part == 1 and len(page) < limit:
-            rows = conn.execute(items.view_part, (*k, *k, *after, limit - len(page))).fetchall()
+            rows = conn.execute(items.view_part, (*kk, *k, *after, limit - len(page))
+                                ).fetchall()
             page += [(row[-2], row[-1], 0) for row in rows]
             latest.update(row[0] for row in rows)
             after = tuple(rows[-1][1:-1]) if rows else after
         if len(page) < limit or not latest:  # the end: is it still the same transcript?
-            latest.add(conn.execute(items.layer, k).fetchone()[0])
+            latest.add(conn.execute(items.layer, kk).fetchone()[0])
         if seen is not None:
             latest.add(seen)
         if len(latest) > 1:  # a compaction came between: read this page by offset
-            rows = conn.execute(items.history_from, (*k, *k, *k, limit, done)).fetchall()
+            rows = conn.execute(items.history_from, (*kk, *k, *k, limit, done)).fetchall()
             page = [(row[-2], row[-1], row[2]) for row in rows]
             latest = {rows[0][0] if rows else max(latest)}
             part = rows[-1][1] if rows else 1

@@ -179,6 +179,23 @@ def test_a_walk_through_the_history_survives_a_compaction_midway(
     assert seen == [f"i{n}" for n in range(10)]
 
 
+@pytest.mark.parametrize("upto", [0, 1, 6])
+def test_a_walk_survives_any_compaction_midway_even_one_that_moves_nothing(
+    repo: SessionRepository, upto: int,
+) -> None:
+    # upto=0 moves nothing to the history but still gives the view new ids.
+    s = repo.create_session("alice")
+    s.add_items([f"i{n}" for n in range(10)])
+    walk = s.iter_history(page_size=3)
+    seen = [next(walk) for _ in range(4)]
+    s.compact(["S"], upto=upto)
+    s.compact(["T"], upto=0)
+    seen += list(walk)
+    assert seen == [f"i{n}" for n in range(10)]
+    assert [layer for layer, _ in s.iter_history(with_layers=True)] == (
+        [1] * upto + [None] * (10 - upto))
+
+
 def test_appends_during_compactions_are_neither_lost_nor_compacted(backend: Backend) -> None:
     with backend.open() as repo:
         session_id = repo.create_session("alice").session_id

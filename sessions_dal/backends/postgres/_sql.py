@@ -423,7 +423,13 @@ class SQL:
             f"LEFT JOIN {marks} r ON r.id = m.id "
             "WHERE m.session_id = %s ORDER BY m.created_at, m.id"
         )
-        self.next_layer = f"SELECT coalesce(max(layer), 0) + 1 FROM {history} WHERE session_id = %s"
+        # Layers count compactions: of the history's rows and the replacements'
+        # (one that moved nothing has only the latter).
+        self.next_layer = (
+            f"SELECT coalesce(max(layer), 0) + 1 FROM (SELECT layer FROM {history} "
+            f"WHERE session_id = %(session)s UNION ALL SELECT layer FROM {marks} "
+            "WHERE session_id = %(session)s) AS layers"
+        )
         self.to_history = (
             f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
             f"SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, m.created_at "
@@ -693,7 +699,11 @@ class _ItemSQL:
         # replacement (part 1), each in (created_at, id) order; a page reads one
         # part in index order after a position (the time as text, as in
         # ``page``), or both after an offset; every row says the latest layer.
-        self.layer = f"SELECT coalesce(max(layer), 0) FROM {history} WHERE session_id = {key}"
+        self.layer = (
+            f"SELECT coalesce(max(layer), 0) FROM (SELECT layer FROM {history} "
+            f"WHERE session_id = {key} UNION ALL SELECT layer FROM {marks} "
+            f"WHERE session_id = {key}) AS layers"
+        )
         self.history_part = (
             f"SELECT ({self.layer}), layer, created_at::text AS at, id, message_data "
             f"FROM {history} WHERE session_id = {key} AND NOT replaced "

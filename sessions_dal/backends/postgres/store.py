@@ -520,7 +520,7 @@ class PostgresStore(SharedStore):
             raise TooFew(len(rows))
         if not moved and not texts:
             return 0, 0
-        layer = conn.execute(sql.next_layer, (session_id,)).fetchone()[0]  # type: ignore[index]
+        layer = conn.execute(sql.next_layer, {"session": session_id}).fetchone()[0]  # type: ignore[index]
         if moved:
             conn.execute(sql.to_history, {"layer": layer, "ids": [row[0] for row in rows[:moved]]})
         kept = rows[moved:]

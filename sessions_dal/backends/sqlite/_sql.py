@@ -253,8 +253,12 @@ class SQL:
         # -- compaction (schema.sql, version 8) -------------------------------------
         # The view's items, to choose the first ``upto``; the next layer's number.
         self.view_rows = f"SELECT id, created_at FROM {m} WHERE session_id = ? ORDER BY id"
+        # Layers count compactions: of the history's rows and the replacements'
+        # (one that moved nothing has only the latter).
         self.next_layer = (
-            "SELECT coalesce(max(layer), 0) + 1 FROM sessions_dal_history WHERE session_id = ?"
+            "SELECT coalesce(max(layer), 0) + 1 FROM (SELECT layer FROM sessions_dal_history "
+            "WHERE session_id = :session UNION ALL SELECT layer FROM sessions_dal_replacements "
+            "WHERE session_id = :session)"
         )
         # The items leaving the view, into the history (a replacement stays one).
         self.to_history = (
@@ -636,7 +640,9 @@ class _ItemSQL:
         # or both after an offset; every row also says the number of the latest
         # compaction, which moves items from part 1 to part 0.
         self.layer = (
-            f"SELECT coalesce(max(layer), 0) FROM sessions_dal_history WHERE session_id = {key}"
+            "SELECT coalesce(max(layer), 0) FROM (SELECT layer FROM sessions_dal_history "
+            f"WHERE session_id = {key} UNION ALL SELECT layer FROM sessions_dal_replacements "
+            f"WHERE session_id = {key})"
         )
         self.history_part = (
             f"SELECT ({self.layer}), layer, id, message_data FROM sessions_dal_history "

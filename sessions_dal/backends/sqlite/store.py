@@ -599,7 +599,7 @@ class SQLiteStore(SharedStore):
             raise TooFew(len(rows))
         if not moved and not texts:
             return 0, 0
-        layer = conn.execute(sql.next_layer, (session_id,)).fetchone()[0]
+        layer = conn.execute(sql.next_layer, {"session": session_id}).fetchone()[0]
         old = rows[-1][0] if rows else 0  # the view's last id: every new row comes after
         last = rows[moved - 1][0] if moved else (rows[0][0] - 1 if rows else 0)
         bounds = {"session": session_id, "last": last, "old": old, "layer": layer}
