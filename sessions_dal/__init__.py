@@ -39,7 +39,7 @@ from .repository import (
     SessionRepository,
     UserSummary,
 )
-from .session import Session, SessionList
+from .session import Session, SessionList, Size
 
 __all__ = [
     "COMMITTED_NOTE",
@@ -55,6 +55,7 @@ __all__ = [
     "SessionList",
     "SessionRepository",
     "SessionsDalError",
+    "Size",
     "UserSummary",
     "__version__",
     "format_item",

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from ._search import Term
@@ -124,6 +124,7 @@ class StoreInfo(NamedTuple):
     sessions: int
     unowned_sessions: int
     items: int
+    history_items: int
     details: dict[str, str]
     """The backend's own facts, by name (its version, its journal mode, ...)."""
 
@@ -343,6 +344,9 @@ class ItemStore(Protocol):
 
     def count_items(self, owner: Owner) -> int: ...
 
+    def size(self, owner: Owner) -> tuple[int, int, int, int]:
+        """(items, bytes, history items, history bytes) of the session."""
+
     def compact(self, owner: Owner, texts: Sequence[str], upto: int | None, now: datetime
                 ) -> tuple[int, int]:
         """Move the view's first ``upto`` items (all if ``None``) to the history and put
@@ -363,6 +367,13 @@ class ItemStore(Protocol):
 
 class MaintenanceStore(Protocol):
     """The whole database: facts, checks, the search index, migrations."""
+
+    def user_size(self, user_id: str) -> tuple[int, int, int, int]:
+        """(items, bytes, history items, history bytes) of all the user's sessions."""
+
+    def largest(self, limit: int) -> tuple[list[Any], list[Any]]:
+        """The largest users ``(user_id, sessions, items, bytes, history items, history
+        bytes)`` and sessions ``(session_id, user_id, items, bytes, ...)``, by bytes."""
 
     def info(self) -> StoreInfo: ...
 
@@ -411,6 +422,14 @@ class BacksUp(Protocol):
 
     def backup(self, target: str) -> None:
         """Copy the database to the new file ``target``, consistently."""
+
+
+@runtime_checkable
+class Vacuums(Protocol):
+    """Optional: a store that gives the room deleted rows left back to the file system."""
+
+    def vacuum(self) -> int:
+        """Rewrite the database without its free room; how many bytes it gave back."""
 
 
 @runtime_checkable

@@ -47,7 +47,7 @@ from .repository import (
     SessionRepository,
     is_connection_string,
 )
-from .session import Session
+from .session import Session, Size
 from .transfer import TransferCounts, export_jsonl, import_jsonl
 
 __all__ = ["main"]
@@ -1069,6 +1069,46 @@ def _grant(args: argparse.Namespace) -> Output | int:
         text.append(f"-- applied in one transaction on {shown}")
     return Output({"role": args.role, "read_only": args.read_only, "applied": args.apply,
                    "statements": statements}, text)
+
+
+@command("usage", "list the users and sessions that take the most room (items and bytes, "
+         "the model's view and the compacted history apart), largest first; reads every "
+         "item's size",
+         arg("--limit", type=_count, default=10, metavar="N",
+             help="how many users and sessions (default 10)"))
+def _usage(args: argparse.Namespace) -> Output:
+    if args.limit == 0:
+        args.usage("--limit must be at least 1")
+    with _look(args) as repo:
+        largest = repo.largest(limit=args.limit)
+    sizes = ["ITEMS", "BYTES", "HISTORY ITEMS", "HISTORY BYTES"]
+
+    def cells(size: Size) -> list[object]:
+        return [size.items, f"{size.bytes:,}", size.history_items, f"{size.history_bytes:,}"]
+
+    return Output(asdict(largest), [
+        *_table(["USER", "SESSIONS", *sizes],
+                [[u.user_id, u.sessions, *cells(u.size)] for u in largest.users], "(no users)"),
+        "",
+        *_table(["SESSION_ID", "USER", *sizes],
+                [[s.session_id, s.user_id, *cells(s.size)] for s in largest.sessions],
+                "(no sessions)")])
+
+
+@command("vacuum", "SQLite: give the room deletes, prunes and compactions left in the file "
+         "back to the file system (rewrites the whole file; writers wait meanwhile)")
+def _vacuum(args: argparse.Namespace) -> Output | int:
+    if is_url(_path(args)):
+        # One line, as for an error; exit 2: the command does not apply here, as grant's.
+        _error("vacuum rewrites an SQLite file; on PostgreSQL autovacuum makes deleted rows' "
+               "room reusable, and the tables' owner can run VACUUM FULL to give it back")
+        return 2
+    with _open(args) as repo:
+        started = time.monotonic()
+        freed = repo.vacuum()
+    return Output({"freed_bytes": freed},
+                  [f"vacuumed in {time.monotonic() - started:.2f} s: the file is "
+                   f"{freed:,} bytes smaller"])
 
 
 @command("check",

@@ -29,6 +29,7 @@ from ._store import (
     OwnedByOther,
     SessionRow,
     Store,
+    Vacuums,
 )
 from ._validate import (
     check_id,
@@ -51,11 +52,11 @@ from .errors import (
     SessionNotFoundError,
     SessionOwnedError,
 )
-from .session import Session, SessionList
+from .session import Session, SessionList, Size
 from .transfer import Progress, TransferCounts, read_import, write_export
 
-__all__ = ["DatabaseInfo", "DeletedUser", "PruneReport", "SearchHit", "SearchResults",
-           "SessionRepository", "UserSummary"]
+__all__ = ["DatabaseInfo", "DeletedUser", "Largest", "PruneReport", "SearchHit",
+           "SearchResults", "SessionRepository", "SessionUsage", "UserSummary", "UserUsage"]
 
 _T = TypeVar("_T")
 
@@ -72,6 +73,32 @@ class UserSummary:
     """When the user's first session was created (UTC)."""
     sessions: int
     """How many sessions the user owns."""
+
+
+@dataclass(frozen=True)
+class UserUsage:
+    """A user among :meth:`SessionRepository.largest`'s."""
+
+    user_id: str
+    sessions: int
+    size: Size
+
+
+@dataclass(frozen=True)
+class SessionUsage:
+    """A session among :meth:`SessionRepository.largest`'s."""
+
+    session_id: str
+    user_id: str
+    size: Size
+
+
+@dataclass(frozen=True)
+class Largest:
+    """What :meth:`SessionRepository.largest` found: users, then sessions, largest first."""
+
+    users: list[UserUsage]
+    sessions: list[SessionUsage]
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,8 @@ class DatabaseInfo:
     """Sessions openai-agents wrote that no user has claimed."""
     items: int
     """Every stored item, including those of sessions openai-agents wrote."""
+    history_items: int
+    """Items compactions moved out of the sessions' views, kept as history."""
     details: dict[str, str]
     """What only this backend has, by name: SQLite's ``sqlite_version`` and
     ``journal_mode``; PostgreSQL's ``server_version``. For example
@@ -424,6 +453,27 @@ class SessionRepository:
         """How many sessions ``user_id`` owns (0 for an unknown user)."""
         check_id("user_id", user_id)
         return self._store.count_sessions(user_id)
+
+    def user_size(self, user_id: str) -> Size:
+        """How many items and bytes all of ``user_id``'s sessions hold, the model's view and
+        the compacted history apart (zeros for an unknown user). Reads each item's size."""
+        check_id("user_id", user_id)
+        return Size(*self._store.user_size(user_id))
+
+    def largest(self, *, limit: int = 10) -> Largest:
+        """The ``limit`` users and sessions that take the most room (view and history
+        bytes together), largest first: what to prune or compact first.
+
+        Reads every item's size (the whole database's): an administrator's
+        question, not a page's. Sessions no user owns are not counted.
+        """
+        limit = check_int("limit", limit, minimum=1)
+        users, sessions = self._store.largest(limit)
+        return Largest(
+            [UserUsage(user, int(count), Size(*(int(n) for n in sizes)))
+             for user, count, *sizes in users],
+            [SessionUsage(session_id, user, Size(*(int(n) for n in sizes)))
+             for session_id, user, *sizes in sessions])
 
     @write_call
     def update_metadata(
@@ -765,7 +815,7 @@ class SessionRepository:
         i = self._store.info()
         return DatabaseInfo(self.path, self._store.backend, i.schema_version,
                             i.migration_pending, self.read_only, i.users, i.sessions,
-                            i.unowned_sessions, i.items, dict(i.details))
+                            i.unowned_sessions, i.items, i.history_items, dict(i.details))
 
     def pending_migrations(self) -> list[str]:
         """What opening read-write would change in the file's schema, one line per step.
@@ -793,6 +843,28 @@ class SessionRepository:
         if not isinstance(self._store, BacksUp):
             raise NotImplementedError(self._store.lacks["backup"])
         self._store.backup(destination)
+
+    def vacuum(self) -> int:
+        """SQLite: give the room that deletes, prunes and compactions left in the file back
+        to the file system; return how many bytes the file shrank by.
+
+        Deleted rows' pages stay in the file, reused by later writes, so the
+        file never shrinks by itself. ``VACUUM`` rewrites the whole file: it
+        takes time and disk space in proportion to the database (up to twice
+        its size while it runs), and holds the write lock meanwhile, so other
+        writers wait (up to their ``busy_timeout``). Run it after a large prune
+        or when the file is much larger than ``largest()`` says it holds. It
+        changes no data: an interrupted vacuum leaves the file as it was.
+        PostgreSQL raises ``NotImplementedError`` (its autovacuum reuses the
+        room; ``VACUUM FULL`` gives it back).
+        """
+        if not isinstance(self._store, Vacuums):
+            raise NotImplementedError(self._store.lacks["vacuum"])
+        if self._store.read_only:
+            raise ReadOnlyDatabaseError(
+                f"the repository for {self._store.description} was opened with "
+                "read_only=True; open it without read_only to vacuum it")
+        return self._store.vacuum()
 
     @write_call
     def grant(self, role: str, *, read_only: bool = False, dry_run: bool = False) -> list[str]:

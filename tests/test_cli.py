@@ -1269,3 +1269,25 @@ def test_an_interrupted_reindex_says_part_was_repaired(
     assert capsys.readouterr().err == (
         "sessions-dal: error: interrupted; reindex had repaired part of the index before "
         "this; run it again to finish\n")
+
+
+def test_usage_lists_the_largest_and_vacuum_shrinks_the_file(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SessionRepository(here / "sessions.db") as repo:
+        big = repo.create_session("carol")
+        big.add_items([{"text": "y" * 2000} for _ in range(300)])
+        big.compact(["summary"], upto=200)
+    text = ok(here, "usage", "--limit", "1")
+    assert text.splitlines()[1].split()[:2] == ["carol", "1"]
+    assert "HISTORY BYTES" in text and big.session_id in text
+    largest = as_json(here, "usage")
+    assert largest["sessions"][0]["size"]["history_items"] == 200
+    assert "at least 1" in fails(here, "usage", "--limit", "0", code=2)
+    with SessionRepository(here / "sessions.db") as repo:
+        repo.delete_user("carol")
+    assert as_json(here, "vacuum")["freed_bytes"] > 500_000
+    assert re.fullmatch(r"vacuumed in [0-9.]+ s: the file is [0-9,]+ bytes smaller\n",
+                        ok(here, "vacuum"))
+    assert "VACUUM FULL" in fails(here, "--db", "postgresql://u@127.0.0.1:1/db", "vacuum",
+                                  code=2)

@@ -65,6 +65,10 @@ def paged(fetch: Callable[[tuple[Any, ...], int], list[Any]], first: tuple[Any, 
         after = position(rows[-1])
 
 
+def _one(conn: Any, statement: str, parameters: Any) -> Any:
+    return conn.execute(statement, parameters).fetchone()
+
+
 class SharedStore:
     """The store methods whose body is one statement (or one transaction of the
     backend's own) through the runner: the same text on every backend."""
@@ -191,6 +195,23 @@ class SharedStore:
             after = (tuple(rows[-1][2:-1]) if part == 0 else tuple(rows[-1][3:-1])) if rows \
                 else items.view_start
         return page, (latest.pop(), done + len(page), part, after)
+
+    def size(self, owner: Owner) -> tuple[int, int, int, int]:
+        k = key(owner)
+        return cast("tuple[int, int, int, int]", tuple(int(n) for n in self._db.fetchone(
+            self._sql.items[owner.user_id is not None].size, (*k, *k, *k, *k))))
+
+    def user_size(self, user_id: str) -> tuple[int, int, int, int]:
+        return cast("tuple[int, int, int, int]",
+                    tuple(int(n) for n in self._db.read(_one, self._sql.user_size,
+                                                        {"user": user_id})))
+
+    def largest(self, limit: int) -> tuple[list[Any], list[Any]]:
+        return self._db.read(self._largest, limit)
+
+    def _largest(self, conn: Any, limit: int) -> tuple[list[Any], list[Any]]:
+        return (conn.execute(self._sql.largest_users, (limit,)).fetchall(),
+                conn.execute(self._sql.largest_sessions, (limit,)).fetchall())
 
     def count_items(self, owner: Owner) -> int:
         count: int = self._db.fetchone(self._sql.items[owner.user_id is not None].count,

@@ -11,7 +11,7 @@ from backends import KINDS, Backend, fresh_repository
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions_dal import Session, SessionRepository
+from sessions_dal import Session, SessionRepository, Size
 from sessions_dal.errors import SessionNotFoundError
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
@@ -281,3 +281,49 @@ def test_view_and_transcript_follow_a_model(kind: str, operations: list[Any]) ->
                 s = repo.fork_session("alice", s.session_id)
             assert s.get_items() == view
             assert list(s.iter_history(page_size=2)) == transcript
+
+
+# -- sizes ------------------------------------------------------------------------------
+
+
+def test_sizes_count_the_view_and_the_history_apart(repo: SessionRepository) -> None:
+    s = repo.create_session("alice")
+    assert s.size() == Size(0, 0, 0, 0)
+    s.add_items(["ab", {"k": "é"}])  # stored as '"ab"' and '{"k": "\\u00e9"}'
+    assert s.size() == Size(2, 4 + 15, 0, 0)
+    s.compact(["S"], upto=1)
+    assert s.size() == Size(2, 3 + 15, 1, 4)
+    other = repo.create_session("alice")
+    other.add_items(["x" * 98])
+    assert repo.user_size("alice") == Size(3, 18 + 100, 1, 4)
+    assert repo.user_size("nobody") == Size(0, 0, 0, 0)
+    assert repo.info().history_items == 1
+    largest = repo.largest(limit=1)
+    assert [u.user_id for u in largest.users] == ["alice"]
+    assert largest.users[0].sessions == 2 and largest.users[0].size == repo.user_size("alice")
+    assert [(x.session_id, x.size) for x in largest.sessions] == [
+        (other.session_id, Size(1, 100, 0, 0))]
+    repo.delete_session("alice", s.session_id)
+    assert s.size() == Size(0, 0, 0, 0)  # a stale handle sees nothing
+    with pytest.raises(ValueError, match="limit"):
+        repo.largest(limit=0)
+    with pytest.raises(TypeError, match="user_id"):
+        repo.user_size(3)  # type: ignore[arg-type]
+
+
+def test_vacuum_gives_room_back_on_sqlite_only(repo: SessionRepository,
+                                               backend: Backend) -> None:
+    s = repo.create_session("alice")
+    s.add_items([{"text": "x" * 1000} for _ in range(500)])
+    kept = repo.create_session("bob")
+    kept.add_items(["kept"])
+    repo.delete_session("alice", s.session_id)
+    if not backend.has_file:
+        with pytest.raises(NotImplementedError, match="VACUUM FULL"):
+            repo.vacuum()
+        return
+    assert repo.vacuum() > 400_000
+    assert kept.get_items() == ["kept"] and repo.check() == []
+    assert repo.vacuum() < 100_000  # nothing much left to give back
+    with backend.open(read_only=True) as reader, pytest.raises(Exception, match="read_only"):
+        reader.vacuum()

@@ -458,6 +458,34 @@ class SQL:
             "WHERE m.session_id = %s ORDER BY m.created_at, m.id LIMIT %s"
         )
         self.item_ids = f"SELECT id FROM {m} WHERE session_id = %s ORDER BY created_at, id"
+        # Sizes, as on SQLite.
+        users_sessions = f"SELECT session_id FROM {owners} WHERE user_id = %(user)s"
+        size_of = "coalesce(sum(octet_length(message_data)), 0)"
+        self.user_size = (
+            f"SELECT (SELECT count(*) FROM {m} WHERE session_id IN ({users_sessions})), "
+            f"(SELECT {size_of} FROM {m} WHERE session_id IN ({users_sessions})), "
+            f"(SELECT count(*) FROM {history} WHERE session_id IN ({users_sessions})), "
+            f"(SELECT {size_of} FROM {history} WHERE session_id IN ({users_sessions}))"
+        )
+        per_session = (
+            f"WITH v AS (SELECT session_id, count(*) AS n, {size_of} AS b FROM {m} "
+            "GROUP BY session_id), "
+            f"h AS (SELECT session_id, count(*) AS n, {size_of} AS b FROM {history} "
+            "GROUP BY session_id), "
+            "s AS (SELECT o.session_id, o.user_id, coalesce(v.n, 0) AS n, coalesce(v.b, 0) AS b, "
+            f"coalesce(h.n, 0) AS hn, coalesce(h.b, 0) AS hb FROM {owners} o "
+            "LEFT JOIN v ON v.session_id = o.session_id "
+            "LEFT JOIN h ON h.session_id = o.session_id) "
+        )
+        self.largest_sessions = (
+            f"{per_session}SELECT session_id, user_id, n, b, hn, hb FROM s "
+            "ORDER BY b + hb DESC, session_id LIMIT %s"
+        )
+        self.largest_users = (
+            f"{per_session}SELECT user_id, count(*), sum(n), sum(b), sum(hn), sum(hb) FROM s "
+            "GROUP BY user_id ORDER BY sum(b) + sum(hb) DESC, user_id LIMIT %s"
+        )
+        self.count_history = f"SELECT count(*) FROM {history}"
         # Export and import of the history (transfer's format 3); a time as text,
         # as in the item pages.
         self.export_history = (
@@ -652,7 +680,8 @@ class _ItemSQL:
     """The item statements of a handle, given the key expression that guards them."""
 
     __slots__ = ("all", "clear", "count", "history_from", "history_part", "history_start",
-                 "latest", "latest_before", "layer", "page", "pop", "view_part", "view_start")
+                 "latest", "latest_before", "layer", "page", "pop", "size", "view_part",
+                 "view_start")
 
     def __init__(self, messages: str, key: str, history: str, marks: str) -> None:
         self.all = (
@@ -728,4 +757,13 @@ class _ItemSQL:
         self.history_from = (
             f"SELECT ({self.layer}), part, layer, created_at::text AS at, id, message_data "
             f"FROM ({transcript}) t ORDER BY part, layer, created_at, id LIMIT %s OFFSET %s"
+        )
+        # How big: the view's items and bytes (their JSON text's), the history's.
+        self.size = (
+            f"SELECT (SELECT count(*) FROM {messages} WHERE session_id = {key}), "
+            f"(SELECT coalesce(sum(octet_length(message_data)), 0) FROM {messages} "
+            f"WHERE session_id = {key}), "
+            f"(SELECT count(*) FROM {history} WHERE session_id = {key}), "
+            f"(SELECT coalesce(sum(octet_length(message_data)), 0) FROM {history} "
+            f"WHERE session_id = {key})"
         )

@@ -125,7 +125,11 @@ class PostgresStore(SharedStore):
     _db: Database  # this backend's runner, with more than SharedStore needs
     lacks: Mapping[str, str] = MappingProxyType({
         "backup": "backup() copies SQLite files; for PostgreSQL use pg_dump, or export_to() "
-                  "for a JSON Lines copy any backend can import"})
+                  "for a JSON Lines copy any backend can import",
+        "vacuum": "vacuum() gives an SQLite file's free pages back; PostgreSQL's autovacuum "
+                  "makes deleted rows' room reusable by itself, and the tables' owner can "
+                  "run VACUUM FULL to give it back to the file system (it locks the tables "
+                  "while it runs)"})
 
     # How this driver's rows become the contract's (SharedStore reads through these).
     _session_row = staticmethod(_owned)
@@ -568,6 +572,7 @@ class PostgresStore(SharedStore):
         users, owned, unowned, items = conn.execute(self._sql.count_all).fetchone()  # type: ignore[misc]
         return StoreInfo(schema_version(conn, self._sql), bool(pending_steps(conn, self._sql)),
                          users, owned, unowned, items,
+                         conn.execute(self._sql.count_history).fetchone()[0],  # type: ignore[index]
                          {"server_version": _server_version(conn)})
 
     def _check(self, conn: _Conn) -> list[str]:

@@ -27,6 +27,7 @@ _DEFAULT_NAMES = re.compile(r"\b(agent_sessions|agent_messages|idx_agent_message
 
 _MARK = "coalesce((SELECT upto FROM sessions_dal_search_state), 0)"
 _FIRST_ID = -(2 ** 63)  # before every rowid
+_BYTES = "length(CAST(message_data AS BLOB))"  # a stored text's size
 """The last item id the search index has looked at (schema.sql, version 5)."""
 
 
@@ -314,6 +315,37 @@ class SQL:
             "WHERE m.session_id = ? ORDER BY m.id LIMIT ?"
         )
         self.item_ids = f"SELECT id FROM {m} WHERE session_id = ? ORDER BY id"
+        # Sizes: a user's sessions all together; the largest users and sessions
+        # (the owned ones), items and history apart. Each reads every item's size.
+        users_sessions = "SELECT session_id FROM agent_user_sessions WHERE user_id = :user"
+        self.user_size = (
+            f"SELECT (SELECT count(*) FROM {m} WHERE session_id IN ({users_sessions})), "
+            f"(SELECT coalesce(sum({_BYTES}), 0) FROM {m} "
+            f"WHERE session_id IN ({users_sessions})), "
+            "(SELECT count(*) FROM sessions_dal_history "
+            f"WHERE session_id IN ({users_sessions})), "
+            f"(SELECT coalesce(sum({_BYTES}), 0) FROM sessions_dal_history "
+            f"WHERE session_id IN ({users_sessions}))"
+        )
+        per_session = (
+            f"WITH v AS (SELECT session_id, count(*) AS n, sum({_BYTES}) AS b FROM {m} "
+            "GROUP BY session_id), "
+            f"h AS (SELECT session_id, count(*) AS n, sum({_BYTES}) AS b "
+            "FROM sessions_dal_history GROUP BY session_id), "
+            "s AS (SELECT o.session_id, o.user_id, coalesce(v.n, 0) AS n, coalesce(v.b, 0) AS b, "
+            "coalesce(h.n, 0) AS hn, coalesce(h.b, 0) AS hb FROM agent_user_sessions o "
+            "LEFT JOIN v ON v.session_id = o.session_id "
+            "LEFT JOIN h ON h.session_id = o.session_id) "
+        )
+        self.largest_sessions = (
+            f"{per_session}SELECT session_id, user_id, n, b, hn, hb FROM s "
+            "ORDER BY b + hb DESC, session_id LIMIT ?"
+        )
+        self.largest_users = (
+            f"{per_session}SELECT user_id, count(*), sum(n), sum(b), sum(hn), sum(hb) FROM s "
+            "GROUP BY user_id ORDER BY sum(b) + sum(hb) DESC, user_id LIMIT ?"
+        )
+        self.count_history = "SELECT count(*) FROM sessions_dal_history"
         # Export and import of the history (transfer's format 3).
         self.export_history = (
             "SELECT layer, replaced, message_data, id FROM sessions_dal_history "
@@ -593,6 +625,7 @@ class _ItemSQL:
         "pop",
         "scrub_all",
         "scrub_one",
+        "size",
         "view_part",
         "view_start",
     )
@@ -667,6 +700,14 @@ class _ItemSQL:
         self.history_from = (
             f"SELECT ({self.layer}), part, layer, id, message_data FROM ({transcript}) "
             "ORDER BY part, layer, id LIMIT ? OFFSET ?"
+        )
+        # How big: the view's items and bytes (their JSON text's), the history's.
+        self.size = (
+            f"SELECT (SELECT count(*) FROM {messages} WHERE session_id = {key}), "
+            f"(SELECT coalesce(sum({_BYTES}), 0) FROM {messages} WHERE session_id = {key}), "
+            f"(SELECT count(*) FROM sessions_dal_history WHERE session_id = {key}), "
+            f"(SELECT coalesce(sum({_BYTES}), 0) FROM sessions_dal_history "
+            f"WHERE session_id = {key})"
         )
 
 def _scored(terms: int, index: str, match: str) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime, timezone
 from itertools import repeat
 from types import MappingProxyType
@@ -657,6 +658,7 @@ class SQLiteStore(SharedStore):
             journal_mode = "wal"  # an immutable connection reports "delete"
         return StoreInfo(schema_version(conn)[0], bool(pending_steps(conn)),
                          users, owned, unowned, items,
+                         conn.execute(self._sql.count_history).fetchone()[0],
                          {"sqlite_version": sqlite3.sqlite_version, "journal_mode": journal_mode})
 
     def _check(self, conn: sqlite3.Connection) -> list[str]:
@@ -727,6 +729,17 @@ class SQLiteStore(SharedStore):
             finally:
                 copy.close()
             publish(temporary, target, overwrite=False)
+
+    def vacuum(self) -> int:
+        # VACUUM rewrites the file without its free pages (what deletes,
+        # prunes and compactions left), in one transaction of its own: the
+        # lock is held, writers wait. The WAL holds the new pages until a
+        # checkpoint: emptied, the file is its new size.
+        path = self._real
+        before = _size(path)
+        self._db.read(_vacuum)
+        self._db.empty_wal()
+        return max(before - _size(path), 0)
 
     def export(self, work: Callable[[Any], _T]) -> _T:
         return self._db.snapshot(
@@ -932,6 +945,19 @@ def _check(conn: sqlite3.Connection) -> list[str]:
         for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check")
     ]
     return problems
+
+
+def _vacuum(conn: sqlite3.Connection) -> None:
+    conn.execute("VACUUM")
+
+
+def _size(path: str) -> int:
+    """The file's size with its WAL's, in bytes (0 for a database in memory)."""
+    total = 0
+    for name in (path, f"{path}-wal"):
+        with suppress(OSError, ValueError):  # no WAL (or in memory): nothing there
+            total += os.path.getsize(name)
+    return total
 
 
 def _backup_into(conn: sqlite3.Connection, copy: sqlite3.Connection) -> None:
