@@ -203,6 +203,7 @@ def read_import(writer: Importer, lines: Iterable[str], replace: bool, require_e
             counts.users += 1
         elif kind == "export":
             _check_header(number, record)
+            importer.format = record["format"]
         elif kind == "end":
             end = record
         else:
@@ -229,6 +230,7 @@ class _Records:
         self.marks: list[tuple[int, int]] = []  # (its n-th item, the layer it replaces)
         self.count = 0  # the current session's items so far
         self.layer = 0  # the current session's last history layer so far
+        self.format = FORMAT  # the file's, once its header is read
 
     def item(self, number: int, record: dict[str, Any]) -> None:
         if self.current is None or record.get("session_id") != self.current or (
@@ -253,12 +255,17 @@ class _Records:
             self.flush()
 
     def history(self, number: int, record: dict[str, Any]) -> None:
+        if self.format < 3:
+            raise ValueError(f"line {number}: a history record in a file of export format "
+                             f"{self.format} (history came with format 3)")
         if (self.current is None or record.get("session_id") != self.current
-                or "item" not in record or self.count):
+                or self.count):
             raise ValueError(
                 f"line {number}: a history record must follow its session's record, before "
                 f"its items (expected session_id {self.current!r})"
             )
+        if "item" not in record:
+            raise ValueError(f"line {number}: a history record needs its item")
         replaced = record.get("replaced", False)
         if not isinstance(replaced, bool):
             raise ValueError(f"line {number}: replaced must be true or false")

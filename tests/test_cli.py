@@ -652,7 +652,7 @@ def test_help_lists_the_commands_in_their_order(capsys: pytest.CaptureFixture[st
     assert re.findall(r"^ {4}([a-z-]+)", capsys.readouterr().out, re.MULTILINE) == [
         "info", "users", "sessions", "show", "search", "create", "add", "fork", "delete",
         "delete-user", "prune", "unowned", "claim", "delete-unowned", "export", "import",
-        "migrate", "grant", "check", "reindex"]
+        "migrate", "grant", "usage", "vacuum", "check", "reindex"]
 
 
 def test_console_script_is_installed_alongside_python(tmp_path: Path) -> None:

@@ -327,3 +327,22 @@ def test_vacuum_gives_room_back_on_sqlite_only(repo: SessionRepository,
     assert repo.vacuum() < 100_000  # nothing much left to give back
     with backend.open(read_only=True) as reader, pytest.raises(Exception, match="read_only"):
         reader.vacuum()
+
+
+def test_an_import_refuses_history_it_cannot_trust(repo: SessionRepository) -> None:
+    head = '{"type": "export", "format": %d}\n'
+    session = ('{"type": "session", "session_id": "s", "user_id": "u", "created_at": '
+               '"2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"}\n')
+    end = '{"type": "end", "users": 0, "sessions": 1, "items": 0, "history": 1}\n'
+    for fmt, record, message in [
+        (2, '{"type": "history", "session_id": "s", "layer": 1, "item": 1}\n',
+         "export format 2"),
+        (3, '{"type": "history", "session_id": "s", "layer": 1}\n', "needs its item"),
+        (3, '{"type": "history", "session_id": "s", "layer": 0, "item": 1}\n',
+         "a layer must be a whole number from 1"),
+        (3, '{"type": "history", "session_id": "s", "layer": 1, "replaced": 1, "item": 1}\n',
+         "replaced must be true or false"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            repo.import_from([head % fmt, session, record, end])
+        assert repo.get_session("u", "s") is None  # nothing was imported
