@@ -728,10 +728,11 @@ class _ItemSQL:
         # replacement (part 1), each in (created_at, id) order; a page reads one
         # part in index order after a position (the time as text, as in
         # ``page``), or both after an offset; every row says the latest layer.
+        # Each max() by its own index (a max over a UNION would read every row).
         self.layer = (
-            f"SELECT coalesce(max(layer), 0) FROM (SELECT layer FROM {history} "
-            f"WHERE session_id = {key} UNION ALL SELECT layer FROM {marks} "
-            f"WHERE session_id = {key}) AS layers"
+            f"SELECT greatest(coalesce((SELECT max(layer) FROM {history} "
+            f"WHERE session_id = {key}), 0), coalesce((SELECT max(layer) FROM {marks} "
+            f"WHERE session_id = {key}), 0))"
         )
         self.history_part = (
             f"SELECT ({self.layer}), layer, created_at::text AS at, id, message_data "

@@ -672,10 +672,11 @@ class _ItemSQL:
         # index order, so a page costs the same however far into the walk),
         # or both after an offset; every row also says the number of the latest
         # compaction, which moves items from part 1 to part 0.
+        # Each max() by its own index (a max over a UNION would read every row).
         self.layer = (
-            "SELECT coalesce(max(layer), 0) FROM (SELECT layer FROM sessions_dal_history "
-            f"WHERE session_id = {key} UNION ALL SELECT layer FROM sessions_dal_replacements "
-            f"WHERE session_id = {key})"
+            "SELECT max(coalesce((SELECT max(layer) FROM sessions_dal_history "
+            f"WHERE session_id = {key}), 0), coalesce((SELECT max(layer) "
+            f"FROM sessions_dal_replacements WHERE session_id = {key}), 0))"
         )
         self.history_part = (
             f"SELECT ({self.layer}), layer, id, message_data FROM sessions_dal_history "
