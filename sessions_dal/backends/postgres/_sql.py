@@ -453,6 +453,7 @@ class SQL:
             f"SELECT %s, id, layer, replaced, message_data, created_at FROM {history} "
             "WHERE session_id = %s"
         )
+        self.has_marks = f"SELECT 1 FROM {marks} WHERE session_id = %s LIMIT 1"
         self.first_rows = (
             f"SELECT m.id, r.layer FROM {m} m LEFT JOIN {marks} r ON r.id = m.id "
             "WHERE m.session_id = %s ORDER BY m.created_at, m.id LIMIT %s"

@@ -225,7 +225,10 @@ class PostgresStore(SharedStore):
                          ).fetchone() is None
                 or conn.execute(sql.insert_agent_session, (new_id,)).rowcount == 0):
             raise IdTaken(new_id)
-        originals = conn.execute(sql.first_rows, (session_id, copied)).fetchall()
+        # Which copied items are a compaction's replacement (a session that never
+        # compacted has no marks: no item's is looked up).
+        originals = (conn.execute(sql.first_rows, (session_id, copied)).fetchall()
+                     if conn.execute(sql.has_marks, (session_id,)).fetchone() else [])
         conn.execute(sql.copy_items, (new_id, session_id, copied))
         conn.execute(sql.copy_history, (new_id, session_id))
         if any(layer is not None for _, layer in originals):

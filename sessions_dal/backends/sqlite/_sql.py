@@ -310,6 +310,7 @@ class SQL:
             "SELECT ?, id, layer, replaced, message_data, created_at "
             "FROM sessions_dal_history WHERE session_id = ?"
         )
+        self.has_marks = "SELECT 1 FROM sessions_dal_replacements WHERE session_id = ? LIMIT 1"
         self.first_layers = (
             f"SELECT r.layer FROM {m} m LEFT JOIN sessions_dal_replacements r ON r.id = m.id "
             "WHERE m.session_id = ? ORDER BY m.id LIMIT ?"

@@ -222,7 +222,10 @@ class SQLiteStore(SharedStore):
         (count,) = conn.execute(sql.count_items, (session_id,)).fetchone()
         copied = count if upto is None else min(count, upto)
         self._create(conn, user_id, new_id, metadata(copied), now, with_items=True)
-        layers = [row[0] for row in conn.execute(sql.first_layers, (session_id, copied))]
+        # Which copied items are a compaction's replacement (a session that never
+        # compacted has no marks: no item's is looked up).
+        layers = ([row[0] for row in conn.execute(sql.first_layers, (session_id, copied))]
+                  if conn.execute(sql.has_marks, (session_id,)).fetchone() else [])
         conn.execute(sql.copy_items, (new_id, session_id, copied))
         conn.execute(sql.copy_history, (new_id, session_id))
         if any(layer is not None for layer in layers):
