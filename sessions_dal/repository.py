@@ -456,7 +456,8 @@ class SessionRepository:
 
     def user_size(self, user_id: str) -> Size:
         """How many items and bytes all of ``user_id``'s sessions hold, the model's view and
-        the compacted history apart (zeros for an unknown user). Reads each item's size."""
+        the compacted history apart (zeros for an unknown user). One statement summing
+        the stored sizes of the user's items."""
         check_id("user_id", user_id)
         return Size(*self._store.user_size(user_id))
 

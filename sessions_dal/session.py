@@ -265,8 +265,9 @@ class Session:
     def size(self) -> Size:
         """How many items and bytes the session holds, its view and history apart.
 
-        One statement, reading each item's size (not its text): a sidebar of
-        sessions can show it. 0 everywhere once the session is not this handle's.
+        One statement summing the items' stored sizes: its cost grows with the
+        session, as :meth:`count_items`' does, and a sidebar of a page of sessions
+        can show it. 0 everywhere once the session is not this handle's.
         """
         return Size(*self._store.size(self._owner))
 
