@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
-from .._store import Owner, SessionRow, StoreInfo, UserRow
+from .._store import Owner, SessionRow, StoreInfo, TooFew, UserRow
 
-__all__ = ["PAGE", "Runner", "SharedExporter", "SharedStore", "key", "keyset", "paged"]
+__all__ = ["PAGE", "Runner", "SharedExporter", "SharedStore", "key", "keyset", "paged",
+           "plan_compaction"]
 
 _T = TypeVar("_T")
 
@@ -63,6 +64,24 @@ def paged(fetch: Callable[[tuple[Any, ...], int], list[Any]], first: tuple[Any, 
         if len(rows) < size:
             return
         after = position(rows[-1])
+
+
+def plan_compaction(conn: Any, sql: Any, session_id: str, texts: Sequence[str],
+                    upto: int | None) -> tuple[list[Any], int, int] | None:
+    """What a compaction will do, read inside its transaction once the session is
+    locked: the view's rows (``sql.view_rows``, in view order), how many leave it and
+    the new layer's number; ``None`` when nothing would change.
+
+    Raises :class:`~sessions_dal._store.TooFew` when ``upto`` exceeds the view.
+    """
+    rows = conn.execute(sql.view_rows, (session_id,)).fetchall()
+    moved = len(rows) if upto is None else upto
+    if moved > len(rows):
+        raise TooFew(len(rows))
+    if not moved and not texts:
+        return None
+    layer = int(conn.execute(sql.next_layer, {"session": session_id}).fetchone()[0])
+    return rows, moved, layer
 
 
 def _one(conn: Any, statement: str, parameters: Any) -> Any:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sessions_dal import Session, SessionRepository, Size
-from sessions_dal.errors import SessionNotFoundError
+from sessions_dal.errors import ReadOnlyDatabaseError, SessionNotFoundError
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 
@@ -325,7 +325,8 @@ def test_vacuum_gives_room_back_on_sqlite_only(repo: SessionRepository,
     assert repo.vacuum() > 400_000
     assert kept.get_items() == ["kept"] and repo.check() == []
     assert repo.vacuum() < 100_000  # nothing much left to give back
-    with backend.open(read_only=True) as reader, pytest.raises(Exception, match="read_only"):
+    with backend.open(read_only=True) as reader, pytest.raises(ReadOnlyDatabaseError,
+                                                               match="read_only"):
         reader.vacuum()
 
 

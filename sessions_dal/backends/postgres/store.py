@@ -33,7 +33,6 @@ from ..._store import (
     SearchRow,
     SessionRow,
     StoreInfo,
-    TooFew,
 )
 from ...errors import (
     CorruptDataError,
@@ -54,7 +53,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import PROGRESS, in_batches
-from .._shared import SharedExporter, SharedStore, key, paged
+from .._shared import SharedExporter, SharedStore, key, paged, plan_compaction
 from ._grants import grant_statements
 from ._opening import describe
 from ._runner import Database
@@ -521,13 +520,10 @@ class PostgresStore(SharedStore):
         # (ours or SQLAlchemySession's) lands between reading the view and
         # rewriting it.
         self._lock(conn, owner)
-        rows = conn.execute(sql.view_rows, (session_id,)).fetchall()
-        moved = len(rows) if upto is None else upto
-        if moved > len(rows):
-            raise TooFew(len(rows))
-        if not moved and not texts:
+        plan = plan_compaction(conn, sql, session_id, texts, upto)
+        if plan is None:
             return 0, 0
-        layer = conn.execute(sql.next_layer, {"session": session_id}).fetchone()[0]  # type: ignore[index]
+        rows, moved, layer = plan
         if moved:
             conn.execute(sql.to_history, {"layer": layer, "ids": [row[0] for row in rows[:moved]]})
         kept = rows[moved:]

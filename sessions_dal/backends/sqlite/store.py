@@ -31,7 +31,6 @@ from ..._store import (
     SearchRow,
     SessionRow,
     StoreInfo,
-    TooFew,
 )
 from ...errors import (
     CorruptDataError,
@@ -50,7 +49,7 @@ from .._index import (
     index_problem,
 )
 from .._migrations import in_batches
-from .._shared import SharedExporter, SharedStore, key, paged
+from .._shared import SharedExporter, SharedStore, key, paged, plan_compaction
 from ._opening import (
     MAX_BUSY_TIMEOUT,
     SYNCHRONOUS_LEVELS,
@@ -597,13 +596,10 @@ class SQLiteStore(SharedStore):
         # Under BEGIN IMMEDIATE nobody appends between reading the view and
         # rewriting it: an item appended before is in the view read here.
         self._require_owner(conn, owner)
-        rows = conn.execute(sql.view_rows, (session_id,)).fetchall()
-        moved = len(rows) if upto is None else upto
-        if moved > len(rows):
-            raise TooFew(len(rows))
-        if not moved and not texts:
+        plan = plan_compaction(conn, sql, session_id, texts, upto)
+        if plan is None:
             return 0, 0
-        layer = conn.execute(sql.next_layer, {"session": session_id}).fetchone()[0]
+        rows, moved, layer = plan
         old = rows[-1][0] if rows else 0  # the view's last id: every new row comes after
         last = rows[moved - 1][0] if moved else (rows[0][0] - 1 if rows else 0)
         bounds = {"session": session_id, "last": last, "old": old, "layer": layer}
