@@ -442,3 +442,118 @@ BEGIN
     DELETE FROM sessions_dal_history WHERE session_id = OLD.session_id;
     DELETE FROM sessions_dal_replacements WHERE session_id = OLD.session_id;
 END;
+
+-- version: 9
+-- Search: the compacted history is searched too, from an index of its own that triggers keep.
+
+-- The history's rows get a number of their own (n, the rowid), which keys
+-- their rows in the index below: an item's id cannot, since a fork or an
+-- import copies a layer under the ids it had. The table is made again with
+-- it (rows copied in order), and the delete trigger of version 8 after it.
+-- (Made again too, should this block run twice: what reads it.)
+DROP VIEW IF EXISTS sessions_dal_search_history_words;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_history_on_own;
+
+DROP TRIGGER IF EXISTS sessions_dal_search_history_on_disown;
+
+DROP TRIGGER IF EXISTS sessions_dal_history_on_delete;
+
+CREATE TABLE sessions_dal_history_9 (
+    n INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    replaced INTEGER NOT NULL DEFAULT 0,
+    message_data TEXT NOT NULL,
+    created_at TEXT,
+    UNIQUE (session_id, layer, id)
+);
+
+INSERT INTO sessions_dal_history_9 (session_id, id, layer, replaced, message_data, created_at)
+SELECT session_id, id, layer, replaced, message_data, created_at
+FROM sessions_dal_history ORDER BY session_id, layer, id;
+
+DROP TABLE sessions_dal_history;
+
+ALTER TABLE sessions_dal_history_9 RENAME TO sessions_dal_history;
+
+CREATE TRIGGER sessions_dal_history_on_delete
+AFTER DELETE ON agent_sessions
+BEGIN
+    UPDATE sessions_dal_history
+    SET message_data = substr(hex(zeroblob(length(CAST(message_data AS BLOB)))), 1,
+                              length(CAST(message_data AS BLOB)))
+    WHERE session_id = OLD.session_id;
+    DELETE FROM sessions_dal_history WHERE session_id = OLD.session_id;
+    DELETE FROM sessions_dal_replacements WHERE session_id = OLD.session_id;
+END;
+
+-- One row per history item with words (rowid: its n), under its session's
+-- owner tokens, as the items' index (version 3) has them. An earlier
+-- replacement compacted in turn is not history, and has none. Unlike the
+-- items' index, this one is written as the history is (by a compaction, a
+-- fork or an import, all rarer than appends), so it is always whole.
+CREATE VIRTUAL TABLE IF NOT EXISTS sessions_dal_search_history USING fts5(
+    words, owner, tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- A history item's words and owner tokens: the items' rule (version 4; see
+-- sessions_dal/_search.py). The triggers, check and reindex read this view.
+CREATE VIEW IF NOT EXISTS sessions_dal_search_history_words AS
+SELECT h.n, (SELECT group_concat(value, ' ') FROM json_tree(
+                 replace(replace(h.message_data, '\\', '\u005c'), '\u0000', '\u0020'))
+             WHERE type = 'text' AND (key IS NULL OR key NOT IN (
+                 'type', 'id', 'call_id', 'item_id', 'response_id', 'role', 'status',
+                 'detail', 'encrypted_content', 'image_url', 'file_id', 'file_data'))) AS words,
+       CASE WHEN o.user_id IS NULL THEN ''
+            ELSE 'u' || hex(o.user_id) || ' s' || hex(o.session_id) END AS owner
+FROM sessions_dal_history h LEFT JOIN agent_user_sessions o ON o.session_id = h.session_id
+WHERE h.replaced = 0 AND json_valid(h.message_data);
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_insert
+AFTER INSERT ON sessions_dal_history WHEN NEW.replaced = 0
+BEGIN
+    INSERT INTO sessions_dal_search_history (rowid, words, owner)
+    SELECT n, words, owner FROM sessions_dal_search_history_words
+    WHERE n = NEW.n AND words IS NOT NULL;
+END;
+
+-- Erased as the items' rows are: overwritten, then deleted (the calls that
+-- erase merge the index afterwards, see the store's _erase_from_index).
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_delete
+AFTER DELETE ON sessions_dal_history WHEN OLD.replaced = 0
+BEGIN
+    UPDATE sessions_dal_search_history
+    SET words = substr(hex(zeroblob(length(CAST(words AS BLOB)))), 1,
+                       length(CAST(words AS BLOB))),
+        owner = substr(hex(zeroblob(length(CAST(owner AS BLOB)))), 1,
+                       length(CAST(owner AS BLOB)))
+    WHERE rowid = OLD.n;
+    DELETE FROM sessions_dal_search_history WHERE rowid = OLD.n;
+END;
+
+-- A session claimed, created or given up: its history's rows follow, as its
+-- items' do (version 5). A session without history pays one lookup.
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_own
+AFTER INSERT ON agent_user_sessions
+WHEN EXISTS (SELECT 1 FROM sessions_dal_history WHERE session_id = NEW.session_id)
+BEGIN
+    UPDATE sessions_dal_search_history
+    SET owner = 'u' || hex(NEW.user_id) || ' s' || hex(NEW.session_id)
+    WHERE rowid IN (SELECT n FROM sessions_dal_history WHERE session_id = NEW.session_id);
+END;
+
+CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_disown
+AFTER DELETE ON agent_user_sessions
+WHEN EXISTS (SELECT 1 FROM sessions_dal_history WHERE session_id = OLD.session_id)
+BEGIN
+    UPDATE sessions_dal_search_history SET owner = ''
+    WHERE rowid IN (SELECT n FROM sessions_dal_history WHERE session_id = OLD.session_id);
+END;
+
+-- The history already kept (version 8's compactions), under its new numbers.
+DELETE FROM sessions_dal_search_history;
+
+INSERT INTO sessions_dal_search_history (rowid, words, owner)
+SELECT n, words, owner FROM sessions_dal_search_history_words WHERE words IS NOT NULL;

@@ -76,11 +76,16 @@ class SessionRow(NamedTuple):
 
 
 class SearchRow(NamedTuple):
-    """A search result as stored: its session, and the item's JSON text (``None``: the title)."""
+    """A search result as stored: its session, and the item's JSON text (``None``: the title).
+
+    ``layer``: the compaction that moved the item into the session's history
+    (``None``: an item of the view, or the title).
+    """
 
     session: SessionRow
     item_id: int | None
     item: str | None
+    layer: int | None = None
 
 
 class UserRow(NamedTuple):

@@ -47,6 +47,8 @@ class SearchHit(Protocol):
     def snippet(self) -> str: ...
     @property
     def parts(self) -> tuple[tuple[str, bool], ...]: ...
+    @property
+    def layer(self) -> int | None: ...
 
 
 class PruneReport(Protocol):
@@ -573,9 +575,11 @@ def hits_html(hits: Sequence[SearchHit]) -> str:
     for hit in hits[:NOTEBOOK_ROWS]:
         described = None if hit.item is None else describe(hit.item)
         where = "title" if hit.item is None else "item" if described is None else described[0]
+        where = cut(where, 40) + ("" if hit.layer is None else
+                                  f" (compacted history, layer {hit.layer})")
         session = hit.session
         rows.append([_h(_title(session)) or f"<code>{_h(session.session_id)}</code>",
-                     _h(cut(where, 40)), _marked(hit)])
+                     _h(where), _marked(hit)])
     return _box(f"<p>{len(hits):,} match{'es' if len(hits) != 1 else ''}</p>",
                 _table(["session", "matched in", "snippet"], rows, len(hits), "matches"))
 

@@ -44,6 +44,7 @@ from .repository import (
     DEFAULT_MESSAGES_TABLE,
     DEFAULT_SESSIONS_TABLE,
     PruneReport,
+    SearchHit,
     SessionRepository,
     is_connection_string,
 )
@@ -595,9 +596,9 @@ def _history_text(session: Session, total: int, history: list[tuple[int | None, 
 
 
 @command("search",
-         "search a user's conversations: words, \"quoted phrases\", prefix*; best match "
-         "first, one line each (session id, then the text around the match, matched words "
-         "in [brackets])",
+         "search a user's conversations, compacted history included: words, \"quoted "
+         "phrases\", prefix*; best match first, one line each (session id, then the text "
+         "around the match, matched words in [brackets])",
          _USER,
          arg("query", metavar="QUERY"),
          arg("--session", metavar="SESSION_ID", default=None,
@@ -612,9 +613,16 @@ def _search(args: argparse.Namespace) -> Output:
         hits = repo.search(args.user, args.query, limit=args.limit, session_id=args.session,
                            progress=progress)
     return Output([{"session_id": hit.session.session_id, "title": hit.item is None,
-                    "item": hit.item, "snippet": hit.snippet} for hit in hits],
-                  [f"{safe(hit.session.session_id)}  {'title: ' if hit.item is None else ''}"
-                   f"{safe(hit.snippet)}" for hit in hits] or ["no matches"])
+                    "item": hit.item, "snippet": hit.snippet, "layer": hit.layer}
+                   for hit in hits],
+                  [f"{safe(hit.session.session_id)}  {_where(hit)}{safe(hit.snippet)}"
+                   for hit in hits] or ["no matches"])
+
+
+def _where(hit: SearchHit) -> str:
+    if hit.item is None:
+        return "title: "
+    return "" if hit.layer is None else f"compacted (layer {hit.layer}): "
 
 
 @command("create", "create a session for a user; print its id",

@@ -184,16 +184,27 @@ class SearchHit:
     ``snippet`` is a short piece of its text with the matched words in
     ``[brackets]``; ``parts`` is the same piece as ``(text, matched)`` pairs,
     for an app that marks matches its own way (the text may hold brackets
-    too). A notebook shows a hit with its match marked.
+    too). ``layer`` says where the item is: ``None`` in the model's view
+    (:meth:`Session.get_items`), else in the compacted history
+    (:meth:`Session.iter_history`), moved there by the session's ``layer``-th
+    compaction; :attr:`compacted` says the same. A notebook shows a hit with
+    its match marked.
     """
 
     session: Session
     item: Any
     snippet: str
     parts: tuple[tuple[str, bool], ...] = field(default=(), compare=False)
+    layer: int | None = None
+
+    @property
+    def compacted(self) -> bool:
+        """Whether the item is one a compaction took out of the model's view."""
+        return self.layer is not None
 
     def __repr__(self) -> str:
-        return f"<SearchHit {self.session.session_id!r} {self.snippet!r}>"
+        where = "" if self.layer is None else f" (compacted history, layer {self.layer})"
+        return f"<SearchHit {self.session.session_id!r} {self.snippet!r}{where}>"
 
     def _repr_html_(self) -> str:
         return hits_html([self])
@@ -667,7 +678,10 @@ class SessionRepository:
         """Return the user's items (and session titles) that contain every word of ``query``.
 
         Best match first (ties: newest first); only ``user_id``'s sessions, or
-        only ``session_id`` of theirs. A query is words, ``"quoted phrases"``
+        only ``session_id`` of theirs. The items compaction moved into a
+        session's history are found too, their hits saying so
+        (:attr:`SearchHit.layer`); an earlier summary that a later compaction
+        replaced is not (it is in no transcript). A query is words, ``"quoted phrases"``
         and ``prefix*`` words; case and Latin accents are ignored, every other
         character separates words (see the README's "Search" section). Searched
         are the string values inside items and the session's ``title``, not
@@ -711,7 +725,7 @@ class SessionRepository:
                 item = session._decode(row.item_id or 0, row.item)
                 texts = list(item_texts(item))
             parts = snippet_parts(texts, terms)
-            hits.append(SearchHit(session, item, bracketed(parts), parts))
+            hits.append(SearchHit(session, item, bracketed(parts), parts, row.layer))
         return hits
 
     def find_session(self, session_id: str) -> Session | None:

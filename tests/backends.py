@@ -121,6 +121,10 @@ class Backend:
         """How many rows the search index has."""
         raise NotImplementedError
 
+    def history_index_drop(self, session_id: str) -> None:
+        """Take the search index's rows of ``session_id``'s compacted history out."""
+        raise NotImplementedError
+
     def history_rows(self) -> int:
         """How many rows the compacted history and its replacement marks have."""
         return int(self._query(
@@ -207,6 +211,10 @@ class SQLiteBackend(Backend):
 
     def index_rows(self) -> int:
         return int(self._query("SELECT count(*) FROM sessions_dal_search")[0][0])
+
+    def history_index_drop(self, session_id: str) -> None:
+        self._query("DELETE FROM sessions_dal_search_history WHERE rowid IN "
+                    "(SELECT n FROM sessions_dal_history WHERE session_id = ?)", session_id)
 
     def _query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -327,6 +335,10 @@ class PostgresBackend(Backend):
 
     def index_rows(self) -> int:
         return int(self._query("SELECT count(*) FROM sessions_dal_search")[0][0])
+
+    def history_index_drop(self, session_id: str) -> None:
+        self._query("UPDATE sessions_dal_history SET words = NULL WHERE session_id = %s",
+                    session_id)
 
     def _connect(self, schema: str | None = "") -> Any:
         import psycopg

@@ -1110,7 +1110,8 @@ def test_search_from_the_command_line(filled: Path) -> None:
     assert ok(filled, "search", "alice", "hi OR yo OR train*", "--limit", "5") == "no matches\n"
     hits = as_json(filled, "search", "alice", "hi")
     assert hits == [{"session_id": "trip", "title": False,
-                     "item": {"role": "user", "content": "hi"}, "snippet": "[hi]"}]
+                     "item": {"role": "user", "content": "hi"}, "snippet": "[hi]",
+                     "layer": None}]
     assert as_json(filled, "search", "alice", "trip")[0]["title"] is True
     assert as_json(filled, "search", "alice", "hi", "--limit", "0") == []
     assert "has no words" in fails(filled, "search", "alice", "--- ()")
@@ -1119,6 +1120,20 @@ def test_search_from_the_command_line(filled: Path) -> None:
     assert "no database at" in fails(filled, "--db", "elsewhere.db", "search", "alice", "x")
     assert not (filled / "elsewhere.db").exists()
     assert dump(filled / "sessions.db") == before  # searching never writes
+
+
+def test_search_says_which_hits_are_from_compacted_history(filled: Path) -> None:
+    with SessionRepository(filled / "sessions.db") as repo:
+        session = repo.get_session("alice", "trip")
+        assert session is not None
+        session.add_items(["zebra crossing", "zebra again"])
+        session.compact(["summary: a zebra"], upto=session.count_items() - 1)
+    lines = ok(filled, "search", "alice", "zebra").splitlines()
+    assert sorted(lines) == ["trip  [zebra] again", "trip  compacted (layer 1): [zebra] crossing",
+                             "trip  summary: a [zebra]"]
+    hits = as_json(filled, "search", "alice", "crossing")
+    assert hits == [{"session_id": "trip", "title": False, "item": "zebra crossing",
+                     "snippet": "zebra [crossing]", "layer": 1}]
 
 
 # -- roles (PostgreSQL's are in tests/postgres/test_pg_roles.py) ----------------------

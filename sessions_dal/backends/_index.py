@@ -1,8 +1,9 @@
 """How every backend words what it finds wrong with its search index, and names its steps.
 
 The index is derived from the items and the sessions' titles, by triggers
-(``schema.sql``, version 3); ``check()`` compares the two and
-``reindex()`` rebuilds what differs. Both backends report in these words.
+(``schema.sql``, version 3), and from the compacted history (version 9);
+``check()`` compares the two and ``reindex()`` rebuilds what differs. Both
+backends report in these words.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 __all__ = [
     "EXAMPLES",
     "EXTRA",
+    "INDEX_HISTORY",
     "INDEX_ITEMS",
     "INDEX_NEW",
     "INDEX_TITLES",
     "MISSING",
     "REPAIR",
+    "WRONG_HISTORY",
     "WRONG_OWNER",
     "WRONG_TITLES",
     "index_problem",
@@ -26,12 +29,15 @@ __all__ = [
 INDEX_ITEMS = "search index: items"
 INDEX_NEW = "search index: new items"
 INDEX_TITLES = "search index: session titles"
+INDEX_HISTORY = "search index: compacted history"
 """The steps of a reindex, as its progress names them."""
 
 MISSING = "item(s) with words have no row in it (by item id)"
 EXTRA = "row(s) of items that do not exist (by item id)"
 WRONG_OWNER = "item(s) indexed under another owner or session (by item id)"
 WRONG_TITLES = "session title(s) indexed otherwise than the metadata says (by session id)"
+WRONG_HISTORY = ("session(s) whose compacted history is indexed otherwise than it is "
+                 "(by session id)")
 
 REPAIR = "run 'sessions-dal reindex' (or repo.reindex())"
 EXAMPLES = 5

@@ -138,6 +138,7 @@ def use_every_call(roles: Roles, role: str) -> None:
         branch = repo.fork_session(alice, s.session_id, metadata={"title": "Branch"})
         assert branch.compact([{"content": "summary"}], upto=1) == 1  # history, marks
         assert list(branch.iter_history()) == [{"role": "user", "content": "rome by train"}]
+        assert [h.layer for h in repo.search(alice, "rome", session_id=branch.session_id)] == [1]
         branch.clear_session()  # and its history erased
         assert branch.get_items() == []
         assert alice in [u.user_id for u in repo.get_users()]
@@ -189,6 +190,10 @@ def test_every_right_printed_is_needed(roles: Roles, tmp_path: Path) -> None:
               for p in ("SELECT", "INSERT", "UPDATE", "DELETE")]
     rights += [f"{p} ON TABLE {s}agent_messages" for p in ("SELECT", "INSERT", "DELETE")]
     rights += [f"{p} ON TABLE {s}sessions_dal_search_queue" for p in ("SELECT", "UPDATE",
+                                                                       "DELETE")]
+    rights += [f"{p} ON TABLE {s}sessions_dal_history" for p in ("SELECT", "INSERT", "UPDATE",
+                                                                  "DELETE")]
+    rights += [f"{p} ON TABLE {s}sessions_dal_replacements" for p in ("SELECT", "INSERT",
                                                                        "DELETE")]
     rights += [f"SELECT ON TABLE {s}sessions_dal_migrations",
                f"USAGE ON SEQUENCE {s}agent_messages_id_seq", f"USAGE ON SCHEMA {roles.schema}",
@@ -271,6 +276,29 @@ def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgra
                 (True, writes, writes)]
 
 
+def test_a_role_granted_at_version_8_keeps_every_call_after_the_history_gets_its_index(
+        roles: Roles, tmp_path: Path) -> None:
+    with psycopg.connect(roles.url(roles.owner), autocommit=True) as conn:
+        apply_migrations(conn, "the owner's", SQL(roles.schema, "agent_sessions", "agent_messages"),
+                         MIGRATIONS[:8])
+    reader = roles.new_role("reader")
+    history = f"{roles.schema}.sessions_dal_history"
+    for role, rights in ((roles.app, "SELECT, INSERT, UPDATE, DELETE"), (reader, "SELECT")):
+        roles.run(f"GRANT USAGE ON SCHEMA {roles.schema} TO {role}", role=roles.owner)
+        roles.run(f"GRANT {rights} ON ALL TABLES IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+        roles.run(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+        roles.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {roles.schema} TO {role}",
+                  role=roles.owner)
+    roles.run(f"REVOKE UPDATE ON {history} FROM {roles.app}", role=roles.owner)  # as 8 granted
+    migrated(roles, tmp_path)
+    use_every_call(roles, roles.app)
+    for role, writes in ((roles.app, True), (reader, False)):
+        assert roles.run("SELECT has_table_privilege(%s, %s, 'UPDATE')", role, history) == [
+            (writes,)]
+
+
 def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,
                                                                tmp_path: Path) -> None:
     migrated(roles, tmp_path)
@@ -285,7 +313,7 @@ def test_grant_apply_runs_in_one_transaction_as_the_owner_only(roles: Roles,
     error = fails(tmp_path, *owner, "grant", "no_such_role_here", "--apply")
     assert 'role "no_such_role_here" does not exist' in error and "CREATE ROLE" in error
     applied = as_json(tmp_path, *owner, "grant", other, "--apply")
-    assert applied["applied"] is True and len(applied["statements"]) == 8
+    assert applied["applied"] is True and len(applied["statements"]) == 9
     assert _has_rights(roles, other)
     use_every_call(roles, other)
 
@@ -300,7 +328,7 @@ def test_grants_name_the_tables_the_repository_was_given(roles: Roles, tmp_path:
     with SessionRepository(roles.url(roles.owner), **names) as repo:
         statements = repo.grant(roles.app, dry_run=True)
         assert '"Chat_Messages"' in statements[2] and '"chat_sessions"' in statements[1]
-        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[6]
+        assert f'USAGE ON SEQUENCE "{roles.schema}"."Chat_Messages_id_seq"' in statements[7]
         assert repo.grant(roles.app) == statements
     with SessionRepository(roles.url(roles.app), **names) as repo:
         repo.create_session("alice", metadata={"title": "Rome"}).add_items(["rome"])

@@ -378,3 +378,28 @@ def test_a_version_3_database_is_indexed_by_the_text_rules_of_version_4(
         assert found("東" * 500 + "*") == [old[2]] and found("y") == [old[2]]
         assert found("naples") == [None] and found("tonaples") == []
         assert found("surrogate") == [old[3]]
+
+
+def test_a_version_8_database_s_history_gets_its_words(pg: PostgresBackend) -> None:
+    sql = SQL(pg.schema, "agent_sessions", "agent_messages")
+    with psycopg.connect(pg.target, autocommit=True) as conn:
+        assert _schema.apply_migrations(conn, "test", sql, _schema.MIGRATIONS[:8]) == 8
+        conn.execute("INSERT INTO agent_users VALUES ('alice', '2026-01-01T00:00:00Z')")
+        for session_id in ("s", "nobodys"):
+            conn.execute("INSERT INTO agent_sessions (session_id) VALUES (%s)", [session_id])
+            conn.execute("INSERT INTO agent_messages (session_id, message_data) "
+                         "VALUES (%s, '\"sum\"')", [session_id])
+            for n, text in enumerate(['"rome by train"', '"naples"', '"old sum"']):
+                conn.execute("INSERT INTO sessions_dal_history (session_id, id, layer, "
+                             "replaced, message_data, created_at) VALUES (%s, %s, 1, %s, %s, "
+                             "'2026-01-01')", [session_id, n + 1, n == 2, text])
+        conn.execute("INSERT INTO agent_user_sessions (session_id, user_id, created_at, "
+                     "updated_at) VALUES ('s', 'alice', '2026-01-01Z', '2026-01-01Z')")
+    with pg.open() as repo:
+        assert pg.migrations_recorded() == ALL
+        assert [(h.item, h.layer) for h in repo.search("alice", "rome")] == [("rome by train", 1)]
+        assert repo.search("alice", "old") == [] and repo.check() == []
+        repo.claim_session("alice", "nobodys")
+        assert sorted(h.session.session_id for h in repo.search("alice", "rome")) == [
+            "nobodys", "s"]
+    assert pg._query("SELECT count(*) FROM sessions_dal_history WHERE words IS NULL") == [(2,)]

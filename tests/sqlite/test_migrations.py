@@ -367,6 +367,8 @@ def test_file_of_sessions_dal_0_1_upgrades_in_place(db_path: Path) -> None:
                                               "'trigger'")} == {
         "sessions_dal_activity_on_update", "sessions_dal_activity_on_delete",
         "sessions_dal_history_on_delete",
+        *(f"sessions_dal_search_history_on_{event}"
+          for event in ("insert", "delete", "own", "disown")),
         *(f"sessions_dal_search_on_{event}"
           for event in ("delete", "own", "own_title", "disown", "disown_items", "title"))}
     assert recorded(db_path) == list(range(1, SCHEMA_VERSION + 1))
@@ -441,3 +443,53 @@ def test_a_version_6_file_reads_titles_through_the_view_of_version_7(db_path: Pa
         repo.create_session("alice", metadata={"title": "Milan\u0000visit"})
         assert [h.snippet for h in repo.search("alice", "visit")] == ["Milan [visit]"]
         assert repo.check() == []
+
+
+def test_a_version_8_file_s_history_is_renumbered_and_indexed_in_order(db_path: Path) -> None:
+    with SessionRepository(db_path) as repo:
+        s = repo.create_session("alice", session_id="s")
+        s.add_items(["rome a", "rome b", "c", "d"])
+        s.compact(["S1"], upto=2)
+        t = repo.create_session("bob", session_id="t")
+        t.add_items(["rome for bob", "e"])
+        t.compact(["T1"], upto=1)
+        s.compact(["S2"], upto=2)  # S1 and c: S1 compacted in turn
+    conn = sqlite3.connect(db_path)
+    with conn:  # back to version 8's history table, as that version left the file
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'sessions_dal_search_history%'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("DROP VIEW sessions_dal_search_history_words")
+        conn.execute("DROP TABLE sessions_dal_search_history")
+        (trigger,) = conn.execute("SELECT sql FROM sqlite_master WHERE "
+                                  "name = 'sessions_dal_history_on_delete'").fetchone()
+        conn.execute("DROP TRIGGER sessions_dal_history_on_delete")
+        conn.execute("CREATE TABLE h8 (session_id TEXT NOT NULL, id INTEGER NOT NULL, "
+                     "layer INTEGER NOT NULL, replaced INTEGER NOT NULL DEFAULT 0, "
+                     "message_data TEXT NOT NULL, created_at TEXT, "
+                     "PRIMARY KEY (session_id, layer, id)) WITHOUT ROWID")
+        # In an order that is not the history's, as a v8 file may hold them.
+        conn.execute("INSERT INTO h8 SELECT session_id, id, layer, replaced, message_data, "
+                     "created_at FROM sessions_dal_history ORDER BY n DESC")
+        conn.execute("DROP TABLE sessions_dal_history")
+        conn.execute("ALTER TABLE h8 RENAME TO sessions_dal_history")
+        conn.execute(trigger)
+        conn.execute("DELETE FROM sessions_dal_migrations WHERE version = 9")
+    conn.close()
+    with SessionRepository(db_path) as repo:
+        assert repo.info().schema_version == SCHEMA_VERSION == 9
+        s2, t2 = repo.get_session("alice", "s"), repo.get_session("bob", "t")
+        assert s2 is not None and t2 is not None
+        assert list(s2.iter_history()) == ["rome a", "rome b", "c", "d"]
+        assert list(t2.iter_history()) == ["rome for bob", "e"]
+        assert [(h.item, h.layer) for h in repo.search("alice", "rome", limit=None)] == [
+            ("rome b", 1), ("rome a", 1)]
+        assert [(h.item, h.layer) for h in repo.search("bob", "rome")] == [("rome for bob", 1)]
+        assert repo.check() == []
+        s2.compact(["S3"])  # and the history goes on from there
+        assert list(s2.iter_history()) == ["rome a", "rome b", "c", "d"]
+        assert [h.layer for h in repo.search("alice", "d")] == [3]
+    assert rows(db_path, "SELECT n, session_id, layer, id FROM sessions_dal_history "
+                         "WHERE n <= 5 ORDER BY n") == sorted(
+        rows(db_path, "SELECT n, session_id, layer, id FROM sessions_dal_history WHERE n <= 5"),
+        key=lambda row: (row[1], row[2], row[3]))

@@ -104,6 +104,56 @@ def test_without_fts5_search_says_so_and_everything_else_works(
         assert [h.item for h in repo.search("alice", "rome")] == ["rome again"]
 
 
+def test_history_compacted_without_fts5_is_found_once_an_sqlite_with_it_opens_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.db"
+    monkeypatch.setattr(_schema, "has_fts5", lambda conn: False)
+    monkeypatch.setattr("sessions_dal.backends.sqlite.store.has_fts5", lambda conn: False)
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", session_id="s")
+        s.add_items(["rome by train", "naples"])
+        s.compact(["summary"], upto=1)
+        fork = repo.fork_session("alice", "s").session_id
+        with pytest.raises(SearchUnavailableError, match="FTS5"):
+            repo.search("alice", "rome")
+    monkeypatch.undo()
+    with SessionRepository(path) as repo:
+        hits = repo.search("alice", "rome")
+        assert sorted((h.session.session_id, h.item, h.layer) for h in hits) == sorted([
+            (fork, "rome by train", 1), ("s", "rome by train", 1)])
+        assert repo.check() == []
+
+
+def test_a_file_whose_history_index_alone_is_missing_gets_it_back(tmp_path: Path) -> None:
+    # As a file that an SQLite without FTS5 took from version 8 to 9 leaves it.
+    path = tmp_path / "x.db"
+    with SessionRepository(path) as repo:
+        s = repo.create_session("alice", session_id="s")
+        s.add_items(["rome by train", "naples"])
+        s.compact(["summary"], upto=1)
+    conn = sqlite3.connect(path)
+    with conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name LIKE 'sessions_dal_search_history%'").fetchall():
+            conn.execute(f'DROP TRIGGER "{name}"')
+        conn.execute("DROP VIEW sessions_dal_search_history_words")
+        conn.execute("DROP TABLE sessions_dal_search_history")
+    conn.close()
+    with SessionRepository(path, read_only=True) as reader:  # cannot build it: the view only
+        assert [h.item for h in reader.search("alice", "rome naples")] == []
+        assert [h.item for h in reader.search("alice", "summary")] == ["summary"]
+    with SessionRepository(path) as repo:
+        assert [(h.item, h.layer) for h in repo.search("alice", "rome")] == [
+            ("rome by train", 1)]
+        s2 = repo.get_session("alice", "s")
+        assert s2 is not None
+        s2.compact(["summary 2"])  # the triggers are back too
+        assert [(h.item, h.layer) for h in repo.search("alice", "summary")] == [
+            ("summary 2", None)]
+        assert repo.check() == []
+
+
 def test_a_version_3_file_is_indexed_by_the_text_rules_of_version_4(tmp_path: Path) -> None:
     # Version 3 indexed a string only up to a NUL in it, a title too.
     path = tmp_path / "v3.db"

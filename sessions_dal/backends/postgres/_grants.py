@@ -17,9 +17,10 @@ public call as a role with exactly these, and checks that each is needed):
   indexes the items appended since the last one, and takes their rows out of
   the queue, locking them first; inserts add rows through a trigger that
   runs as the tables' owner);
-- ``SELECT, INSERT, DELETE`` on ``sessions_dal_history`` and
-  ``sessions_dal_replacements`` (compaction moves items there; clearing a
-  session erases them);
+- ``SELECT, INSERT, UPDATE, DELETE`` on ``sessions_dal_history`` and
+  ``SELECT, INSERT, DELETE`` on ``sessions_dal_replacements`` (compaction
+  moves items there; clearing a session erases them; the ownership trigger
+  gives a claimed session's history its owner in the history's search words);
 - ``SELECT`` on ``sessions_dal_migrations`` (each open reads the version);
 - ``EXECUTE`` on the four pure functions that trigger, ``check()`` and
   ``reindex()`` call, which ``PUBLIC`` has unless the database revokes it by
@@ -106,8 +107,10 @@ def grant_statements(conn: _Conn, path: str, sql: SQL, role: str, *, read_only: 
             tables(sql.messages_table), to),
         pg.SQL("GRANT SELECT, UPDATE, DELETE ON TABLE {} TO {}").format(
             tables("sessions_dal_search_queue"), to),
+        pg.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {}").format(
+            tables("sessions_dal_history"), to),
         pg.SQL("GRANT SELECT, INSERT, DELETE ON TABLE {} TO {}").format(
-            tables("sessions_dal_history", "sessions_dal_replacements"), to),
+            tables("sessions_dal_replacements"), to),
         pg.SQL("GRANT SELECT ON TABLE {} TO {}").format(tables("sessions_dal_migrations"), to),
     ]
     sequence = conn.execute(

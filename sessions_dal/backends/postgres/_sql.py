@@ -163,26 +163,53 @@ class SQL:
         # The index's rows with the owner's lexeme (schema.sql, version 3) and
         # the words; ownership checked again from the table itself. Best first
         # (ts_rank, by the log of their length, as bm25 favours the shorter),
-        # ties newest first, items before titles (a title's row is minus its seq).
+        # ties newest first: view items, then the compacted history's (version
+        # 9: the latest compaction's first), then titles (a title's row is
+        # minus its seq). A row: (id, text, the session's columns, layer
+        # (NULL but for history), kind (2 view item, 1 history item, 0 title)).
         owned_columns = (f"o.session_id, o.user_id, o.metadata, {finite.format('o.created_at')}, "
                          f"{finite.format('o.updated_at')}, o.seq")
-        def search(source: str) -> str:
-            return (
-                "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
-                f"FROM to_tsquery('simple', %(query)s) AS q, {source} s "
-                "WHERE s.words @@ q ORDER BY score DESC, s.item_id > 0 DESC, abs(s.item_id) DESC "
-                "LIMIT %(limit)s) "
-                f"SELECT h.item_id, m.message_data, {owned_columns} FROM hits h "
+        history = self.table("sessions_dal_history")
+
+        def search(source: str, kept: bool) -> str:
+            items = (
+                f"SELECT h.item_id, m.message_data, {owned_columns}, NULL::integer AS layer, "
+                "CASE WHEN h.item_id > 0 THEN 2 ELSE 0 END AS kind, h.score, "
+                "NULL::timestamp AS at, abs(h.item_id) AS position FROM hits h "
                 f"JOIN {owners} o ON o.session_id = h.session_id AND o.user_id = %(user)s "
                 f"LEFT JOIN {m} m ON h.item_id > 0 AND m.id = h.item_id "
                 "AND m.session_id = h.session_id "
                 # An index row of an item that is gone (a damaged index: check()
                 # reports it) is no hit, as on SQLite; a title's row has no item.
-                "WHERE h.item_id < 0 OR m.id IS NOT NULL "
-                "ORDER BY h.score DESC, h.item_id > 0 DESC, abs(h.item_id) DESC"
+                "WHERE h.item_id < 0 OR m.id IS NOT NULL"
+            )
+            hits = (
+                "WITH hits AS (SELECT s.item_id, s.session_id, ts_rank(s.words, q, 1) AS score "
+                f"FROM to_tsquery('simple', %(query)s) AS q, {source} s "
+                "WHERE s.words @@ q ORDER BY score DESC, s.item_id > 0 DESC, abs(s.item_id) DESC "
+                "LIMIT %(limit)s)"
+            )
+            if not kept:
+                return f"{hits} {items} ORDER BY score DESC, kind DESC, position DESC"
+            return (
+                f"{hits}, kept AS (SELECT k.id, k.session_id, k.layer, k.created_at, "
+                "k.message_data, ts_rank(k.words, q, 1) AS score "
+                f"FROM to_tsquery('simple', %(query)s) AS q, {history} k WHERE k.words @@ q "
+                "ORDER BY score DESC, k.layer DESC, k.created_at DESC, k.id DESC "
+                f"LIMIT %(limit)s) {items} UNION ALL "
+                f"SELECT k.id, k.message_data, {owned_columns}, k.layer, 1, k.score, "
+                f"k.created_at, k.id FROM kept k JOIN {owners} o "
+                "ON o.session_id = k.session_id AND o.user_id = %(user)s "
+                "ORDER BY score DESC, kind DESC, layer DESC, at DESC, position DESC "
+                "LIMIT %(limit)s"
             )
 
-        self.search = search(search_table)
+        self.search = {kept: search(search_table, kept) for kept in (False, True)}
+        # Whether the search index, and the history's words (version 9), exist.
+        self.search_tables = (
+            "SELECT to_regclass(%s) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attname = 'words' AND NOT attisdropped)"
+        )
         # The items of the queue's ranges (schema.sql, version 6): not indexed
         # yet, or indexed and queued again by an overlapping range.
         queued = (f"SELECT DISTINCT m.id FROM {queue} q JOIN {m} m "
@@ -190,14 +217,18 @@ class SQL:
         # A read-only repository cannot index them: it computes the words of
         # the user's queued items as it searches, in place of their rows (once
         # each: OFFSET 0, see fresh_items).
-        self.search_with_queued = "WITH queued AS MATERIALIZED (" + queued + "), " + search(
+        with_queued = (
             f"(SELECT item_id, session_id, words FROM {search_table} i WHERE NOT EXISTS "
             "(SELECT 1 FROM queued WHERE queued.id = i.item_id) "
             "UNION ALL SELECT * FROM (SELECT m.id, m.session_id, "
             f"{words_fn}(m.message_data) || {owner_fn}(o.user_id, m.session_id) "
             f"FROM queued JOIN {m} m ON m.id = queued.id JOIN {owners} o "
             "ON o.session_id = m.session_id AND o.user_id = %(user)s OFFSET 0) AS fresh)"
-        )[len("WITH "):]
+        )
+        self.search_with_queued = {
+            kept: "WITH queued AS MATERIALIZED (" + queued + "), "
+                  + search(with_queued, kept)[len("WITH "):]
+            for kept in (False, True)}
         self.queue_table = queue
         self.queue_last = f"SELECT max(id), count(*) FROM {queue}"
         self.queue_left = f"SELECT EXISTS (SELECT 1 FROM {queue} WHERE id <= %s)"
@@ -602,6 +633,30 @@ class SQL:
             "WHERE (f.session_id, f.words) IS DISTINCT FROM (s.session_id, s.words) "
             "ORDER BY 1"
         )
+        # The compacted history's words (schema.sql, version 9) as its trigger
+        # writes them; check and reindex compare every row's.
+        fresh_words = (
+            f"CASE WHEN h.replaced THEN NULL ELSE nullif({words_fn}(h.message_data), "
+            f"''::tsvector) || {owner_fn}((SELECT o.user_id FROM {owners} o "
+            "WHERE o.session_id = h.session_id), h.session_id) END"
+        )
+        fresh_history = (
+            f"SELECT h.session_id, h.layer, h.created_at, h.id, {fresh_words} AS words "
+            f"FROM {history} h OFFSET 0"
+        )
+        self.index_wrong_history = (
+            f"SELECT DISTINCT f.session_id FROM ({fresh_history}) f JOIN {history} h "
+            "ON (h.session_id, h.layer, h.created_at, h.id) "
+            "= (f.session_id, f.layer, f.created_at, f.id) "
+            "WHERE h.words IS DISTINCT FROM f.words ORDER BY 1"
+        )
+        self.reindex_history = (
+            f"WITH fixed AS (UPDATE {history} h SET words = f.words FROM ({fresh_history}) f "
+            "WHERE (h.session_id, h.layer, h.created_at, h.id) "
+            "= (f.session_id, f.layer, f.created_at, f.id) "
+            "AND h.words IS DISTINCT FROM f.words RETURNING 1) SELECT count(*) FROM fixed"
+        )
+
         def repair(fresh: str, stored: str) -> str:
             return (
                 f"WITH fresh AS MATERIALIZED ({fresh}), "

@@ -812,3 +812,92 @@ BEGIN
             CASE WHEN granted.grantee = 0 THEN 'PUBLIC' ELSE granted.grantee::regrole::text END);
     END LOOP;
 END$$;
+
+-- version: 9
+-- Search: the compacted history is searched too, from an index of its own that triggers keep.
+
+-- As on SQLite (see its schema.sql, version 9), written as the history is
+-- (by a compaction, a fork or an import): here a column of the history's
+-- own rows, words, as sessions_dal_search's rows have them (the item's words
+-- and its owner's lexemes; NULL: no words, or an earlier replacement
+-- compacted in turn, which is no history), and a GIN index on it.
+ALTER TABLE sessions_dal_history ADD COLUMN IF NOT EXISTS words tsvector;
+
+CREATE INDEX IF NOT EXISTS idx_sessions_dal_history_words
+    ON sessions_dal_history USING gin (words);
+
+-- On an insert, and on an update of what the words come from. Runs as the
+-- caller, as the ownership trigger does: a role that may write the history
+-- may call the pure functions (see _grants.py).
+CREATE OR REPLACE FUNCTION sessions_dal_history_on_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found tsvector;
+BEGIN
+    found := CASE WHEN NEW.replaced THEN ''::tsvector
+                  ELSE sessions_dal_words(NEW.message_data) END;
+    NEW.words := CASE WHEN found = ''::tsvector THEN NULL ELSE found || sessions_dal_owner(
+        (SELECT user_id::text FROM agent_user_sessions WHERE session_id = NEW.session_id),
+        NEW.session_id) END;
+    RETURN NEW;
+END$$;
+
+CREATE OR REPLACE TRIGGER sessions_dal_history_on_insert
+BEFORE INSERT OR UPDATE OF session_id, replaced, message_data ON sessions_dal_history
+FOR EACH ROW EXECUTE FUNCTION sessions_dal_history_on_insert();
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_history_on_insert() FROM PUBLIC;
+
+-- A session claimed or created: its history's rows take the owner's lexemes,
+-- as its items' do (one more index lookup, for a session with no history).
+CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM sessions_dal_search WHERE item_id = -OLD.seq;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        UPDATE sessions_dal_search
+        SET words = ts_filter(words, '{b,c,d}')
+                    || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
+        WHERE session_id = NEW.session_id AND item_id > 0;
+        UPDATE sessions_dal_history
+        SET words = ts_filter(words, '{b,c,d}')
+                    || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
+        WHERE session_id = NEW.session_id AND words IS NOT NULL;
+    END IF;
+    INSERT INTO sessions_dal_search (item_id, session_id, words)
+    SELECT -NEW.seq, NEW.session_id, words
+        || sessions_dal_owner(NEW.user_id::text, NEW.session_id)
+    FROM (SELECT sessions_dal_title_words(NEW.metadata) AS words) AS title
+    WHERE words <> ''::tsvector;
+    RETURN NULL;
+END$$;
+
+-- That trigger runs as the caller, who now updates the history's words: a
+-- role an older sessions_dal granted the right to write the history (DELETE)
+-- gets UPDATE on it too, and keeps working.
+DO $$
+DECLARE
+    granted record;
+BEGIN
+    FOR granted IN
+        SELECT DISTINCT acl.grantee
+        FROM pg_class AS c, aclexplode(c.relacl) AS acl
+        WHERE c.oid = 'sessions_dal_history'::regclass AND acl.grantee <> c.relowner
+          AND acl.privilege_type = 'DELETE'
+    LOOP
+        EXECUTE format('GRANT UPDATE ON TABLE %s TO %s', 'sessions_dal_history'::regclass,
+            CASE WHEN granted.grantee = 0 THEN 'PUBLIC' ELSE granted.grantee::regrole::text END);
+    END LOOP;
+END$$;
+
+-- The history already kept (version 8's compactions).
+UPDATE sessions_dal_history
+SET words = nullif(sessions_dal_words(message_data), ''::tsvector) || sessions_dal_owner(
+    (SELECT user_id::text FROM agent_user_sessions o WHERE o.session_id = sessions_dal_history.session_id),
+    session_id)
+WHERE NOT replaced;

@@ -14,6 +14,7 @@ before it appends, pops or clears, so its writers and ours take turns too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -48,6 +49,7 @@ from .._index import (
     INDEX_NEW,
     INDEX_TITLES,
     MISSING,
+    WRONG_HISTORY,
     WRONG_OWNER,
     WRONG_TITLES,
     index_problem,
@@ -319,29 +321,32 @@ class PostgresStore(SharedStore):
 
     def search(self, user_id: str, terms: tuple[Term, ...], session_id: str | None,
                limit: int | None) -> list[SearchRow]:
-        if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
+        sql = self._sql
+        indexed, kept = self._db.fetchone(sql.search_tables, (
+            sql.search_table, sql.table("sessions_dal_history")))
+        if not indexed:
             raise self._no_search()
         query = _tsquery(user_id, session_id, terms)
         if query is None:
             return []
         parameters = {"query": query, "limit": limit, "user": user_id}
-        statement = self._sql.search
         if not self._db.read_only:
-            try:
-                if self._index_queued()[1]:
-                    # Rows another transaction holds (a queue compaction's):
-                    # their items' words are computed as the search reads.
-                    statement = self._sql.search_with_queued
-            except (DatabaseLockedError, ReadOnlyDatabaseError):
-                # A delete held the index past busy_timeout, or this role may
-                # not take rows out of the queue (granted before version 6):
-                # search as a read-only repository does.
-                statement = self._sql.search_with_queued
-        elif self._db.fetchone(self._sql.table_exists, (self._sql.queue_table,))[0]:
-            statement = self._sql.search_with_queued
-        # else a database of version 5 or older: its triggers kept the index whole
-        rows = self._db.fetchall(statement, parameters)
-        return [SearchRow(_owned(row[2:]), row[0] if row[0] > 0 else None, row[1])
+            # A delete may hold the index past busy_timeout, or this role may
+            # not take rows out of the queue (granted before version 6): then
+            # searched as a read-only repository searches.
+            with contextlib.suppress(DatabaseLockedError, ReadOnlyDatabaseError):
+                self._index_queued()
+        # The queue's items, indexed or not, are searched with their words
+        # computed as the search reads (usually none: a read-write search has
+        # just indexed them): what a compaction copied since, or another
+        # transaction holds, or what a read-only repository cannot index.
+        statements = self._sql.search_with_queued
+        if self._db.read_only and not self._db.fetchone(
+                self._sql.table_exists, (self._sql.queue_table,))[0]:
+            statements = self._sql.search  # version 5 or older: triggers kept it whole
+        rows = self._db.fetchall(statements[kept], parameters)
+        # (id, text, the session's columns, layer, kind, ...): see SQL.search
+        return [SearchRow(_owned(row[2:8]), row[0] if row[9] else None, row[1], row[8])
                 for row in rows]
 
     def _index_queued(self) -> tuple[int, bool]:
@@ -600,7 +605,15 @@ class PostgresStore(SharedStore):
                 (sql.index_extra, EXTRA, None),
                 (sql.index_wrong_owner, WRONG_OWNER, None),
                 (sql.index_wrong_titles, WRONG_TITLES, everything),
+                *([(sql.index_wrong_history, WRONG_HISTORY, None)]
+                  if self._history_indexed(conn) else []),
             ) for problem in index_problem(what, conn.execute(statement, parameters))]
+
+    def _history_indexed(self, conn: _Conn) -> bool:
+        """Whether the compacted history has its words (schema version 9)."""
+        row = conn.execute(self._sql.search_tables, (
+            self._sql.search_table, self._sql.table("sessions_dal_history"))).fetchone()
+        return bool(row and row[1])
 
     def update_search_index(self) -> int:
         if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
@@ -632,7 +645,16 @@ class PostgresStore(SharedStore):
                 (INDEX_TITLES, sql.title_range, sql.reindex_titles, sql.nth_title_after)):
             first, last = self._db.fetchone(span)
             in_batches(step, first, last, batch(statement), nth_after(nth))
+        if self._db.read(self._history_indexed):
+            repaired += self._db.write(self._repair_history)
         return repaired
+
+    def _repair_history(self, conn: _Conn) -> int:
+        # Written as the history's trigger writes it: whoever writes a row
+        # meanwhile waits for this one's lock, then writes what is right.
+        conn.execute(self._sql.no_parallel)
+        row = conn.execute(self._sql.reindex_history).fetchone()
+        return int(row[0])  # type: ignore[index]
 
     def _repair(self, conn: _Conn, statement: str, after: int, upto: int) -> int:
         conn.execute(self._sql.lock_index)

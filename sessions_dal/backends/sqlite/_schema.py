@@ -146,8 +146,16 @@ def _migrate(conn: sqlite3.Connection, path: str, sql: SQL, migration: Migration
     return applied + 1
 
 
-def _needs_fts5(migration: Migration) -> bool:
-    return any("USING fts5" in statement for statement in migration.statements)
+_FTS5_TABLE = re.compile(r"CREATE VIRTUAL TABLE IF NOT EXISTS (\w+) USING fts5")
+
+
+def _index_made(migration: Migration) -> str | None:
+    """The name of the search index ``migration`` makes (it needs FTS5), if any."""
+    for statement in migration.statements:
+        match = _FTS5_TABLE.search(statement)
+        if match:
+            return match.group(1)
+    return None
 
 
 def has_fts5(conn: sqlite3.Connection) -> bool:
@@ -203,24 +211,30 @@ def _execute(conn: sqlite3.Connection, sql: SQL, migration: Migration, statement
 
 
 def ensure_search(db: Database, sql: SQL) -> bool:
-    """Build the search index of a file migrated by an SQLite without FTS5; True if built."""
-    search = next((m for m in MIGRATIONS if _needs_fts5(m)), None)
-    if search is None or not db.read(_lacks_index, search):
+    """Build the search indexes of a file migrated by an SQLite without FTS5 (the
+    items' of version 3, the history's of version 9, or only the latter); True
+    if built."""
+    if not any(_index_made(m) for m in MIGRATIONS) or db.read(_first_missing) is None:
         return False
-    return bool(db.write(_build_index, sql, search))
+    return bool(db.write(_build_index, sql))
 
 
-def _lacks_index(conn: sqlite3.Connection, search: Migration) -> bool:
-    return (schema_version(conn)[0] >= search.version and has_fts5(conn)
-            and not _table_exists(conn, "sessions_dal_search"))
+def _first_missing(conn: sqlite3.Connection) -> Migration | None:
+    """The first migration the file has had whose index is missing, if FTS5 can make it."""
+    version = schema_version(conn)[0]
+    missing = (m for m in MIGRATIONS if m.version <= version and (name := _index_made(m))
+               and not _table_exists(conn, name))
+    first = next(missing, None)
+    return first if first is not None and has_fts5(conn) else None
 
 
-def _build_index(conn: sqlite3.Connection, sql: SQL, search: Migration) -> bool:
-    if not _lacks_index(conn, search):  # another process built it meanwhile
+def _build_index(conn: sqlite3.Connection, sql: SQL) -> bool:
+    first = _first_missing(conn)
+    if first is None:  # another process built it meanwhile
         return False
     version = schema_version(conn)[0]
     for migration in MIGRATIONS:
-        if search.version <= migration.version <= version:
+        if first.version <= migration.version <= version:
             _run(conn, sql, migration, target=version, only_search=True)
     return True
 

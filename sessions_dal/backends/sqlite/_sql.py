@@ -97,6 +97,16 @@ class SQL:
         self.optimize_search_index = (
             "INSERT INTO sessions_dal_search (sessions_dal_search) VALUES ('optimize')"
         )
+        # The compacted history's index (schema.sql, version 9), merged as the
+        # items' is by every erasing call (a no-op when nothing changed).
+        self.optimize_history_index = (
+            "INSERT INTO sessions_dal_search_history (sessions_dal_search_history) "
+            "VALUES ('optimize')"
+        )
+        self.has_history_index = (
+            "SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
+            "AND name = 'sessions_dal_search_history'"
+        )
         self.has_search_index = (
             "SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
             "AND name = 'sessions_dal_search'"
@@ -457,20 +467,33 @@ class SQL:
             "WHERE seq > :after AND seq <= :upto"
         )
 
-        def differing(fresh: str, stored: str) -> str:
+        # A compacted history item's: schema.sql's view (version 9), as for titles.
+        fresh_history = (
+            "SELECT n AS id, words, owner FROM sessions_dal_search_history_words "
+            "WHERE n > :after AND n <= :upto"
+        )
+
+        def differing(fresh: str, stored: str, index: str = "sessions_dal_search") -> str:
             """The row ids where what is stored is not what ``fresh`` says (either way)."""
             return (
-                f"SELECT f.id FROM ({fresh}) f LEFT JOIN sessions_dal_search s "
+                f"SELECT f.id FROM ({fresh}) f LEFT JOIN {index} s "
                 "ON s.rowid = f.id WHERE f.words IS NOT NULL AND (s.rowid IS NULL "
                 f"OR s.words IS NOT f.words OR {stored_owner} IS NOT f.owner) "
-                f"UNION SELECT s.rowid FROM sessions_dal_search s WHERE {stored} "
+                f"UNION SELECT s.rowid FROM {index} s WHERE {stored} "
                 f"AND s.rowid NOT IN (SELECT id FROM ({fresh}) WHERE words IS NOT NULL)"
             )
 
         self.index_differs = {
             "items": differing(fresh_items, "s.rowid > max(:after, 0) AND s.rowid <= :upto"),
             "titles": differing(fresh_titles, "s.rowid >= -:upto AND s.rowid < -:after"),
+            "history": differing(fresh_history, "s.rowid > :after AND s.rowid <= :upto",
+                                 "sessions_dal_search_history"),
         }
+        self.index_wrong_history = (
+            "SELECT DISTINCT coalesce(h.session_id, 'row ' || d.id) FROM ("
+            f"{self.index_differs['history']}) d LEFT JOIN sessions_dal_history h "
+            "ON h.n = d.id ORDER BY 1"
+        )
         self.index_wrong_titles = (
             "SELECT coalesce(o.session_id, 'row ' || d.id) FROM ("
             f"{self.index_differs['titles']}) d LEFT JOIN agent_user_sessions o "
@@ -528,6 +551,15 @@ class SQL:
                 "WHERE words IS NOT NULL AND id IN (SELECT value FROM json_each(:ids))",
             ) for name, fresh in (("items", fresh_items), ("titles", fresh_titles))
         }
+        history_scrub = (f"UPDATE sessions_dal_search_history SET {scrub('words')}, "
+                         f"{scrub('owner')}")
+        self.index_rewrite["history"] = (
+            f"{history_scrub} WHERE {listed}",
+            f"DELETE FROM sessions_dal_search_history WHERE {listed}",
+            "INSERT INTO sessions_dal_search_history (rowid, words, owner) "
+            f"SELECT id, words, owner FROM ({fresh_history}) "
+            "WHERE words IS NOT NULL AND id IN (SELECT value FROM json_each(:ids))",
+        )
         # The ranges to cover: (least, greatest) of what it is derived from,
         # then of what is stored.
         self.index_ranges = {
@@ -543,52 +575,75 @@ class SQL:
                 "(SELECT -max(rowid) FROM sessions_dal_search WHERE rowid <= 0), "
                 "(SELECT -min(rowid) FROM sessions_dal_search WHERE rowid <= 0)"
             ),
+            "history": (
+                "SELECT (SELECT min(n) FROM sessions_dal_history), "
+                "(SELECT max(n) FROM sessions_dal_history), "
+                "(SELECT min(rowid) FROM sessions_dal_search_history), "
+                "(SELECT max(rowid) FROM sessions_dal_search_history)"
+            ),
         }
 
-    @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
-    def search(self, terms: int) -> str:
-        """The search for a query of ``terms`` terms.
+    @functools.lru_cache(maxsize=2 * MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
+    def search(self, terms: int, history: bool) -> str:
+        """The search for a query of ``terms`` terms (and in the compacted history's
+        index too, if ``history``: a file of version 9 or later, see schema.sql).
 
         Named parameters: ``match`` the FTS5 query, ``upto`` the last item id to
-        find (titles, at minus their seq, always), ``limit``, ``user``,
-        ``session`` (or NULL), and ``t0``, ``t1``, ... each term's text, lower
-        case. Each row ends with its score, so that the hits of two indexes (a
-        read-only search's, see :meth:`search_tail`) merge in order. The index
-        answers for the owner's tokens (see schema.sql, version 3); the joins
-        check ownership again, from the tables themselves. Best first: each
-        term's count in the row's text, saturating, over the row's length
-        (BM25's term-frequency part; not its corpus statistics, which FTS5's
-        bm25() gathers from every user's rows, so that a search costs what the
-        user's matches cost whatever the database's size); ties newest first, items
-        before titles (a title's row is minus its session's seq).
+        find (titles, at minus their seq, always; the history's rows, always),
+        ``limit``, ``user``, ``session`` (or NULL), and ``t0``, ``t1``, ... each
+        term's text, lower case. A row is ``(id, message_data, the session's
+        columns, seq, layer, kind, position, score)``: ``layer`` NULL but for a
+        history item; ``kind`` 2 for an item of the view, 1 of the history, 0
+        a title; so that the hits of several indexes (a read-only search's, see
+        :meth:`search_tail`) merge in order. The index answers for the owner's
+        tokens (see schema.sql, version 3); the joins check ownership again,
+        from the tables themselves. Best first: each term's count in the row's
+        text, saturating, over the row's length (BM25's term-frequency part;
+        not its corpus statistics, which FTS5's bm25() gathers from every
+        user's rows, so that a search costs what the user's matches cost
+        whatever the database's size); ties newest first, view items, then
+        history items (the latest compaction's first), then titles.
         """
-        return (
-            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
-            f"{_scored(terms, 'sessions_dal_search', ':match')} "
+        items = (
+            f"SELECT f.id AS id, m.message_data, {self._owned_columns}, o.seq, NULL AS layer, "
+            "CASE WHEN f.id > 0 THEN 2 ELSE 0 END AS kind, abs(f.id) AS position, f.score "
+            f"FROM ({_scored(terms, 'sessions_dal_search', ':match')} "
             "ORDER BY score DESC, id > 0 DESC, abs(id) DESC LIMIT :limit) AS f "
             f"LEFT JOIN {quote(self.messages_table)} m ON f.id > 0 AND m.id = f.id "
             "LEFT JOIN agent_user_sessions t ON f.id < 0 AND t.seq = -f.id "
             "JOIN agent_user_sessions o ON o.session_id = coalesce(m.session_id, t.session_id) "
-            "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
-            "ORDER BY f.score DESC, f.id > 0 DESC, abs(f.id) DESC"
+            "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session)"
         )
+        if not history:
+            return f"{items} ORDER BY f.score DESC, f.id > 0 DESC, abs(f.id) DESC"
+        kept = (
+            f"SELECT h.id, h.message_data, {self._owned_columns}, o.seq, h.layer, 1, h.n, "
+            f"f.score FROM ({_scored(terms, 'sessions_dal_search_history', ':match', None)} "
+            "ORDER BY score DESC, id DESC LIMIT :limit) AS f "
+            "JOIN sessions_dal_history h ON h.n = f.id "
+            "JOIN agent_user_sessions o ON o.session_id = h.session_id "
+            "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session)"
+        )
+        return (f"SELECT * FROM ({items}) UNION ALL SELECT * FROM ({kept}) "
+                "ORDER BY score DESC, kind DESC, position DESC LIMIT :limit")
 
     @functools.lru_cache(maxsize=MAX_TERMS)  # noqa: B019 (one SQL per store, few sizes)
     def search_tail(self, terms: int) -> str:
         """:meth:`search` in a read-only search's temporary index of the items after
-        the mark (``tail_table``), matching ``words`` (the terms only).
+        the mark (``tail_table``), matching ``words`` (the terms only), in rows
+        of the same shape.
 
         That index holds words, not owners, which a claim or a delete would
         leave stale: the owner and the item's existence come from the tables,
         and the limit applies after them.
         """
         return (
-            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, f.score FROM ("
-            f"{_scored(terms, self.tail_table, ':words')}) AS f "
+            f"SELECT f.id, m.message_data, {self._owned_columns}, o.seq, NULL, 2, f.id, "
+            f"f.score FROM ({_scored(terms, self.tail_table, ':words')}) AS f "
             f"JOIN {quote(self.messages_table)} m ON m.id = f.id "
             "JOIN agent_user_sessions o ON o.session_id = m.session_id "
             "WHERE o.user_id = :user AND (:session IS NULL OR o.session_id = :session) "
-            "ORDER BY f.score DESC, f.id > 0 DESC, abs(f.id) DESC LIMIT :limit"
+            "ORDER BY f.score DESC, f.id DESC LIMIT :limit"
         )
 
     def ddl(self, statement: str) -> str:
@@ -712,17 +767,18 @@ class _ItemSQL:
             f"WHERE session_id = {key})"
         )
 
-def _scored(terms: int, index: str, match: str) -> str:
-    """The rows of ``index`` that ``match`` (a parameter) finds, up to ``:upto``,
-    with their scores (see :meth:`SQL.search`)."""
+def _scored(terms: int, index: str, match: str, upto: str | None = ":upto") -> str:
+    """The rows of ``index`` that ``match`` (a parameter) finds, up to ``upto`` (a
+    parameter; ``None``: all), with their scores (see :meth:`SQL.search`)."""
     counts = ", ".join(
         f"(length(lw) - length(replace(lw, :t{n}, ''))) / (length(:t{n}) + 0.0) AS c{n}"
         for n in range(terms))
     score = " + ".join(
         f"c{n} / (c{n} + 1.2 * (0.25 + 0.75 * size / 300.0))" for n in range(terms))
+    bound = "" if upto is None else f" AND rowid <= {upto}"
     return (
         f"SELECT id, {score} AS score FROM (SELECT id, size, {counts} FROM ("
         "SELECT rowid AS id, lower(words) AS lw, length(words) AS size "
-        f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH {match} AND rowid <= :upto) "
+        f"FROM {index} WHERE {index.rpartition('.')[2]} MATCH {match}{bound}) "
         "LIMIT -1)"
     )

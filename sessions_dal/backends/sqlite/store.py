@@ -10,6 +10,7 @@ the latest item, an import's existence checks) rely on that, and say so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,10 +41,12 @@ from ...errors import (
 )
 from .._index import (
     EXTRA,
+    INDEX_HISTORY,
     INDEX_ITEMS,
     INDEX_NEW,
     INDEX_TITLES,
     MISSING,
+    WRONG_HISTORY,
     WRONG_OWNER,
     WRONG_TITLES,
     index_problem,
@@ -132,7 +135,7 @@ class SQLiteStore(SharedStore):
         """A prune deleted from the search index and has not merged it yet."""
         self._tail: tuple[sqlite3.Connection, int, int] | None = None
         """A read-only search's temporary index: its connection, and the items
-        (after, upto] it holds (see _search_read_only)."""
+        (after, upto] it holds (see _search_snapshot)."""
         memory = path == ":memory:"
         if path.startswith("file:"):
             raise ValueError(
@@ -249,10 +252,11 @@ class SQLiteStore(SharedStore):
             return False
         conn.execute(sql.scrub_items, (session_id,))
         searchable = self._scrub_index(conn, sql.indexed_of_session, {"session": session_id})
-        # Items first: deleting the owner first would re-index them as nobody's.
+        # Items and history (the agent_sessions row's trigger) first: deleting
+        # the owner first would re-index them as nobody's.
         conn.execute(sql.delete_items, (session_id,))
-        conn.execute(sql.delete_owned, (session_id, user_id))
         conn.execute(sql.delete_agent_session, (session_id,))
+        conn.execute(sql.delete_owned, (session_id, user_id))
         if searchable:
             self._erase_from_index(conn)
         return True
@@ -286,14 +290,18 @@ class SQLiteStore(SharedStore):
         return True
 
     def _erase_from_index(self, conn: sqlite3.Connection) -> None:
-        """Rewrite the search index without what was deleted.
+        """Rewrite the search indexes (the items' and the history's) without what
+        was deleted.
 
         An FTS5 delete only records that the row is gone; its words stay in
         the index's older segments until they are merged. 'optimize' merges
         them all into one (time and writes in proportion to the whole index,
-        see the README), after which secure_delete zeroes the old pages.
+        see the README; none for an index already merged), after which
+        secure_delete zeroes the old pages.
         """
         conn.execute(self._sql.optimize_search_index)
+        if conn.execute(self._sql.has_history_index).fetchone() is not None:
+            conn.execute(self._sql.optimize_history_index)
 
     def prune_candidates(self, user_id: str | None, cutoff: datetime | None,
                          keep_last: int | None, unowned: bool
@@ -346,9 +354,9 @@ class SQLiteStore(SharedStore):
             conn.executemany(sql.delete_search_row, indexed)
         for session_id, user_id in gone:
             items += conn.execute(sql.delete_items, (session_id,)).rowcount
+            conn.execute(sql.delete_agent_session, (session_id,))  # and its history
             if user_id is not None:
                 conn.execute(sql.delete_owned, (session_id, user_id))
-            conn.execute(sql.delete_agent_session, (session_id,))
         # The index is merged once, with the last batch: merging rewrites all
         # of it (an interrupted prune leaves that to the next erasing delete).
         self._unmerged = self._unmerged or bool(gone and searchable)
@@ -366,35 +374,35 @@ class SQLiteStore(SharedStore):
             "limit": self._limit(limit), "user": user_id, "session": session_id}
         parameters.update((f"t{n}", " ".join(term.words).lower())
                           for n, term in enumerate(terms))
-        if self.read_only:
-            rows = self._db.read(in_read_transaction, lambda conn, _: self._search_read_only(
-                conn, len(terms), parameters))
-        else:
-            try:
-                # Only items up to the last one committed when the search began:
-                # a batch committed since may be half indexed by another search.
-                parameters["upto"] = self._catch_up()[1]
-            except DatabaseLockedError:
-                # Another writer held the file past busy_timeout: search as a
-                # read-only repository does, without moving the mark.
-                rows = self._db.read(in_read_transaction, lambda conn, _: (
-                    self._search_read_only(conn, len(terms), parameters)))
-            else:
-                rows = self._db.fetchall(self._sql.search(len(terms)), parameters)
-        return [SearchRow(_owned(row[2:-1]), row[0] if row[0] > 0 else None, row[1])
+        if not self.read_only:
+            # Another writer may hold the file past busy_timeout: then searched
+            # as a read-only repository searches.
+            with contextlib.suppress(DatabaseLockedError):
+                self._catch_up()
+        # One read transaction: the index up to its mark, and what is after it
+        # (what a compaction copied since the catch-up, a read-only repository's
+        # new items) in a temporary index, see _search_snapshot.
+        rows = self._db.read(in_read_transaction, lambda conn, _: self._search_snapshot(
+            conn, len(terms), parameters))
+        # (id, text, session..., seq, layer, kind, position, score): see SQL.search
+        return [SearchRow(_owned(row[2:-4]), row[0] if row[-3] else None, row[1], row[-4])
                 for row in rows]
 
-    def _search_read_only(self, conn: sqlite3.Connection, terms: int,
-                          parameters: dict[str, object]) -> list[Any]:
-        """Search without moving the index's mark: the items after it are searched
-        in a temporary index of this connection's, kept for the next search."""
+    def _search_snapshot(self, conn: sqlite3.Connection, terms: int,
+                         parameters: dict[str, object]) -> list[Any]:
+        """Search one state of the file without moving the index's mark: the items
+        after it are searched in a temporary index of this connection's, kept
+        for the next search (usually there are none: a read-write search has
+        just caught up, and a compaction or another writer came between)."""
         sql = self._sql
+        history = conn.execute(sql.has_history_index).fetchone() is not None
         if conn.execute(sql.has_search_state).fetchone() is None:
-            # A file of version 4 or older: its triggers kept the index whole.
-            return conn.execute(sql.search(terms), {**parameters, "upto": _LAST_ID}).fetchall()
+            # A file of version 4 or older (read-only): its triggers kept the index whole.
+            return conn.execute(sql.search(terms, history),
+                                {**parameters, "upto": _LAST_ID}).fetchall()
         upto, last = conn.execute(sql.search_mark).fetchone()
         parameters = {**parameters, "upto": upto}
-        rows = conn.execute(sql.search(terms), parameters).fetchall()
+        rows = conn.execute(sql.search(terms, history), parameters).fetchall()
         if last is None or last <= upto:
             return rows
         held = self._tail
@@ -409,7 +417,7 @@ class SQLiteStore(SharedStore):
         self._tail = (conn, upto, last)
         rows += conn.execute(sql.search_tail(terms), {**parameters, "upto": last}).fetchall()
         # Scores are each row's own (no corpus statistics): the two lists merge.
-        rows.sort(key=lambda row: (row[-1], row[0] > 0, abs(row[0])), reverse=True)
+        rows.sort(key=lambda row: (row[-1], row[-3], row[-2]), reverse=True)
         limit = cast(int, parameters["limit"])
         return rows if limit < 0 else rows[:limit]
 
@@ -575,13 +583,16 @@ class SQLiteStore(SharedStore):
         cleared = conn.execute(items.scrub_all, key(owner)).rowcount > 0
         if not cleared:
             self._require_owner(conn, owner)
-        if not self._erase_history(conn, owner.session_id) and not cleared:
+        history = self._erase_history(conn, owner.session_id)
+        if not history and not cleared:
             return False
+        searchable = False
         if cleared:
             searchable = self._scrub_index(conn, items.indexed_all, key(owner))
             conn.execute(items.clear, key(owner))
-            if searchable:
-                self._erase_from_index(conn)
+        if searchable or (history and conn.execute(
+                self._sql.has_search_index).fetchone() is not None):
+            self._erase_from_index(conn)
         if owner.user_id is not None:
             self._touch_or_check(conn, owner, now)
         return True
@@ -665,14 +676,19 @@ class SQLiteStore(SharedStore):
         if problems or not has_fts5(conn) or conn.execute(
                 self._sql.has_search_index).fetchone() is None:
             return problems  # a damaged file first; an index only with FTS5 to read it
-        sql, everything = self._sql, {"after": -1, "upto": 2 ** 63 - 1}  # every title
-        return [problem for statement, what, parameters in (
+        sql = self._sql
+        everything: dict[str, int] = {"after": -1, "upto": 2 ** 63 - 1}  # every title
+        checks: list[tuple[str, str, Mapping[str, int]]] = [
             (sql.index_missing[conn.execute(sql.has_search_state).fetchone() is not None],
-             MISSING, ()),
-            (sql.index_extra, EXTRA, ()),
-            (sql.index_wrong_owner, WRONG_OWNER, ()),
+             MISSING, {}),
+            (sql.index_extra, EXTRA, {}),
+            (sql.index_wrong_owner, WRONG_OWNER, {}),
             (sql.index_wrong_titles, WRONG_TITLES, everything),
-        ) for problem in index_problem(what, conn.execute(statement, parameters))]
+        ]
+        if conn.execute(sql.has_history_index).fetchone() is not None:
+            checks.append((sql.index_wrong_history, WRONG_HISTORY, everything))
+        return [problem for statement, what, parameters in checks
+                for problem in index_problem(what, conn.execute(statement, parameters))]
 
     def reindex(self) -> int:
         # What is not indexed yet is not damage: indexed first, and not counted.
@@ -687,7 +703,10 @@ class SQLiteStore(SharedStore):
                 repaired += self._db.write(self._repair, part, after, upto)
             return run
 
-        for part, step in (("items", INDEX_ITEMS), ("titles", INDEX_TITLES)):
+        parts = [("items", INDEX_ITEMS), ("titles", INDEX_TITLES)]
+        if self._db.fetchone(self._sql.has_history_index, ()) is not None:
+            parts.append(("history", INDEX_HISTORY))
+        for part, step in parts:
             low, high, stored_low, stored_high = self._db.fetchone(self._sql.index_ranges[part])
             lows = [n for n in (low, stored_low) if n is not None]
             highs = [n for n in (high, stored_high) if n is not None]
