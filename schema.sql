@@ -511,12 +511,22 @@ SELECT h.n, (SELECT group_concat(value, ' ') FROM json_tree(
 FROM sessions_dal_history h LEFT JOIN agent_user_sessions o ON o.session_id = h.session_id
 WHERE h.replaced = 0 AND json_valid(h.message_data);
 
+-- A compaction moves items the items' index may hold already (the same
+-- item: its id, session and text): their words are taken from there, and
+-- computed only for the others (not indexed yet, or a fork's or an import's).
 CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_insert
 AFTER INSERT ON sessions_dal_history WHEN NEW.replaced = 0
 BEGIN
     INSERT INTO sessions_dal_search_history (rowid, words, owner)
-    SELECT n, words, owner FROM sessions_dal_search_history_words
-    WHERE n = NEW.n AND words IS NOT NULL;
+    SELECT NEW.n, words, coalesce(
+        (SELECT 'u' || hex(user_id) || ' s' || hex(session_id) FROM agent_user_sessions
+         WHERE session_id = NEW.session_id), '')
+    FROM (SELECT coalesce(
+              (SELECT s.words FROM agent_messages m JOIN sessions_dal_search s ON s.rowid = m.id
+               WHERE m.id = NEW.id AND m.session_id = NEW.session_id
+                 AND m.message_data = NEW.message_data),
+              (SELECT words FROM sessions_dal_search_history_words WHERE n = NEW.n)) AS words)
+    WHERE words IS NOT NULL;
 END;
 
 -- Erased as the items' rows are: overwritten, then deleted (the calls that

@@ -461,10 +461,22 @@ class SQL:
             f"WHERE session_id = %(session)s UNION ALL SELECT layer FROM {marks} "
             "WHERE session_id = %(session)s) AS layers"
         )
+        # With their search words (schema.sql, version 9): those the items' index
+        # has for them, else computed; none for a replacement compacted in turn.
+        def session_owner(session: str) -> str:
+            return (f"{owner_fn}((SELECT o.user_id FROM {owners} o "
+                    f"WHERE o.session_id = {session}), {session})")
+
         self.to_history = (
-            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
-            f"SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, m.created_at "
-            f"FROM {m} m LEFT JOIN {marks} r ON r.id = m.id WHERE m.id = ANY(%(ids)s)"
+            f"INSERT INTO {history} "
+            "(session_id, id, layer, replaced, message_data, created_at, words) "
+            f"SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, m.created_at, "
+            f"CASE WHEN r.id IS NULL THEN coalesce({WORDS_OF.format('s.words')}, "
+            f"nullif({words_fn}(m.message_data), ''::tsvector)) "
+            f"|| {session_owner('m.session_id')} END "
+            f"FROM {m} m LEFT JOIN {marks} r ON r.id = m.id "
+            f"LEFT JOIN {search_table} s ON s.item_id = m.id AND s.session_id = m.session_id "
+            "WHERE m.id = ANY(%(ids)s)"
         )
         # The replacement, then the items kept, in order: ids from the sequence
         # in the order the rows are inserted; each new id returned in that order.
@@ -480,9 +492,11 @@ class SQL:
         self.delete_marks = f"DELETE FROM {marks} WHERE id = ANY(%s)"
         self.mark_replacement = f"INSERT INTO {marks} (id, session_id, layer) VALUES (%s, %s, %s)"
         self.copy_history = (
-            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
-            f"SELECT %s, id, layer, replaced, message_data, created_at FROM {history} "
-            "WHERE session_id = %s"
+            f"INSERT INTO {history} "
+            "(session_id, id, layer, replaced, message_data, created_at, words) "
+            "SELECT %(new)s, id, layer, replaced, message_data, created_at, "
+            f"{WORDS_OF.format('words')} || {session_owner('%(new)s')} "
+            f"FROM {history} WHERE session_id = %(session)s"
         )
         self.has_marks = f"SELECT 1 FROM {marks} WHERE session_id = %s LIMIT 1"
         self.first_rows = (
@@ -528,8 +542,12 @@ class SQL:
         self.export_marks = f"SELECT id, layer FROM {marks} WHERE session_id = %s"
         self.last_history_id = f"SELECT coalesce(max(id), 0) FROM {history} WHERE session_id = %s"
         self.insert_history = (
-            f"INSERT INTO {history} (session_id, id, layer, replaced, message_data, created_at) "
-            f"VALUES (%s, %s, %s, %s, %s, {locked_now})"
+            f"INSERT INTO {history} "
+            "(session_id, id, layer, replaced, message_data, created_at, words) "
+            "SELECT %(session)s, %(id)s, %(layer)s, %(replaced)s, %(text)s, "
+            f"{locked_now}, CASE WHEN NOT %(replaced)s THEN "
+            f"nullif({words_fn}(%(text)s), ''::tsvector) "
+            f"|| {session_owner('%(session)s')} END"
         )
         self.clear_history = (f"DELETE FROM {history} WHERE session_id = %s",
                               f"DELETE FROM {marks} WHERE session_id = %s")

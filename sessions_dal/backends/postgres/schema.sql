@@ -816,37 +816,19 @@ END$$;
 -- version: 9
 -- Search: the compacted history is searched too, from an index of its own that triggers keep.
 
--- As on SQLite (see its schema.sql, version 9), written as the history is
--- (by a compaction, a fork or an import): here a column of the history's
--- own rows, words, as sessions_dal_search's rows have them (the item's words
--- and its owner's lexemes; NULL: no words, or an earlier replacement
--- compacted in turn, which is no history), and a GIN index on it.
+-- As on SQLite (see its schema.sql, version 9), written as the history is:
+-- here a column of the history's own rows, words, as sessions_dal_search's
+-- rows have them (the item's words and its owner's lexemes; NULL: no words,
+-- or an earlier replacement compacted in turn, which is no history), and a
+-- GIN index on it. The statements that write the history (a compaction, a
+-- fork, an import: sessions_dal's own, see _sql.py) write the words with it,
+-- in one statement each: a compaction takes them from the items' index rows
+-- of what it moves, a fork from the original's history, rather than
+-- computing them again (a row trigger would, for every row).
 ALTER TABLE sessions_dal_history ADD COLUMN IF NOT EXISTS words tsvector;
 
 CREATE INDEX IF NOT EXISTS idx_sessions_dal_history_words
     ON sessions_dal_history USING gin (words);
-
--- On an insert, and on an update of what the words come from. Runs as the
--- caller, as the ownership trigger does: a role that may write the history
--- may call the pure functions (see _grants.py).
-CREATE OR REPLACE FUNCTION sessions_dal_history_on_insert() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    found tsvector;
-BEGIN
-    found := CASE WHEN NEW.replaced THEN ''::tsvector
-                  ELSE sessions_dal_words(NEW.message_data) END;
-    NEW.words := CASE WHEN found = ''::tsvector THEN NULL ELSE found || sessions_dal_owner(
-        (SELECT user_id::text FROM agent_user_sessions WHERE session_id = NEW.session_id),
-        NEW.session_id) END;
-    RETURN NEW;
-END$$;
-
-CREATE OR REPLACE TRIGGER sessions_dal_history_on_insert
-BEFORE INSERT OR UPDATE OF session_id, replaced, message_data ON sessions_dal_history
-FOR EACH ROW EXECUTE FUNCTION sessions_dal_history_on_insert();
-
-REVOKE EXECUTE ON FUNCTION sessions_dal_history_on_insert() FROM PUBLIC;
 
 -- A session claimed or created: its history's rows take the owner's lexemes,
 -- as its items' do (one more index lookup, for a session with no history).

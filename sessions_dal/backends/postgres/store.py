@@ -231,7 +231,7 @@ class PostgresStore(SharedStore):
         originals = (conn.execute(sql.first_rows, (session_id, copied)).fetchall()
                      if conn.execute(sql.has_marks, (session_id,)).fetchone() else [])
         conn.execute(sql.copy_items, (new_id, session_id, copied))
-        conn.execute(sql.copy_history, (new_id, session_id))
+        conn.execute(sql.copy_history, {"new": new_id, "session": session_id})
         if any(layer is not None for _, layer in originals):
             copies = [row[0] for row in conn.execute(sql.item_ids, (new_id,))]
             with conn.cursor() as cursor:
@@ -814,7 +814,8 @@ class _Importer:
             last = self._conn.execute(sql.last_history_id, (session_id,)).fetchone()[0]  # type: ignore[index]
             with self._conn.cursor() as cursor:
                 cursor.executemany(sql.insert_history, [
-                    (session_id, last + n, layer, replaced, text)
+                    {"session": session_id, "id": last + n, "layer": layer,
+                     "replaced": replaced, "text": text}
                     for n, (layer, replaced, text) in enumerate(rows, start=1)])
 
     def mark_replacements(self, session_id: str, marks: Sequence[tuple[int, int]]) -> None:
