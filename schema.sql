@@ -511,9 +511,13 @@ SELECT h.n, (SELECT group_concat(value, ' ') FROM json_tree(
 FROM sessions_dal_history h LEFT JOIN agent_user_sessions o ON o.session_id = h.session_id
 WHERE h.replaced = 0 AND json_valid(h.message_data);
 
--- A compaction moves items the items' index may hold already (the same
--- item: its id, session and text): their words are taken from there, and
--- computed only for the others (not indexed yet, or a fork's or an import's).
+-- A compaction moves items the items' index may hold already (the item of
+-- that id, still in the session's view while it is copied; an id of 0 or less
+-- is never an item's row there, but a title's): their words are taken from
+-- there, and computed only for the others (not indexed yet, or a fork's or an
+-- import's). An item changed in place after it was indexed (openai-agents
+-- never does) keeps its old words, in the view as in the history; reindex
+-- computes them again.
 CREATE TRIGGER IF NOT EXISTS sessions_dal_search_history_on_insert
 AFTER INSERT ON sessions_dal_history WHEN NEW.replaced = 0
 BEGIN
@@ -523,8 +527,7 @@ BEGIN
          WHERE session_id = NEW.session_id), '')
     FROM (SELECT coalesce(
               (SELECT s.words FROM agent_messages m JOIN sessions_dal_search s ON s.rowid = m.id
-               WHERE m.id = NEW.id AND m.session_id = NEW.session_id
-                 AND m.message_data = NEW.message_data),
+               WHERE m.id = NEW.id AND m.id > 0 AND m.session_id = NEW.session_id),
               (SELECT words FROM sessions_dal_search_history_words WHERE n = NEW.n)) AS words)
     WHERE words IS NOT NULL;
 END;

@@ -343,10 +343,13 @@ def decode_metadata(session_id: str, text: object) -> dict[str, Any]:
 
 
 def corrupt_item(table: str, session_id: str, row_id: int, cause: BaseException,
-                 then: str = "") -> CorruptItemError:
-    """The error for a stored item that is not JSON, naming its row in ``table``."""
+                 then: str = "", layer: int | None = None) -> CorruptItemError:
+    """The error for a stored item that is not JSON, naming its row in ``table``
+    (or, with ``layer``, in the compacted history)."""
+    where = (f"{table}.id = {row_id}" if layer is None else
+             f"sessions_dal_history: layer = {layer}, id = {row_id}")
     return CorruptItemError(
-        f"item {row_id} of session {session_id!r} ({table}.id = {row_id}) is not valid "
+        f"item {row_id} of session {session_id!r} ({where}) is not valid "
         f"JSON ({cause}); repair or delete that row{then}"
     )
 

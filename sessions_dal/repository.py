@@ -722,7 +722,7 @@ class SessionRepository:
                 texts = list(item_texts(title)) if isinstance(title, str) else []
                 item = None
             else:
-                item = session._decode(row.item_id or 0, row.item)
+                item = session._decode(row.item_id or 0, row.item, row.layer)
                 texts = list(item_texts(item))
             parts = snippet_parts(texts, terms)
             hits.append(SearchHit(session, item, bracketed(parts), parts, row.layer))

@@ -242,7 +242,7 @@ class Session:
         while True:
             rows, position = self._store.history_page(self._owner, position, page_size)
             for row_id, text, layer in rows:
-                item = self._decode(row_id, text)
+                item = self._decode(row_id, text, layer)
                 yield (layer or None, item) if with_layers else item
             if len(rows) < page_size:
                 return
@@ -296,12 +296,13 @@ class Session:
             "deleted); create a new session with SessionRepository.create_session()"
         )
 
-    def _decode(self, row_id: int, text: str) -> Any:
+    def _decode(self, row_id: int, text: str, layer: int | None = None) -> Any:
+        """``text`` decoded; a row of the compacted history's if ``layer``."""
         try:
             return loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
-            raise corrupt_item(self._store.messages_table, self.session_id, row_id, exc
-                               ) from exc
+            raise corrupt_item(self._store.messages_table, self.session_id, row_id, exc,
+                               layer=layer or None) from exc
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Session):

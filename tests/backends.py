@@ -125,6 +125,12 @@ class Backend:
         """Take the search index's rows of ``session_id``'s compacted history out."""
         raise NotImplementedError
 
+    def set_history_text(self, session_id: str, text: str) -> None:
+        """Overwrite the text of every history row of ``session_id`` (its index stays)."""
+        self._query("UPDATE sessions_dal_history SET message_data = "
+                    + ("?" if self.kind == "sqlite" else "%s") + " WHERE session_id = "
+                    + ("?" if self.kind == "sqlite" else "%s"), text, session_id)
+
     def history_rows(self) -> int:
         """How many rows the compacted history and its replacement marks have."""
         return int(self._query(

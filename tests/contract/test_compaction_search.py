@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import threading
 
+import pytest
 from backends import Backend, fresh_repository
 
 from sessions_dal import SessionRepository
+from sessions_dal.errors import CorruptItemError
 from sessions_dal.transfer import export_jsonl, import_jsonl
 
 
@@ -188,3 +190,15 @@ def test_a_search_during_compactions_finds_each_item_exactly_once(backend: Backe
             stop.set()
             worker.join()
         assert found(repo, "needle") == [("needle", 30)]  # item 30: the 30th compaction
+
+
+def test_a_damaged_history_item_is_named_where_it_is(repo: SessionRepository,
+                                                     backend: Backend) -> None:
+    s = repo.create_session("alice", session_id="s")
+    s.add_items(["zebra old", "new"])
+    s.compact(["sum"], upto=1)
+    backend.set_history_text("s", "not json zebra")
+    with pytest.raises(CorruptItemError, match=r"\(sessions_dal_history: layer = 1, id = \d+\)"):
+        list(s.iter_history())
+    with pytest.raises(CorruptItemError, match="sessions_dal_history: layer = 1"):
+        repo.search("alice", "zebra")

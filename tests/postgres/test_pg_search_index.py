@@ -65,6 +65,57 @@ def test_an_item_committed_while_a_claim_waits_is_found_by_the_new_owner(
     assert repo.check() == []
 
 
+def test_history_a_compaction_committed_while_a_claim_waited_is_found_by_the_new_owner(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    pg.write_like_agents("s", ['{"content": "older zebra"}', '"tail"'])
+    conn = psycopg.connect(url_with_schema(pg.schema))
+    try:  # a compaction of the unowned session, stopped before its COMMIT
+        conn.execute("SELECT 1 FROM agent_sessions WHERE session_id = %s FOR UPDATE", ["s"])
+        conn.execute("INSERT INTO sessions_dal_history (session_id, id, layer, message_data, "
+                     "created_at, words) SELECT session_id, id, 1, message_data, created_at, "
+                     "to_tsvector('simple', 'older zebra') FROM agent_messages "
+                     "WHERE message_data LIKE '%%zebra%%'")
+        conn.execute("DELETE FROM agent_messages WHERE message_data LIKE '%zebra%'")
+        claimer, errors = _in_thread(lambda: repo.claim_session("alice", "s"))
+        wait_for_lock_waits(pg, marker="FOR UPDATE")
+        conn.commit()  # its history rows were written as nobody's
+        claimer.join(30)
+    finally:
+        conn.close()
+    assert not errors and not claimer.is_alive()
+    assert [(hit.item, hit.layer) for hit in repo.search("alice", "zebra")] == [
+        ({"content": "older zebra"}, 1)]
+    assert repo.check() == []
+
+
+def test_history_written_without_its_words_gets_them(pg: PostgresBackend,
+                                                     repo: SessionRepository) -> None:
+    # As a process of schema version 8, still running after the upgrade, writes it.
+    repo.create_session("alice", session_id="s").add_items(["now"])
+    pg._query("INSERT INTO sessions_dal_history (session_id, id, layer, replaced, "
+              "message_data, created_at) VALUES ('s', 1, 1, false, '\"old zebra\"', "
+              "'2026-01-01'), ('s', 2, 1, true, '\"old summary zebra\"', '2026-01-01')")
+    assert [(hit.item, hit.layer) for hit in repo.search("alice", "zebra")] == [
+        ("old zebra", 1)]
+    assert repo.check() == []
+
+
+def test_an_item_of_id_0_or_less_keeps_its_own_words_when_compacted(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    s = repo.create_session("alice", session_id="s", metadata={"title": "secret title"})
+    pg._query("INSERT INTO agent_messages (id, session_id, message_data) "
+              "SELECT -seq, 's', '\"harmless\"' FROM agent_user_sessions WHERE session_id = 's'")
+    s.add_items(["later"])
+    repo.search("alice", "later")
+    s.compact([], upto=1)
+    assert [(hit.item, hit.layer) for hit in repo.search("alice", "harmless")] == [
+        ("harmless", 1)]
+    assert [hit.item for hit in repo.search("alice", "secret")] == [None]  # the title only
+    assert repo.check() == []
+
+
 def test_a_reindex_waits_for_writers_in_progress_and_loses_none_of_their_writes(
     pg: PostgresBackend, repo: SessionRepository,
 ) -> None:

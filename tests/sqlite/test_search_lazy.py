@@ -327,3 +327,24 @@ def test_an_item_with_a_titles_rowid_never_touches_the_title(db_path: Path) -> N
         repo.delete_session("alice", alice.session_id)
         assert [h.session for h in repo.search("bob", "title")] == [bob]
         assert repo.check() == [] and repo.reindex() == 0
+
+
+def test_an_item_of_id_0_or_less_gets_its_own_words_in_the_history(db_path: Path) -> None:
+    # Another program's item whose id is minus a title's row: compacted, it is
+    # indexed by its own words, never by that (other user's) title's.
+    with SessionRepository(db_path) as repo:
+        bob = repo.create_session("bob", metadata={"title": "bobsecretplan"})
+        alice = repo.create_session("alice", session_id="a")
+        conn = sqlite3.connect(db_path)
+        with conn:
+            conn.execute("INSERT INTO agent_messages (id, session_id, message_data) "
+                         "SELECT -seq, 'a', '\"harmless\"' FROM agent_user_sessions "
+                         "WHERE session_id = ?", (bob.session_id,))
+        conn.close()
+        alice.add_items(["later"])
+        repo.search("alice", "later")
+        alice.compact([], upto=1)
+        assert repo.search("alice", "bobsecretplan") == []
+        assert [(h.item, h.layer) for h in repo.search("alice", "harmless")] == [
+            ("harmless", 1)]
+        assert repo.check() == []

@@ -379,6 +379,14 @@ class SQL:
         # commits, no item comes in (its foreign key waits for that row). Rows
         # already right are left alone: the lexemes without a position are the
         # owner's (words always have one).
+        # The history's rows too (schema.sql, version 9): a compaction that
+        # committed while the claim waited wrote them without an owner.
+        self.own_history_rows = (
+            f"UPDATE {self.table('sessions_dal_history')} "
+            f"SET words = {WORDS_OF.format('words')} || {owner_fn}(%s, session_id) "
+            "WHERE session_id = %s AND words IS NOT NULL "
+            f"AND {OWNER_OF.format('words')} <> {owner_fn}(%s, session_id)"
+        )
         self.own_index_rows = (
             f"UPDATE {search_table} SET words = {WORDS_OF.format('words')} "
             f"|| {owner_fn}(%s, session_id) "
@@ -470,13 +478,13 @@ class SQL:
         self.to_history = (
             f"INSERT INTO {history} "
             "(session_id, id, layer, replaced, message_data, created_at, words) "
-            f"SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, m.created_at, "
-            f"CASE WHEN r.id IS NULL THEN coalesce({WORDS_OF.format('s.words')}, "
+            "SELECT m.session_id, m.id, %(layer)s, r.id IS NOT NULL, m.message_data, "
+            f"m.created_at, CASE WHEN r.id IS NULL THEN coalesce({WORDS_OF.format('s.words')}, "
             f"nullif({words_fn}(m.message_data), ''::tsvector)) "
             f"|| {session_owner('m.session_id')} END "
             f"FROM {m} m LEFT JOIN {marks} r ON r.id = m.id "
-            f"LEFT JOIN {search_table} s ON s.item_id = m.id AND s.session_id = m.session_id "
-            "WHERE m.id = ANY(%(ids)s)"
+            f"LEFT JOIN {search_table} s ON s.item_id = m.id AND m.id > 0 "
+            "AND s.session_id = m.session_id WHERE m.id = ANY(%(ids)s)"
         )
         # The replacement, then the items kept, in order: ids from the sequence
         # in the order the rows are inserted; each new id returned in that order.

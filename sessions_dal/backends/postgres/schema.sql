@@ -830,6 +830,26 @@ ALTER TABLE sessions_dal_history ADD COLUMN IF NOT EXISTS words tsvector;
 CREATE INDEX IF NOT EXISTS idx_sessions_dal_history_words
     ON sessions_dal_history USING gin (words);
 
+-- A row written without its words (by a process of an older sessions_dal
+-- still running, or by hand) gets them here, as the caller (who may call the
+-- pure functions, see _grants.py); sessions_dal's own rows come with theirs,
+-- and only a row whose item has no words at all comes here for nothing.
+CREATE OR REPLACE FUNCTION sessions_dal_history_on_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    NEW.words := nullif(sessions_dal_words(NEW.message_data), ''::tsvector) || sessions_dal_owner(
+        (SELECT user_id::text FROM agent_user_sessions WHERE session_id = NEW.session_id),
+        NEW.session_id);
+    RETURN NEW;
+END$$;
+
+CREATE OR REPLACE TRIGGER sessions_dal_history_on_insert
+BEFORE INSERT ON sessions_dal_history
+FOR EACH ROW WHEN (NEW.words IS NULL AND NOT NEW.replaced)
+EXECUTE FUNCTION sessions_dal_history_on_insert();
+
+REVOKE EXECUTE ON FUNCTION sessions_dal_history_on_insert() FROM PUBLIC;
+
 -- A session claimed or created: its history's rows take the owner's lexemes,
 -- as its items' do (one more index lookup, for a session with no history).
 CREATE OR REPLACE FUNCTION sessions_dal_search_on_own() RETURNS trigger

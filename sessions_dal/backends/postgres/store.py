@@ -445,6 +445,7 @@ class PostgresStore(SharedStore):
             if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None:
                 raise NotFound(session_id)
             conn.execute(sql.own_index_rows, (user_id, session_id, user_id))
+            conn.execute(sql.own_history_rows, (user_id, session_id, user_id))
             return _owned(row)
         owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
         if owner is None:
