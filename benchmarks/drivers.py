@@ -132,16 +132,22 @@ class Minimal:
 NO_INDEX = {
     "sqlite": [f"DROP TRIGGER IF EXISTS sessions_dal_search_on_{name}"
                for name in ("insert", "delete", "own", "own_title", "disown", "disown_items",
-                                "title")],
+                                "title")]
+              + [f"DROP TRIGGER IF EXISTS sessions_dal_search_history_on_{name}"
+                 for name in ("insert", "delete", "own", "disown")],
     "postgresql": [f"DROP TRIGGER IF EXISTS sessions_dal_search_on_{name} ON {table}"
                    for name, table in (("insert", "agent_messages"),
                                        ("change", "agent_messages"),
                                        ("delete", "agent_messages"),
                                        ("truncate", "agent_messages"),
-                                       ("own", "agent_user_sessions"))],
+                                       ("own", "agent_user_sessions"))]
+                  + ["DROP TRIGGER IF EXISTS sessions_dal_history_on_insert "
+                     "ON sessions_dal_history"],
 }
 """What makes a database of this schema one without the search index: its triggers
-dropped (the index's table stays, empty, so that opening it does not build it)."""
+dropped (the index's tables stay, empty, so that opening it does not build them; on
+PostgreSQL sessions_dal's own compactions still write the history's words, a raw
+compaction does not)."""
 
 
 def drop_search(where: str, backend: str) -> None:
@@ -393,13 +399,17 @@ class SQLiteTarget:
         return f"SQLite {sqlite3.sqlite_version}" + (
             f", openai-agents {_agents.__version__}" if _agents else "")
 
-    def implementations(self, label: str, *, minimal: bool = True) -> list[tuple[str, Any]]:
+    def implementations(self, label: str, *, minimal: bool = True, raw_indexed: bool = True
+                        ) -> list[tuple[str, Any]]:
         """sessions_dal (with and without the index), raw sqlite3 (minimal, and the same
         statements) and (if installed) the peer, each on a fresh file. Unless
-        ``minimal``: sessions_dal, and the same statements by hand as *raw*."""
+        ``minimal``: sessions_dal, and the same statements by hand as *raw* (on a file
+        without the search index's triggers, unless ``raw_indexed``)."""
         if not minimal:
-            return [("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
-                    (self.raw, Raw(self.folder / f"{label}-raw.db"))]
+            raw = Raw(self.folder / f"{label}-raw.db")
+            if not raw_indexed:
+                drop_search(str(self.folder / f"{label}-raw.db"), "sqlite")
+            return [("sessions_dal", Ours(self.folder / f"{label}-ours.db")), (self.raw, raw)]
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.folder / f"{label}-ours.db")),
             (NO_INDEX_NAME, Ours(self.folder / f"{label}-plain.db", indexed=False)),
@@ -712,11 +722,15 @@ class PostgresTarget:
         separator = "&" if "?" in self.url else "?"
         return name, f"{self.url}{separator}options=-csearch_path%3D{name}"
 
-    def implementations(self, label: str, *, minimal: bool = True) -> list[tuple[str, Any]]:
+    def implementations(self, label: str, *, minimal: bool = True, raw_indexed: bool = True
+                        ) -> list[tuple[str, Any]]:
         """As :meth:`SQLiteTarget.implementations`, each on a fresh schema."""
         if not minimal:
-            return [("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
-                    (self.raw, RawPG(self.schema(f"{label}_raw")[1]))]
+            url = self.schema(f"{label}_raw")[1]
+            raw = RawPG(url)
+            if not raw_indexed:
+                drop_search(url, "postgresql")
+            return [("sessions_dal", Ours(self.schema(f"{label}_ours")[1])), (self.raw, raw)]
         found: list[tuple[str, Any]] = [
             ("sessions_dal", Ours(self.schema(f"{label}_ours")[1])),
             (NO_INDEX_NAME, Ours(self.schema(f"{label}_plain")[1], indexed=False,

@@ -272,10 +272,11 @@ def w13_compaction(target: Any, items: int, repeats: int, calls: int) -> list[Re
     model's view after it, and walking the whole transcript.
 
     *raw* does the least such a compaction must (the items to the history table, the
-    summary, the kept items after it, the old rows deleted) and reads the history
-    with two plain queries; the view's read is against sessions_dal's own read of an
-    uncompacted session as long as the view."""
-    runners = target.implementations("w13", minimal=False)
+    summary, the kept items after it, the old rows deleted), on a database without
+    the search index's triggers (sessions_dal also indexes the history it writes),
+    and reads the history with two plain queries; the view's read and the search are
+    against sessions_dal's own on an uncompacted session."""
+    runners = target.implementations("w13", minimal=False, raw_indexed=False)
     batch = [dict(ITEM, n=i) for i in range(items)]
     upto = items * 9 // 10
     out = []
@@ -290,6 +291,20 @@ def w13_compaction(target: Any, items: int, repeats: int, calls: int) -> list[Re
         sessions[name][n], {"role": "system", "content": "summary"}, upto))
     out += [Result("W13", f"compact {upto:,} of {items:,} items", name, compacted[name])
             for name, _ in runners]
+    # The same after a search indexed the items: sessions_dal takes the moved
+    # items' words from the items' index instead of computing them.
+    searched: dict[str, list[str]] = {}
+    for name, impl in runners:
+        searched[name] = []
+        for _ in range(repeats):
+            session_id = impl.create_session("erin")
+            impl.add_items(session_id, batch)
+            searched[name].append(session_id)
+    dict(runners)["sessions_dal"].repo.update_search_index()
+    compacted = round_robin(runners, repeats, lambda name, impl, n: impl.compact(
+        searched[name][n], {"role": "system", "content": "summary"}, upto))
+    out += [Result("W13", f"compact {upto:,} of {items:,} items, searched before", name,
+                   compacted[name]) for name, _ in runners]
     walks = round_robin(runners, repeats,
                         lambda name, impl, n: impl.history(sessions[name][n]))
     out += [Result("W13", f"iter_history of {items:,} items (after compaction)", name,
