@@ -597,7 +597,8 @@ def _history_text(session: Session, total: int, history: list[tuple[int | None, 
 
 @command("search",
          "search a user's conversations, compacted history included: words, \"quoted "
-         "phrases\", prefix*; best match first, one line each (session id, then the text "
+         "phrases\", prefix*; best match first, one line each (session id, 'title: ' or "
+         "'compacted (layer N): ' for a title's or a compacted item's hit, then the text "
          "around the match, matched words in [brackets])",
          _USER,
          arg("query", metavar="QUERY"),
