@@ -89,6 +89,28 @@ def test_history_a_compaction_committed_while_a_claim_waited_is_found_by_the_new
     assert repo.check() == []
 
 
+def test_a_claim_waits_for_a_compaction_of_the_session_instead_of_deadlocking(
+    pg: PostgresBackend, repo: SessionRepository,
+) -> None:
+    pg.write_like_agents("s", ['{"content": "zebra one"}', '{"content": "zebra two"}'])
+    assert repo.update_search_index() == 2  # index rows a compaction deletes
+    conn = psycopg.connect(url_with_schema(pg.schema))
+    try:  # a compaction (or a pop) of the unowned session, under way
+        conn.execute("SELECT 1 FROM agent_sessions WHERE session_id = %s FOR UPDATE", ["s"])
+        claimer, errors = _in_thread(lambda: repo.claim_session("alice", "s"))
+        wait_for_lock_waits(pg, marker="FOR UPDATE")
+        # Its delete's trigger takes the items' index rows: had the claim's
+        # trigger locked them first, each would wait for the other.
+        conn.execute("DELETE FROM agent_messages WHERE message_data LIKE '%one%'")
+        conn.commit()
+        claimer.join(30)
+    finally:
+        conn.close()
+    assert not errors and not claimer.is_alive()
+    assert [hit.item for hit in repo.search("alice", "zebra")] == [{"content": "zebra two"}]
+    assert repo.check() == []
+
+
 def test_history_written_without_its_words_gets_them(pg: PostgresBackend,
                                                      repo: SessionRepository) -> None:
     # As a process of schema version 8, still running after the upgrade, writes it.

@@ -372,15 +372,13 @@ class SQL:
             f"WHERE a.session_id = %s ON CONFLICT (session_id) DO NOTHING RETURNING {columns}"
         )
         # A claim's trigger (schema.sql, version 3) gives the owner's lexemes to
-        # the index rows of the items committed before the claim's insert. An
-        # item another writer (SQLAlchemySession) inserted meanwhile was indexed
-        # as nobody's, and is committed once the claim holds agent_sessions'
-        # row: this gives it the owner too. From then on, until the claim
-        # commits, no item comes in (its foreign key waits for that row). Rows
-        # already right are left alone: the lexemes without a position are the
-        # owner's (words always have one).
-        # The history's rows too (schema.sql, version 9): a compaction that
-        # committed while the claim waited wrote them without an owner.
+        # the index rows of the items committed before the claim's insert, which
+        # comes after the claim holds agent_sessions' row: until it commits, no
+        # item comes in (its foreign key waits for that row). These catch what
+        # the trigger's statement could not see (an index batch committing
+        # meanwhile indexed an item as nobody's). Rows already right are left
+        # alone: the lexemes without a position are the owner's (words always
+        # have one). The history's rows too (schema.sql, version 9).
         self.own_history_rows = (
             f"UPDATE {self.table('sessions_dal_history')} "
             f"SET words = {WORDS_OF.format('words')} || {owner_fn}(%s, session_id) "

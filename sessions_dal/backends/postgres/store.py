@@ -437,13 +437,17 @@ class PostgresStore(SharedStore):
 
     def _claim(self, conn: _Conn, user_id: str, session_id: str, metadata: str) -> SessionRow:
         sql = self._sql
-        # The ownership row decides: of two claimers, the second waits for the
-        # first to commit and inserts nothing.
-        row = conn.execute(sql.claim, (user_id, metadata, session_id)).fetchone()
+        # agent_sessions' row first: whoever holds it (a compaction, a pop or a
+        # delete_unowned of the session, SQLAlchemySession appending) commits
+        # before the ownership row and its trigger's index rows are touched.
+        # Taken after them, a compaction deleting those index rows meanwhile
+        # waited for the claim, which waited for it: a deadlock. Then the
+        # ownership row decides: of two claimers, the second inserts nothing.
+        row = None
+        if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is not None:
+            row = conn.execute(sql.claim, (user_id, metadata, session_id)).fetchone()
         if row is not None:
-            # Still there, and now ours: a delete_unowned waiting on it sees the owner.
-            if conn.execute(sql.lock_agent_session, (session_id,)).fetchone() is None:
-                raise NotFound(session_id)
+            # Now ours: a delete_unowned waiting on the row sees the owner.
             conn.execute(sql.own_index_rows, (user_id, session_id, user_id))
             conn.execute(sql.own_history_rows, (user_id, session_id, user_id))
             return _owned(row)
