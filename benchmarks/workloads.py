@@ -280,26 +280,26 @@ def w13_compaction(target: Any, items: int, repeats: int, calls: int) -> list[Re
     batch = [dict(ITEM, n=i) for i in range(items)]
     upto = items * 9 // 10
     out = []
-    sessions: dict[str, list[str]] = {}
-    for name, impl in runners:
-        sessions[name] = []
-        for _ in range(repeats):
-            session_id = impl.create_session("alice")
-            impl.add_items(session_id, batch)
-            sessions[name].append(session_id)
+
+    def fill(user: str) -> dict[str, list[str]]:
+        """``repeats`` sessions of ``user`` per implementation, each holding ``batch``."""
+        made: dict[str, list[str]] = {}
+        for name, impl in runners:
+            made[name] = []
+            for _ in range(repeats):
+                session_id = impl.create_session(user)
+                impl.add_items(session_id, batch)
+                made[name].append(session_id)
+        return made
+
+    sessions = fill("alice")
     compacted = round_robin(runners, repeats, lambda name, impl, n: impl.compact(
         sessions[name][n], {"role": "system", "content": "summary"}, upto))
     out += [Result("W13", f"compact {upto:,} of {items:,} items", name, compacted[name])
             for name, _ in runners]
     # The same after a search indexed the items: sessions_dal takes the moved
     # items' words from the items' index instead of computing them.
-    searched: dict[str, list[str]] = {}
-    for name, impl in runners:
-        searched[name] = []
-        for _ in range(repeats):
-            session_id = impl.create_session("erin")
-            impl.add_items(session_id, batch)
-            searched[name].append(session_id)
+    searched = fill("erin")
     dict(runners)["sessions_dal"].repo.update_search_index()
     compacted = round_robin(runners, repeats, lambda name, impl, n: impl.compact(
         searched[name][n], {"role": "system", "content": "summary"}, upto))

@@ -235,13 +235,9 @@ def test_a_read_only_role_can_read_everything_and_write_nothing(roles: Roles,
     assert "sessions-dal grant" in fails(tmp_path, "--db", reader, "create", "carol")
 
 
-def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgrade(
-        roles: Roles, tmp_path: Path) -> None:
-    # Set up and granted by a sessions_dal of schema version 5 (no queue yet)...
-    with psycopg.connect(roles.url(roles.owner), autocommit=True) as conn:
-        apply_migrations(conn, "the owner's", SQL(roles.schema, "agent_sessions", "agent_messages"),
-                         MIGRATIONS[:5])
-    reader = roles.new_role("reader")
+def grant_everything(roles: Roles, reader: str) -> None:
+    """As an older sessions_dal's owner granted by hand: the app role every right on
+    every table, ``reader`` SELECT; both the schema, sequences and functions."""
     for role, rights in ((roles.app, "SELECT, INSERT, UPDATE, DELETE"), (reader, "SELECT")):
         roles.run(f"GRANT USAGE ON SCHEMA {roles.schema} TO {role}", role=roles.owner)
         roles.run(f"GRANT {rights} ON ALL TABLES IN SCHEMA {roles.schema} TO {role}",
@@ -250,6 +246,16 @@ def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgra
                   role=roles.owner)
         roles.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {roles.schema} TO {role}",
                   role=roles.owner)
+
+
+def test_a_role_granted_before_the_search_queue_keeps_every_call_after_the_upgrade(
+        roles: Roles, tmp_path: Path) -> None:
+    # Set up and granted by a sessions_dal of schema version 5 (no queue yet)...
+    with psycopg.connect(roles.url(roles.owner), autocommit=True) as conn:
+        apply_migrations(conn, "the owner's", SQL(roles.schema, "agent_sessions", "agent_messages"),
+                         MIGRATIONS[:5])
+    reader = roles.new_role("reader")
+    grant_everything(roles, reader)
     # ... then upgraded by the owner: the roles' rights on the index extend to the queue.
     migrated(roles, tmp_path)
     use_every_call(roles, roles.app)
@@ -283,14 +289,7 @@ def test_a_role_granted_at_version_8_keeps_every_call_after_the_history_gets_its
                          MIGRATIONS[:8])
     reader = roles.new_role("reader")
     history = f"{roles.schema}.sessions_dal_history"
-    for role, rights in ((roles.app, "SELECT, INSERT, UPDATE, DELETE"), (reader, "SELECT")):
-        roles.run(f"GRANT USAGE ON SCHEMA {roles.schema} TO {role}", role=roles.owner)
-        roles.run(f"GRANT {rights} ON ALL TABLES IN SCHEMA {roles.schema} TO {role}",
-                  role=roles.owner)
-        roles.run(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {roles.schema} TO {role}",
-                  role=roles.owner)
-        roles.run(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {roles.schema} TO {role}",
-                  role=roles.owner)
+    grant_everything(roles, reader)
     roles.run(f"REVOKE UPDATE ON {history} FROM {roles.app}", role=roles.owner)  # as 8 granted
     migrated(roles, tmp_path)
     use_every_call(roles, roles.app)

@@ -82,12 +82,17 @@ def test_migrate_prints_no_pass_over_the_items(tmp_path: Path) -> None:
     assert found.stdout == "s  [word7] rome\n"
 
 
+def without_fts5(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make sessions_dal see an SQLite without FTS5 until ``monkeypatch.undo()``."""
+    monkeypatch.setattr(_schema, "has_fts5", lambda conn: False)
+    monkeypatch.setattr("sessions_dal.backends.sqlite.store.has_fts5", lambda conn: False)
+
+
 def test_without_fts5_search_says_so_and_everything_else_works(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "x.db"
-    monkeypatch.setattr(_schema, "has_fts5", lambda conn: False)
-    monkeypatch.setattr("sessions_dal.backends.sqlite.store.has_fts5", lambda conn: False)
+    without_fts5(monkeypatch)
     with SessionRepository(path) as repo:
         s = repo.create_session("alice", metadata={"title": "Rome"})
         s.add_items(["rome"] * 3)
@@ -108,8 +113,7 @@ def test_history_compacted_without_fts5_is_found_once_an_sqlite_with_it_opens_th
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "x.db"
-    monkeypatch.setattr(_schema, "has_fts5", lambda conn: False)
-    monkeypatch.setattr("sessions_dal.backends.sqlite.store.has_fts5", lambda conn: False)
+    without_fts5(monkeypatch)
     with SessionRepository(path) as repo:
         s = repo.create_session("alice", session_id="s")
         s.add_items(["rome by train", "naples"])

@@ -231,7 +231,6 @@ class SQL:
             for kept in (False, True)}
         self.queue_table = queue
         self.queue_last = f"SELECT max(id), count(*) FROM {queue}"
-        self.queue_left = f"SELECT EXISTS (SELECT 1 FROM {queue} WHERE id <= %s)"
         # A batch of the queue: its oldest rows up to the last one when the
         # search began, locked (a compaction skips them), then deleted, or
         # shrunk to what is left of a wide range; their items indexed at once.
@@ -372,19 +371,14 @@ class SQL:
             f"WHERE a.session_id = %s ON CONFLICT (session_id) DO NOTHING RETURNING {columns}"
         )
         # A claim's trigger (schema.sql, version 3) gives the owner's lexemes to
-        # the index rows of the items committed before the claim's insert, which
-        # comes after the claim holds agent_sessions' row: until it commits, no
-        # item comes in (its foreign key waits for that row). These catch what
-        # the trigger's statement could not see (an index batch committing
-        # meanwhile indexed an item as nobody's). Rows already right are left
-        # alone: the lexemes without a position are the owner's (words always
-        # have one). The history's rows too (schema.sql, version 9).
-        self.own_history_rows = (
-            f"UPDATE {self.table('sessions_dal_history')} "
-            f"SET words = {WORDS_OF.format('words')} || {owner_fn}(%s, session_id) "
-            "WHERE session_id = %s AND words IS NOT NULL "
-            f"AND {OWNER_OF.format('words')} <> {owner_fn}(%s, session_id)"
-        )
+        # the index rows of the items, and of the history (version 9), committed
+        # before the claim's insert, which comes after the claim holds
+        # agent_sessions' row: until it commits, no item comes in (its foreign
+        # key waits for that row) and no compaction runs. This catches what the
+        # trigger's statement could not see (an index batch committing meanwhile
+        # indexed an item as nobody's; batches never write the history). Rows
+        # already right are left alone: the lexemes without a position are the
+        # owner's (words always have one).
         self.own_index_rows = (
             f"UPDATE {search_table} SET words = {WORDS_OF.format('words')} "
             f"|| {owner_fn}(%s, session_id) "

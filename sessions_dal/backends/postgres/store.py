@@ -349,19 +349,19 @@ class PostgresStore(SharedStore):
         return [SearchRow(_owned(row[2:8]), row[0] if row[9] else None, row[1], row[8])
                 for row in rows]
 
-    def _index_queued(self) -> tuple[int, bool]:
+    def _index_queued(self) -> int:
         """Index the items of the queue's rows committed before this call began,
-        in batches; return how many got index rows (those with words), and
-        whether some of those rows were left: held by another transaction (a
-        queue compaction, schema.sql version 6), they are not waited for."""
+        in batches; return how many got index rows (those with words). Rows
+        another transaction holds (a queue compaction, schema.sql version 6) are
+        not waited for: a search computes their items' words as it reads."""
         last, rows = self._db.fetchone(self._sql.queue_last)
         if last is None:
-            return 0, False  # the common case: one read
+            return 0  # the common case: one read
         report, taken, indexed = PROGRESS.get(), 0, 0
         while True:
             done, found = self._db.write(self._index_queue_batch, last)
             if done is None:
-                return indexed, bool(self._db.fetchone(self._sql.queue_left, (last,))[0])
+                return indexed
             taken, indexed = taken + done, indexed + found
             if report is not None and done:
                 report(INDEX_NEW, min(taken / rows, 1.0))
@@ -449,7 +449,6 @@ class PostgresStore(SharedStore):
         if row is not None:
             # Now ours: a delete_unowned waiting on the row sees the owner.
             conn.execute(sql.own_index_rows, (user_id, session_id, user_id))
-            conn.execute(sql.own_history_rows, (user_id, session_id, user_id))
             return _owned(row)
         owner = conn.execute(sql.select_owner, (session_id,)).fetchone()
         if owner is None:
@@ -623,7 +622,7 @@ class PostgresStore(SharedStore):
     def update_search_index(self) -> int:
         if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
             raise self._no_search()
-        return self._index_queued()[0]
+        return self._index_queued()
 
     def reindex(self) -> int:
         if not self._db.fetchone(self._sql.table_exists, (self._sql.search_table,))[0]:
